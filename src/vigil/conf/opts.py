@@ -1,0 +1,126 @@
+"""Option definitions, grouped as in nova.conf.
+
+``service_down_time``/``report_interval`` are floats (Nova: ints) so tests and the detection
+benchmark can run with sub-second intervals; whole numbers read from nova.conf still parse.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from oslo_config import cfg
+
+SERVICEGROUP_DRIVERS = ("db", "mc", "zk", "etcd", "redis")
+
+
+def _default_state_path() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "vigil")
+
+
+DEFAULT_OPTS = [
+    cfg.StrOpt(
+        "host",
+        default=socket.gethostname(),
+        sample_default="<hostname>",
+        help="Name of this host, as services register it. Default: the machine's hostname.",
+    ),
+    cfg.StrOpt(
+        "state_path",
+        default=_default_state_path(),
+        sample_default="~/.local/state/vigil",
+        help="Directory for Vigil's local state (the embedded SQLite database, tokens).",
+    ),
+    cfg.StrOpt(
+        "servicegroup_driver",
+        default="db",
+        choices=SERVICEGROUP_DRIVERS,
+        help="Liveness backend. 'db': the services table's heartbeat column only. Others add the "
+        "backend's own verdict; a service is down if either says so.",
+    ),
+    cfg.FloatOpt(
+        "report_interval",
+        default=10.0,
+        min=0.05,
+        help="Seconds between state reports of every service (with +/-10% jitter so a fleet "
+        "does not beat in lockstep).",
+    ),
+    cfg.FloatOpt(
+        "service_down_time",
+        default=60.0,
+        min=0.1,
+        help="A service whose last heartbeat is older than this many seconds is down. Must be "
+        "greater than report_interval (Vigil refuses to start otherwise); a few intervals is "
+        "usual so one lost report is not a death.",
+    ),
+    cfg.BoolOpt(
+        "enable_new_services",
+        default=True,
+        help="Whether a service registering for the first time starts enabled.",
+    ),
+    cfg.StrOpt(
+        "transport_url",
+        default="fake://",
+        secret=True,
+        help="oslo.messaging transport. 'rabbit://guest:guest@127.0.0.1:5672/' across "
+        "processes; 'fake://' only inside one process (vigil up).",
+    ),
+    cfg.StrOpt(
+        "default_availability_zone",
+        default="nova",
+        help="Zone shown for compute services (other services show 'internal', as in Nova).",
+    ),
+    cfg.FloatOpt(
+        "rpc_response_timeout",
+        default=10.0,
+        min=0.1,
+        help="Seconds an agent waits for the conductor before retrying.",
+    ),
+]
+
+DATABASE_OPTS = [
+    cfg.StrOpt(
+        "connection",
+        default="sqlite:///$state_path/vigil.sqlite",
+        secret=True,
+        help="SQLAlchemy URL of the database. Default: a SQLite file in state_path. Also "
+        "postgresql+psycopg2://... and mysql+pymysql://... (MariaDB).",
+    ),
+]
+
+CONDUCTOR_OPTS = [
+    cfg.FloatOpt(
+        "coalesce_interval",
+        default=0.5,
+        min=0.01,
+        help="Seconds the conductor gathers state reports before writing them. All reports of "
+        "one tick become a few UPDATE statements (one per batch_size services), not one each.",
+    ),
+    cfg.IntOpt(
+        "batch_size",
+        default=500,
+        min=1,
+        help="Most service ids written by one UPDATE statement.",
+    ),
+    cfg.FloatOpt(
+        "probe_interval",
+        default=1.0,
+        min=0.05,
+        help="Seconds between the conductor's probes of its own report path (messaging -> "
+        "conductor -> database). Readers call a stale heartbeat 'down' only when this path has "
+        "been healthy for a whole service_down_time; otherwise 'unknown'.",
+    ),
+]
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """Every option, by group; used by ``vigil config sample`` and by :func:`vigil.conf.make`."""
+    from vigil.conf import backends
+
+    return [
+        (None, DEFAULT_OPTS),
+        ("database", DATABASE_OPTS),
+        ("conductor", CONDUCTOR_OPTS),
+        *backends.list_opts(),
+    ]

@@ -1,0 +1,41 @@
+"""Render a commented sample configuration file from the registered options."""
+
+from __future__ import annotations
+
+import textwrap
+
+from oslo_config import cfg
+
+from vigil.conf import opts
+
+
+def _default_text(opt: cfg.Opt) -> str:
+    if opt.sample_default is not None:
+        return str(opt.sample_default)
+    default = opt.default
+    if default is None:
+        return "<None>"
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, list | tuple):
+        return ",".join(str(x) for x in default)
+    return str(default)
+
+
+def render() -> str:
+    """The sample: every option commented out at its default, with its help text."""
+    lines = ["# Vigil configuration (nova.conf-style). Uncomment to change a default.", ""]
+    for group, options in opts.list_opts():
+        lines.append(f"[{group or 'DEFAULT'}]")
+        lines.append("")
+        for opt in options:
+            for chunk in textwrap.wrap(opt.help or "", width=76):
+                lines.append(f"# {chunk}")
+            kind = type(opt.type).__name__.lower() if opt.type is not None else "string"
+            extra = f" (one of: {', '.join(str(c) for c, _ in opt.type.choices.items())})" if getattr(
+                opt.type, "choices", None
+            ) else ""
+            lines.append(f"# Type: {kind}{extra}")
+            lines.append(f"#{opt.dest} = {_default_text(opt)}")
+            lines.append("")
+    return "\n".join(lines)

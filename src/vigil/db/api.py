@@ -1,0 +1,339 @@
+"""Query functions over the services and report_paths tables.
+
+Each function takes an Engine and opens its own short transaction: no session outlives a call,
+so a database that goes away mid-flight costs one failed call, not a wedged process. Errors
+from the driver are translated into :class:`vigil.errors.DatabaseUnavailable` here, at the
+boundary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid as uuidlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from vigil.db.models import ReportPath, Service
+from vigil.db.types import utcnow
+from vigil.errors import DatabaseUnavailable, ServiceNotFound
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Map connection-level database failures to DatabaseUnavailable (retryable)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except IntegrityError:
+            raise
+        except (OperationalError, DBAPIError) as exc:
+            raise DatabaseUnavailable(f"database unavailable: {exc.orig or exc}") from exc
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """A service row as the rest of Vigil sees it (plain data, safe to pass across threads)."""
+
+    id: int
+    uuid: str
+    host: str
+    binary: str
+    topic: str
+    report_count: int
+    disabled: bool
+    disabled_reason: str | None
+    forced_down: bool
+    version: int
+    last_seen_up: dt.datetime | None
+    left_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime | None
+    deleted: bool = False
+
+    def to_primitive(self) -> dict[str, Any]:
+        """JSON-safe form for RPC."""
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            out[key] = value.isoformat() if isinstance(value, dt.datetime) else value
+        return out
+
+    @classmethod
+    def from_primitive(cls, data: dict[str, Any]) -> ServiceRecord:
+        values = dict(data)
+        for key in ("last_seen_up", "left_at", "created_at", "updated_at"):
+            if values.get(key) is not None:
+                values[key] = dt.datetime.fromisoformat(values[key])
+        return cls(**values)
+
+
+_COLUMNS = (
+    Service.id, Service.uuid, Service.host, Service.binary, Service.topic, Service.report_count,
+    Service.disabled, Service.disabled_reason, Service.forced_down, Service.version,
+    Service.last_seen_up, Service.left_at, Service.created_at, Service.updated_at,
+    Service.deleted,
+)
+
+
+def _record(row: Any) -> ServiceRecord:
+    return ServiceRecord(
+        id=row.id, uuid=row.uuid, host=row.host, binary=row.binary, topic=row.topic,
+        report_count=row.report_count, disabled=bool(row.disabled),
+        disabled_reason=row.disabled_reason, forced_down=bool(row.forced_down),
+        version=row.version, last_seen_up=row.last_seen_up, left_at=row.left_at,
+        created_at=row.created_at, updated_at=row.updated_at, deleted=bool(row.deleted),
+    )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Rows read together with the database's clock and the report-path beats, in one go."""
+
+    now: dt.datetime
+    services: list[ServiceRecord]
+    path_beats: list[tuple[dt.datetime, dt.datetime]]
+
+
+@translate_errors
+def db_now(engine: Engine) -> dt.datetime:
+    with engine.connect() as conn:
+        value = conn.execute(select(utcnow())).scalar_one()
+        assert isinstance(value, dt.datetime)
+        return value
+
+
+@translate_errors
+def snapshot(
+    engine: Engine,
+    *,
+    host: str | None = None,
+    binary: str | None = None,
+    topic: str | None = None,
+    ids: Sequence[int] | None = None,
+) -> Snapshot:
+    """Live services matching exact filters, the database's now, and report-path beats.
+
+    Two statements whatever the number of services: this is what lists and batch liveness use.
+    """
+    stmt = select(*_COLUMNS, utcnow().label("db_now")).where(Service.deleted == 0)
+    if host is not None:
+        stmt = stmt.where(Service.host == host)
+    if binary is not None:
+        stmt = stmt.where(Service.binary == binary)
+    if topic is not None:
+        stmt = stmt.where(Service.topic == topic)
+    if ids is not None:
+        stmt = stmt.where(Service.id.in_(list(ids)))
+    stmt = stmt.order_by(Service.id)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+        beats_stmt = select(ReportPath.last_beat, ReportPath.healthy_since, utcnow())
+        beats = conn.execute(beats_stmt).all()
+        if rows:
+            now = rows[0].db_now
+        elif beats:
+            now = beats[0][2]
+        else:
+            now = conn.execute(select(utcnow())).scalar_one()
+    return Snapshot(
+        now=now,
+        services=[_record(r) for r in rows],
+        path_beats=[(b[0], b[1]) for b in beats],
+    )
+
+
+def _live_by_host_binary(conn: Connection, host: str, binary: str) -> Any:
+    return conn.execute(
+        select(*_COLUMNS).where(
+            Service.host == host, Service.binary == binary, Service.deleted == 0
+        )
+    ).first()
+
+
+@translate_errors
+def service_get(engine: Engine, ident: int | str) -> ServiceRecord:
+    """A live service by integer id or uuid; ServiceNotFound otherwise."""
+    cond = Service.id == ident if isinstance(ident, int) else Service.uuid == ident
+    with engine.connect() as conn:
+        row = conn.execute(select(*_COLUMNS).where(cond, Service.deleted == 0)).first()
+    if row is None:
+        raise ServiceNotFound(f"service {ident} not found")
+    return _record(row)
+
+
+@translate_errors
+def service_get_by_host_binary(engine: Engine, host: str, binary: str) -> ServiceRecord:
+    with engine.connect() as conn:
+        row = _live_by_host_binary(conn, host, binary)
+    if row is None:
+        raise ServiceNotFound(f"no service with host {host!r} and binary {binary!r}")
+    return _record(row)
+
+
+@translate_errors
+def service_get_or_create(
+    engine: Engine, host: str, binary: str, topic: str, *, enabled: bool = True
+) -> tuple[ServiceRecord, bool]:
+    """The live row for (host, binary), reviving the newest soft-deleted one, else a new row.
+
+    Bumps ``version`` (one per start) and clears ``left_at`` so a restarted service is a member
+    again. Returns (record, created). Safe against two starts racing: the unique constraint
+    decides and the loser reads the winner's row.
+    """
+    for _ in range(3):
+        try:
+            with engine.begin() as conn:
+                row = _live_by_host_binary(conn, host, binary)
+                created = False
+                if row is None:
+                    dead = conn.execute(
+                        select(Service.id)
+                        .where(Service.host == host, Service.binary == binary,
+                               Service.deleted != 0)
+                        .order_by(Service.id.desc())
+                        .limit(1)
+                    ).scalar()
+                    if dead is not None:
+                        conn.execute(
+                            update(Service).where(Service.id == dead).values(
+                                deleted=0, deleted_at=None, topic=topic,
+                                created_at=utcnow(), last_seen_up=None,
+                            )
+                        )
+                    else:
+                        created = True
+                        conn.execute(
+                            insert(Service).values(
+                                uuid=str(uuidlib.uuid4()), host=host, binary=binary,
+                                topic=topic, report_count=0, disabled=not enabled,
+                                disabled_reason=None if enabled else "disabled on creation "
+                                "(enable_new_services=false)",
+                                forced_down=False, version=0, created_at=utcnow(),
+                                deleted=0,
+                            )
+                        )
+                conn.execute(
+                    update(Service)
+                    .where(Service.host == host, Service.binary == binary, Service.deleted == 0)
+                    .values(version=Service.version + 1, left_at=None, updated_at=utcnow())
+                )
+                row = _live_by_host_binary(conn, host, binary)
+                return _record(row), created
+        except IntegrityError:
+            continue  # another process created it first; read theirs
+    raise DatabaseUnavailable(f"could not register service {host}/{binary}: repeated conflicts")
+
+
+@translate_errors
+def record_reports(engine: Engine, ids: Sequence[int], batch_size: int) -> set[int]:
+    """Apply heartbeats of many services in ``ceil(len/batch_size)`` UPDATE statements.
+
+    Returns the ids that matched no live row (deleted while running), found with one extra
+    SELECT only when some row did not match.
+    """
+    if not ids:
+        return set()
+    unique = sorted(set(ids))
+    missing: set[int] = set()
+    with engine.begin() as conn:
+        for start in range(0, len(unique), batch_size):
+            chunk = unique[start:start + batch_size]
+            result = conn.execute(
+                update(Service)
+                .where(Service.id.in_(chunk), Service.deleted == 0)
+                .values(
+                    last_seen_up=utcnow(), updated_at=utcnow(), left_at=None,
+                    report_count=Service.report_count + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != len(chunk):
+                live = set(
+                    conn.execute(
+                        select(Service.id).where(Service.id.in_(chunk), Service.deleted == 0)
+                    ).scalars()
+                )
+                missing.update(set(chunk) - live)
+    return missing
+
+
+@translate_errors
+def record_leave(engine: Engine, service_id: int) -> None:
+    """A clean leave: the service is down from now on, until it reports again."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(Service)
+            .where(Service.id == service_id, Service.deleted == 0)
+            .values(left_at=utcnow(), updated_at=utcnow())
+        )
+
+
+@translate_errors
+def service_update(
+    engine: Engine, service_id: int, values: dict[str, Any]
+) -> ServiceRecord:
+    allowed = {"disabled", "disabled_reason", "forced_down"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(f"cannot update {sorted(unknown)}")
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(Service)
+            .where(Service.id == service_id, Service.deleted == 0)
+            .values(**values, updated_at=utcnow())
+        )
+        if result.rowcount == 0:
+            raise ServiceNotFound(f"service {service_id} not found")
+        row = conn.execute(select(*_COLUMNS).where(Service.id == service_id)).one()
+    return _record(row)
+
+
+@translate_errors
+def service_soft_delete(engine: Engine, service_id: int) -> None:
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(Service)
+            .where(Service.id == service_id, Service.deleted == 0)
+            .values(deleted=Service.id, deleted_at=utcnow(), updated_at=utcnow())
+        )
+        if result.rowcount == 0:
+            raise ServiceNotFound(f"service {service_id} not found")
+
+
+@translate_errors
+def beat_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> dt.datetime:
+    """Record that ``conductor``'s report path just worked; returns its healthy_since."""
+    from vigil.servicegroup.liveness import PathBeat, next_healthy_since
+
+    with engine.begin() as conn:
+        now = conn.execute(select(utcnow())).scalar_one()
+        row = conn.execute(
+            select(ReportPath.last_beat, ReportPath.healthy_since).where(
+                ReportPath.conductor == conductor
+            )
+        ).first()
+        previous = PathBeat(row[0], row[1]) if row is not None else None
+        since = next_healthy_since(previous, now, max_gap)
+        if row is None:
+            conn.execute(
+                insert(ReportPath).values(conductor=conductor, last_beat=now, healthy_since=since)
+            )
+        else:
+            conn.execute(
+                update(ReportPath)
+                .where(ReportPath.conductor == conductor)
+                .values(last_beat=now, healthy_since=since)
+            )
+    assert isinstance(since, dt.datetime)
+    return since

@@ -1,0 +1,126 @@
+"""The ServiceGroup facade: join, is_up, get_all, get_updated_time, leave.
+
+Policy lives here, mechanism in the drivers (as in Nova's servicegroup):
+
+    state = DOWN                                   if an operator forced it down
+          = combine(RPC liveness, driver verdict)  otherwise
+
+RPC liveness is the services row's heartbeat age on the database's clock, gated by the health of
+the report path; the driver verdict is the configured backend's own answer (for ``db`` the two
+are the same fact). Either saying DOWN makes it DOWN; a source that could not answer makes it
+UNKNOWN, never DOWN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Engine
+
+from vigil.db import api as db
+from vigil.errors import BackendUnavailable, DatabaseUnavailable
+from vigil.servicegroup import liveness
+from vigil.servicegroup.drivers.base import Driver, LivenessView
+from vigil.servicegroup.drivers.db import record_state
+from vigil.servicegroup.liveness import State
+
+LOG = logging.getLogger(__name__)
+
+
+class ServiceGroup:
+    """Membership and liveness of services in groups (a group is a topic, e.g. ``compute``).
+
+    Agents use the join/heartbeat/leave side (no database needed); readers (API, CLI, scheduler,
+    monitor) use the state side, which needs the database engine.
+    """
+
+    def __init__(
+        self,
+        driver: Driver,
+        *,
+        service_down_time: float,
+        report_interval: float,
+        engine: Engine | None = None,
+    ) -> None:
+        self.driver = driver
+        self.engine = engine
+        self.down_after = dt.timedelta(seconds=service_down_time)
+        # A report-path gap longer than one report interval may have cost a heartbeat.
+        self.path_max_gap = dt.timedelta(seconds=report_interval)
+
+    # -- membership ---------------------------------------------------------------------------
+    def join(self, member: str, group: str) -> None:
+        self.driver.join(member, group)
+
+    def heartbeat(self, member: str, group: str) -> None:
+        self.driver.heartbeat(member, group)
+
+    def leave(self, member: str, group: str) -> None:
+        self.driver.leave(member, group)
+
+    # -- liveness -----------------------------------------------------------------------------
+    def view(self, snap: db.Snapshot) -> LivenessView:
+        beats = [liveness.PathBeat(last, since) for last, since in snap.path_beats]
+        return LivenessView(
+            now=snap.now,
+            down_after=self.down_after,
+            reports_healthy_since=liveness.reports_healthy_since(beats, snap.now,
+                                                                 self.path_max_gap),
+        )
+
+    def states(self, snap: db.Snapshot) -> dict[int, State]:
+        """The state of every service in a snapshot: O(1) backend round trips in all."""
+        view = self.view(snap)
+        try:
+            verdicts = self.driver.get_states(snap.services, view)
+        except BackendUnavailable as exc:
+            LOG.warning("liveness backend %s unavailable, states unknown: %s",
+                        self.driver.name, exc)
+            verdicts = {}
+        out: dict[int, State] = {}
+        for svc in snap.services:
+            if svc.forced_down:
+                out[svc.id] = State.DOWN
+                continue
+            out[svc.id] = liveness.combine(
+                record_state(svc, view), verdicts.get(svc.id, State.UNKNOWN)
+            )
+        return out
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("this ServiceGroup has no database engine (agent side only)")
+        return self.engine
+
+    def state(self, service: db.ServiceRecord | int) -> State:
+        """One service's state, read fresh. A database error is UNKNOWN, never DOWN."""
+        service_id = service if isinstance(service, int) else service.id
+        try:
+            snap = db.snapshot(self._engine(), ids=[service_id])
+        except DatabaseUnavailable as exc:
+            LOG.warning("cannot read liveness of service %s: %s", service_id, exc)
+            return State.UNKNOWN
+        if not snap.services:
+            return State.DOWN if not isinstance(service, int) else State.UNKNOWN
+        return self.states(snap)[service_id]
+
+    def is_up(self, service: db.ServiceRecord | int) -> bool:
+        return self.state(service) is State.UP
+
+    def get_all(self, group: str) -> list[str]:
+        """Hosts of the members of ``group`` that are up."""
+        snap = db.snapshot(self._engine(), topic=group)
+        states = self.states(snap)
+        return [s.host for s in snap.services if states[s.id] is State.UP]
+
+    def get_updated_time(self, service: db.ServiceRecord | int) -> dt.datetime | None:
+        """When the service last reported (database clock), or None if it never did."""
+        service_id = service if isinstance(service, int) else service.id
+        return db.service_get(self._engine(), service_id).last_seen_up
+
+    def states_of(self, services: Sequence[db.ServiceRecord]) -> dict[int, State]:
+        """Batch liveness of given records (re-read with one snapshot)."""
+        snap = db.snapshot(self._engine(), ids=[s.id for s in services])
+        return self.states(snap)

@@ -1,0 +1,119 @@
+"""Pure liveness rules. No I/O, no clock reads: every input is passed in.
+
+All timestamps handed to these functions come from *one* clock, the database's (rows are
+written with ``utcnow()`` on the server and read back together with the server's ``now``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# A heartbeat at most this far in the future still counts as fresh: PostgreSQL's statement
+# timestamp of a reader may precede a concurrent writer's commit by a few milliseconds.
+# Anything further ahead is not trusted (Nova's abs() let such a row look alive forever).
+FUTURE_TOLERANCE = dt.timedelta(seconds=1)
+
+
+class State(enum.Enum):
+    """What is known about a service.
+
+    UP: it reported within ``service_down_time``; schedule work on it.
+    DOWN: there is evidence it is gone (stale heartbeat while reports were getting through, a
+        clean leave, or an operator's forced_down). The HA monitor may act on it.
+    UNKNOWN: the liveness source could not be read or cannot be trusted right now. Never treat
+        as down: do not fence, do not evacuate; do not place new work on it either.
+    """
+
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A service's liveness facts from its row."""
+
+    last_seen_up: dt.datetime | None
+    created_at: dt.datetime
+    left_at: dt.datetime | None = None
+    forced_down: bool = False
+
+    @property
+    def last(self) -> dt.datetime:
+        """The last sign of life: the last report, or the registration before any report."""
+        return self.last_seen_up if self.last_seen_up is not None else self.created_at
+
+
+def heartbeat_state(
+    hb: Heartbeat,
+    now: dt.datetime,
+    down_after: dt.timedelta,
+    reports_healthy_since: dt.datetime | None,
+) -> State:
+    """RPC liveness of one service (not counting forced_down).
+
+    ``reports_healthy_since`` is when the report path (messaging -> conductor -> database) last
+    became continuously healthy, or None if it is not healthy now. A stale heartbeat proves death
+    only if reports could get through for the whole ``down_after`` window; otherwise the service
+    may simply have been unable to report, and the answer is UNKNOWN.
+    """
+    if hb.left_at is not None and hb.left_at >= hb.last:
+        return State.DOWN
+    age = now - hb.last
+    if age < -FUTURE_TOLERANCE:
+        return State.UNKNOWN
+    if age <= down_after:
+        return State.UP
+    if reports_healthy_since is None or reports_healthy_since > now - down_after:
+        return State.UNKNOWN
+    return State.DOWN
+
+
+def combine(*states: State) -> State:
+    """Either source saying DOWN makes it DOWN; else any UNKNOWN makes it UNKNOWN; else UP."""
+    if State.DOWN in states:
+        return State.DOWN
+    if State.UNKNOWN in states:
+        return State.UNKNOWN
+    return State.UP
+
+
+@dataclass(frozen=True)
+class PathBeat:
+    """One conductor's report-path record."""
+
+    last_beat: dt.datetime
+    healthy_since: dt.datetime
+
+
+def next_healthy_since(
+    previous: PathBeat | None, now: dt.datetime, max_gap: dt.timedelta
+) -> dt.datetime:
+    """The ``healthy_since`` a conductor records on a successful probe at ``now``.
+
+    Continuity breaks when the previous beat is more than ``max_gap`` old (or missing): then
+    health starts again from now.
+    """
+    if previous is None or now - previous.last_beat > max_gap or previous.last_beat > now:
+        return now
+    return previous.healthy_since
+
+
+def reports_healthy_since(
+    beats: Iterable[PathBeat], now: dt.datetime, max_gap: dt.timedelta
+) -> dt.datetime | None:
+    """Since when reports have been getting through, judged from all conductors' beats.
+
+    A conductor counts while its last beat is within ``max_gap``; the earliest continuous
+    start among those is the answer. None when no conductor is beating: nobody can report.
+    """
+    fresh = [b.healthy_since for b in beats if dt.timedelta(0) - FUTURE_TOLERANCE
+             <= now - b.last_beat <= max_gap]
+    return min(fresh) if fresh else None
+
+
+def is_up(state: State) -> bool:
+    return state is State.UP
