@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import oslo_messaging
+import oslo_messaging.opts
+from oslo_messaging._metrics import client as _metrics
+from oslo_messaging._tracing import client as _tracing
 from oslo_config import cfg
 
 from vigil.conf import opts
@@ -18,9 +22,22 @@ __all__ = ["load", "make", "validate"]
 
 def make() -> cfg.ConfigOpts:
     """A fresh ConfigOpts with every Vigil option registered (no module-level global)."""
+    # Must precede registration: it rewrites the default of oslo.messaging's control_exchange.
+    oslo_messaging.set_transport_defaults("vigil")
     conf = cfg.ConfigOpts()
     for group, options in opts.list_opts():
         conf.register_opts(options, group=group)
+    # oslo.messaging owns [DEFAULT] transport_url and its driver groups; register them here so
+    # configuration files are validated before any transport is built.
+    for group, options in oslo_messaging.opts.list_opts():
+        conf.register_opts(options, group=None if group == "DEFAULT" else group)
+    # oslo.messaging's RPC client reads [oslo_messaging_tracing] but registers it only on the
+    # global cfg.CONF (the same holds for [oslo_messaging_metrics]), which Vigil does not use.
+    conf.register_opts(_tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
+    conf.register_opts(_metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
+    conf.set_default("transport_url", "fake://")
+    # Nova's 60 s is long for an agent whose report is due every report_interval.
+    conf.set_default("rpc_response_timeout", 10)
     return conf
 
 

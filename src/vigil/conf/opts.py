@@ -60,22 +60,9 @@ DEFAULT_OPTS = [
         help="Whether a service registering for the first time starts enabled.",
     ),
     cfg.StrOpt(
-        "transport_url",
-        default="fake://",
-        secret=True,
-        help="oslo.messaging transport. 'rabbit://guest:guest@127.0.0.1:5672/' across "
-        "processes; 'fake://' only inside one process (vigil up).",
-    ),
-    cfg.StrOpt(
         "default_availability_zone",
         default="nova",
         help="Zone shown for compute services (other services show 'internal', as in Nova).",
-    ),
-    cfg.FloatOpt(
-        "rpc_response_timeout",
-        default=10.0,
-        min=0.1,
-        help="Seconds an agent waits for the conductor before retrying.",
     ),
 ]
 

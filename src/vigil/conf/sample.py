@@ -25,7 +25,14 @@ def _default_text(opt: cfg.Opt) -> str:
 def render() -> str:
     """The sample: every option commented out at its default, with its help text."""
     lines = ["# Vigil configuration (nova.conf-style). Uncomment to change a default.", ""]
-    for group, options in opts.list_opts():
+    transport = cfg.StrOpt(
+        "transport_url",
+        default="fake://",
+        help="oslo.messaging transport: rabbit://guest:guest@127.0.0.1:5672/ across processes; "
+        "fake:// only inside one process (vigil up).",
+    )
+    groups = [(g, [*o, transport] if g is None else o) for g, o in opts.list_opts()]
+    for group, options in groups:
         lines.append(f"[{group or 'DEFAULT'}]")
         lines.append("")
         for opt in options:

@@ -1,0 +1,74 @@
+"""``vigil service list|set|delete``."""
+
+from __future__ import annotations
+
+import argparse
+
+from vigil.cli.output import as_json, table
+from vigil.registry import Registry, ServiceView, parse_ident
+
+COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
+           "Disabled Reason", "Forced Down")
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    svc = sub.add_parser("service", help="list and manage services")
+    ssub = svc.add_subparsers(dest="service_cmd", required=True, metavar="COMMAND")
+
+    ls = ssub.add_parser("list", help="list services with their state")
+    ls.add_argument("--host", help="only this host (exact match)")
+    ls.add_argument("--binary", help="only this binary (exact match)")
+    ls.add_argument("--format", choices=("table", "json"), default="table")
+
+    st = ssub.add_parser("set", help="enable/disable a service, force it down or up")
+    st.add_argument("host")
+    st.add_argument("binary")
+    en = st.add_mutually_exclusive_group()
+    en.add_argument("--enable", action="store_true", help="enable the service")
+    en.add_argument("--disable", action="store_true", help="disable the service")
+    st.add_argument("--reason", help="why it is disabled (with --disable)")
+    down = st.add_mutually_exclusive_group()
+    down.add_argument("--down", action="store_true", help="force the service down")
+    down.add_argument("--up", action="store_true", help="clear a forced down")
+    st.add_argument("--format", choices=("table", "json"), default="table")
+
+    rm = ssub.add_parser("delete", help="delete a service by id or UUID")
+    rm.add_argument("ident", metavar="ID_OR_UUID")
+
+
+def rows(views: list[ServiceView]) -> list[list[object]]:
+    return [
+        [d["id"], d["binary"], d["host"], d["zone"], d["status"], d["state"], d["updated_at"],
+         d["disabled_reason"], d["forced_down"]]
+        for d in (v.to_dict() for v in views)
+    ]
+
+
+def render(views: list[ServiceView], fmt: str) -> str:
+    if fmt == "json":
+        return as_json([v.to_dict() for v in views])
+    return table(COLUMNS, rows(views))
+
+
+def run(args: argparse.Namespace, registry: Registry) -> int:
+    if args.service_cmd == "list":
+        print(render(registry.list(host=args.host, binary=args.binary), args.format))
+        return 0
+    if args.service_cmd == "set":
+        if args.reason is not None and not args.disable:
+            raise SystemExit("vigil: error: --reason is only allowed with --disable")
+        enabled = True if args.enable else False if args.disable else None
+        forced = True if args.down else False if args.up else None
+        if enabled is None and forced is None:
+            raise SystemExit("vigil: error: nothing to change: give --enable/--disable "
+                             "and/or --down/--up")
+        record = registry.find(args.host, args.binary)
+        view = registry.update(record, enabled=enabled, disabled_reason=args.reason,
+                               forced_down=forced)
+        print(render([view], args.format))
+        return 0
+    if args.service_cmd == "delete":
+        record = registry.delete(parse_ident(args.ident))
+        print(f"deleted service {record.id} ({record.binary} on {record.host})")
+        return 0
+    raise AssertionError(args.service_cmd)

@@ -1,0 +1,1 @@
+"""The conductor: the only process that writes the database on the agents' behalf."""

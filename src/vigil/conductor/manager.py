@@ -1,0 +1,133 @@
+"""Conductor RPC endpoint and server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any
+
+import oslo_messaging as messaging
+from oslo_config import cfg
+from sqlalchemy.engine import Engine
+
+from vigil import rpc
+from vigil.conductor.coalescer import ReportCoalescer
+from vigil.db import api as db
+from vigil.db.api import ServiceRecord
+from vigil.errors import DatabaseUnavailable
+
+LOG = logging.getLogger(__name__)
+
+
+class ConductorManager:
+    """What agents may ask of the database. Also usable in-process (see LocalConductorAPI)."""
+
+    target = messaging.Target(version="1.0")
+
+    def __init__(self, conf: cfg.ConfigOpts, engine: Engine, coalescer: ReportCoalescer) -> None:
+        self._conf = conf
+        self._engine = engine
+        self.coalescer = coalescer
+
+    def service_get_or_create(
+        self, ctxt: dict[str, Any], host: str, binary: str, topic: str
+    ) -> dict[str, Any]:
+        record, created = db.service_get_or_create(
+            self._engine, host, binary, topic, enabled=self._conf.enable_new_services
+        )
+        self.coalescer.forget_deleted(record.id)
+        LOG.info("%s service %s/%s (id %d, version %d)",
+                 "registered" if created else "re-registered", host, binary, record.id,
+                 record.version)
+        return record.to_primitive()
+
+    def report_state(self, ctxt: dict[str, Any], service_id: int) -> str:
+        return self.coalescer.add(int(service_id))
+
+    def service_leave(self, ctxt: dict[str, Any], service_id: int) -> None:
+        db.record_leave(self._engine, int(service_id))
+
+    def probe(self, ctxt: dict[str, Any]) -> None:
+        self.coalescer.probe()
+
+
+class LocalConductorAPI:
+    """ConductorAPI without messaging, for the conductor's own service record."""
+
+    def __init__(self, manager: ConductorManager) -> None:
+        self._m = manager
+
+    def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord:
+        try:
+            return ServiceRecord.from_primitive(
+                self._m.service_get_or_create({}, host, binary, topic))
+        except DatabaseUnavailable as exc:
+            from vigil.errors import MessagingUnavailable
+
+            raise MessagingUnavailable(str(exc)) from exc
+
+    def report_state(self, service_id: int) -> str:
+        return self._m.report_state({}, service_id)
+
+    def service_leave(self, service_id: int) -> None:
+        self._m.service_leave({}, service_id)
+
+
+class Conductor:
+    """The conductor's RPC server, its report coalescer and its report-path prober."""
+
+    def __init__(
+        self, conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport
+    ) -> None:
+        self.conf = conf
+        self.host = conf.host
+        self.coalescer = ReportCoalescer(
+            engine,
+            conductor=conf.host,
+            interval=conf.conductor.coalesce_interval,
+            batch_size=conf.conductor.batch_size,
+            path_max_gap=dt.timedelta(seconds=conf.report_interval),
+        )
+        self.manager = ConductorManager(conf, engine, self.coalescer)
+        self._server = messaging.get_rpc_server(
+            transport,
+            rpc.conductor_target(server=conf.host),
+            [self.manager],
+            executor="threading",
+        )
+        # The probe goes through the same transport to this conductor by name: if the broker
+        # or this server's consumer is broken, no probe arrives and the path is not beaten.
+        self._probe_client = messaging.get_rpc_client(
+            transport, rpc.conductor_target(server=conf.host),
+            timeout=conf.conductor.probe_interval * 2,
+        )
+        self._stop = threading.Event()
+        self._prober: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._server.start()
+        self.coalescer.start()
+        self._prober = threading.Thread(target=self._probe_loop, name="report-path-probe",
+                                        daemon=True)
+        self._prober.start()
+        LOG.info("conductor %s listening on topic %s", self.host, rpc.CONDUCTOR_TOPIC)
+
+    def _probe_loop(self) -> None:
+        interval = self.conf.conductor.probe_interval
+        while not self._stop.wait(interval):
+            try:
+                self._probe_client.prepare(retry=0).call({}, "probe")
+            except Exception as exc:  # broker down or slow: the missing beat is the signal
+                LOG.debug("report-path probe failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self._server.stop()
+            self._server.wait()
+        except Exception:  # shutting down; a broken transport must not block the exit
+            LOG.exception("error stopping the conductor RPC server")
+        self.coalescer.stop()
+        if self._prober is not None:
+            self._prober.join(timeout=5)

@@ -1,0 +1,55 @@
+"""The long-running processes: ``vigil conductor`` and ``vigil compute``."""
+
+from __future__ import annotations
+
+import logging
+
+from oslo_config import cfg
+
+from vigil import launch, rpc
+from vigil.compute import agent
+from vigil.conductor.manager import Conductor, LocalConductorAPI
+from vigil.service import Service
+
+LOG = logging.getLogger(__name__)
+
+CONDUCTOR_BINARY = "vigil-conductor"
+CONDUCTOR_TOPIC = "conductor"
+
+
+def start_conductor(conf: cfg.ConfigOpts, engine: object, transport: object,
+                    group: object) -> tuple[Conductor, Service]:
+    """Start the conductor and register it as a service of its own (directly, no RPC)."""
+    conductor = Conductor(conf, engine, transport)  # type: ignore[arg-type]
+    conductor.start()
+    svc = Service(host=conf.host, binary=CONDUCTOR_BINARY, topic=CONDUCTOR_TOPIC,
+                  conductor=LocalConductorAPI(conductor.manager), group=group,  # type: ignore[arg-type]
+                  report_interval=conf.report_interval)
+    svc.start()
+    return conductor, svc
+
+
+def run_conductor(conf: cfg.ConfigOpts) -> int:
+    engine = launch.engine_from(conf, sync=True)
+    transport = rpc.get_transport(conf)
+    group = launch.group_from(conf, engine)
+    with launch.stop_on_signals() as stop:
+        conductor, svc = start_conductor(conf, engine, transport, group)
+        stop.wait()
+        svc.stop()
+        conductor.stop()
+    group.driver.close()
+    return 0
+
+
+def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
+    transport = rpc.get_transport(conf)
+    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
+    group = launch.group_from(conf)
+    with launch.stop_on_signals() as stop:
+        svc = agent.make_service(conf, host, conductor, group)
+        svc.start()
+        stop.wait()
+        svc.stop()
+    group.driver.close()
+    return 0

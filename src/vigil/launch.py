@@ -1,0 +1,63 @@
+"""Assembly of the daemons from configuration (shared by the CLI and ``vigil up``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from oslo_config import cfg
+from sqlalchemy.engine import Engine
+
+from vigil.db import migration
+from vigil.db.engine import make_engine
+from vigil.servicegroup import drivers
+from vigil.servicegroup.api import ServiceGroup
+
+LOG = logging.getLogger(__name__)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("oslo_messaging", "kazoo", "amqp", "oslo.messaging", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False) -> Engine:
+    engine = make_engine(conf.database.connection)
+    if sync:
+        migration.sync(engine)
+    return engine
+
+
+def group_from(conf: cfg.ConfigOpts, engine: Engine | None = None) -> ServiceGroup:
+    return ServiceGroup(
+        drivers.load(conf),
+        service_down_time=conf.service_down_time,
+        report_interval=conf.report_interval,
+        engine=engine,
+    )
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT (Ctrl-C), for a daemon's main thread to wait on."""
+    stop = threading.Event()
+
+    def _handler(signum: int, _frame: object) -> None:
+        LOG.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    old = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,0 +1,58 @@
+"""Messaging: the transport, the conductor's target and its client.
+
+Agents reach the database only through the conductor, over oslo.messaging RPC: RabbitMQ
+(``rabbit://``) across processes, ``fake://`` inside one process (``vigil up``). With the fake
+driver, server and clients must share one transport object (its exchanges live in the driver
+instance), so callers build the transport once and pass it around.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import oslo_messaging as messaging
+from oslo_config import cfg
+
+from vigil.db.api import ServiceRecord
+from vigil.errors import ConfigError, MessagingUnavailable
+
+CONDUCTOR_TOPIC = "vigil-conductor"
+
+
+def get_transport(conf: cfg.ConfigOpts) -> messaging.Transport:
+    try:
+        return messaging.get_rpc_transport(conf, url=conf.transport_url)
+    except (messaging.InvalidTransportURL, messaging.DriverLoadFailure) as exc:
+        raise ConfigError(f"invalid transport_url {conf.transport_url!r}: {exc}") from exc
+
+
+def conductor_target(server: str | None = None) -> messaging.Target:
+    return messaging.Target(topic=CONDUCTOR_TOPIC, server=server, version="1.0")
+
+
+class ConductorAPI:
+    """Client side of the conductor. Every call raises MessagingUnavailable on failure."""
+
+    def __init__(self, transport: messaging.Transport, timeout: float) -> None:
+        self._client = messaging.get_rpc_client(transport, conductor_target(), timeout=timeout)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return self._client.prepare(retry=0).call({}, method, **kwargs)
+        except messaging.MessagingTimeout as exc:
+            raise MessagingUnavailable(f"conductor did not answer {method} in time") from exc
+        except messaging.MessagingException as exc:
+            raise MessagingUnavailable(f"conductor {method} failed: {exc}") from exc
+        except messaging.RemoteError as exc:
+            raise MessagingUnavailable(f"conductor {method} failed remotely: {exc.value}") from exc
+
+    def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord:
+        data = self._call("service_get_or_create", host=host, binary=binary, topic=topic)
+        return ServiceRecord.from_primitive(data)
+
+    def report_state(self, service_id: int) -> str:
+        result: str = self._call("report_state", service_id=service_id)
+        return result
+
+    def service_leave(self, service_id: int) -> None:
+        self._call("service_leave", service_id=service_id)

@@ -1,0 +1,179 @@
+"""The service runner: register, join the group, report every interval, leave on stop.
+
+Failure rules (the hazards this module exists for):
+- a failed report is logged once, retried every interval, and its recovery is logged; the
+  runner never dies from a report error (``except Exception`` only at the loop's edge);
+- if the conductor is unreachable at start, registration is retried with backoff in the
+  background: the process comes up and recovers by itself when the conductor does;
+- a row deleted while running is logged clearly (an operator deleted a live service);
+- reports carry +/-10% jitter so a fleet restarted together does not beat in lockstep.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Protocol
+
+from vigil.clock import Clock, RealClock
+from vigil.db.api import ServiceRecord
+from vigil.errors import Unavailable
+from vigil.servicegroup.api import ServiceGroup
+
+LOG = logging.getLogger(__name__)
+
+JITTER = 0.1
+
+
+class ConductorClient(Protocol):
+    def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord: ...
+
+    def report_state(self, service_id: int) -> str: ...
+
+    def service_leave(self, service_id: int) -> None: ...
+
+
+class Service:
+    """One running service (a compute agent, the conductor itself, ...)."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        binary: str,
+        topic: str,
+        conductor: ConductorClient,
+        group: ServiceGroup,
+        report_interval: float,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.host = host
+        self.binary = binary
+        self.topic = topic
+        self._conductor = conductor
+        self._group = group
+        self._interval = report_interval
+        self._clock = clock or RealClock()
+        self._rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.record: ServiceRecord | None = None
+        self.registered = threading.Event()
+        self.reports_ok = 0
+        self._failing_since: float | None = None
+        self._failures = 0
+        self._deleted_logged = False
+        self._joined = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.binary}@{self.host}"
+
+    def next_delay(self) -> float:
+        """The wait before the next report: the interval with +/-10% jitter."""
+        return self._interval * (1.0 + self._rng.uniform(-JITTER, JITTER))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"report-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def register(self) -> bool:
+        """Get or create the row and join the group. False (logged) if a backend is down."""
+        try:
+            self.record = self._conductor.service_get_or_create(self.host, self.binary,
+                                                                self.topic)
+        except Unavailable as exc:
+            self._note_failure("register", exc)
+            return False
+        self._deleted_logged = False
+        try:
+            self._group.join(self.host, self.topic)
+            self._joined = True
+        except Unavailable as exc:
+            # The row is registered; the liveness backend is retried by every heartbeat.
+            self._note_failure("join the liveness backend", exc)
+        LOG.info("%s registered as service %d (version %d)", self.name, self.record.id,
+                 self.record.version)
+        self.registered.set()
+        return True
+
+    def report_once(self) -> bool:
+        """One state report: to the conductor (RPC liveness) and to the liveness backend."""
+        if self.record is None:
+            return self.register()
+        ok = True
+        try:
+            verdict = self._conductor.report_state(self.record.id)
+        except Unavailable as exc:
+            self._note_failure("report state", exc)
+            return False
+        if verdict == "deleted":
+            if not self._deleted_logged:
+                LOG.error(
+                    "%s: service row %d was deleted while this service is running; its "
+                    "reports are ignored. Restart the service to register it again.",
+                    self.name, self.record.id)
+                self._deleted_logged = True
+            ok = False
+        try:
+            self._group.heartbeat(self.host, self.topic)
+        except Unavailable as exc:
+            self._note_failure("heartbeat to the liveness backend", exc)
+            return False
+        if ok:
+            self._note_success()
+            self.reports_ok += 1
+        return ok
+
+    def _note_failure(self, what: str, exc: Exception) -> None:
+        self._failures += 1
+        if self._failing_since is None:
+            self._failing_since = self._clock.monotonic()
+            LOG.warning("%s: cannot %s (will keep retrying): %s", self.name, what, exc)
+
+    def _note_success(self) -> None:
+        if self._failing_since is not None:
+            LOG.warning("%s: reporting again after %d failed attempts over %.1f s",
+                        self.name, self._failures, self._clock.monotonic() - self._failing_since)
+            self._failing_since = None
+            self._failures = 0
+
+    def _run(self) -> None:
+        backoff = min(1.0, self._interval)
+        while not self._stop.is_set():
+            try:
+                if self.record is None:
+                    if self.register():
+                        self.report_once()
+                    else:
+                        # Back off up to one report interval while the conductor is away.
+                        self._clock.wait(self._stop, backoff)
+                        backoff = min(backoff * 2, self._interval)
+                        continue
+                else:
+                    self.report_once()
+            except Exception:  # the reporter must outlive any bug in one report
+                LOG.exception("%s: unexpected error in state report", self.name)
+            self._clock.wait(self._stop, self.next_delay())
+
+    def stop(self, *, leave: bool = True) -> None:
+        """Stop reporting; with ``leave`` the service leaves its group (shows down at once)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, self._interval * 2))
+        if not leave or self.record is None:
+            return
+        try:
+            self._group.leave(self.host, self.topic)
+        except Unavailable as exc:
+            LOG.warning("%s: could not leave the liveness backend: %s", self.name, exc)
+        try:
+            self._conductor.service_leave(self.record.id)
+            LOG.info("%s left group %s", self.name, self.topic)
+        except Unavailable as exc:
+            LOG.warning("%s: could not record the leave (it will show down after "
+                        "service_down_time): %s", self.name, exc)
