@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from vigil.db import migration
 from vigil.db.engine import make_engine
+from vigil.registry import Registry
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
 
@@ -44,6 +45,12 @@ def group_from(conf: cfg.ConfigOpts, engine: Engine | None = None) -> ServiceGro
         report_interval=conf.report_interval,
         engine=engine,
     )
+
+
+def registry_from(conf: cfg.ConfigOpts) -> Registry:
+    """The registry operations over the configured database and liveness driver."""
+    engine = engine_from(conf)
+    return Registry(engine, group_from(conf, engine), default_zone=conf.default_availability_zone)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ nothing. Deletion asks registered guards first (e.g. "this compute still hosts i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import uuid as uuidlib
@@ -139,8 +140,7 @@ class Registry:
         for guard in self._delete_guards:
             guard(record)
         db.service_soft_delete(self.engine, record.id)
-        try:
+        # If the backend is away, its record expires by itself after service_down_time.
+        with contextlib.suppress(Unavailable):
             self.group.leave(record.host, record.topic)
-        except Unavailable:
-            pass  # the backend record expires by itself after service_down_time
         return record

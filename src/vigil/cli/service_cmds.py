@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from oslo_config import cfg
+
 from vigil.cli.output import as_json, table
+from vigil.errors import InvalidInput
 from vigil.registry import Registry, ServiceView, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
@@ -34,6 +37,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     rm = ssub.add_parser("delete", help="delete a service by id or UUID")
     rm.add_argument("ident", metavar="ID_OR_UUID")
+    svc.set_defaults(func=run)
 
 
 def rows(views: list[ServiceView]) -> list[list[object]]:
@@ -50,18 +54,23 @@ def render(views: list[ServiceView], fmt: str) -> str:
     return table(COLUMNS, rows(views))
 
 
-def run(args: argparse.Namespace, registry: Registry) -> int:
+def run(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil import launch
+
+    return run_with(args, launch.registry_from(conf))
+
+
+def run_with(args: argparse.Namespace, registry: Registry) -> int:
     if args.service_cmd == "list":
         print(render(registry.list(host=args.host, binary=args.binary), args.format))
         return 0
     if args.service_cmd == "set":
         if args.reason is not None and not args.disable:
-            raise SystemExit("vigil: error: --reason is only allowed with --disable")
+            raise InvalidInput("--reason is only allowed with --disable")
         enabled = True if args.enable else False if args.disable else None
         forced = True if args.down else False if args.up else None
         if enabled is None and forced is None:
-            raise SystemExit("vigil: error: nothing to change: give --enable/--disable "
-                             "and/or --down/--up")
+            raise InvalidInput("nothing to change: give --enable/--disable and/or --down/--up")
         record = registry.find(args.host, args.binary)
         view = registry.update(record, enabled=enabled, disabled_reason=args.reason,
                                forced_down=forced)

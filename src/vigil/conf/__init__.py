@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import oslo_messaging
 import oslo_messaging.opts
+from oslo_config import cfg
 from oslo_messaging._metrics import client as _metrics
 from oslo_messaging._tracing import client as _tracing
-from oslo_config import cfg
 
 from vigil.conf import opts
 from vigil.errors import ConfigError

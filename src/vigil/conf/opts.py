@@ -15,11 +15,12 @@ SERVICEGROUP_DRIVERS = ("db", "mc", "zk", "etcd", "redis")
 
 
 def _default_state_path() -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    home = os.path.expanduser("~")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
     return os.path.join(base, "vigil")
 
 
-DEFAULT_OPTS = [
+DEFAULT_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
         "host",
         default=socket.gethostname(),
@@ -66,7 +67,7 @@ DEFAULT_OPTS = [
     ),
 ]
 
-DATABASE_OPTS = [
+DATABASE_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
         "connection",
         default="sqlite:///$state_path/vigil.sqlite",
@@ -76,7 +77,7 @@ DATABASE_OPTS = [
     ),
 ]
 
-CONDUCTOR_OPTS = [
+CONDUCTOR_OPTS: list[cfg.Opt] = [
     cfg.FloatOpt(
         "coalesce_interval",
         default=0.5,

@@ -39,9 +39,8 @@ def render() -> str:
             for chunk in textwrap.wrap(opt.help or "", width=76):
                 lines.append(f"# {chunk}")
             kind = type(opt.type).__name__.lower() if opt.type is not None else "string"
-            extra = f" (one of: {', '.join(str(c) for c, _ in opt.type.choices.items())})" if getattr(
-                opt.type, "choices", None
-            ) else ""
+            choices = getattr(opt.type, "choices", None)
+            extra = f" (one of: {', '.join(str(c) for c in choices)})" if choices else ""
             lines.append(f"# Type: {kind}{extra}")
             lines.append(f"#{opt.dest} = {_default_text(opt)}")
             lines.append("")

@@ -24,6 +24,8 @@ from vigil.db.types import utcnow
 from vigil.errors import DatabaseUnavailable, ServiceNotFound
 
 P = ParamSpec("P")
+# SQLite, PostgreSQL and MariaDB wordings of "the table is missing".
+_NO_SCHEMA = ("no such table", "does not exist", "doesn't exist")
 R = TypeVar("R")
 
 
@@ -37,7 +39,11 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except IntegrityError:
             raise
         except (OperationalError, DBAPIError) as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc.orig or exc}") from exc
+            text = str(exc.orig or exc)
+            if any(m in text for m in _NO_SCHEMA):
+                raise DatabaseUnavailable(
+                    "the database has no Vigil schema yet: run 'vigil db sync'") from exc
+            raise DatabaseUnavailable(f"database unavailable: {text}") from exc
 
     return wrapper
 

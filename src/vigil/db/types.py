@@ -17,7 +17,7 @@ from sqlalchemy.sql.functions import FunctionElement
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
-class utcnow(FunctionElement[Any]):  # noqa: N801 - reads as SQL
+class utcnow(FunctionElement[Any]):
     """The database server's current UTC time, with microseconds, as a naive timestamp."""
 
     type = DateTime()

@@ -83,5 +83,5 @@ class Driver(abc.ABC):
         """Whether this process's session with the backend is healthy right now."""
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most drivers have nothing to close
         """Release connections and sessions (without leaving: members stay until expiry)."""

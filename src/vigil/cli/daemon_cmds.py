@@ -1,0 +1,41 @@
+"""``vigil conductor``, ``vigil compute`` and ``vigil up``."""
+
+from __future__ import annotations
+
+import argparse
+
+from oslo_config import cfg
+
+from vigil.errors import InvalidInput
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sub.add_parser("conductor", help="run the conductor (writes agents' reports)").set_defaults(
+        func=conductor)
+    comp = sub.add_parser("compute", help="run a compute agent")
+    comp.add_argument("--host", help="host name to register (default: [DEFAULT] host)")
+    comp.set_defaults(func=compute)
+    up_p = sub.add_parser("up", help="run everything in one process on the embedded defaults")
+    up_p.add_argument("--computes", type=int, default=3, metavar="N",
+                      help="number of simulated compute hosts (default 3)")
+    up_p.set_defaults(func=up)
+
+
+def conductor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil.daemons import run_conductor
+
+    return run_conductor(conf)
+
+
+def compute(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil.daemons import run_compute
+
+    return run_compute(conf, args.host or conf.host)
+
+
+def up(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil.up import run_up
+
+    if args.computes < 0:
+        raise InvalidInput("--computes must be 0 or more")
+    return run_up(conf, computes=args.computes)
