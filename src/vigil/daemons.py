@@ -53,3 +53,19 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
         svc.stop()
     group.driver.close()
     return 0
+
+
+def run_api(conf: cfg.ConfigOpts) -> int:
+    """``vigil api``: the REST API on [api] listen:port until SIGTERM/SIGINT."""
+    from vigil.api.app import create_app_from_conf
+    from vigil.api.server import ApiServer
+
+    server = ApiServer(create_app_from_conf(conf), conf.api.listen, conf.api.port)
+    with launch.stop_on_signals() as stop:
+        server.start()
+        LOG.info("Vigil API listening on %s (auth_strategy %s)", server.url,
+                 conf.api.auth_strategy)
+        print(f"Vigil API on {server.url}", flush=True)
+        stop.wait()
+        server.stop()
+    return 0

@@ -8,19 +8,50 @@ host names revive the same rows.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from oslo_config import cfg
+from sqlalchemy.engine import Engine
 
 from vigil import launch, rpc
 from vigil.compute import agent
 from vigil.daemons import start_conductor
+from vigil.registry import Registry
 from vigil.service import Service
+from vigil.servicegroup.api import ServiceGroup
+
+if TYPE_CHECKING:
+    from vigil.api.server import ApiServer
 
 LOG = logging.getLogger(__name__)
 
 
 def compute_names(n: int) -> list[str]:
     return [f"compute-{i}" for i in range(1, n + 1)]
+
+
+def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> ApiServer:
+    """The REST API in a thread over the same engine and ServiceGroup (an in-process liveness
+    backend is then shared). With token_file auth, makes sure an admin token exists in
+    state_path and prints it, so the operator can use the API at once."""
+    from vigil.api import auth
+    from vigil.api.app import create_app
+    from vigil.api.policy import Policy
+    from vigil.api.server import ApiServer
+
+    token = None
+    if conf.api.auth_strategy == "token_file":
+        token = auth.write_admin_token_file(conf.api.token_file)
+    registry = Registry(engine, group, default_zone=conf.default_availability_zone)
+    app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf))
+    server = ApiServer(app, conf.api.listen, conf.api.port)
+    server.start()
+    print(f"Vigil API: {server.url}", flush=True)
+    if token is not None:
+        print(f"Admin token (in {conf.api.token_file}): {token}", flush=True)
+        print(f"Try: vigil service list --os-endpoint {server.url} --os-token {token}",
+              flush=True)
+    return server
 
 
 def run_up(conf: cfg.ConfigOpts, *, computes: int) -> int:
@@ -38,7 +69,9 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int) -> int:
         LOG.info("Vigil is up: %d compute hosts, database %s, driver %s. "
                  "In another terminal: vigil service list. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
+        api = start_api(conf, engine, group)
         stop.wait()
+        api.stop()
         for svc in services:
             svc.stop()
         conductor_svc.stop()

@@ -1,4 +1,4 @@
-"""``vigil conductor``, ``vigil compute`` and ``vigil up``."""
+"""``vigil conductor``, ``vigil compute``, ``vigil api`` and ``vigil up``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     comp = sub.add_parser("compute", help="run a compute agent")
     comp.add_argument("--host", help="host name to register (default: [DEFAULT] host)")
     comp.set_defaults(func=compute)
+    sub.add_parser("api", help="run the REST API ([api] listen, port)").set_defaults(func=api)
     up_p = sub.add_parser("up", help="run everything in one process on the embedded defaults")
     up_p.add_argument("--computes", type=int, default=3, metavar="N",
                       help="number of simulated compute hosts (default 3)")
@@ -31,6 +32,12 @@ def compute(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     from vigil.daemons import run_compute
 
     return run_compute(conf, args.host or conf.host)
+
+
+def api(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil.daemons import run_api
+
+    return run_api(conf)
 
 
 def up(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:

@@ -1,8 +1,16 @@
-"""``vigil service list|set|delete``."""
+"""``vigil service list|set|delete``.
+
+Against the database directly, or through a Vigil API when an endpoint and a token are given
+(``--os-endpoint``/``--os-token``, else OS_ENDPOINT/OS_TOKEN, else ``[api] endpoint``/``token``):
+:class:`vigil.api.client.RegistryClient` has the Registry methods used here, so the output is
+the same either way.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from typing import Any
 
 from oslo_config import cfg
 
@@ -37,6 +45,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     rm = ssub.add_parser("delete", help="delete a service by id or UUID")
     rm.add_argument("ident", metavar="ID_OR_UUID")
+    for p in (ls, st, rm):
+        p.add_argument("--os-endpoint", metavar="URL",
+                       help="use the Vigil API at URL instead of the database (env OS_ENDPOINT)")
+        p.add_argument("--os-token", metavar="TOKEN", help="API token (env OS_TOKEN)")
     svc.set_defaults(func=run)
 
 
@@ -54,13 +66,34 @@ def render(views: list[ServiceView], fmt: str) -> str:
     return table(COLUMNS, rows(views))
 
 
+def api_target(args: argparse.Namespace, conf: cfg.ConfigOpts) -> tuple[str, str] | None:
+    """(endpoint, token) when the command should go through the API, else None."""
+    endpoint = (getattr(args, "os_endpoint", None) or os.environ.get("OS_ENDPOINT")
+                or conf.api.endpoint)
+    token = getattr(args, "os_token", None) or os.environ.get("OS_TOKEN") or conf.api.token
+    if not endpoint:
+        return None
+    if not token:
+        raise InvalidInput("an API endpoint needs a token: give --os-token (or OS_TOKEN)")
+    return endpoint, token
+
+
 def run(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     from vigil import launch
 
-    return run_with(args, launch.registry_from(conf))
+    target = api_target(args, conf)
+    if target is None:
+        return run_with(args, launch.registry_from(conf))
+    from vigil.api.client import RegistryClient
+
+    client = RegistryClient(*target)
+    try:
+        return run_with(args, client)
+    finally:
+        client.close()
 
 
-def run_with(args: argparse.Namespace, registry: Registry) -> int:
+def run_with(args: argparse.Namespace, registry: Registry | Any) -> int:
     if args.service_cmd == "list":
         print(render(registry.list(host=args.host, binary=args.binary), args.format))
         return 0

@@ -104,11 +104,12 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Every option, by group; used by ``vigil config sample`` and by :func:`vigil.conf.make`."""
-    from vigil.conf import backends
+    from vigil.conf import api, backends
 
     return [
         (None, DEFAULT_OPTS),
         ("database", DATABASE_OPTS),
         ("conductor", CONDUCTOR_OPTS),
         *backends.list_opts(),
+        *api.list_opts(),
     ]

@@ -1,0 +1,152 @@
+"""The API application factory.
+
+Adding a resource
+-----------------
+A resource is one module under ``vigil.api.routes`` that defines ``router`` (a FastAPI
+``APIRouter`` with its paths, e.g. ``/v2.1/os-hypervisors``) and registers its policy defaults
+with :func:`vigil.api.policy.register` at import time. Enabling it is one line: append the
+module's name to :data:`ROUTE_MODULES` (or pass ``route_modules=`` to :func:`create_app`).
+
+Inside a handler, ``deps.Ctx`` gives the :class:`~vigil.api.deps.RequestContext`: the caller
+(already authenticated), the negotiated microversion, the Registry and the policy. Handlers are
+plain ``def`` functions, so FastAPI runs their blocking database calls in its thread pool.
+Raise :class:`vigil.api.errors.Fault` or any :mod:`vigil.errors` exception: both become Nova's
+error body. Validate bodies with :mod:`vigil.api.validation` against Nova's schemas and publish
+the same schemas in ``openapi_extra`` so the OpenAPI document describes what is enforced.
+
+Request pipeline
+----------------
+:class:`ComputeMiddleware` runs before any route, for every path except the public ones
+(version documents, ``/healthz``, the OpenAPI document): it authenticates (401 in Nova's body
+when that fails), negotiates the microversion (400 malformed, 406 unsupported), and echoes the
+served version with ``Vary`` on every answer, errors included, as Nova does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI
+from oslo_config import cfg
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vigil.api import auth, errors, microversions
+from vigil.api.policy import Policy
+from vigil.errors import Unavailable
+from vigil.registry import Registry
+
+LOG = logging.getLogger(__name__)
+
+# The resources served, in OpenAPI order. One line per resource.
+ROUTE_MODULES: tuple[str, ...] = (
+    "vigil.api.routes.versions",
+    "vigil.api.routes.healthz",
+    "vigil.api.routes.services",
+    "vigil.api.routes.vigil_services",
+)
+
+# Answered without credentials (as Nova's version documents are) and without a microversion.
+PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/healthz", "/openapi.json"})
+
+TITLE = "Vigil compute API"
+API_VERSION = "2.1"
+
+
+@dataclass
+class AppState:
+    """What every handler may use; stored on ``app.state.vigil``."""
+
+    registry: Registry
+    policy: Policy
+    authenticator: auth.Authenticator
+
+
+class ComputeMiddleware:
+    """Authentication and microversion negotiation in front of every non-public route."""
+
+    def __init__(self, app: ASGIApp, authenticator: auth.Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            ctx = await self._authenticate(scope, headers)
+        except auth.Unauthenticated:
+            await errors.fault_response(401, errors.DEFAULT_MESSAGES[401])(scope, receive, send)
+            return
+        except Unavailable as exc:
+            await errors.fault_response(503, str(exc))(scope, receive, send)
+            return
+        try:
+            version = microversions.requested(headers)
+        except microversions.InvalidVersion as exc:
+            await errors.fault_response(400, str(exc))(scope, receive, send)
+            return
+        except microversions.UnsupportedVersion as exc:
+            await errors.fault_response(406, str(exc))(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["context"] = ctx
+        state["api_version"] = version
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                microversions.add_headers(MutableHeaders(scope=message), version)
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+    async def _authenticate(self, scope: Scope, headers: Headers) -> auth.Context:
+        plain = {k.lower(): v for k, v in headers.items()}
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": scope["method"], "PATH_INFO": scope["path"],
+            "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+            "SERVER_NAME": "vigil", "SERVER_PORT": "0", "wsgi.url_scheme": scope["scheme"],
+        }
+        if self.authenticator.blocking:
+            return await anyio.to_thread.run_sync(
+                self.authenticator.authenticate, plain, environ)
+        return self.authenticator.authenticate(plain, environ)
+
+
+def create_app(
+    registry: Registry,
+    policy: Policy,
+    authenticator: auth.Authenticator,
+    *,
+    route_modules: Sequence[str] = ROUTE_MODULES,
+) -> FastAPI:
+    """An API over ``registry``, serving the resources in ``route_modules``."""
+    app = FastAPI(
+        title=TITLE,
+        version=API_VERSION,
+        description="An os-services compatible subset of the OpenStack Compute API (with "
+        f"microversions 2.1 to {microversions.MAX}) and Vigil's own resources. See docs/api.md.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.vigil = AppState(registry=registry, policy=policy, authenticator=authenticator)
+    errors.install(app)
+    for name in route_modules:
+        app.include_router(importlib.import_module(name).router)
+    policy.sync_defaults()  # the route modules registered their rules on import
+    app.add_middleware(ComputeMiddleware, authenticator=authenticator)
+    return app
+
+
+def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None) -> FastAPI:
+    """The app as ``vigil api`` and ``vigil up`` run it."""
+    from vigil import launch
+
+    registry = registry or launch.registry_from(conf)
+    return create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf))

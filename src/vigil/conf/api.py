@@ -1,0 +1,64 @@
+"""Options of the REST API ([api]): where it listens, how it authenticates, the policy file, and
+where the CLI finds a remote API.
+
+``auth_strategy`` defaults to ``token_file`` so a fresh install is never open: ``vigil up``
+writes an admin token into ``state_path`` and prints it. ``noauth`` exists for development only
+and is never a default.
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+AUTH_STRATEGIES = ("token_file", "keystone", "noauth")
+
+API_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "listen",
+        default="127.0.0.1",
+        help="Address the API binds to. Loopback by default: expose it on purpose.",
+    ),
+    cfg.PortOpt(
+        "port",
+        default=8774,
+        help="TCP port of the API (8774, Nova's osapi_compute port, so clients' habits hold).",
+    ),
+    cfg.StrOpt(
+        "auth_strategy",
+        default="token_file",
+        choices=AUTH_STRATEGIES,
+        help="token_file: tokens listed in token_file map to a project, user and roles. "
+        "keystone: keystonemiddleware's auth_token validates tokens (configure its "
+        "[keystone_authtoken] section; needs the 'keystone' extra). noauth: development only, "
+        "X-Auth-Token 'user:project' is trusted as given (admin when the user is 'admin').",
+    ),
+    cfg.StrOpt(
+        "token_file",
+        default="$state_path/api-tokens.json",
+        help="JSON or YAML mapping of token -> {project_id, user_id, roles} for the token_file "
+        "strategy. Read at start-up.",
+    ),
+    cfg.StrOpt(
+        "policy_file",
+        default=None,
+        help="oslo.policy rules (YAML or JSON) overriding the defaults (os_compute_api:os-services"
+        ":list/update/delete need role:admin, as in Nova). Unset: defaults only.",
+    ),
+    cfg.StrOpt(
+        "endpoint",
+        default=None,
+        help="For the CLI: URL of a Vigil API (e.g. http://127.0.0.1:8774). With 'token' set, "
+        "'vigil service' commands go through the API instead of the database. Also "
+        "--os-endpoint or OS_ENDPOINT.",
+    ),
+    cfg.StrOpt(
+        "token",
+        default=None,
+        secret=True,
+        help="For the CLI: the token to send to 'endpoint'. Also --os-token or OS_TOKEN.",
+    ),
+]
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    return [("api", API_OPTS)]
