@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from vigil import rpc
 from vigil.conductor.coalescer import ReportCoalescer
+from vigil.conductor.compute import ComputeConductorManager
 from vigil.db import api as db
 from vigil.db.api import ServiceRecord
 from vigil.errors import DatabaseUnavailable
@@ -93,7 +94,7 @@ class Conductor:
         self._server = messaging.get_rpc_server(
             transport,
             rpc.conductor_target(server=conf.host),
-            [self.manager],
+            [self.manager, ComputeConductorManager(engine)],
             executor="threading",
         )
         # The probe goes through the same transport to this conductor by name: if the broker

@@ -111,5 +111,6 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ("database", DATABASE_OPTS),
         ("conductor", CONDUCTOR_OPTS),
         *backends.list_opts(),
+        *compute.list_opts(),
         *api.list_opts(),
     ]

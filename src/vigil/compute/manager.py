@@ -1,0 +1,191 @@
+"""The compute agent's manager: RPC handlers and the reconciliation of this host's instances.
+
+The database (through the conductor) says which instances belong to this host; the virt driver
+says which exist here. Every action is decided by comparing the two, freshly read, never from
+the content of a message alone: a build or rebuild request that arrives late (queued while the
+agent was down, or overtaken by an evacuation) is checked against the instance's current owner
+and task state first.
+
+Reconciliation (at start and every ``instance_sync_interval``):
+
+- a local instance the database does not place here is a stale copy (evacuated while this host
+  was down, or deleted): destroy it, keeping its disk unless the instance was deleted (the disk
+  may be the shared one its new host uses);
+- an instance placed here and waiting to be spawned (``spawning``/``rebuild_spawning``) whose
+  request was lost: spawn it;
+- an active instance placed here that does not run: at start, restart it
+  (``resume_guests_state_on_host_boot``); later, its process died: report ERROR with a fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import oslo_messaging as messaging
+
+from vigil.compute.virt.driver import RUNNING, SHUTDOWN, InstanceExists, VirtDriver
+from vigil.db import compute_api as cdb
+from vigil.db.compute_api import InstanceRecord, Inventory, NodeRecord
+
+LOG = logging.getLogger(__name__)
+
+
+class ComputeConductor(Protocol):
+    """What the agent asks of the conductor (RPC in production, direct in some tests)."""
+
+    def compute_node_update(self, host: str, inventory: Inventory) -> NodeRecord: ...
+
+    def instances_on_host(self, host: str) -> list[InstanceRecord]: ...
+
+    def instance_get(self, instance_uuid: str) -> InstanceRecord | None: ...
+
+    def instance_update(self, instance_uuid: str, host: str, values: dict[str, Any],
+                        task_states: Sequence[str | None],
+                        now_fields: Sequence[str] = ()) -> InstanceRecord | None: ...
+
+    def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: str,
+                              fault: str) -> InstanceRecord | None: ...
+
+
+class ComputeManager:
+    """RPC endpoint of topic ``compute`` (server = this host) and the reconciliation logic."""
+
+    target = messaging.Target(version="1.0")
+
+    def __init__(self, host: str, driver: VirtDriver, conductor: ComputeConductor, *,
+                 resume_on_start: bool = True) -> None:
+        self.host = host
+        self.driver = driver
+        self.conductor = conductor
+        self.resume_on_start = resume_on_start
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _claim(self, instance_uuid: str) -> Iterator[bool]:
+        """One action at a time per instance; False if another is in progress."""
+        with self._busy_lock:
+            if instance_uuid in self._busy:
+                yield False
+                return
+            self._busy.add(instance_uuid)
+        try:
+            yield True
+        finally:
+            with self._busy_lock:
+                self._busy.discard(instance_uuid)
+
+    # -- RPC handlers (casts) -----------------------------------------------------------------
+    def build_and_run_instance(self, ctxt: dict[str, Any], instance_uuid: str) -> None:
+        self.spawn_if_mine(instance_uuid, cdb.SPAWNING)
+
+    def rebuild_instance(self, ctxt: dict[str, Any], instance_uuid: str) -> None:
+        self.spawn_if_mine(instance_uuid, cdb.REBUILD_SPAWNING)
+
+    def terminate_instance(self, ctxt: dict[str, Any], instance_uuid: str) -> None:
+        with self._claim(instance_uuid) as mine:
+            if not mine:
+                return
+            inst = self.conductor.instance_get(instance_uuid)
+            if inst is not None and not inst.deleted and inst.host == self.host:
+                LOG.warning("ignoring a terminate of %s: the database still places it here",
+                            instance_uuid)
+                return
+            self.driver.destroy(instance_uuid, keep_disk=inst is not None and not inst.deleted)
+
+    # -- actions ------------------------------------------------------------------------------
+    def spawn_if_mine(self, instance_uuid: str, task_state: str) -> bool:
+        """Spawn the instance if, read now, it is placed here and waiting in ``task_state``."""
+        with self._claim(instance_uuid) as mine:
+            if not mine:
+                return False
+            inst = self.conductor.instance_get(instance_uuid)
+            if inst is None or inst.deleted or inst.host != self.host:
+                LOG.info("not spawning %s: it is not placed on %s (any more)", instance_uuid,
+                         self.host)
+                return False
+            if inst.task_state != task_state:
+                LOG.info("not spawning %s: its task is %s, not %s", instance_uuid,
+                         inst.task_state, task_state)
+                return False
+            return self._spawn(inst, task_state)
+
+    def _spawn(self, inst: InstanceRecord, task_state: str | None) -> bool:
+        rebuild = task_state == cdb.REBUILD_SPAWNING
+        try:
+            self.driver.spawn(inst, rebuild=rebuild)
+        except InstanceExists:
+            LOG.info("instance %s already runs here", inst.uuid)
+        except Exception as exc:  # the driver's failure becomes the instance's fault
+            LOG.exception("spawning %s failed", inst.uuid)
+            self.driver.destroy(inst.uuid, keep_disk=True)
+            fault = f"{'Rebuild' if rebuild else 'Spawn'} failed on {self.host}: {exc}"
+            if task_state is None:
+                self.conductor.instance_update(
+                    inst.uuid, self.host, {"vm_state": cdb.ERROR, "power_state": SHUTDOWN,
+                                           "fault": fault}, [None])
+            else:
+                self.conductor.instance_spawn_failed(inst.uuid, self.host, task_state, fault)
+            return False
+        values: dict[str, Any] = {"vm_state": cdb.ACTIVE, "task_state": None,
+                                  "power_state": RUNNING}
+        done = self.conductor.instance_update(inst.uuid, self.host, values, [task_state],
+                                              now_fields=["launched_at"])
+        if done is None:
+            # Deleted or moved while we spawned: what we started is a stale copy.
+            self._destroy_stale(inst.uuid)
+            return False
+        LOG.info("instance %s is active on %s", inst.uuid, self.host)
+        return True
+
+    def _destroy_stale(self, instance_uuid: str) -> None:
+        now = self.conductor.instance_get(instance_uuid)
+        if now is not None and not now.deleted and now.host == self.host:
+            return
+        gone = now is None or now.deleted
+        LOG.warning("destroying local copy of %s: %s", instance_uuid,
+                    "deleted" if gone else f"it now lives on {now.host if now else None}")
+        self.driver.destroy(instance_uuid, keep_disk=not gone)
+
+    def update_resources(self) -> NodeRecord:
+        return self.conductor.compute_node_update(self.host, self.driver.inventory())
+
+    def reconcile(self, *, at_start: bool = False) -> None:
+        """Make this host run what the database places here, and nothing else."""
+        owned = {i.uuid: i for i in self.conductor.instances_on_host(self.host)}
+        for instance_uuid in set(self.driver.list_instances()) - owned.keys():
+            with self._claim(instance_uuid) as mine:
+                if mine:
+                    self._destroy_stale(instance_uuid)
+        for inst in owned.values():
+            with self._claim(inst.uuid) as mine:
+                if mine:
+                    self._reconcile_one(inst, at_start=at_start)
+
+    def _reconcile_one(self, inst: InstanceRecord, *, at_start: bool) -> None:
+        if inst.task_state in (cdb.SPAWNING, cdb.REBUILD_SPAWNING):
+            LOG.info("instance %s waits in %s on this host: spawning it", inst.uuid,
+                     inst.task_state)
+            self._spawn(inst, inst.task_state)
+            return
+        if inst.vm_state != cdb.ACTIVE or inst.task_state is not None:
+            return  # error, or being evacuated away from here: not ours to run
+        power = self.driver.power_state(inst.uuid)
+        if power == RUNNING:
+            if inst.power_state != RUNNING:
+                self.conductor.instance_update(inst.uuid, self.host,
+                                               {"power_state": RUNNING}, [None])
+            return
+        if at_start and self.resume_on_start:
+            LOG.info("resuming instance %s (active here, not running)", inst.uuid)
+            self._spawn(inst, None)
+            return
+        fault = f"Instance is not running on {self.host} (its process ended)."
+        LOG.error("instance %s: %s", inst.uuid, fault)
+        self.conductor.instance_update(inst.uuid, self.host,
+                                       {"vm_state": cdb.ERROR, "power_state": SHUTDOWN,
+                                        "fault": fault}, [None])

@@ -1,0 +1,568 @@
+"""Query functions over compute_nodes, flavors and instances.
+
+Same rules as :mod:`vigil.db.api`: each function takes an Engine and runs one short
+transaction; driver errors become DatabaseUnavailable; callers get plain frozen dataclasses.
+
+Claims (:func:`claim`) are compare-and-set UPDATEs: the capacity test is in the WHERE clause of
+the statement that adds the usage, so the database decides under its row lock (PostgreSQL and
+InnoDB re-check the WHERE on the newest row version; SQLite has one writer at a time). The
+instance row is updated first and the node rows after, in every transaction that touches both,
+so two transactions never wait on each other in opposite orders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid as uuidlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import EllipsisType
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from vigil.db.api import translate_errors
+from vigil.db.compute_models import ComputeNode, Flavor, Instance
+from vigil.db.types import utcnow
+from vigil.errors import Conflict, DatabaseUnavailable, NotFound
+
+T = TypeVar("T", bound="_Record")
+
+# vm_state values (Nova's vocabulary).
+BUILDING = "building"
+ACTIVE = "active"
+ERROR = "error"
+DELETED = "deleted"
+
+# task_state values used here.
+SCHEDULING = "scheduling"          # waiting for the scheduler to pick and claim a host
+SPAWNING = "spawning"              # claimed; the chosen agent is (to be) spawning it
+REBUILDING = "rebuilding"          # evacuation requested; waiting for the scheduler
+REBUILD_SPAWNING = "rebuild_spawning"  # evacuation claimed; the new host is spawning it
+PENDING_TASKS = (SCHEDULING, REBUILDING)
+
+# power_state values (Nova's numbers).
+NOSTATE = 0
+RUNNING = 1
+SHUTDOWN = 4
+
+
+class _Record:
+    """Plain-data rows that cross RPC as JSON-safe dicts."""
+
+    def to_primitive(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        return out
+
+    @classmethod
+    def from_primitive(cls: type[T], data: dict[str, Any]) -> T:
+        values = dict(data)
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            v = values.get(f.name)
+            if isinstance(v, str) and (f.name.endswith("_at")):
+                values[f.name] = dt.datetime.fromisoformat(v)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class NodeRecord(_Record):
+    id: int
+    uuid: str
+    host: str
+    hypervisor_hostname: str
+    hypervisor_type: str
+    hypervisor_version: int
+    host_ip: str | None
+    availability_zone: str | None
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    vcpus_used: int
+    memory_mb_used: int
+    local_gb_used: int
+    running_vms: int
+    cpu_allocation_ratio: float
+    ram_allocation_ratio: float
+    disk_allocation_ratio: float
+    created_at: dt.datetime
+    updated_at: dt.datetime | None
+
+    # Capacity after allocation ratios, as Nova computes it: total * ratio - used.
+    @property
+    def free_vcpus(self) -> float:
+        return self.vcpus * self.cpu_allocation_ratio - self.vcpus_used
+
+    @property
+    def free_ram_mb(self) -> float:
+        return self.memory_mb * self.ram_allocation_ratio - self.memory_mb_used
+
+    @property
+    def free_disk_gb(self) -> float:
+        return self.local_gb * self.disk_allocation_ratio - self.local_gb_used
+
+    def fits(self, vcpus: int, memory_mb: int, root_gb: int) -> bool:
+        """The same test as the claim's WHERE clause (the database's answer is the one that
+        counts; this one lets the scheduler skip hosts without a round trip)."""
+        return (self.vcpus_used + vcpus <= self.vcpus * self.cpu_allocation_ratio
+                and self.memory_mb_used + memory_mb <= self.memory_mb * self.ram_allocation_ratio
+                and self.local_gb_used + root_gb <= self.local_gb * self.disk_allocation_ratio)
+
+
+@dataclass(frozen=True)
+class FlavorRecord(_Record):
+    id: int
+    flavorid: str
+    name: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    description: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class InstanceRecord(_Record):
+    id: int
+    uuid: str
+    name: str
+    flavorid: str
+    flavor_name: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    availability_zone: str | None
+    requested_host: str | None
+    host: str | None
+    node: str | None
+    compute_node_id: int | None
+    vm_state: str
+    task_state: str | None
+    power_state: int
+    evacuable: bool
+    fault: str | None
+    fault_at: dt.datetime | None
+    launched_at: dt.datetime | None
+    terminated_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime | None
+    deleted: bool
+
+
+def _cols(model: Any, record: type[_Record]) -> list[Any]:
+    return [getattr(model, f.name) for f in dataclasses.fields(record)]  # type: ignore[arg-type]
+
+
+_NODE_COLS = _cols(ComputeNode, NodeRecord)
+_FLAVOR_COLS = _cols(Flavor, FlavorRecord)
+_INSTANCE_COLS = _cols(Instance, InstanceRecord)
+
+
+def _node(row: Any) -> NodeRecord:
+    values = row._asdict()
+    for key in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio"):
+        values[key] = float(values[key])
+    return NodeRecord(**values)
+
+
+def _flavor(row: Any) -> FlavorRecord:
+    return FlavorRecord(**row._asdict())
+
+
+def _instance(row: Any) -> InstanceRecord:
+    values = row._asdict()
+    values["evacuable"] = bool(values["evacuable"])
+    values["deleted"] = bool(values["deleted"])
+    return InstanceRecord(**values)
+
+
+# -- compute nodes -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inventory(_Record):
+    """What an agent reports about its node (totals; never usage)."""
+
+    hypervisor_hostname: str
+    hypervisor_type: str
+    hypervisor_version: int
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    cpu_allocation_ratio: float
+    ram_allocation_ratio: float
+    disk_allocation_ratio: float
+    host_ip: str | None = None
+    availability_zone: str | None = None
+
+
+def _live_node(conn: Connection, host: str, hypervisor_hostname: str) -> Any:
+    return conn.execute(
+        select(*_NODE_COLS).where(ComputeNode.host == host,
+                                  ComputeNode.hypervisor_hostname == hypervisor_hostname,
+                                  ComputeNode.deleted == 0)
+    ).first()
+
+
+@translate_errors
+def compute_node_update(engine: Engine, host: str, inv: Inventory) -> NodeRecord:
+    """Create or update the node's inventory; revives the newest soft-deleted row.
+
+    Usage counters are left alone: they belong to the claims.
+    """
+    values = {k: v for k, v in inv.to_primitive().items()}
+    for _ in range(3):
+        try:
+            with engine.begin() as conn:
+                row = _live_node(conn, host, inv.hypervisor_hostname)
+                if row is None:
+                    dead = conn.execute(
+                        select(ComputeNode.id)
+                        .where(ComputeNode.host == host,
+                               ComputeNode.hypervisor_hostname == inv.hypervisor_hostname,
+                               ComputeNode.deleted != 0)
+                        .order_by(ComputeNode.id.desc()).limit(1)
+                    ).scalar()
+                    if dead is not None:
+                        conn.execute(update(ComputeNode).where(ComputeNode.id == dead).values(
+                            deleted=0, deleted_at=None, **values, updated_at=utcnow()))
+                    else:
+                        conn.execute(insert(ComputeNode).values(
+                            uuid=str(uuidlib.uuid4()), host=host, created_at=utcnow(),
+                            vcpus_used=0, memory_mb_used=0, local_gb_used=0, running_vms=0,
+                            deleted=0, **values))
+                else:
+                    conn.execute(update(ComputeNode).where(ComputeNode.id == row.id).values(
+                        **values, updated_at=utcnow()))
+                return _node(_live_node(conn, host, inv.hypervisor_hostname))
+        except IntegrityError:
+            continue  # a concurrent first report created it; update theirs
+    raise DatabaseUnavailable(f"could not record compute node of {host}: repeated conflicts")
+
+
+@translate_errors
+def compute_nodes(engine: Engine, *, host: str | None = None,
+                  ids: Sequence[int] | None = None) -> list[NodeRecord]:
+    """Live nodes in id order: one statement whatever their number."""
+    stmt = select(*_NODE_COLS).where(ComputeNode.deleted == 0)
+    if host is not None:
+        stmt = stmt.where(ComputeNode.host == host)
+    if ids is not None:
+        stmt = stmt.where(ComputeNode.id.in_(list(ids)))
+    with engine.connect() as conn:
+        return [_node(r) for r in conn.execute(stmt.order_by(ComputeNode.id))]
+
+
+@translate_errors
+def compute_node_get(engine: Engine, ident: int | str) -> NodeRecord:
+    cond = ComputeNode.id == ident if isinstance(ident, int) else ComputeNode.uuid == ident
+    with engine.connect() as conn:
+        row = conn.execute(select(*_NODE_COLS).where(cond, ComputeNode.deleted == 0)).first()
+    if row is None:
+        raise NotFound(f"hypervisor {ident} not found")
+    return _node(row)
+
+
+@translate_errors
+def compute_nodes_soft_delete(engine: Engine, host: str) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(ComputeNode).where(ComputeNode.host == host, ComputeNode.deleted == 0)
+            .values(deleted=ComputeNode.id, deleted_at=utcnow(), updated_at=utcnow()))
+        return int(result.rowcount)
+
+
+# -- flavors -------------------------------------------------------------------------------------
+@translate_errors
+def flavor_create(engine: Engine, *, name: str, vcpus: int, memory_mb: int, root_gb: int,
+                  flavorid: str | None = None, description: str | None = None) -> FlavorRecord:
+    """A new flavor; Conflict if its name or flavorid is taken by a live flavor."""
+    fid = flavorid if flavorid is not None else str(uuidlib.uuid4())
+    try:
+        with engine.begin() as conn:
+            taken = conn.execute(
+                select(Flavor.id).where(or_(Flavor.name == name, Flavor.flavorid == fid),
+                                        Flavor.deleted == 0)).first()
+            if taken is not None:
+                raise Conflict(f"a flavor named {name!r} or with id {fid!r} already exists")
+            conn.execute(insert(Flavor).values(
+                flavorid=fid, name=name, vcpus=vcpus, memory_mb=memory_mb, root_gb=root_gb,
+                description=description, created_at=utcnow(), deleted=0))
+            row = conn.execute(select(*_FLAVOR_COLS).where(Flavor.flavorid == fid,
+                                                           Flavor.deleted == 0)).one()
+    except IntegrityError as exc:
+        raise Conflict(f"a flavor named {name!r} or with id {fid!r} already exists") from exc
+    return _flavor(row)
+
+
+@translate_errors
+def flavors(engine: Engine) -> list[FlavorRecord]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(*_FLAVOR_COLS).where(Flavor.deleted == 0)
+                            .order_by(Flavor.memory_mb, Flavor.vcpus, Flavor.name))
+        return [_flavor(r) for r in rows]
+
+
+@translate_errors
+def flavor_get(engine: Engine, ident: str) -> FlavorRecord:
+    """By flavorid first, then by name (as the openstack client resolves them)."""
+    with engine.connect() as conn:
+        for cond in (Flavor.flavorid == ident, Flavor.name == ident):
+            row = conn.execute(select(*_FLAVOR_COLS).where(cond, Flavor.deleted == 0)).first()
+            if row is not None:
+                return _flavor(row)
+    raise NotFound(f"flavor {ident!r} not found")
+
+
+@translate_errors
+def flavor_delete(engine: Engine, flavor_id: int) -> None:
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(Flavor).where(Flavor.id == flavor_id, Flavor.deleted == 0)
+            .values(deleted=Flavor.id, deleted_at=utcnow(), updated_at=utcnow()))
+    if result.rowcount == 0:
+        raise NotFound(f"flavor {flavor_id} not found")
+
+
+# -- instances -----------------------------------------------------------------------------------
+@translate_errors
+def instance_create(engine: Engine, *, name: str, flavor: FlavorRecord,
+                    availability_zone: str | None = None, requested_host: str | None = None,
+                    evacuable: bool = True, instance_uuid: str | None = None) -> InstanceRecord:
+    """A new instance in BUILD, waiting for the scheduler (task_state ``scheduling``)."""
+    new_uuid = instance_uuid or str(uuidlib.uuid4())
+    with engine.begin() as conn:
+        conn.execute(insert(Instance).values(
+            uuid=new_uuid, name=name, flavorid=flavor.flavorid, flavor_name=flavor.name,
+            vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
+            availability_zone=availability_zone, requested_host=requested_host,
+            vm_state=BUILDING, task_state=SCHEDULING, power_state=NOSTATE,
+            evacuable=evacuable, created_at=utcnow(), updated_at=utcnow(), deleted=0))
+        row = conn.execute(select(*_INSTANCE_COLS).where(Instance.uuid == new_uuid)).one()
+    return _instance(row)
+
+
+@translate_errors
+def instance_get(engine: Engine, instance_uuid: str, *,
+                 read_deleted: bool = False) -> InstanceRecord:
+    stmt = select(*_INSTANCE_COLS).where(Instance.uuid == instance_uuid)
+    if not read_deleted:
+        stmt = stmt.where(Instance.deleted == 0)
+    with engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"instance {instance_uuid} not found")
+    return _instance(row)
+
+
+@translate_errors
+def instances(engine: Engine, *, host: str | None = None, name: str | None = None,
+              uuids: Iterable[str] | None = None, task_states: Sequence[str] | None = None,
+              limit: int | None = None) -> list[InstanceRecord]:
+    """Live instances matching exact filters, oldest first."""
+    stmt = select(*_INSTANCE_COLS).where(Instance.deleted == 0)
+    if host is not None:
+        stmt = stmt.where(Instance.host == host)
+    if name is not None:
+        stmt = stmt.where(Instance.name == name)
+    if uuids is not None:
+        stmt = stmt.where(Instance.uuid.in_(list(uuids)))
+    if task_states is not None:
+        stmt = stmt.where(Instance.task_state.in_(list(task_states)))
+    stmt = stmt.order_by(Instance.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with engine.connect() as conn:
+        return [_instance(r) for r in conn.execute(stmt)]
+
+
+@translate_errors
+def instance_count_on_host(engine: Engine, host: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(
+            select(func.count()).select_from(Instance)
+            .where(Instance.host == host, Instance.deleted == 0)).scalar_one())
+
+
+def _instance_where(instance_uuid: str, *, host: str | EllipsisType | None = ...,
+                    task_states: Sequence[str | None] | None = None) -> list[ColumnElement[bool]]:
+    """Conditions of a compare-and-set on one live instance.
+
+    ``host=...`` (the default) does not test the host; ``host=None`` requires it unset.
+    ``task_states`` may contain None (the instance is idle).
+    """
+    conds: list[ColumnElement[bool]] = [Instance.uuid == instance_uuid, Instance.deleted == 0]
+    if host is None:
+        conds.append(Instance.host.is_(None))
+    elif host is not ...:
+        conds.append(Instance.host == host)
+    if task_states is not None:
+        named = [t for t in task_states if t is not None]
+        alts: list[ColumnElement[bool]] = []
+        if named:
+            alts.append(Instance.task_state.in_(named))
+        if None in task_states:
+            alts.append(Instance.task_state.is_(None))
+        conds.append(or_(*alts))
+    return conds
+
+
+_UPDATABLE = {"vm_state", "task_state", "power_state", "fault", "launched_at",
+              "terminated_at", "requested_host", "evacuable", "name"}
+
+
+@translate_errors
+def instance_update(engine: Engine, instance_uuid: str, values: dict[str, Any], *,
+                    host: str | EllipsisType | None = ...,
+                    task_states: Sequence[str | None] | None = None,
+                    now_fields: Sequence[str] = ()) -> InstanceRecord | None:
+    """Compare-and-set on a live instance; None if it did not match (moved, deleted, busy).
+
+    ``now_fields`` are set to the database's clock (``launched_at``, ``fault_at`` ...).
+    """
+    unknown = set(values) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"cannot update {sorted(unknown)}")
+    extra: dict[str, Any] = {f: utcnow() for f in now_fields}
+    if "fault" in values and values["fault"] is not None:
+        extra["fault_at"] = utcnow()
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(Instance).where(*_instance_where(instance_uuid, host=host,
+                                                    task_states=task_states))
+            .values(**values, **extra, updated_at=utcnow()))
+        if result.rowcount == 0:
+            return None
+        return _instance(conn.execute(
+            select(*_INSTANCE_COLS).where(Instance.uuid == instance_uuid)).one())
+
+
+def _add_usage(conn: Connection, node_id: int, vcpus: int, memory_mb: int, root_gb: int,
+               *, sign: int, check: bool) -> bool:
+    n = ComputeNode
+    stmt = update(n).where(n.id == node_id, n.deleted == 0)
+    if check:
+        stmt = stmt.where(
+            n.vcpus_used + vcpus <= n.vcpus * n.cpu_allocation_ratio,
+            n.memory_mb_used + memory_mb <= n.memory_mb * n.ram_allocation_ratio,
+            n.local_gb_used + root_gb <= n.local_gb * n.disk_allocation_ratio,
+        )
+    result = conn.execute(stmt.values(
+        vcpus_used=n.vcpus_used + sign * vcpus,
+        memory_mb_used=n.memory_mb_used + sign * memory_mb,
+        local_gb_used=n.local_gb_used + sign * root_gb,
+        running_vms=n.running_vms + sign,
+        updated_at=utcnow()))
+    return bool(result.rowcount == 1)
+
+
+class ClaimFailed(Exception):
+    """Internal: roll the claim's transaction back."""
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """``instance`` is set on success; otherwise ``reason`` is 'node' (the host no longer has
+    room, try another) or 'instance' (the instance changed under us: deleted, already taken)."""
+
+    instance: InstanceRecord | None
+    reason: str | None = None
+
+
+@translate_errors
+def claim(engine: Engine, inst: InstanceRecord, node: NodeRecord, *,
+          expected_task_state: str, new_task_state: str,
+          source_host: str | None = None) -> ClaimResult:
+    """Atomically: put ``inst`` on ``node`` if the node still has room, and (for an evacuation,
+    ``source_host`` set) give back what it used on its old node.
+
+    One transaction: the instance's compare-and-set (still live, still ``expected_task_state``,
+    still on ``source_host`` or on no host), then the node's conditional usage increment, then
+    the release. Any step that does not match rolls back the whole.
+    """
+    try:
+        with engine.begin() as conn:
+            moved = conn.execute(
+                update(Instance)
+                .where(*_instance_where(inst.uuid, host=source_host,
+                                        task_states=[expected_task_state]))
+                .values(host=node.host, node=node.hypervisor_hostname,
+                        compute_node_id=node.id, task_state=new_task_state,
+                        requested_host=None, updated_at=utcnow()))
+            if moved.rowcount != 1:
+                raise ClaimFailed("instance")
+            ops: list[tuple[int, int, bool]] = [(node.id, +1, True)]
+            if source_host is not None and inst.compute_node_id is not None:
+                ops.append((inst.compute_node_id, -1, False))
+            for node_id, sign, check in sorted(ops):  # node rows in id order: no deadlock
+                if not _add_usage(conn, node_id, inst.vcpus, inst.memory_mb, inst.root_gb,
+                                  sign=sign, check=check) and check:
+                    raise ClaimFailed("node")
+            row = conn.execute(select(*_INSTANCE_COLS).where(Instance.uuid == inst.uuid)).one()
+    except ClaimFailed as exc:
+        return ClaimResult(None, str(exc))
+    return ClaimResult(_instance(row))
+
+
+@translate_errors
+def instance_destroy(engine: Engine, instance_uuid: str) -> InstanceRecord:
+    """Soft-delete the instance and give back its claim, in one transaction."""
+    with engine.begin() as conn:
+        row = conn.execute(select(*_INSTANCE_COLS).where(Instance.uuid == instance_uuid,
+                                                         Instance.deleted == 0)).first()
+        if row is None:
+            raise NotFound(f"instance {instance_uuid} not found")
+        inst = _instance(row)
+        # Compare-and-set on the placement we read: a concurrent claim or evacuation that
+        # moved it makes this match nothing, and the caller retries with the new placement.
+        cond = [Instance.id == inst.id, Instance.deleted == 0,
+                Instance.compute_node_id.is_(None) if inst.compute_node_id is None
+                else Instance.compute_node_id == inst.compute_node_id]
+        result = conn.execute(update(Instance).where(and_(*cond)).values(
+            deleted=Instance.id, deleted_at=utcnow(), terminated_at=utcnow(),
+            updated_at=utcnow(), vm_state=DELETED, task_state=None, power_state=NOSTATE))
+        if result.rowcount != 1:
+            raise Conflict(f"instance {instance_uuid} changed while being deleted; try again")
+        if inst.compute_node_id is not None:
+            _add_usage(conn, inst.compute_node_id, inst.vcpus, inst.memory_mb, inst.root_gb,
+                       sign=-1, check=False)
+        final = conn.execute(select(*_INSTANCE_COLS).where(Instance.id == inst.id)).one()
+    return _instance(final)
+
+
+@translate_errors
+def instance_fail(engine: Engine, instance_uuid: str, fault: str, *,
+                  expected_task_state: str, release: bool = False,
+                  host: str | EllipsisType | None = ...) -> InstanceRecord | None:
+    """Put an instance in ERROR with ``fault`` (if still in ``expected_task_state``).
+
+    With ``release`` the instance also leaves its node and gives the claim back (a failed spawn
+    holds nothing); without, it keeps its host (a failed evacuation stays where it was).
+    """
+    with engine.begin() as conn:
+        row = conn.execute(select(*_INSTANCE_COLS).where(
+            *_instance_where(instance_uuid, host=host,
+                             task_states=[expected_task_state]))).first()
+        if row is None:
+            return None
+        inst = _instance(row)
+        values: dict[str, Any] = dict(vm_state=ERROR, task_state=None, fault=fault[:65535],
+                                      fault_at=utcnow(), updated_at=utcnow(),
+                                      requested_host=None)
+        if release:
+            values.update(host=None, node=None, compute_node_id=None, power_state=NOSTATE)
+        result = conn.execute(update(Instance).where(
+            *_instance_where(instance_uuid, host=host, task_states=[expected_task_state]),
+            Instance.compute_node_id == inst.compute_node_id if inst.compute_node_id
+            is not None else Instance.compute_node_id.is_(None)).values(**values))
+        if result.rowcount != 1:
+            return None
+        if release and inst.compute_node_id is not None:
+            _add_usage(conn, inst.compute_node_id, inst.vcpus, inst.memory_mb, inst.root_gb,
+                       sign=-1, check=False)
+        final = conn.execute(select(*_INSTANCE_COLS).where(Instance.id == inst.id)).one()
+    return _instance(final)

@@ -1,0 +1,64 @@
+"""What the scheduler knows about each candidate host, read in O(1) queries.
+
+One services snapshot (batch liveness through :meth:`ServiceGroup.states`) and one read of the
+compute nodes, whatever the number of hosts: the ComputeFilter never asks about one host at a
+time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from vigil.db import api as db
+from vigil.db import compute_api as cdb
+from vigil.db.api import ServiceRecord
+from vigil.db.compute_api import InstanceRecord, NodeRecord
+from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.liveness import State
+
+COMPUTE_TOPIC = "compute"
+
+
+@dataclass
+class HostState:
+    """A compute node with its service's liveness. ``node`` is replaced as claims land."""
+
+    node: NodeRecord
+    service: ServiceRecord | None
+    state: State
+    zone: str
+
+    @property
+    def host(self) -> str:
+        return self.node.host
+
+    def consume(self, inst: InstanceRecord) -> None:
+        """Account a claim that succeeded, so the next decision of the same pass sees it."""
+        n = self.node
+        self.node = dataclasses.replace(
+            n, vcpus_used=n.vcpus_used + inst.vcpus,
+            memory_mb_used=n.memory_mb_used + inst.memory_mb,
+            local_gb_used=n.local_gb_used + inst.root_gb, running_vms=n.running_vms + 1)
+
+
+@dataclass
+class HostSnapshot:
+    """All candidate hosts, and the liveness of every compute service (for evacuation's check
+    that the source host is down)."""
+
+    hosts: list[HostState]
+    services: dict[str, tuple[ServiceRecord, State]]
+
+
+def read_hosts(engine: Engine, group: ServiceGroup, default_zone: str) -> HostSnapshot:
+    snap = db.snapshot(engine, topic=COMPUTE_TOPIC)
+    states = group.states(snap)
+    services = {s.host: (s, states[s.id]) for s in snap.services}
+    hosts: list[HostState] = []
+    for node in cdb.compute_nodes(engine):
+        svc, state = services.get(node.host, (None, State.UNKNOWN))
+        hosts.append(HostState(node, svc, state, node.availability_zone or default_zone))
+    return HostSnapshot(hosts, services)

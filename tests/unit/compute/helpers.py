@@ -1,0 +1,113 @@
+"""Test helpers shared by the compute and scheduler tests: real databases, real rows.
+
+Liveness states are produced the way production produces them, through the services table:
+UP = a fresh heartbeat; DOWN = a clean leave (or forced down); UNKNOWN = a stale heartbeat
+while no conductor's report path is healthy (nobody could have reported, so stale proves
+nothing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from oslo_config import cfg
+from sqlalchemy.engine import Engine
+
+from vigil import conf as vconf
+from vigil.db import api as db
+from vigil.db import compute_api as cdb
+from vigil.db.models import ReportPath, Service
+from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.drivers.db import DbDriver
+
+STATES = ("up", "down", "forced_down", "unknown", "disabled")
+LONG_AGO = dt.datetime(2000, 1, 1)
+
+
+def make_conf(**groups: dict[str, Any]) -> cfg.ConfigOpts:
+    conf = vconf.load([], default_files=[])
+    for group, values in groups.items():
+        for key, value in values.items():
+            conf.set_override(key, value, group=None if group == "DEFAULT" else group)
+    return conf
+
+
+def make_group(engine: Engine, down_time: float = 60.0) -> ServiceGroup:
+    return ServiceGroup(DbDriver(), service_down_time=down_time, report_interval=down_time / 6,
+                        engine=engine)
+
+
+def clear(engine: Engine) -> None:
+    """Empty the compute and service tables (keeps the built-in flavors)."""
+    from vigil.db.compute_models import ComputeNode, Instance
+
+    with engine.begin() as conn:
+        for table in (Instance, ComputeNode, Service, ReportPath):
+            conn.execute(sa.delete(table))
+
+
+def set_state(engine: Engine, svc: db.ServiceRecord, state: str) -> None:
+    if state in ("up", "disabled"):
+        db.record_reports(engine, [svc.id], 100)
+    if state == "disabled":
+        db.service_update(engine, svc.id, {"disabled": True, "disabled_reason": "test"})
+    elif state == "down":
+        db.record_leave(engine, svc.id)
+    elif state == "forced_down":
+        db.service_update(engine, svc.id, {"forced_down": True})
+    elif state == "unknown":
+        with engine.begin() as conn:
+            conn.execute(sa.update(Service).where(Service.id == svc.id).values(
+                last_seen_up=LONG_AGO, created_at=LONG_AGO))
+            conn.execute(sa.delete(ReportPath))
+    elif state == "up":
+        pass
+    else:
+        raise AssertionError(state)
+
+
+def add_host(engine: Engine, host: str, *, state: str = "up", vcpus: int = 16,
+             memory_mb: int = 32768, local_gb: int = 1024, cpu_ratio: float = 1.0,
+             ram_ratio: float = 1.0, disk_ratio: float = 1.0,
+             zone: str | None = None) -> cdb.NodeRecord:
+    svc, _ = db.service_get_or_create(engine, host, "vigil-compute", "compute")
+    set_state(engine, svc, state)
+    return cdb.compute_node_update(engine, host, cdb.Inventory(
+        hypervisor_hostname=host, hypervisor_type="fake", hypervisor_version=1, vcpus=vcpus,
+        memory_mb=memory_mb, local_gb=local_gb, cpu_allocation_ratio=cpu_ratio,
+        ram_allocation_ratio=ram_ratio, disk_allocation_ratio=disk_ratio,
+        availability_zone=zone))
+
+
+def add_flavor(engine: Engine, vcpus: int, memory_mb: int, root_gb: int) -> cdb.FlavorRecord:
+    name = f"f-{vcpus}-{memory_mb}-{root_gb}"
+    try:
+        return cdb.flavor_get(engine, name)
+    except Exception:
+        return cdb.flavor_create(engine, name=name, vcpus=vcpus, memory_mb=memory_mb,
+                                 root_gb=root_gb, flavorid=name)
+
+
+def usage_by_node(engine: Engine) -> dict[int, tuple[int, int, int, int]]:
+    """Sum of live instances' resources per node, recomputed from the instances."""
+    out: dict[int, tuple[int, int, int, int]] = {}
+    for inst in cdb.instances(engine):
+        if inst.compute_node_id is None:
+            continue
+        v, m, d, n = out.get(inst.compute_node_id, (0, 0, 0, 0))
+        out[inst.compute_node_id] = (v + inst.vcpus, m + inst.memory_mb, d + inst.root_gb, n + 1)
+    return out
+
+
+def assert_accounting(engine: Engine) -> None:
+    """Counters equal the instances' sums, and no node is over its capacity."""
+    usage = usage_by_node(engine)
+    for node in cdb.compute_nodes(engine):
+        v, m, d, n = usage.get(node.id, (0, 0, 0, 0))
+        assert (node.vcpus_used, node.memory_mb_used, node.local_gb_used, node.running_vms) == (
+            v, m, d, n), node
+        assert v <= node.vcpus * node.cpu_allocation_ratio, node
+        assert m <= node.memory_mb * node.ram_allocation_ratio, node
+        assert d <= node.local_gb * node.disk_allocation_ratio, node

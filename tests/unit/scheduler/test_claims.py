@@ -1,0 +1,172 @@
+"""Atomic claims on SQLite, PostgreSQL and MariaDB, with real threads racing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+
+from tests.unit.compute.helpers import (
+    STATES,
+    add_flavor,
+    add_host,
+    assert_accounting,
+    clear,
+    make_conf,
+    make_group,
+)
+from vigil.db import api as db
+from vigil.db import compute_api as cdb
+from vigil.errors import Conflict
+from vigil.scheduler.manager import SchedulerManager
+from vigil.servicegroup.liveness import State
+
+
+def boot(engine: Engine, flavor: cdb.FlavorRecord, name: str = "vm",
+         **kw: object) -> cdb.InstanceRecord:
+    return cdb.instance_create(engine, name=name, flavor=flavor, **kw)  # type: ignore[arg-type]
+
+
+def test_claim_takes_room_and_refuses_when_full(any_engine: Engine) -> None:
+    node = add_host(any_engine, "h1", vcpus=2, memory_mb=1024, local_gb=10)
+    flavor = add_flavor(any_engine, 1, 512, 5)
+    a, b, c = (boot(any_engine, flavor, f"vm{i}") for i in range(3))
+    for inst in (a, b):
+        res = cdb.claim(any_engine, inst, node, expected_task_state=cdb.SCHEDULING,
+                        new_task_state=cdb.SPAWNING)
+        assert res.instance is not None and res.instance.host == "h1"
+        assert res.instance.task_state == cdb.SPAWNING
+    res = cdb.claim(any_engine, c, node, expected_task_state=cdb.SCHEDULING,
+                    new_task_state=cdb.SPAWNING)
+    assert res.instance is None and res.reason == "node"
+    # The refused claim changed nothing: c still waits, the node is exactly full.
+    assert cdb.instance_get(any_engine, c.uuid).task_state == cdb.SCHEDULING
+    full = cdb.compute_node_get(any_engine, node.id)
+    assert (full.vcpus_used, full.memory_mb_used, full.local_gb_used, full.running_vms) == (
+        2, 1024, 10, 2)
+    assert_accounting(any_engine)
+
+
+def test_claim_of_a_taken_or_deleted_instance_changes_nothing(any_engine: Engine) -> None:
+    n1 = add_host(any_engine, "h1")
+    n2 = add_host(any_engine, "h2")
+    flavor = add_flavor(any_engine, 1, 512, 1)
+    inst = boot(any_engine, flavor)
+    assert cdb.claim(any_engine, inst, n1, expected_task_state=cdb.SCHEDULING,
+                     new_task_state=cdb.SPAWNING).instance is not None
+    again = cdb.claim(any_engine, inst, n2, expected_task_state=cdb.SCHEDULING,
+                      new_task_state=cdb.SPAWNING)
+    assert again.instance is None and again.reason == "instance"
+    gone = boot(any_engine, flavor, "gone")
+    cdb.instance_destroy(any_engine, gone.uuid)
+    assert cdb.claim(any_engine, gone, n2, expected_task_state=cdb.SCHEDULING,
+                     new_task_state=cdb.SPAWNING).reason == "instance"
+    assert cdb.compute_node_get(any_engine, n2.id).running_vms == 0
+    assert_accounting(any_engine)
+
+
+def test_evacuation_claim_moves_usage_and_delete_releases(any_engine: Engine) -> None:
+    n1 = add_host(any_engine, "h1")
+    n2 = add_host(any_engine, "h2")
+    flavor = add_flavor(any_engine, 2, 1024, 10)
+    inst = cdb.claim(any_engine, boot(any_engine, flavor), n1,
+                     expected_task_state=cdb.SCHEDULING, new_task_state=cdb.SPAWNING).instance
+    assert inst is not None
+    inst = cdb.instance_update(any_engine, inst.uuid, {"task_state": cdb.REBUILDING},
+                               host="h1", task_states=[cdb.SPAWNING])
+    assert inst is not None
+    moved = cdb.claim(any_engine, inst, n2, expected_task_state=cdb.REBUILDING,
+                      new_task_state=cdb.REBUILD_SPAWNING, source_host="h1").instance
+    assert moved is not None and moved.host == "h2" and moved.compute_node_id == n2.id
+    assert cdb.compute_node_get(any_engine, n1.id).vcpus_used == 0
+    assert cdb.compute_node_get(any_engine, n2.id).vcpus_used == 2
+    assert_accounting(any_engine)
+    # An agent of the old host cannot write the instance any more.
+    assert cdb.instance_update(any_engine, inst.uuid, {"vm_state": cdb.ACTIVE}, host="h1",
+                               task_states=[cdb.REBUILD_SPAWNING]) is None
+    dead = cdb.instance_destroy(any_engine, inst.uuid)
+    assert dead.deleted and dead.vm_state == cdb.DELETED
+    assert cdb.compute_node_get(any_engine, n2.id).running_vms == 0
+    assert_accounting(any_engine)
+
+
+def test_flavor_names_are_unique_among_live_flavors(any_engine: Engine) -> None:
+    f = cdb.flavor_create(any_engine, name="x", vcpus=1, memory_mb=1, root_gb=0)
+    with pytest.raises(Conflict):
+        cdb.flavor_create(any_engine, name="x", vcpus=1, memory_mb=1, root_gb=0)
+    cdb.flavor_delete(any_engine, f.id)
+    assert cdb.flavor_create(any_engine, name="x", vcpus=2, memory_mb=1, root_gb=0).vcpus == 2
+    assert [f.name for f in cdb.flavors(any_engine)][:2] == ["x", "m1.tiny"]
+
+
+hosts_strategy = st.lists(
+    st.tuples(st.sampled_from(STATES), st.integers(1, 6), st.integers(1, 8),
+              st.integers(1, 6)),
+    min_size=1, max_size=6)
+flavors_strategy = st.lists(st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(0, 3)),
+                            min_size=1, max_size=30)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(hosts=hosts_strategy, wanted=flavors_strategy, threads=st.integers(2, 6),
+       subset=st.integers(1, 3))
+def test_concurrent_boots_never_oversubscribe_nor_use_unfit_hosts(
+    any_engine: Engine, hosts: list[tuple[str, int, int, int]],
+    wanted: list[tuple[int, int, int]], threads: int, subset: int,
+) -> None:
+    """Several schedulers (one per thread, each its own manager) place the same burst of
+    instances. Afterwards: no node over capacity, counters equal the instances' sums, nothing
+    on a host that was down, unknown or disabled, and every instance that failed fits nowhere."""
+    clear(any_engine)
+    for i, (state, cpu, ram, disk) in enumerate(hosts):
+        add_host(any_engine, f"h{i}", state=state, vcpus=cpu, memory_mb=ram * 256,
+                 local_gb=disk * 5)
+    group = make_group(any_engine)
+    snap = db.snapshot(any_engine)
+    by_id = group.states(snap)
+    eligible = {f"h{i}" for i, h in enumerate(hosts) if h[0] == "up"}
+    # The helpers produce the states they claim to (disabled hosts are up, but disabled).
+    assert {s.host for s in snap.services if by_id[s.id] is State.UP} == eligible | {
+        f"h{i}" for i, h in enumerate(hosts) if h[0] == "disabled"}
+    assert {s.host for s in snap.services if by_id[s.id] is State.UNKNOWN} == {
+        f"h{i}" for i, h in enumerate(hosts) if h[0] == "unknown"}
+    insts = [boot(any_engine, add_flavor(any_engine, v, m * 256, d * 5), f"vm{k}")
+             for k, (v, m, d) in enumerate(wanted)]
+    conf = make_conf(scheduler={"max_claim_attempts": 1000, "host_subset_size": subset})
+    todo = list(reversed(insts))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        manager = SchedulerManager(conf, any_engine, group)
+        while True:
+            with lock:
+                if not todo:
+                    return
+                inst = todo.pop()
+            try:
+                manager.schedule_instance(inst.uuid)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert_accounting(any_engine)
+    nodes = {n.host: n for n in cdb.compute_nodes(any_engine)}
+    for inst in cdb.instances(any_engine):
+        if inst.host is not None:
+            assert inst.host in eligible and inst.task_state == cdb.SPAWNING
+        else:
+            assert inst.vm_state == cdb.ERROR and inst.fault is not None
+            assert inst.fault.startswith("No valid host was found.")
+            # Usage only grew during the burst: what does not fit now did not fit then.
+            assert not any(nodes[h].fits(inst.vcpus, inst.memory_mb, inst.root_gb)
+                           for h in eligible), inst
