@@ -104,7 +104,7 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Every option, by group; used by ``vigil config sample`` and by :func:`vigil.conf.make`."""
-    from vigil.conf import api, backends
+    from vigil.conf import api, backends, compute
 
     return [
         (None, DEFAULT_OPTS),
