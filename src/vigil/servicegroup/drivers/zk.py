@@ -1,0 +1,228 @@
+"""The ``zk`` driver: a member is alive while its ephemeral znode exists.
+
+Each member is an ephemeral znode ``{sg_prefix}/{topic}/{host}`` owned by this process's
+ZooKeeper session (as in Nova's zk servicegroup driver). Kazoo pings the server on its own
+thread; when the process dies the pings stop and ZooKeeper itself expires the session after
+``recv_timeout`` and deletes the znode -- death is proven by the ensemble, not inferred from a
+reader's clock (``proves_death=True``). Detection time is therefore ``recv_timeout``, not
+``service_down_time``.
+
+Recovery is the driver's job, not the operator's: a state listener notices a lost (expired)
+session and re-creates every member of this process as soon as the new session is connected,
+retrying every ``sg_retry_interval`` seconds; every heartbeat also checks its znode and
+re-creates it if missing (covering whatever the listener missed).
+
+A reader lists the children of each distinct group with pipelined asynchronous requests: one
+request per group, all in flight at once. While this process's session is not connected the
+answer is BackendUnavailable (UNKNOWN), never DOWN.
+
+Unlike the TTL backends, closing the driver ends the session, and ZooKeeper then removes this
+process's znodes at once: ephemeral nodes cannot outlive their session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
+
+from vigil.db.api import ServiceRecord
+from vigil.errors import BackendUnavailable, ConfigError
+from vigil.servicegroup.drivers.base import Capabilities, Driver, LivenessView
+from vigil.servicegroup.liveness import State
+
+LOG = logging.getLogger(__name__)
+
+_ERRORS = (KazooException, KazooTimeoutError, OSError)
+
+
+def parse_address(address: str) -> str:
+    """Validate ``host:port[,host:port...][/chroot]``; ConfigError with one line otherwise."""
+    hosts, _, _chroot = address.strip().partition("/")
+    if not hosts:
+        raise ConfigError("[zookeeper] address is empty (e.g. 127.0.0.1:2181)")
+    for spec in hosts.split(","):
+        host, sep, port = spec.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"[zookeeper] address {address!r}: {spec!r} is not host:port "
+                "(e.g. 127.0.0.1:2181,10.0.0.2:2181)"
+            )
+    return address.strip()
+
+
+class ZooKeeperDriver(Driver):
+    """Liveness as ephemeral znodes of this process's ZooKeeper session."""
+
+    name = "zk"
+    capabilities = Capabilities(proves_death=True, server_side_expiry=True,
+                                external_server=True)
+
+    def __init__(self, conf: Any) -> None:
+        self.address = parse_address(conf.zookeeper.address)
+        self.prefix = "/" + str(conf.zookeeper.sg_prefix).strip("/")
+        self.session_timeout = float(conf.zookeeper.recv_timeout) / 1000.0
+        self.retry_interval = float(conf.zookeeper.sg_retry_interval)
+        # A request still unanswered after a whole session timeout will not be answered by this
+        # session; the caller hears BackendUnavailable instead of waiting for kazoo.
+        self.op_timeout = max(1.0, self.session_timeout)
+        self.round_trips = 0  # backend requests issued (counted for tests and benchmarks)
+        self._members: set[tuple[str, str]] = set()  # (group, member) this process keeps alive
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._session_lost = False
+        self._recreator: threading.Thread | None = None
+        self.client = KazooClient(
+            hosts=self.address,
+            timeout=self.session_timeout,
+            # Reconnect forever, quickly: the session (and the members) survive a server restart
+            # only if the client is back within the session timeout.
+            connection_retry={"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0},
+            command_retry=None,
+        )
+        self.client.add_listener(self._on_state)
+        self._live = self.client.start_async()
+
+    def _path(self, group: str, member: str = "") -> str:
+        return f"{self.prefix}/{group}/{member}" if member else f"{self.prefix}/{group}"
+
+    def _unavailable(self, what: str, exc: BaseException | None = None) -> BackendUnavailable:
+        detail = f": {type(exc).__name__} {exc}" if exc is not None else ""
+        return BackendUnavailable(f"ZooKeeper {self.address} {what}{detail}")
+
+    # -- session ------------------------------------------------------------------------------
+    def _on_state(self, state: str) -> None:
+        """Kazoo's listener (runs on its connection thread: must not block)."""
+        if self._closed.is_set():
+            return
+        if state == KazooState.LOST:
+            LOG.warning("ZooKeeper session lost; members of this process will be re-created")
+            self._session_lost = True
+        elif state == KazooState.SUSPENDED:
+            LOG.warning("ZooKeeper connection suspended")
+        elif state == KazooState.CONNECTED and self._session_lost:
+            self._session_lost = False
+            self._recreator = threading.Thread(target=self._recreate_all, daemon=True,
+                                               name="vigil-zk-recreate")
+            self._recreator.start()
+
+    def _recreate_all(self) -> None:
+        """Re-create every member after a new session, retrying until done or closed."""
+        while not self._closed.is_set():
+            with self._lock:
+                members = sorted(self._members)
+            try:
+                for group, member in members:
+                    self._ensure(group, member)
+                LOG.info("re-created %d member(s) in ZooKeeper", len(members))
+                return
+            except (BackendUnavailable, *_ERRORS) as exc:
+                LOG.warning("re-creating members in ZooKeeper failed (%s); retrying in %gs",
+                            exc, self.retry_interval)
+            self._closed.wait(self.retry_interval)
+
+    def _wait_connected(self, timeout: float) -> None:
+        if not self._live.wait(timeout):
+            raise self._unavailable(f"not reachable within {timeout:g}s")
+
+    def _ensure(self, group: str, member: str) -> None:
+        """Make the member's znode exist and belong to this session (one round trip if so)."""
+        path = self._path(group, member)
+        session_id = self.client.client_id[0] if self.client.client_id else None
+        self.round_trips += 1
+        stat = self.client.exists_async(path).get(timeout=self.op_timeout)
+        if stat is not None and stat.ephemeralOwner == session_id:
+            return
+        if stat is not None:
+            # Left by this host's previous session (a restart faster than the session timeout):
+            # the member is ours now, so take it over instead of waiting for that expiry.
+            try:
+                self.round_trips += 1
+                self.client.delete_async(path, version=stat.version).get(timeout=self.op_timeout)
+            except NoNodeError:
+                pass
+        try:
+            self.round_trips += 1
+            self.client.create_async(path, repr(time.time()).encode(), ephemeral=True,
+                                     makepath=True).get(timeout=self.op_timeout)
+        except NodeExistsError:
+            pass  # a concurrent _ensure of the same member created it
+
+    # -- agent side ---------------------------------------------------------------------------
+    def join(self, member: str, group: str) -> None:
+        with self._lock:
+            self._members.add((group, member))
+        self._wait_connected(self.op_timeout)
+        try:
+            self._ensure(group, member)
+        except _ERRORS as exc:
+            raise self._unavailable(f"join of {self._path(group, member)} failed", exc) from exc
+
+    def heartbeat(self, member: str, group: str) -> None:
+        """Kazoo keeps the session alive by itself; this re-creates the znode if it is gone."""
+        with self._lock:
+            self._members.add((group, member))
+        if not self.client.connected:
+            raise self._unavailable("not connected")
+        try:
+            self._ensure(group, member)
+        except _ERRORS as exc:
+            raise self._unavailable(f"heartbeat of {self._path(group, member)} failed",
+                                    exc) from exc
+
+    def leave(self, member: str, group: str) -> None:
+        with self._lock:
+            self._members.discard((group, member))
+        if not self.client.connected:
+            raise self._unavailable("not connected")
+        try:
+            self.round_trips += 1
+            self.client.delete_async(self._path(group, member)).get(timeout=self.op_timeout)
+        except NoNodeError:
+            pass
+        except _ERRORS as exc:
+            raise self._unavailable(f"leave of {self._path(group, member)} failed",
+                                    exc) from exc
+
+    # -- reader side --------------------------------------------------------------------------
+    def get_states(
+        self, services: Sequence[ServiceRecord], view: LivenessView
+    ) -> dict[int, State]:
+        """One get_children per distinct group, all in flight at once."""
+        if not services:
+            return {}
+        if not self.client.connected:
+            raise self._unavailable("not connected")
+        groups = sorted({s.topic for s in services})
+        members: dict[str, set[str]] = {}
+        try:
+            pending = []
+            for group in groups:
+                self.round_trips += 1
+                pending.append((group, self.client.get_children_async(self._path(group))))
+            for group, result in pending:
+                try:
+                    members[group] = set(result.get(timeout=self.op_timeout))
+                except NoNodeError:
+                    members[group] = set()  # nobody ever joined this group
+        except _ERRORS as exc:
+            raise self._unavailable(f"read of {len(groups)} groups failed", exc) from exc
+        return {s.id: State.UP if s.host in members[s.topic] else State.DOWN for s in services}
+
+    def connected(self) -> bool:
+        """Whether this process's ZooKeeper session is connected right now."""
+        return bool(self.client.state == KazooState.CONNECTED)
+
+    def close(self) -> None:
+        self._closed.set()
+        try:
+            self.client.stop()
+            self.client.close()
+        except _ERRORS:
+            LOG.debug("closing the ZooKeeper client failed", exc_info=True)
