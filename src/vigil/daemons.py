@@ -1,15 +1,19 @@
-"""The long-running processes: ``vigil conductor`` and ``vigil compute``."""
+"""The long-running processes: ``vigil conductor``, ``vigil compute`` and ``vigil scheduler``."""
 
 from __future__ import annotations
 
 import logging
 
+import oslo_messaging as messaging
 from oslo_config import cfg
+from sqlalchemy.engine import Engine
 
 from vigil import launch, rpc
 from vigil.compute import agent
 from vigil.conductor.manager import Conductor, LocalConductorAPI
-from vigil.service import Service
+from vigil.scheduler.manager import Scheduler
+from vigil.service import ConductorClient, Service
+from vigil.servicegroup.api import ServiceGroup
 
 LOG = logging.getLogger(__name__)
 
@@ -47,10 +51,41 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
     conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
     group = launch.group_from(conf)
     with launch.stop_on_signals() as stop:
-        svc = agent.make_service(conf, host, conductor, group)
-        svc.start()
+        compute = agent.ComputeAgent(conf, host, transport, conductor, group)
+        compute.start()
+        stop.wait()
+        compute.stop()
+    group.driver.close()
+    return 0
+
+
+SCHEDULER_BINARY = "vigil-scheduler"
+SCHEDULER_TOPIC = "scheduler"
+
+
+def start_scheduler(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,
+                    group: ServiceGroup, conductor: ConductorClient,
+                    host: str | None = None) -> tuple[Scheduler, Service]:
+    """Start a scheduler (RPC server and worker) and its service record, reported through the
+    conductor like any agent's."""
+    scheduler = Scheduler(conf, engine, group, transport, host=host)
+    scheduler.start()
+    svc = Service(host=host or conf.host, binary=SCHEDULER_BINARY, topic=SCHEDULER_TOPIC,
+                  conductor=conductor, group=group, report_interval=conf.report_interval)
+    svc.start()
+    return scheduler, svc
+
+
+def run_scheduler(conf: cfg.ConfigOpts) -> int:
+    engine = launch.engine_from(conf)
+    transport = rpc.get_transport(conf)
+    group = launch.group_from(conf, engine)
+    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
+    with launch.stop_on_signals() as stop:
+        scheduler, svc = start_scheduler(conf, engine, transport, group, conductor)
         stop.wait()
         svc.stop()
+        scheduler.stop()
     group.driver.close()
     return 0
 

@@ -49,8 +49,13 @@ def group_from(conf: cfg.ConfigOpts, engine: Engine | None = None) -> ServiceGro
 
 def registry_from(conf: cfg.ConfigOpts) -> Registry:
     """The registry operations over the configured database and liveness driver."""
+    from vigil.compute.servers import compute_delete_guard
+
     engine = engine_from(conf)
-    return Registry(engine, group_from(conf, engine), default_zone=conf.default_availability_zone)
+    registry = Registry(engine, group_from(conf, engine),
+                        default_zone=conf.default_availability_zone)
+    registry.add_delete_guard(compute_delete_guard(engine))  # "still hosts instances": 409
+    return registry
 
 
 @contextmanager

@@ -1,8 +1,8 @@
 """``vigil up``: every daemon in one process on the embedded defaults.
 
-SQLite in ``state_path``, in-process messaging (``fake://``), N simulated compute hosts that
-report through the same conductor code path as real ones. State survives a restart: the same
-host names revive the same rows.
+SQLite in ``state_path``, in-process messaging (``fake://``), a scheduler, and N simulated
+compute hosts (fake virt driver) that report through the same conductor code path as real
+ones. State survives a restart: the same host names revive the same rows.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil import launch, rpc
-from vigil.compute import agent
-from vigil.daemons import start_conductor
+from vigil.compute import agent, virt
+from vigil.compute.servers import compute_delete_guard
+from vigil.daemons import start_conductor, start_scheduler
 from vigil.registry import Registry
-from vigil.service import Service
 from vigil.servicegroup.api import ServiceGroup
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> ApiS
     if conf.api.auth_strategy == "token_file":
         token = auth.write_admin_token_file(conf.api.token_file)
     registry = Registry(engine, group, default_zone=conf.default_availability_zone)
+    registry.add_delete_guard(compute_delete_guard(engine))
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf))
     server = ApiServer(app, conf.api.listen, conf.api.port)
     server.start()
@@ -61,19 +62,25 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int) -> int:
     with launch.stop_on_signals() as stop:
         conductor, conductor_svc = start_conductor(conf, engine, transport, group)
         client = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
-        services: list[Service] = []
+        scheduler, scheduler_svc = start_scheduler(conf, engine, transport, group, client)
+        # Simulated hosts: the fake virt driver, whatever [compute] compute_driver says.
+        services: list[agent.ComputeAgent] = []
         for host in compute_names(computes):
-            svc = agent.make_service(conf, host, client, group)
-            svc.start()
-            services.append(svc)
+            compute = agent.ComputeAgent(conf, host, transport, client, group,
+                                         driver=virt.load(conf, host, "fake"))
+            compute.start()
+            services.append(compute)
         LOG.info("Vigil is up: %d compute hosts, database %s, driver %s. "
-                 "In another terminal: vigil service list. Ctrl-C stops.",
+                 "In another terminal: vigil service list, vigil server create --flavor m1.tiny "
+                 "--name vm1, vigil hypervisor list. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
         api = start_api(conf, engine, group)
         stop.wait()
         api.stop()
-        for svc in services:
-            svc.stop()
+        for compute in services:
+            compute.stop()
+        scheduler_svc.stop()
+        scheduler.stop()
         conductor_svc.stop()
         conductor.stop()
     group.driver.close()

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "vigil.cli.admin_cmds",
     "vigil.cli.daemon_cmds",
     "vigil.cli.service_cmds",
+    "vigil.cli.compute_cmds",
 )
 
 

@@ -1,0 +1,104 @@
+"""Hypervisor (compute node) views: what ``vigil hypervisor`` and ``/os-hypervisors`` show.
+
+``state`` comes from the batch liveness of the nodes' compute services (one snapshot for any
+number of nodes); ``status`` is the service's enabled/disabled. A node whose service was
+deleted is not shown (the service delete guard keeps services with instances).
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from vigil.compute.servers import COMPUTE_TOPIC
+from vigil.db import api as db
+from vigil.db import compute_api as cdb
+from vigil.db.api import ServiceRecord
+from vigil.db.compute_api import NodeRecord
+from vigil.errors import NotFound
+from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.liveness import State
+
+
+@dataclass(frozen=True)
+class HypervisorView:
+    node: NodeRecord
+    service: ServiceRecord
+    state: State
+
+    @property
+    def status(self) -> str:
+        return "disabled" if self.service.disabled else "enabled"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nova's hypervisor detail (2.53+: ids are UUIDs), plus the allocation ratios."""
+        n = self.node
+        return {
+            "id": n.uuid,
+            "hypervisor_hostname": n.hypervisor_hostname,
+            "hypervisor_type": n.hypervisor_type,
+            "hypervisor_version": n.hypervisor_version,
+            "host_ip": n.host_ip,
+            "state": self.state.value,
+            "status": self.status,
+            "vcpus": n.vcpus,
+            "vcpus_used": n.vcpus_used,
+            "memory_mb": n.memory_mb,
+            "memory_mb_used": n.memory_mb_used,
+            # Nova's free_* fields ignore the allocation ratios; the ratios are given below.
+            "free_ram_mb": n.memory_mb - n.memory_mb_used,
+            "local_gb": n.local_gb,
+            "local_gb_used": n.local_gb_used,
+            "free_disk_gb": n.local_gb - n.local_gb_used,
+            "disk_available_least": n.local_gb - n.local_gb_used,
+            "running_vms": n.running_vms,
+            "current_workload": 0,
+            "cpu_info": "{}",
+            "service": {"host": self.service.host, "id": self.service.uuid,
+                        "disabled_reason": self.service.disabled_reason},
+            "cpu_allocation_ratio": n.cpu_allocation_ratio,
+            "ram_allocation_ratio": n.ram_allocation_ratio,
+            "disk_allocation_ratio": n.disk_allocation_ratio,
+            "availability_zone": n.availability_zone,
+        }
+
+
+class HypervisorsAPI:
+    def __init__(self, engine: Engine, group: ServiceGroup) -> None:
+        self.engine = engine
+        self.group = group
+
+    def _views(self, nodes: list[NodeRecord]) -> list[HypervisorView]:
+        snap = db.snapshot(self.engine, topic=COMPUTE_TOPIC)
+        states = self.group.states(snap)
+        by_host = {s.host: s for s in snap.services}
+        return [HypervisorView(n, by_host[n.host], states[by_host[n.host].id])
+                for n in nodes if n.host in by_host]
+
+    def list(self, *, hostname: str | None = None) -> list[HypervisorView]:
+        """All nodes (or those whose hypervisor_hostname contains ``hostname``, as Nova's
+        hypervisor_hostname_pattern): two queries whatever their number."""
+        nodes = cdb.compute_nodes(self.engine)
+        if hostname is not None:
+            nodes = [n for n in nodes if hostname in n.hypervisor_hostname]
+        return self._views(nodes)
+
+    def get(self, ident: str) -> HypervisorView:
+        """By UUID, integer id, or exact hypervisor hostname."""
+        ident = ident.strip()
+        nodes: list[NodeRecord]
+        if ident.isdigit():
+            nodes = cdb.compute_nodes(self.engine, ids=[int(ident)])
+        else:
+            try:
+                nodes = [cdb.compute_node_get(self.engine, str(uuidlib.UUID(ident)))]
+            except (ValueError, NotFound):
+                nodes = [n for n in cdb.compute_nodes(self.engine)
+                         if n.hypervisor_hostname == ident]
+        views = self._views(nodes)
+        if not views:
+            raise NotFound(f"Hypervisor {ident} could not be found.")
+        return views[0]

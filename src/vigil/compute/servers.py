@@ -1,0 +1,273 @@
+"""Server (instance) operations: what the CLI and the REST API both call.
+
+Every operation validates all of its input before writing anything. Creating and evacuating
+only record the request in the database (task_state ``scheduling`` / ``rebuilding``) and wake
+the scheduler; the scheduler claims a host atomically and tells the chosen agent to spawn. So a
+request made while no scheduler runs is not lost, and a caller in a process without shared
+messaging (the CLI next to ``vigil up`` on ``fake://``) needs only the database.
+
+Evacuation is the dangerous operation: it starts a second copy of an instance elsewhere, which
+is only safe if the first copy is gone. It is refused (Conflict) unless the source host's
+compute service is DOWN: a forced down, a clean leave, or a stale heartbeat while reports were
+getting through. UP and UNKNOWN are both refused: unknown means the liveness could not be read,
+not that the host is dead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from oslo_config import cfg
+from sqlalchemy.engine import Engine
+
+from vigil.compute.rpcapi import ComputeAgentAPI
+from vigil.db import api as db
+from vigil.db import compute_api as cdb
+from vigil.db.api import ServiceRecord
+from vigil.db.compute_api import InstanceRecord
+from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.scheduler.rpcapi import SchedulerAPI
+from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.liveness import State
+
+COMPUTE_TOPIC = "compute"
+COMPUTE_BINARY = "vigil-compute"
+MAX_NAME = 255
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+
+STATUS_BY_VM_STATE = {cdb.BUILDING: "BUILD", cdb.ACTIVE: "ACTIVE", cdb.ERROR: "ERROR",
+                      cdb.DELETED: "DELETED"}
+POWER_STATES = {cdb.NOSTATE: "NOSTATE", cdb.RUNNING: "Running", cdb.SHUTDOWN: "Shutdown"}
+
+
+def nova_time(value: dt.datetime | None) -> str | None:
+    """Nova's server timestamps: ``2012-08-20T21:11:09Z``."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def usage_time(value: dt.datetime | None) -> str | None:
+    """Nova's OS-SRV-USG timestamps: ``2013-09-23T13:53:12.000000``."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """An instance as operators and API clients see it."""
+
+    record: InstanceRecord
+
+    @property
+    def status(self) -> str:
+        r = self.record
+        if r.deleted:
+            return "DELETED"
+        if r.task_state in (cdb.REBUILDING, cdb.REBUILD_SPAWNING):
+            return "REBUILD"
+        return STATUS_BY_VM_STATE.get(r.vm_state, r.vm_state.upper())
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.record
+        out: dict[str, Any] = {
+            "id": r.uuid,
+            "name": r.name,
+            "status": self.status,
+            "flavor": {"id": r.flavorid, "original_name": r.flavor_name, "vcpus": r.vcpus,
+                       "ram": r.memory_mb, "disk": r.root_gb},
+            "OS-EXT-SRV-ATTR:host": r.host,
+            "OS-EXT-SRV-ATTR:hypervisor_hostname": r.node,
+            "OS-EXT-STS:vm_state": r.vm_state,
+            "OS-EXT-STS:task_state": r.task_state,
+            "OS-EXT-STS:power_state": r.power_state,
+            "OS-EXT-AZ:availability_zone": r.availability_zone or "",
+            "OS-SRV-USG:launched_at": usage_time(r.launched_at),
+            "OS-SRV-USG:terminated_at": usage_time(r.terminated_at),
+            "created": nova_time(r.created_at),
+            "updated": nova_time(r.updated_at),
+            "evacuable": r.evacuable,
+        }
+        # As Nova: the fault is shown for ERROR and DELETED servers only.
+        if r.fault and self.status in ("ERROR", "DELETED"):
+            out["fault"] = {"code": 500, "message": r.fault,
+                            "created": nova_time(r.fault_at)}
+        return out
+
+
+def compute_delete_guard(engine: Engine) -> Callable[[ServiceRecord], None]:
+    """A Registry delete guard: a compute service that still hosts instances stays."""
+
+    def guard(record: ServiceRecord) -> None:
+        if record.topic != COMPUTE_TOPIC:
+            return
+        count = cdb.instance_count_on_host(engine, record.host)
+        if count:
+            raise Conflict(f"compute service {record.host} still hosts {count} instance(s): "
+                           "delete or evacuate them first")
+
+    return guard
+
+
+class ServersAPI:
+    """Boot, list, show, delete and evacuate instances."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        group: ServiceGroup,
+        *,
+        scheduler: SchedulerAPI | None = None,
+        computes: ComputeAgentAPI | None = None,
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.group = group
+        self.scheduler = scheduler
+        self.computes = computes
+        self._close = close
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _wake_scheduler(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.schedule_pending()
+
+    def _compute_service(self, host: str) -> tuple[ServiceRecord, State] | None:
+        snap = db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC)
+        if not snap.services:
+            return None
+        svc = snap.services[0]
+        return svc, self.group.states(snap)[svc.id]
+
+    def resolve(self, ident: str) -> InstanceRecord:
+        """A live instance by UUID, or by name when exactly one instance has it."""
+        ident = ident.strip()
+        if _UUID_RE.match(ident):
+            return cdb.instance_get(self.engine, str(uuidlib.UUID(ident)))
+        named = cdb.instances(self.engine, name=ident)
+        if len(named) == 1:
+            return named[0]
+        if not named:
+            raise NotFound(f"no server with name or id {ident!r}")
+        raise Conflict(f"{len(named)} servers are named {ident!r}: use an id")
+
+    # -- operations ---------------------------------------------------------------------------
+    def create(self, *, name: str, flavor: str, host: str | None = None,
+               availability_zone: str | None = None, evacuable: bool = True) -> ServerView:
+        name = name.strip()
+        if not name or len(name) > MAX_NAME:
+            raise InvalidInput(f"the server name must be 1 to {MAX_NAME} characters")
+        try:
+            fl = cdb.flavor_get(self.engine, flavor)
+        except NotFound:
+            raise InvalidInput(f"Flavor {flavor} could not be found.") from None
+        if availability_zone is not None and not (0 < len(availability_zone) <= MAX_NAME):
+            raise InvalidInput(f"the availability zone must be 1 to {MAX_NAME} characters")
+        if host is not None and self._compute_service(host) is None:
+            raise InvalidInput(f"Compute host {host} could not be found.")
+        inst = cdb.instance_create(self.engine, name=name, flavor=fl,
+                                   availability_zone=availability_zone, requested_host=host,
+                                   evacuable=evacuable)
+        self._wake_scheduler()
+        return ServerView(inst)
+
+    def list(self, *, host: str | None = None, name: str | None = None) -> list[ServerView]:
+        return [ServerView(i) for i in cdb.instances(self.engine, host=host, name=name)]
+
+    def get(self, ident: str) -> ServerView:
+        return ServerView(self.resolve(ident))
+
+    def delete(self, ident: str) -> ServerView:
+        """Delete now in the database (claim given back) and tell the host to destroy it. A
+        host that is down destroys its copy when it comes back (reconciliation)."""
+        inst = self.resolve(ident)
+        for _ in range(3):
+            try:
+                dead = cdb.instance_destroy(self.engine, inst.uuid)
+                break
+            except Conflict:
+                continue  # moved under us (claimed, evacuated): read the new placement
+        else:
+            raise Conflict(f"instance {inst.uuid} keeps changing; try again")
+        if dead.host is not None and self.computes is not None:
+            self.computes.terminate_instance(dead.host, dead.uuid)
+        return ServerView(dead)
+
+    def evacuate(self, ident: str, *, host: str | None = None) -> ServerView:
+        """Re-create the instance of a DOWN host on another host (``host`` or the scheduler's
+        choice), reusing its disk directory where instances_path is shared."""
+        inst = self.resolve(ident)
+        if inst.host is None:
+            raise Conflict(f"instance {inst.uuid} was never placed on a host: nothing to "
+                           "evacuate")
+        if inst.task_state is not None:
+            raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in "
+                           f"task_state {inst.task_state}")
+        if inst.vm_state not in (cdb.ACTIVE, cdb.ERROR):
+            raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in vm_state "
+                           f"{inst.vm_state}")
+        if host is not None:
+            if host == inst.host:
+                raise InvalidInput("The target host can't be the same one.")
+            if self._compute_service(host) is None:
+                raise NotFound(f"Compute host {host} could not be found.")
+        source = self._compute_service(inst.host)
+        state = source[1] if source is not None else State.DOWN
+        if state is State.UP:
+            raise Conflict(f"Compute service of {inst.host} is still in use (state up): "
+                           "evacuate only instances of a host that is down or forced down.")
+        if state is State.UNKNOWN:
+            raise Conflict(f"Compute service of {inst.host} is in an unknown state: its "
+                           "liveness cannot be read right now, so it is not known to be down "
+                           "and evacuating could run the instance twice. Force it down if it "
+                           "is really dead.")
+        updated = cdb.instance_update(self.engine, inst.uuid,
+                                      {"task_state": cdb.REBUILDING, "requested_host": host},
+                                      host=inst.host, task_states=[None])
+        if updated is None:
+            raise Conflict(f"instance {inst.uuid} changed meanwhile; try again")
+        self._wake_scheduler()
+        return ServerView(updated)
+
+    def wait(self, ident: str, done: Callable[[ServerView], bool], *, timeout: float,
+             interval: float = 0.2) -> ServerView:
+        """Poll until ``done(view)`` (also true once the server is deleted), up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                view = self.get(ident)
+            except NotFound:
+                view = ServerView(cdb.instance_get(self.engine, ident, read_deleted=True))
+            if done(view) or view.status == "DELETED" or time.monotonic() >= deadline:
+                return view
+            time.sleep(interval)
+
+
+def settled(view: ServerView) -> bool:
+    """Neither waiting for a host nor spawning: ACTIVE or ERROR with no task."""
+    return view.status in ("ACTIVE", "ERROR") and view.record.task_state is None
+
+
+def servers_from(conf: cfg.ConfigOpts, engine: Engine | None = None,
+                 group: ServiceGroup | None = None) -> ServersAPI:
+    """ServersAPI over the configured database and messaging.
+
+    On ``fake://`` (in-process only) nothing is sent: the scheduler's scan picks requests up,
+    and the agents' reconciliation destroys deleted instances.
+    """
+    from vigil import launch, rpc
+
+    engine = engine or launch.engine_from(conf)
+    group = group or launch.group_from(conf, engine)
+    if str(conf.transport_url).startswith("fake:"):
+        return ServersAPI(engine, group)
+    transport = rpc.get_transport(conf)
+    return ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
+                      computes=ComputeAgentAPI(transport), close=transport.cleanup)
