@@ -132,7 +132,8 @@ def _one(item: Schema) -> Schema:
 
 
 def _json(*alternatives: Schema) -> dict[str, Any]:
-    schema = alternatives[0] if len(alternatives) == 1 else {"oneOf": list(alternatives)}
+    # anyOf, not oneOf: a body valid at 2.1 is also valid under the 2.11 schema.
+    schema = alternatives[0] if len(alternatives) == 1 else {"anyOf": list(alternatives)}
     # A copy: the published dicts must not alias the enforced ones.
     return {"content": {"application/json": {"schema": copy.deepcopy(schema)}}}
 
@@ -160,7 +161,8 @@ _ERRORS = {400: _fault(400, "badRequest"), 401: _fault(401, "unauthorized"),
            503: _fault(503, "serviceUnavailable")}
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+def errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these Nova fault codes."""
     return {c: _ERRORS[c] for c in codes}
 
 
@@ -201,7 +203,7 @@ def detail(view: ServiceView, ctx: RequestContext, *, forced_down: bool) -> dict
     responses={200: {"description": "Services (shape depends on the microversion)",
                      **_json(_list_of(_SERVICE), _list_of(_SERVICE_V211),
                              _list_of(_SERVICE_V253))},
-               **_errors(400, 401, 403, 406, 503)},
+               **errors_doc(400, 401, 403, 406, 503)},
 )
 def index(ctx: Ctx, response: Response) -> dict[str, Any]:
     query = validation.query_dict(ctx.request.query_params.multi_items())
@@ -315,7 +317,7 @@ def _dashed(text: str) -> str:
                                     "from 2.53)",
                      **_json(_one(_ACTION_STATUS), _one(_ACTION_FORCED),
                              _one({**_SERVICE_V253}))},
-               **_errors(400, 401, 403, 404, 406, 503)},
+               **errors_doc(400, 401, 403, 404, 406, 503)},
 )
 async def update(service_id: str, ctx: Ctx) -> Any:
     body = await _body(ctx)
@@ -341,7 +343,7 @@ _INT_MAX = 2**31 - 1
     summary="Delete a Compute service",
     status_code=204,
     openapi_extra={"parameters": [_VERSION_HEADER_PARAM]},
-    responses={204: {"description": "Deleted"}, **_errors(400, 401, 403, 404, 406, 409, 503)},
+    responses={204: {"description": "Deleted"}, **errors_doc(400, 401, 403, 404, 406, 409, 503)},
 )
 def delete(service_id: str, ctx: Ctx) -> Response:
     ctx.authorize(POLICY % "delete")

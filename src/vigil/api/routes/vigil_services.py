@@ -17,6 +17,7 @@ from oslo_policy import policy as oslo_policy
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx
 from vigil.api.errors import Fault
+from vigil.api.routes.services import errors_doc
 from vigil.errors import InvalidInput, ServiceNotFound
 from vigil.registry import ServiceView, format_time, parse_ident
 
@@ -86,7 +87,7 @@ def truth(view: ServiceView) -> dict[str, Any]:
     responses={200: {"content": {"application/json": {"schema": {
         "type": "object",
         "properties": {"services": {"type": "array", "items": SERVICE_SCHEMA}},
-        "required": ["services"]}}}}},
+        "required": ["services"]}}}}, **errors_doc(400, 401, 403, 406, 503)},
 )
 def list_services(ctx: Ctx) -> dict[str, Any]:
     query = validation.query_dict(ctx.request.query_params.multi_items())
@@ -100,7 +101,8 @@ def list_services(ctx: Ctx) -> dict[str, Any]:
 @router.get(
     "/services/{service_id}",
     summary="Show one service by integer id or UUID",
-    responses={200: {"content": {"application/json": {"schema": _ONE}}}},
+    responses={200: {"content": {"application/json": {"schema": _ONE}}},
+               **errors_doc(400, 401, 403, 404, 406, 503)},
 )
 def show_service(service_id: str, ctx: Ctx) -> dict[str, Any]:
     ctx.authorize(POLICY)
