@@ -105,8 +105,10 @@ class Conductor:
         )
         self._stop = threading.Event()
         self._prober: threading.Thread | None = None
+        self._started = False
 
     def start(self) -> None:
+        self._started = True
         self._server.start()
         self.coalescer.start()
         self._prober = threading.Thread(target=self._probe_loop, name="report-path-probe",
@@ -124,6 +126,8 @@ class Conductor:
 
     def stop(self) -> None:
         self._stop.set()
+        if not self._started:
+            return  # oslo.messaging's wait() blocks forever on a server never started
         try:
             self._server.stop()
             self._server.wait()

@@ -1,0 +1,134 @@
+"""The service runner against a real conductor over in-process messaging (fake://)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from vigil import rpc
+from vigil.clock import FakeClock
+from vigil.conductor.manager import Conductor, LocalConductorAPI
+from vigil.db import api as db
+from vigil.db.api import ServiceRecord
+from vigil.errors import MessagingUnavailable
+from vigil.service import Service
+from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.drivers.db import DbDriver
+from vigil.servicegroup.liveness import State
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met before the deadline")
+
+
+@pytest.fixture
+def stack(make_conf: Any, sqlite_engine: Engine, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    conf, _ = make_conf({
+        "DEFAULT": {"report_interval": 0.1, "service_down_time": 1.0, "host": "ctl",
+                    "transport_url": "fake://"},
+        "database": {"connection": str(sqlite_engine.url)},
+        "conductor": {"coalesce_interval": 0.05, "probe_interval": 0.05},
+    })
+    transport = rpc.get_transport(conf)
+    conductor = Conductor(conf, sqlite_engine, transport)
+    group = ServiceGroup(DbDriver(), service_down_time=1.0, report_interval=0.1,
+                         engine=sqlite_engine)
+    yield {"conf": conf, "transport": transport, "conductor": conductor, "group": group,
+           "engine": sqlite_engine}
+    conductor.stop()
+
+
+def make_service(stack: dict[str, Any], host: str = "h1") -> Service:
+    client = rpc.ConductorAPI(stack["transport"], timeout=1)
+    return Service(host=host, binary="vigil-compute", topic="compute", conductor=client,
+                   group=stack["group"], report_interval=0.1)
+
+
+def test_reports_and_graceful_leave(stack: dict[str, Any]) -> None:
+    stack["conductor"].start()
+    svc = make_service(stack)
+    svc.start()
+    assert svc.registered.wait(10)
+    engine = stack["engine"]
+    wait_for(lambda: db.service_get(engine, svc.record.id).report_count >= 3)  # type: ignore[union-attr]
+    assert stack["group"].state(svc.record.id) is State.UP  # type: ignore[union-attr]
+    svc.stop()
+    assert stack["group"].state(svc.record.id) is State.DOWN  # type: ignore[union-attr]
+
+
+def test_agent_waits_for_a_late_conductor(stack: dict[str, Any]) -> None:
+    svc = make_service(stack, "late")
+    svc.start()
+    # No conductor yet: the runner keeps trying instead of dying.
+    assert not svc.registered.wait(1.5)
+    stack["conductor"].start()
+    assert svc.registered.wait(15)
+    wait_for(lambda: svc.reports_ok >= 2)
+    svc.stop()
+
+
+def test_deleted_row_while_running_is_logged(stack: dict[str, Any],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    stack["conductor"].start()
+    svc = make_service(stack, "gone")
+    with caplog.at_level(logging.ERROR, logger="vigil.service"):
+        svc.start()
+        assert svc.registered.wait(10)
+        db.service_soft_delete(stack["engine"], svc.record.id)  # type: ignore[union-attr]
+        wait_for(lambda: any("was deleted while this service is running" in r.getMessage()
+                             for r in caplog.records))
+    svc.stop(leave=False)
+    deleted_logs = [r for r in caplog.records if "was deleted" in r.getMessage()]
+    assert len(deleted_logs) == 1
+
+
+class Flaky:
+    """A conductor client that fails a set number of times (the RPC edge, simulated)."""
+
+    def __init__(self, inner: LocalConductorAPI, failures: int) -> None:
+        self.inner, self.failures = inner, failures
+
+    def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord:
+        return self.inner.service_get_or_create(host, binary, topic)
+
+    def report_state(self, service_id: int) -> str:
+        if self.failures > 0:
+            self.failures -= 1
+            raise MessagingUnavailable("conductor did not answer")
+        return self.inner.report_state(service_id)
+
+    def service_leave(self, service_id: int) -> None:
+        self.inner.service_leave(service_id)
+
+
+def test_report_failures_logged_once_and_recovery_logged(
+    stack: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Flaky(LocalConductorAPI(stack["conductor"].manager), failures=5)
+    svc = Service(host="flaky", binary="vigil-compute", topic="compute", conductor=client,
+                  group=stack["group"], report_interval=0.1, clock=FakeClock())
+    with caplog.at_level(logging.WARNING, logger="vigil.service"):
+        assert svc.register()
+        results = [svc.report_once() for _ in range(7)]
+    assert results == [False] * 5 + [True, True]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("cannot report state" in m for m in messages) == 1
+    assert sum("reporting again after 5 failed attempts" in m for m in messages) == 1
+
+
+def test_jitter_stays_within_ten_percent(stack: dict[str, Any]) -> None:
+    svc = make_service(stack)
+    delays = [svc.next_delay() for _ in range(500)]
+    assert all(0.09 <= d <= 0.11 for d in delays)
+    assert max(delays) - min(delays) > 0.01  # it does vary
