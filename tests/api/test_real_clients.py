@@ -1,0 +1,213 @@
+"""The real OpenStack clients against a real ``vigil api`` process.
+
+What they need: keystoneauth's ``admin_token`` plugin uses the endpoint as given, without
+following the version document's links, so the endpoint must be the compute root
+``http://HOST:PORT/v2.1`` (what a Nova catalog entry holds), not the server root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openstack
+import pytest
+
+from tests.api.conftest import make_conf, write_tokens
+from vigil import launch
+from vigil.db import api as db
+from vigil.db.api import ServiceRecord
+
+pytestmark = pytest.mark.slow
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    root: str
+    compute: str
+    token: str
+    computes: list[ServiceRecord]
+    conductor: ServiceRecord
+    conf_path: Path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("real")
+    port = free_port()
+    tokens = write_tokens(tmp / "tokens.json")
+    conf, path = make_conf(tmp, {"api": {"port": port, "token_file": str(tokens)}})
+    engine = launch.engine_from(conf, sync=True)
+    computes = [db.service_get_or_create(engine, f"compute{i}", "vigil-compute", "compute")[0]
+                for i in (1, 2, 3)]
+    conductor = db.service_get_or_create(engine, "compute1", "vigil-conductor", "conductor")[0]
+    engine.dispose()
+    log = (tmp / "api.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file", str(path),
+                             "api"], stdout=log, stderr=subprocess.STDOUT)
+    root = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, (tmp / "api.log").read_text()
+        try:
+            if httpx.get(f"{root}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "vigil api did not start in 30 s"
+        time.sleep(0.1)
+    yield Server(root, f"{root}/v2.1", "admin-token", computes, conductor, path)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    log.close()
+
+
+def sdk(server: Server) -> openstack.connection.Connection:
+    return openstack.connect(auth_type="admin_token",
+                             auth={"endpoint": server.compute, "token": server.token},
+                             load_yaml_config=False, load_envvars=False)
+
+
+def test_openstacksdk(server: Server) -> None:
+    conn = sdk(server)
+    services = {(s.host, s.binary): s for s in conn.compute.services()}
+    assert set(services) >= {("compute1", "vigil-compute"), ("compute2", "vigil-compute"),
+                             ("compute1", "vigil-conductor")}
+    c1 = services[("compute1", "vigil-compute")]
+    assert c1.id == server.computes[0].uuid  # the SDK negotiated >= 2.53
+    assert c1.availability_zone == "nova" and c1.state in ("up", "down")
+
+    s = conn.compute.disable_service(c1, disabled_reason="maintenance")
+    assert s.status == "disabled" and s.disabled_reason == "maintenance"
+    s = conn.compute.enable_service(c1)
+    assert s.status == "enabled" and s.disabled_reason is None
+    s = conn.compute.update_service_forced_down(c1, forced=True)
+    assert s.is_forced_down is True and s.state == "down"
+    s = conn.compute.update_service_forced_down(c1, forced=False)
+    assert s.is_forced_down is False
+
+    c3 = services[("compute3", "vigil-compute")]
+    conn.compute.delete_service(c3)
+    left = {(s.host, s.binary) for s in conn.compute.services()}
+    assert ("compute3", "vigil-compute") not in left
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        conn.compute.delete_service(c3, ignore_missing=False)
+    with pytest.raises(openstack.exceptions.BadRequestException,
+                       match="Only nova-compute services can be updated"):
+        conn.compute.disable_service(services[("compute1", "vigil-conductor")])
+
+
+def test_openstacksdk_rejects_a_bad_token(server: Server) -> None:
+    conn = openstack.connect(auth_type="admin_token",
+                             auth={"endpoint": server.compute, "token": "wrong"},
+                             load_yaml_config=False, load_envvars=False)
+    with pytest.raises(openstack.exceptions.HttpException) as err:
+        list(conn.compute.services())
+    assert err.value.status_code == 401
+
+
+def osc(server: Server, *args: str, version: str | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    cmd = [str(VENV_BIN / "openstack"), "--os-endpoint", server.compute,
+           "--os-token", server.token]
+    if version:
+        cmd += ["--os-compute-api-version", version]
+    done = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_openstack_cli(server: Server) -> None:
+    rows = json.loads(osc(server, "compute", "service", "list", "--long", "-f", "json"))
+    by_host = {(r["Host"], r["Binary"]): r for r in rows}
+    assert by_host[("compute2", "vigil-compute")]["ID"] == server.computes[1].uuid
+    assert by_host[("compute2", "vigil-compute")]["Zone"] == "nova"
+
+    osc(server, "compute", "service", "set", "--disable", "--disable-reason", "rack move",
+        "compute2", "vigil-compute")
+    rows = json.loads(osc(server, "compute", "service", "list", "--long", "-f", "json",
+                          "--host", "compute2"))
+    assert [(r["Status"], r["Disabled Reason"]) for r in rows] == [("disabled", "rack move")]
+
+    # An old microversion goes through the action URLs (PUT /os-services/enable) and ids.
+    osc(server, "compute", "service", "set", "--enable", "compute2", "vigil-compute",
+        version="2.10")
+    rows = json.loads(osc(server, "compute", "service", "list", "-f", "json", "--host",
+                          "compute2", version="2.10"))
+    assert [(r["ID"], r["Status"]) for r in rows] == [(server.computes[1].id, "enabled")]
+
+
+def vigil(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from vigil.cli.main import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_vigil_cli_same_output_via_api_or_database(
+    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OS_ENDPOINT", raising=False)
+    monkeypatch.delenv("OS_TOKEN", raising=False)
+    conf = ["--config-file", str(server.conf_path)]
+    remote = ["--os-endpoint", server.root, "--os-token", server.token]
+    for fmt in ("table", "json"):
+        direct = vigil(capsys, *conf, "service", "list", "--format", fmt)
+        via_api = vigil(capsys, *conf, "service", "list", "--format", fmt, *remote)
+        assert direct[0] == via_api[0] == 0
+        assert direct[1] == via_api[1]
+        assert "vigil-conductor" in direct[1]
+
+    code, out, _ = vigil(capsys, *conf, "service", "set", "compute1", "vigil-compute",
+                         "--disable", "--reason", "via api", "--format", "json", *remote)
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["status"] == "disabled" and row["disabled_reason"] == "via api"
+    direct = vigil(capsys, *conf, "service", "list", "--host", "compute1", "--binary",
+                   "vigil-compute", "--format", "json")
+    assert json.loads(direct[1]) == [row]
+
+    # the environment works as well as the flags; the endpoint may include /v2.1
+    monkeypatch.setenv("OS_ENDPOINT", server.compute)
+    monkeypatch.setenv("OS_TOKEN", server.token)
+    code, out, _ = vigil(capsys, *conf, "service", "set", "compute1", "vigil-compute",
+                         "--enable", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["status"] == "enabled"
+
+    # errors map to the same exit codes and one-line messages
+    code, _, err = vigil(capsys, *conf, "service", "set", "nohost", "vigil-compute",
+                         "--enable")
+    assert code == 1 and "vigil: error:" in err
+    code, _, err = vigil(capsys, *conf, "service", "delete", "not-an-id")
+    assert code == 2
+    monkeypatch.setenv("OS_TOKEN", "wrong")
+    code, _, err = vigil(capsys, *conf, "service", "list")
+    assert code == 1 and "401" in err
+    monkeypatch.delenv("OS_TOKEN")
+    code, _, err = vigil(capsys, *conf, "service", "list")
+    assert code == 2 and "needs a token" in err
+
+    code, out, _ = vigil(capsys, *conf, "service", "delete", str(server.computes[1].id),
+                         *remote)
+    assert code == 0
+    assert out.strip() == f"deleted service {server.computes[1].id} (vigil-compute on compute2)"
+    code, _, err = vigil(capsys, *conf, "service", "delete", server.computes[1].uuid, *remote)
+    assert code == 1 and "not found" in err
