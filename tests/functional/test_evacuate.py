@@ -12,6 +12,7 @@ h2, none may be lost, and h1, restarted, must not start the evacuated instances 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,7 +29,6 @@ from vigil import launch
 from vigil.compute.hypervisors import HypervisorsAPI
 from vigil.compute.servers import ServersAPI, servers_from, settled
 from vigil.errors import Conflict
-from vigil.registry import Registry
 
 pytestmark = pytest.mark.slow
 
@@ -93,10 +93,8 @@ class Cluster:
         return (self.logs / f"{name}.{gen}.log").read_text(errors="replace")
 
     def kill_group(self, proc: subprocess.Popen[bytes]) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=10)
 
     def stop_all(self) -> None:

@@ -111,3 +111,43 @@ def assert_accounting(engine: Engine) -> None:
         assert v <= node.vcpus * node.cpu_allocation_ratio, node
         assert m <= node.memory_mb * node.ram_allocation_ratio, node
         assert d <= node.local_gb * node.disk_allocation_ratio, node
+
+
+class DirectConductor:
+    """The agent's conductor client without messaging: the real conductor endpoint over the
+    real database. Arguments and answers still go through JSON, as over RPC."""
+
+    def __init__(self, engine: Engine) -> None:
+        from vigil.conductor.compute import ComputeConductorManager
+
+        self.endpoint = ComputeConductorManager(engine)
+
+    @staticmethod
+    def _wire(value: Any) -> Any:
+        import json
+
+        return json.loads(json.dumps(value))
+
+    def compute_node_update(self, host: str, inventory: cdb.Inventory) -> cdb.NodeRecord:
+        return cdb.NodeRecord.from_primitive(self._wire(self.endpoint.compute_node_update(
+            {}, host, self._wire(inventory.to_primitive()))))
+
+    def instances_on_host(self, host: str) -> list[cdb.InstanceRecord]:
+        return [cdb.InstanceRecord.from_primitive(d)
+                for d in self._wire(self.endpoint.instances_on_host({}, host))]
+
+    def instance_get(self, instance_uuid: str) -> cdb.InstanceRecord | None:
+        data = self._wire(self.endpoint.instance_get({}, instance_uuid))
+        return cdb.InstanceRecord.from_primitive(data) if data is not None else None
+
+    def instance_update(self, instance_uuid: str, host: str, values: dict[str, Any],
+                        task_states: Any, now_fields: Any = ()) -> cdb.InstanceRecord | None:
+        data = self._wire(self.endpoint.instance_update(
+            {}, instance_uuid, host, self._wire(values), list(task_states), list(now_fields)))
+        return cdb.InstanceRecord.from_primitive(data) if data is not None else None
+
+    def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: str,
+                              fault: str) -> cdb.InstanceRecord | None:
+        data = self._wire(self.endpoint.instance_spawn_failed({}, instance_uuid, host,
+                                                              task_state, fault))
+        return cdb.InstanceRecord.from_primitive(data) if data is not None else None

@@ -1,0 +1,162 @@
+"""The agent's decisions, against the real conductor endpoint and database, fake driver."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from tests.unit.compute.helpers import (
+    DirectConductor,
+    add_host,
+    assert_accounting,
+    make_conf,
+    make_group,
+    set_state,
+)
+from vigil.compute.manager import ComputeManager
+from vigil.compute.virt.fake import FakeDriver
+from vigil.db import api as db
+from vigil.db import compute_api as cdb
+from vigil.db.compute_api import InstanceRecord
+from vigil.scheduler.manager import SchedulerManager
+
+
+def agent(engine: Engine, host: str, driver: FakeDriver | None = None) -> ComputeManager:
+    driver = driver or FakeDriver.from_conf(make_conf(), host)
+    return ComputeManager(host, driver, DirectConductor(engine))
+
+
+def fake(m: ComputeManager) -> FakeDriver:
+    assert isinstance(m.driver, FakeDriver)
+    return m.driver
+
+
+def placed(engine: Engine, host: str, name: str = "vm") -> InstanceRecord:
+    """An instance booted with a requested host and scheduled (claimed) there."""
+    flavor = cdb.flavor_get(engine, "m1.tiny")
+    inst = cdb.instance_create(engine, name=name, flavor=flavor, requested_host=host)
+    out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
+    assert out.host == host, out
+    return cdb.instance_get(engine, inst.uuid)
+
+
+def evacuate_to(engine: Engine, inst: InstanceRecord, target: str) -> InstanceRecord:
+    set_state(engine, db.service_get_by_host_binary(engine, inst.host or "", "vigil-compute"),
+              "forced_down")
+    assert cdb.instance_update(engine, inst.uuid, {"task_state": cdb.REBUILDING,
+                                                   "requested_host": target},
+                               host=inst.host, task_states=[None]) is not None
+    out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
+    assert out.host == target, out
+    return cdb.instance_get(engine, inst.uuid)
+
+
+def test_build_request_spawns_and_reports_active(sqlite_engine: Engine) -> None:
+    add_host(sqlite_engine, "h1")
+    h1 = agent(sqlite_engine, "h1")
+    inst = placed(sqlite_engine, "h1")
+    assert inst.task_state == cdb.SPAWNING
+    h1.build_and_run_instance({}, inst.uuid)
+    now = cdb.instance_get(sqlite_engine, inst.uuid)
+    assert (now.vm_state, now.task_state, now.power_state) == (cdb.ACTIVE, None, cdb.RUNNING)
+    assert now.launched_at is not None
+    assert fake(h1).calls == [("spawn", inst.uuid)]
+    h1.build_and_run_instance({}, inst.uuid)  # a duplicate message changes nothing
+    assert fake(h1).calls == [("spawn", inst.uuid)]
+
+
+def test_a_late_build_request_for_an_instance_placed_elsewhere_is_ignored(
+        sqlite_engine: Engine) -> None:
+    add_host(sqlite_engine, "h1")
+    add_host(sqlite_engine, "h2")
+    inst = placed(sqlite_engine, "h2")
+    h1 = agent(sqlite_engine, "h1")
+    h1.build_and_run_instance({}, inst.uuid)
+    h1.rebuild_instance({}, inst.uuid)
+    assert fake(h1).calls == []
+    assert cdb.instance_get(sqlite_engine, inst.uuid).task_state == cdb.SPAWNING
+
+
+def test_returning_host_destroys_evacuated_and_deleted_copies_and_resumes_its_own(
+        sqlite_engine: Engine) -> None:
+    add_host(sqlite_engine, "h1")
+    add_host(sqlite_engine, "h2")
+    h1 = agent(sqlite_engine, "h1")
+    moved, gone, kept = (placed(sqlite_engine, "h1", n) for n in ("moved", "gone", "kept"))
+    for inst in (moved, gone, kept):
+        h1.build_and_run_instance({}, inst.uuid)
+    # h1 "dies" here: a new agent process has a driver that still lists moved and gone (a
+    # host whose processes survived), and no longer runs kept.
+    evacuate_to(sqlite_engine, cdb.instance_get(sqlite_engine, moved.uuid), "h2")
+    cdb.instance_destroy(sqlite_engine, gone.uuid)
+    driver = FakeDriver.from_conf(make_conf(), "h1")
+    driver.spawn(moved)
+    driver.spawn(gone)
+    driver.calls.clear()
+    back = agent(sqlite_engine, "h1", driver)
+    back.reconcile(at_start=True)
+    assert sorted(driver.calls) == sorted([("destroy", moved.uuid), ("destroy", gone.uuid),
+                                           ("spawn", kept.uuid)])
+    assert driver.list_instances() == [kept.uuid]
+    # The evacuated instance is left as it is: waiting for h2, not touched by h1.
+    assert cdb.instance_get(sqlite_engine, moved.uuid).task_state == cdb.REBUILD_SPAWNING
+    assert cdb.instance_get(sqlite_engine, moved.uuid).host == "h2"
+
+
+def test_lost_spawn_request_is_redone_by_reconciliation(sqlite_engine: Engine) -> None:
+    add_host(sqlite_engine, "h1")
+    inst = placed(sqlite_engine, "h1")  # the cast to h1 was never delivered
+    h1 = agent(sqlite_engine, "h1")
+    h1.reconcile()
+    assert cdb.instance_get(sqlite_engine, inst.uuid).vm_state == cdb.ACTIVE
+    assert fake(h1).calls == [("spawn", inst.uuid)]
+
+
+def test_an_instance_that_stopped_running_goes_to_error_not_restarted(
+        sqlite_engine: Engine) -> None:
+    add_host(sqlite_engine, "h1")
+    inst = placed(sqlite_engine, "h1")
+    h1 = agent(sqlite_engine, "h1")
+    h1.build_and_run_instance({}, inst.uuid)
+    fake(h1).destroy(inst.uuid, keep_disk=True)  # the instance died behind the agent's back
+    h1.reconcile()
+    now = cdb.instance_get(sqlite_engine, inst.uuid)
+    assert now.vm_state == cdb.ERROR and now.power_state == cdb.SHUTDOWN
+    assert now.fault is not None and "not running on h1" in now.fault
+    assert fake(h1).list_instances() == []
+
+
+class BrokenDriver(FakeDriver):
+    def spawn(self, instance: InstanceRecord, *, rebuild: bool = False) -> None:
+        raise OSError("no space left on device")
+
+
+def test_failed_spawn_is_an_error_with_fault_and_gives_the_claim_back(
+        sqlite_engine: Engine) -> None:
+    node = add_host(sqlite_engine, "h1")
+    inst = placed(sqlite_engine, "h1")
+    h1 = agent(sqlite_engine, "h1", BrokenDriver.from_conf(make_conf(), "h1"))
+    h1.build_and_run_instance({}, inst.uuid)
+    now = cdb.instance_get(sqlite_engine, inst.uuid)
+    assert now.vm_state == cdb.ERROR and now.host is None
+    assert now.fault == "Spawn failed on h1: no space left on device"
+    assert cdb.compute_node_get(sqlite_engine, node.id).running_vms == 0
+    assert_accounting(sqlite_engine)
+
+
+def test_agents_cannot_write_placement_through_the_conductor(sqlite_engine: Engine) -> None:
+    add_host(sqlite_engine, "h1")
+    inst = placed(sqlite_engine, "h1")
+    with pytest.raises(ValueError, match="may not write"):
+        DirectConductor(sqlite_engine).endpoint.instance_update(
+            {}, inst.uuid, "h1", {"host": "h9"}, [cdb.SPAWNING], [])
+
+
+def test_inventory_report_creates_then_updates_one_node(sqlite_engine: Engine) -> None:
+    conf = make_conf(compute={"vcpus": 3, "cpu_allocation_ratio": 2.0})
+    h1 = agent(sqlite_engine, "h1", FakeDriver.from_conf(conf, "h1"))
+    first = h1.update_resources()
+    again = h1.update_resources()
+    assert first.id == again.id and (again.vcpus, again.cpu_allocation_ratio) == (3, 2.0)
+    assert (again.memory_mb, again.ram_allocation_ratio) == (32768, 1.5)  # Nova's defaults
+    assert len(cdb.compute_nodes(sqlite_engine)) == 1

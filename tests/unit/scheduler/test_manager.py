@@ -1,0 +1,76 @@
+"""The scheduler's passes over a real database."""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from tests.unit.compute.helpers import add_host, assert_accounting, make_conf, make_group
+from vigil.db import compute_api as cdb
+from vigil.scheduler.manager import SchedulerManager
+
+
+def manager(engine: Engine, **scheduler: object) -> SchedulerManager:
+    return SchedulerManager(make_conf(scheduler=scheduler), engine, make_group(engine))
+
+
+def boot(engine: Engine, n: int, flavor: str = "m1.tiny", **kw: object) -> list[str]:
+    fl = cdb.flavor_get(engine, flavor)
+    return [cdb.instance_create(engine, name=f"vm{i}", flavor=fl, **kw).uuid  # type: ignore[arg-type]
+            for i in range(n)]
+
+
+def test_host_states_cost_the_same_queries_for_3_or_60_hosts(sqlite_engine: Engine) -> None:
+    """ComputeFilter reads liveness in one batch, never one query per host."""
+    m = manager(sqlite_engine)
+    statements: list[str] = []
+    event.listen(sqlite_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    counts = []
+    for n in (3, 60):
+        for i in range(n):
+            add_host(sqlite_engine, f"n{n}-{i}")
+        statements.clear()
+        assert len(m.read_hosts().hosts) >= n
+        counts.append(len(statements))
+    assert counts[0] == counts[1] <= 4, counts
+
+
+def test_a_pass_places_more_than_one_batch_and_spreads(sqlite_engine: Engine) -> None:
+    for h in ("h1", "h2", "h3"):
+        add_host(sqlite_engine, h, vcpus=64, memory_mb=8192)
+    uuids = boot(sqlite_engine, 12, "m1.small")  # 2048 MB each: 4 per host fit
+    outcomes = manager(sqlite_engine, batch_size=5).schedule_pending()
+    assert {o.instance_uuid for o in outcomes} == set(uuids)
+    per_host: dict[str | None, int] = {}
+    for inst in cdb.instances(sqlite_engine):
+        per_host[inst.host] = per_host.get(inst.host, 0) + 1
+    assert per_host == {"h1": 4, "h2": 4, "h3": 4}
+    assert_accounting(sqlite_engine)
+    # Full: the next one fails, with RamFilter named in its fault.
+    [late] = boot(sqlite_engine, 1, "m1.small")
+    manager(sqlite_engine).schedule_pending()
+    fault = cdb.instance_get(sqlite_engine, late).fault or ""
+    assert "RamFilter removed 3 (short of RAM)" in fault
+
+
+def test_zone_and_requested_host(sqlite_engine: Engine) -> None:
+    add_host(sqlite_engine, "a1", zone="az-a")
+    add_host(sqlite_engine, "b1", zone="az-b")
+    add_host(sqlite_engine, "b2", zone="az-b")
+    [in_a] = boot(sqlite_engine, 1, availability_zone="az-a")
+    [on_b2] = boot(sqlite_engine, 1, requested_host="b2")
+    [nowhere] = boot(sqlite_engine, 1, availability_zone="az-c")
+    manager(sqlite_engine).schedule_pending()
+    assert cdb.instance_get(sqlite_engine, in_a).host == "a1"
+    assert cdb.instance_get(sqlite_engine, on_b2).host == "b2"
+    failed = cdb.instance_get(sqlite_engine, nowhere)
+    assert failed.vm_state == cdb.ERROR and "AvailabilityZoneFilter removed 3" in (
+        failed.fault or "")
+
+
+def test_negative_ram_multiplier_stacks(sqlite_engine: Engine) -> None:
+    add_host(sqlite_engine, "h1")
+    add_host(sqlite_engine, "h2")
+    boot(sqlite_engine, 4)
+    manager(sqlite_engine, ram_weight_multiplier=-1.0).schedule_pending()
+    assert {i.host for i in cdb.instances(sqlite_engine)} == {"h1"}
