@@ -30,10 +30,10 @@ DeleteGuard = Callable[[ServiceRecord], None]
 
 def format_time(value: dt.datetime | None) -> str | None:
     """Nova's timestamp layout: ``2012-10-29T13:42:02.000000`` (UTC, no offset)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
+    return value.isoformat(timespec="microseconds") if value is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ServiceView:
     """A service with its computed state, as operators see it."""
 

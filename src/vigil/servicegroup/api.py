@@ -23,7 +23,7 @@ from vigil.db import api as db
 from vigil.errors import BackendUnavailable, DatabaseUnavailable
 from vigil.servicegroup import liveness
 from vigil.servicegroup.drivers.base import Driver, LivenessView
-from vigil.servicegroup.drivers.db import record_state
+from vigil.servicegroup.drivers.db import record_states
 from vigil.servicegroup.liveness import State
 
 LOG = logging.getLogger(__name__)
@@ -73,20 +73,25 @@ class ServiceGroup:
     def states(self, snap: db.Snapshot) -> dict[int, State]:
         """The state of every service in a snapshot: O(1) backend round trips in all."""
         view = self.view(snap)
-        try:
-            verdicts = self.driver.get_states(snap.services, view)
-        except BackendUnavailable as exc:
-            LOG.warning("liveness backend %s unavailable, states unknown: %s",
-                        self.driver.name, exc)
-            verdicts = {}
+        rpc_states = record_states(snap.services, view)
+        verdicts: dict[int, State] | None = None
+        if self.driver.has_own_verdict:
+            try:
+                verdicts = self.driver.get_states(snap.services, view)
+            except BackendUnavailable as exc:
+                LOG.warning("liveness backend %s unavailable, states unknown: %s",
+                            self.driver.name, exc)
+                verdicts = {}
         out: dict[int, State] = {}
         for svc in snap.services:
             if svc.forced_down:
                 out[svc.id] = State.DOWN
-                continue
-            out[svc.id] = liveness.combine(
-                record_state(svc, view), verdicts.get(svc.id, State.UNKNOWN)
-            )
+            elif verdicts is None:
+                out[svc.id] = rpc_states[svc.id]
+            else:
+                out[svc.id] = liveness.combine(
+                    rpc_states[svc.id], verdicts.get(svc.id, State.UNKNOWN)
+                )
         return out
 
     def _engine(self) -> Engine:

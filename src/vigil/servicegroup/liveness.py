@@ -72,6 +72,37 @@ def heartbeat_state(
     return State.DOWN
 
 
+def heartbeat_states(
+    heartbeats: Iterable[tuple[int, dt.datetime, dt.datetime | None]],
+    now: dt.datetime,
+    down_after: dt.timedelta,
+    reports_healthy_since: dt.datetime | None,
+) -> dict[int, State]:
+    """:func:`heartbeat_state` for many ``(id, last sign of life, left_at)`` at once.
+
+    The same rules with the thresholds computed once: this is the per-service cost of every
+    list and every scheduler pass.
+    """
+    fresh_from = now - down_after
+    future_limit = now + FUTURE_TOLERANCE
+    stale_state = (
+        State.DOWN
+        if reports_healthy_since is not None and reports_healthy_since <= fresh_from
+        else State.UNKNOWN
+    )
+    out: dict[int, State] = {}
+    for ident, last, left_at in heartbeats:
+        if left_at is not None and left_at >= last:
+            out[ident] = State.DOWN
+        elif last > future_limit:
+            out[ident] = State.UNKNOWN
+        elif last >= fresh_from:
+            out[ident] = State.UP
+        else:
+            out[ident] = stale_state
+    return out
+
+
 def combine(*states: State) -> State:
     """Either source saying DOWN makes it DOWN; else any UNKNOWN makes it UNKNOWN; else UP."""
     if State.DOWN in states:

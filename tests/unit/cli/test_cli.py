@@ -110,7 +110,7 @@ def test_bad_input_one_line_nonzero_and_nothing_changed(
 ) -> None:
     before = rows(cli.engine)
     try:
-        got, out, err = cli(*args)
+        got, _out, err = cli(*args)
     except SystemExit as exc:  # argparse usage errors exit from the parser
         got, err = exc.code, ""
 

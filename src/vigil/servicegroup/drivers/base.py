@@ -58,6 +58,9 @@ class Driver(abc.ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    # False for a driver whose verdict is the services row itself (db): the facade then skips
+    # asking it, instead of computing the same fact twice per service.
+    has_own_verdict: ClassVar[bool] = True
 
     # -- agent side ---------------------------------------------------------------------------
     @abc.abstractmethod

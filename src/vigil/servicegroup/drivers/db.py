@@ -11,7 +11,17 @@ from collections.abc import Sequence
 
 from vigil.db.api import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver, LivenessView
-from vigil.servicegroup.liveness import Heartbeat, State, heartbeat_state
+from vigil.servicegroup.liveness import Heartbeat, State, heartbeat_state, heartbeat_states
+
+
+def record_states(
+    records: Sequence[ServiceRecord], view: LivenessView
+) -> dict[int, State]:
+    """RPC liveness of many rows, by id (forced_down excluded)."""
+    return heartbeat_states(
+        ((r.id, r.last_seen_up or r.created_at, r.left_at) for r in records),
+        view.now, view.down_after, view.reports_healthy_since,
+    )
 
 
 def record_state(record: ServiceRecord, view: LivenessView) -> State:
@@ -22,6 +32,8 @@ def record_state(record: ServiceRecord, view: LivenessView) -> State:
 
 class DbDriver(Driver):
     name = "db"
+    # The row's heartbeat is all it knows: the facade's RPC liveness already is its verdict.
+    has_own_verdict = False
     # A stale row proves only that reports stopped arriving; whether the host is dead is
     # inferred by the reader, hence proves_death=False.
     capabilities = Capabilities(proves_death=False, server_side_expiry=False,
@@ -39,4 +51,4 @@ class DbDriver(Driver):
     def get_states(
         self, services: Sequence[ServiceRecord], view: LivenessView
     ) -> dict[int, State]:
-        return {s.id: record_state(s, view) for s in services}
+        return record_states(services, view)

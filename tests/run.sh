@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Everything CI checks, runnable on a fresh machine with only Python:
+#   a virtualenv with Vigil and its test tools, the real servers the tests talk to
+#   (PostgreSQL, MariaDB, RabbitMQ, Redis, memcached, ZooKeeper, etcd on 127.0.0.1),
+#   ruff, mypy, then the whole pytest suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2> >(grep -v "^WARNING: Location" >&2)
+
+bash tests/servers/ensure-system.sh
+bash tests/servers/start.sh
+
+echo "== ruff"; .venv/bin/ruff check src tests bench
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"

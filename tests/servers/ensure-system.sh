@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Make sure the system servers the tests talk to are running on 127.0.0.1:
+# PostgreSQL (5432), MariaDB (3306), RabbitMQ (5672) and Redis (6379).
+# Each is installed from Debian's packages if missing and started if not listening.
+set -euo pipefail
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {  # name port seconds
+  local deadline=$((SECONDS + $3))
+  until listening "$2"; do
+    if (( SECONDS > deadline )); then echo "ensure-system: $1 did not start on port $2" >&2; exit 1; fi
+    sleep 0.5
+  done
+}
+
+apt_updated=0
+need() {  # command package...
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${@:2}" >/dev/null
+}
+
+if ! listening 5432; then
+  need pg_ctlcluster postgresql
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  wait_port PostgreSQL 5432 60
+fi
+if ! listening 3306; then
+  need mariadbd mariadb-server
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_port MariaDB 3306 60
+fi
+if ! listening 5672; then
+  need rabbitmq-server rabbitmq-server
+  rabbitmq-server -detached
+  wait_port RabbitMQ 5672 120
+fi
+if ! listening 6379; then
+  need redis-server redis-server
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_port Redis 6379 30
+fi
+echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening"
