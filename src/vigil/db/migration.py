@@ -1,4 +1,9 @@
-"""Schema migrations through Alembic, driven from code (``vigil db sync``)."""
+"""Schema migrations through Alembic, driven from code (``vigil db sync``).
+
+Features add their tables as independent branches off the schema they need (compute, HA and
+bare-metal each branch from their parent), so ``sync`` upgrades every head and a revision is
+reported as the sorted set of heads.
+"""
 
 from __future__ import annotations
 
@@ -21,16 +26,19 @@ def _config(engine: Engine) -> Config:
 
 
 def current(engine: Engine) -> str | None:
+    """The applied revisions ("a,b" when several branches), or None for an empty database."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) if heads else None
 
 
 def head() -> str | None:
-    return ScriptDirectory(_HERE).get_current_head()
+    heads = ScriptDirectory(_HERE).get_heads()
+    return ",".join(sorted(heads)) if heads else None
 
 
 def sync(engine: Engine) -> tuple[str | None, str | None]:
-    """Upgrade to the newest schema; idempotent. Returns (before, after) revisions."""
+    """Upgrade every branch to its newest revision; idempotent. Returns (before, after)."""
     before = current(engine)
-    command.upgrade(_config(engine), "head")
+    command.upgrade(_config(engine), "heads")
     return before, current(engine)
