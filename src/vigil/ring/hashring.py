@@ -28,21 +28,23 @@ by 2x with load); "moved" is the share of keys that change owner when one member
 leaves 100 members, over the ideal 1/(N+1) / 1/N; bench/ring_bench.py prints the final
 figures for this module next to tooz's.
 
-===================================  ========  ========  ===========  ==================
+===================================  ========  ========  ===========  ===================
 candidate                            max/mean  max/mean  moved        build, 1,000
-                                     100       1,000     join/leave   members
-===================================  ========  ========  ===========  ==================
-tooz HashRing (32 md5 points each)   1.42      1.63      ~1.0 / ~1.0  0.13 s
+                                     100       1,000     join/leave   members (CPU)
+===================================  ========  ========  ===========  ===================
+tooz HashRing (32 md5 points each)   1.42      1.63      1.05 / 0.93  0.05 s
 Ketama ring, 256 points, no bound    1.16      1.47      1.05 / 0.95  0.8 s
-Maglev table, 65,537 slots           1.001     1.007     1.59 / 1.56  0.2 s (7x ideal
-                                                                      moved at 1,000)
-HRW (rendezvous) table, 2**16 parts  1.08      ~1.4      1.0 / 1.0    8.8 s at 100 members
-ring 256 points + bound 1.05         1.05      1.04      1.20 / 1.17  0.8 s
-ring 512 points, 2**17 + bound       1.05      1.05      1.07 / 1.05  0.35 s
-**ring 1,024 points, 2**17 + bound** 1.05      1.05      1.02 / 1.03  0.5-0.7 s idle
-===================================  ========  ========  ===========  ==================
+Maglev table, 65,537 slots           1.001     1.007     1.59 / 1.56  0.2 s; moves 7x
+                                                                      the ideal at 1,000
+HRW (rendezvous) table, 2**16 parts  1.08      ~1.4 est  1.0 / 1.0    8.8 s at 100 members
+ring 256 points, 2**16 + bound       1.05      1.04      1.20 / 1.17  0.8 s
+ring 512 points, 2**17 + bound       1.05      1.05      1.07 / 1.05  0.4 s
+**ring 1,024 points, 2**17 + bound** 1.05      1.05      1.02 / 1.03  0.45-0.7 s
+===================================  ========  ========  ===========  ===================
 
-(The "moved" figures of the last two rows are means over 12 random 100-member fleets.)
+(The "moved" figures of the last two rows are means over 12 random 100-member fleets; the
+others come from one fleet. The two 256-point rows were timed in an earlier prototype
+that sorted all points, hence their slow builds.)
 
 * Rendezvous (HRW) hashing moves the minimum but costs O(members) hashes per lookup; a
   partition table filled by HRW costs partitions x members hashes to build (6.5 M at 100
@@ -64,13 +66,14 @@ ring 512 points, 2**17 + bound       1.05      1.05      1.07 / 1.05  0.35 s
 
 The price, exactly: with ``max_load`` set, a removal moves the removed member's keys plus
 a few whose owners' bound changed (about 3 % of the ideal at 100 members; at 1,000
-members, where each member holds only ~131 partitions, join and leave move 1.2-1.5x the
+members, where each member holds only ~131 partitions, join and leave move 1.3-1.5x the
 ideal). ``max_load=None`` drops the bound: the ring is then strictly monotone, a removal
 moves only the removed member's keys and an addition moves keys only to the new member,
 with the ring's looser balance.
 
-Build cost is about one pure-Python step per point (members x vnodes), so a 1,000-member
-ring (1 M points) takes about half a second; 100 members take under 0.1 s.
+Build cost is about one pure-Python step per point (members x vnodes) plus a few passes
+over the table: a 1,000-member ring (1 M points) takes 0.45-0.7 s of CPU, a 100-member
+ring 0.1-0.18 s. Rings are immutable; build a new one when the membership changes.
 
 Hashes: BLAKE2s and SHAKE-128 are in ``hashlib.algorithms_guaranteed`` (always present,
 whatever the OpenSSL build), fast on short inputs, and give 32-bit and arbitrary-length
@@ -407,16 +410,30 @@ class HashRing:
         if not table:
             raise EmptyRingError("the hash ring has no members")
         part = self.partition_of(key)
-        skip = frozenset(ignore)
-        wanted = min(replicas, len(self._names) - len(skip & self._members))
-        if wanted <= 0:
-            return []
-        first = table[part]
-        if wanted == 1 and first not in skip:
-            return [first]
+        names = self._names
+        if ignore:
+            skip = frozenset(ignore)
+            wanted = min(replicas, len(names) - len(skip & self._members))
+            if wanted <= 0:
+                return []
+            seen = set(skip)
+        else:
+            wanted = min(replicas, len(names))
+            seen = set()
         found: list[str] = []
-        seen = set(skip)
-        for member in chain(_walk(table, part, len(self._names)), self._names):
+        # Usually a few steps along the table find enough members; the long walk (in
+        # slices) is for many replicas or many ignored members.
+        size = len(table)
+        pos = part
+        for _ in range(min(size, 64)):
+            member = table[pos]
+            if member not in seen:
+                seen.add(member)
+                found.append(member)
+                if len(found) == wanted:
+                    return found
+            pos = pos + 1 if pos + 1 < size else 0
+        for member in chain(_walk(table, pos, len(names)), names):
             if member not in seen:
                 seen.add(member)
                 found.append(member)

@@ -16,22 +16,22 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import vigil.ring
 from vigil.ring import EmptyRingError, HashRing
 
 SMALL = {"vnodes": 16, "partition_bits": 10}
 
-names = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12
-)
+names = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=12)
 member_sets = st.lists(names, min_size=1, max_size=12, unique=True)
 keys = st.one_of(st.text(max_size=20), st.binary(max_size=20))
 
-FAST = settings(deadline=None, max_examples=40)
+FAST = settings(deadline=None, max_examples=25)
 
 
 def fleet(count: int, prefix: str = "compute") -> list[str]:
@@ -99,7 +99,10 @@ def test_same_mapping_in_fresh_interpreters_with_other_hash_seeds() -> None:
     expected_nodes = [ring.get_nodes(f"key-{i}", 3) for i in range(50)]
     salted = set()
     for seed in ("1", "4242"):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
+        # The child imports the same vigil as this process, installed or not.
+        src = str(Path(vigil.ring.__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=path)
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, json.dumps(members)],
             env=env,
@@ -353,7 +356,7 @@ def test_bad_weight_values_are_rejected(weight: float) -> None:
 @pytest.mark.parametrize("weight", ["1", None, True, [1]])
 def test_bad_weight_types_are_rejected(weight: object) -> None:
     with pytest.raises(TypeError, match="weight"):
-        HashRing({"a": 1.0, "b": weight})  # type: ignore[dict-item]
+        HashRing({"a": 1.0, "b": weight})
 
 
 def test_unknown_member_has_no_share_and_weights_reject_unknown_lookups() -> None:
