@@ -22,7 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from vigil.db.api import ServiceRecord
 from vigil.errors import BackendUnavailable, ConfigError
@@ -49,10 +52,13 @@ class RedisDriver(Driver):
         url: str = conf.redis.url
         timeout = float(conf.redis.socket_timeout)
         try:
-            # The pool is thread-safe: vigil up beats every service from its own thread.
+            # The pool is thread-safe: vigil up beats every service from its own thread. One
+            # immediate retry on a broken connection (a pooled socket from before a Redis
+            # restart) but none on a timeout: a hung Redis must cost one timeout, not several.
             self.client: redis.Redis = redis.Redis.from_url(
                 url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                retry_on_timeout=False, health_check_interval=0,
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                health_check_interval=0,
             )
         except (ValueError, RedisError) as exc:
             raise ConfigError(f"[redis] url {_safe(url)!r} is invalid: {exc}") from exc

@@ -77,6 +77,7 @@ class ZooKeeperDriver(Driver):
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._session_lost = False
+        self._ever_connected = False
         self._recreator: threading.Thread | None = None
         self.client = KazooClient(
             hosts=self.address,
@@ -101,6 +102,8 @@ class ZooKeeperDriver(Driver):
         """Kazoo's listener (runs on its connection thread: must not block)."""
         if self._closed.is_set():
             return
+        if state == KazooState.CONNECTED:
+            self._ever_connected = True
         if state == KazooState.LOST:
             LOG.warning("ZooKeeper session lost; members of this process will be re-created")
             self._session_lost = True
@@ -198,7 +201,10 @@ class ZooKeeperDriver(Driver):
         if not services:
             return {}
         if not self.client.connected:
-            raise self._unavailable("not connected")
+            if self._ever_connected:
+                raise self._unavailable("not connected")
+            # A reader that just started is still connecting: give it one timeout to succeed.
+            self._wait_connected(self.op_timeout)
         groups = sorted({s.topic for s in services})
         members: dict[str, set[str]] = {}
         try:
