@@ -21,13 +21,13 @@ CONDUCTOR_BINARY = "vigil-conductor"
 CONDUCTOR_TOPIC = "conductor"
 
 
-def start_conductor(conf: cfg.ConfigOpts, engine: object, transport: object,
-                    group: object) -> tuple[Conductor, Service]:
+def start_conductor(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,
+                    group: ServiceGroup) -> tuple[Conductor, Service]:
     """Start the conductor and register it as a service of its own (directly, no RPC)."""
-    conductor = Conductor(conf, engine, transport)  # type: ignore[arg-type]
+    conductor = Conductor(conf, engine, transport)
     conductor.start()
     svc = Service(host=conf.host, binary=CONDUCTOR_BINARY, topic=CONDUCTOR_TOPIC,
-                  conductor=LocalConductorAPI(conductor.manager), group=group,  # type: ignore[arg-type]
+                  conductor=LocalConductorAPI(conductor.manager), group=group,
                   report_interval=conf.report_interval)
     svc.start()
     return conductor, svc
