@@ -16,7 +16,7 @@ from oslo_config import cfg
 
 from vigil.cli.output import as_json, table
 from vigil.errors import InvalidInput
-from vigil.registry import Registry, ServiceView, parse_ident
+from vigil.registry import Registry, ServiceView, format_time, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
            "Disabled Reason", "Forced Down")
@@ -53,11 +53,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def rows(views: list[ServiceView]) -> list[list[object]]:
-    return [
-        [d["id"], d["binary"], d["host"], d["zone"], d["status"], d["state"], d["updated_at"],
-         d["disabled_reason"], d["forced_down"]]
-        for d in (v.to_dict() for v in views)
-    ]
+    out: list[list[object]] = []
+    for v in views:
+        r = v.record
+        out.append([r.id, r.binary, r.host, v.zone, v.status, v.state.value,
+                    format_time(r.updated_at), r.disabled_reason, r.forced_down])
+    return out
 
 
 def render(views: list[ServiceView], fmt: str) -> str:
