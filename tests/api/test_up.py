@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,23 +19,26 @@ from tests.api.test_real_clients import free_port
 pytestmark = pytest.mark.slow
 
 
-def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> re.Match[str]:
-    """Lines of ``proc``'s stdout until one matches, within ``timeout`` seconds."""
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        if sel.select(timeout=0.2):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            m = re.search(pattern, line)
-            if m:
-                return m
-    raise AssertionError(f"no line matched {pattern!r} in {timeout}s: {seen}")
+class Lines:
+    """Lines of a process's stdout, collected by a thread (a select() on the pipe would miss
+    lines already buffered by the reader)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        stream = proc.stdout
+        self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self._thread.start()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                m = re.search(pattern, line)
+                if m:
+                    return m
+            time.sleep(0.05)
+        raise AssertionError(f"no line matched {pattern!r} in {timeout}s: {self.lines}")
 
 
 def test_up_prints_a_working_url_and_admin_token(tmp_path: Path) -> None:
@@ -47,8 +50,9 @@ def test_up_prints_a_working_url_and_admin_token(tmp_path: Path) -> None:
                              str(path), "up", "--computes", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        url = read_until(proc, r"Vigil API: (\S+)", 60).group(1)
-        token = read_until(proc, r"Admin token \(in (\S+)\): (\S+)", 10).group(2)
+        out = Lines(proc)
+        url = out.wait_for(r"Vigil API: (\S+)", 60).group(1)
+        token = out.wait_for(r"Admin token \(in (\S+)\): (\S+)", 10).group(2)
         assert url == f"http://127.0.0.1:{port}"
         assert (tmp_path / "state" / "api-tokens.json").exists()
         assert httpx.get(f"{url}/v2.1/os-services").status_code == 401

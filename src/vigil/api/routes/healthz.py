@@ -40,6 +40,7 @@ def probe(engine: Engine) -> None:
 @router.get(
     "/healthz",
     summary="Health check for load balancers",
+    response_model=None,
     responses={200: {"content": {"application/json": {"schema": _SCHEMA}}},
                503: {"description": "The database did not answer",
                      "content": {"application/json": {"schema": _SCHEMA}}}},

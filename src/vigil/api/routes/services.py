@@ -31,7 +31,7 @@ from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
 from vigil.api import policy, validation
-from vigil.api.deps import Ctx, RequestContext
+from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault
 from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, Schema
 from vigil.errors import ServiceNotFound
@@ -172,12 +172,13 @@ def state_of(view: ServiceView) -> str:
     return "up" if view.state is State.UP else "down"
 
 
-def detail(view: ServiceView, ctx: RequestContext, *, forced_down: bool) -> dict[str, Any]:
+def detail(view: ServiceView, *, uuid_for_id: bool, forced_down: bool) -> dict[str, Any]:
+    """One service as Nova shows it at a microversion (both flags decided once per request)."""
     r = view.record
     out: dict[str, Any] = {
         "binary": r.binary,
         "host": r.host,
-        "id": r.uuid if ctx.at_least(UUID_FOR_ID) else r.id,
+        "id": r.uuid if uuid_for_id else r.id,
         "zone": view.zone,
         "status": view.status,
         "state": state_of(view),
@@ -193,6 +194,7 @@ def detail(view: ServiceView, ctx: RequestContext, *, forced_down: bool) -> dict
 @router.get(
     "",
     summary="List Compute services",
+    response_model=None,
     openapi_extra={"parameters": [
         {"name": "host", "in": "query", "required": False, "schema": {"type": "string"},
          "description": "Only services on this host (exact match)."},
@@ -205,7 +207,7 @@ def detail(view: ServiceView, ctx: RequestContext, *, forced_down: bool) -> dict
                              _list_of(_SERVICE_V253))},
                **errors_doc(400, 401, 403, 406, 503)},
 )
-def index(ctx: Ctx, response: Response) -> dict[str, Any]:
+def index(ctx: Ctx) -> Response:
     query = validation.query_dict(ctx.request.query_params.multi_items())
     validation.check(INDEX_QUERY_V275 if ctx.at_least(STRICT_QUERY) else INDEX_QUERY, query)
     ctx.authorize(POLICY % "list")
@@ -213,9 +215,11 @@ def index(ctx: Ctx, response: Response) -> dict[str, Any]:
     host = query.get("host", [""])[-1] or None
     binary = query.get("binary", [""])[-1] or None
     views = ctx.registry.list(host=host, binary=binary)
-    response.headers[UNKNOWN_HEADER] = str(sum(v.state is State.UNKNOWN for v in views))
-    with_forced = ctx.at_least(FORCED_DOWN)
-    return {"services": [detail(v, ctx, forced_down=with_forced) for v in views]}
+    with_forced, with_uuid = ctx.at_least(FORCED_DOWN), ctx.at_least(UUID_FOR_ID)
+    body = {"services": [detail(v, uuid_for_id=with_uuid, forced_down=with_forced)
+                         for v in views]}
+    return json_response(body, headers={UNKNOWN_HEADER: str(sum(v.state is State.UNKNOWN
+                                                                for v in views))})
 
 
 # ---- PUT -------------------------------------------------------------------------------------
@@ -295,7 +299,7 @@ def _update_v253(ctx: RequestContext, service_id: str, body: dict[str, Any]) -> 
                          "specified.")
     view = ctx.registry.update(record, enabled=enabled, disabled_reason=reason,
                                forced_down=forced)
-    return {"service": detail(view, ctx, forced_down=True)}
+    return {"service": detail(view, uuid_for_id=True, forced_down=True)}
 
 
 def _dashed(text: str) -> str:
@@ -306,6 +310,7 @@ def _dashed(text: str) -> str:
 @router.put(
     "/{service_id}",
     summary="Update a Compute service",
+    response_model=None,
     description="Before 2.53 service_id is an action (enable, disable, disable-log-reason, "
     "force-down from 2.11) and the body names host and binary; from 2.53 it is the service "
     "UUID and the body holds status, disabled_reason and/or forced_down.",
@@ -341,6 +346,7 @@ _INT_MAX = 2**31 - 1
 @router.delete(
     "/{service_id}",
     summary="Delete a Compute service",
+    response_model=None,
     status_code=204,
     openapi_extra={"parameters": [_VERSION_HEADER_PARAM]},
     responses={204: {"description": "Deleted"}, **errors_doc(400, 401, 403, 404, 406, 409, 503)},

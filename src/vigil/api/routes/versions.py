@@ -58,7 +58,8 @@ def _ok(schema: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     return {200: {"content": {"application/json": {"schema": schema}}}}
 
 
-@router.get("/", summary="List API versions", responses=_ok(VERSIONS_SCHEMA))
+@router.get("/", summary="List API versions", response_model=None,
+            responses=_ok(VERSIONS_SCHEMA))
 def versions(request: Request) -> dict[str, Any]:
     return {"versions": [_entry(request)]}
 
@@ -72,7 +73,8 @@ def _show(request: Request) -> dict[str, Any]:
     return {"version": doc}
 
 
-@router.get("/v2.1", summary="Show API version v2.1", responses=_ok(VERSION_SCHEMA))
+@router.get("/v2.1", summary="Show API version v2.1", response_model=None,
+            responses=_ok(VERSION_SCHEMA))
 def show(request: Request) -> dict[str, Any]:
     return _show(request)
 

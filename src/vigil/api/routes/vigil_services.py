@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
 from vigil.api import policy, validation
-from vigil.api.deps import Ctx
+from vigil.api.deps import Ctx, json_response
 from vigil.api.errors import Fault
 from vigil.api.routes.services import errors_doc
 from vigil.errors import InvalidInput, ServiceNotFound
@@ -80,6 +80,7 @@ def truth(view: ServiceView) -> dict[str, Any]:
 @router.get(
     "/services",
     summary="List services with unknown states and heartbeat times",
+    response_model=None,
     openapi_extra={"parameters": [
         {"name": "host", "in": "query", "required": False, "schema": {"type": "string"}},
         {"name": "binary", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -89,18 +90,20 @@ def truth(view: ServiceView) -> dict[str, Any]:
         "properties": {"services": {"type": "array", "items": SERVICE_SCHEMA}},
         "required": ["services"]}}}}, **errors_doc(400, 401, 403, 406, 503)},
 )
-def list_services(ctx: Ctx) -> dict[str, Any]:
+def list_services(ctx: Ctx) -> Response:
     query = validation.query_dict(ctx.request.query_params.multi_items())
     validation.check(QUERY, query)
     ctx.authorize(POLICY)
     host = query.get("host", [""])[-1] or None
     binary = query.get("binary", [""])[-1] or None
-    return {"services": [truth(v) for v in ctx.registry.list(host=host, binary=binary)]}
+    return json_response({"services": [truth(v) for v in
+                                       ctx.registry.list(host=host, binary=binary)]})
 
 
 @router.get(
     "/services/{service_id}",
     summary="Show one service by integer id or UUID",
+    response_model=None,
     responses={200: {"content": {"application/json": {"schema": _ONE}}},
                **errors_doc(400, 401, 403, 404, 406, 503)},
 )
