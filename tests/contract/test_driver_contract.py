@@ -45,7 +45,7 @@ from vigil.servicegroup.drivers.base import Driver
 from vigil.servicegroup.drivers.mc import InProcessCache, MemcachedDriver
 from vigil.servicegroup.liveness import State
 
-from .conftest import Server
+from .conftest import Etcd, Server, ZooKeeper
 
 REPORT_INTERVAL = 0.5
 DOWN_TIME = 2.0
@@ -471,6 +471,42 @@ def test_backend_restart_unknown_then_members_recover(world: World) -> None:
     wait_for(world.reader.connected, 5, "the reader's session to be healthy")
     wait_for(agent.driver.connected, 5, "the agent's session to be healthy")
     assert State.DOWN not in seen
+
+
+@pytest.mark.parametrize("kind", ["zk", "etcd"], indirect=True)
+def test_backend_data_loss_members_recover(world: World) -> None:
+    """A ZooKeeper/etcd that comes back empty (no volume, a rebuilt cluster).
+
+    Memcached and Redis restarts always lose their data, so the restart test covers them.
+    Here the sessions/leases the agents hold no longer exist: the agents must notice and
+    re-create their members, and the reader must not call anyone DOWN meanwhile.
+    """
+    import shutil
+
+    assert world.server is not None
+    recs = world.register(3)
+    world.agent(recs)
+    if world.kind == "etcd":  # history that the empty store will not have
+        from etcd3gw.client import Etcd3Client
+        client = Etcd3Client(port=world.server.port, api_path="/v3/")
+        for i in range(20):
+            client.put(f"/contract-history/{i}", "x")
+    assert set(world.states(recs).values()) == {State.UP}
+    world.server.kill()
+    assert isinstance(world.server, Etcd | ZooKeeper)
+    data = world.server.data
+    shutil.rmtree(data)
+    data.mkdir()
+    world.server.start()
+    seen: list[State] = []
+
+    def all_up() -> bool:
+        states = world.states(recs)
+        seen.extend(states.values())
+        assert State.DOWN not in states.values(), f"live members shown down: {states}"
+        return set(states.values()) == {State.UP}
+
+    wait_for(all_up, 30, "members to come back in the empty store")
 
 
 def test_unknown_while_backend_hangs(world: World) -> None:

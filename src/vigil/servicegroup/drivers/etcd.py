@@ -13,6 +13,11 @@ groups). A present key is UP; any error is BackendUnavailable, i.e. UNKNOWN, nev
 After etcd lost the lease (expiry during a partition, data loss), the next heartbeat's
 keep-alive answers TTL <= 0 and the driver grants a new lease and re-creates the key by itself.
 
+A reader also watches the store it reads: if the revision goes backwards or the cluster/member
+id changes, etcd lost its data (a new cluster) and every lease with it; for one
+``service_down_time`` after that a missing key reads UNKNOWN, not DOWN, while the agents notice
+(their next keep-alive) and re-create their keys.
+
 It talks to etcd's gRPC JSON gateway through etcd3gw (plain HTTP, no gRPC dependency).
 """
 
@@ -91,6 +96,10 @@ class EtcdDriver(Driver):
         self._leases: dict[str, Lease] = {}
         self._lock = threading.Lock()
         self._healthy = True
+        self.down_time = float(conf.service_down_time)
+        self._store: tuple[str, str] | None = None  # (cluster_id, member_id) last read from
+        self._revision = 0
+        self._distrust_until = 0.0
 
     def _key(self, group: str, member: str) -> str:
         return f"{self.prefix}/{group}/{member}"
@@ -173,6 +182,7 @@ class EtcdDriver(Driver):
                 for g in chunk
             ]
             reply = self._post("/kv/txn", {"compare": [], "success": ops, "failure": []})
+            self._note_store(reply.get("header", {}))
             responses = reply.get("responses", [])
             if len(responses) != len(chunk):
                 raise ValueError(f"etcd answered {len(responses)} ranges for {len(chunk)}")
@@ -182,6 +192,17 @@ class EtcdDriver(Driver):
                     key = base64.b64decode(kv["key"]).decode()
                     out[group].add(key[len(prefix):])
         return out
+
+    def _note_store(self, header: dict[str, Any]) -> None:
+        store = (str(header.get("cluster_id", "")), str(header.get("member_id", "")))
+        revision = int(header.get("revision", 0))
+        if self._store is not None and (store != self._store or revision < self._revision):
+            LOG.warning("etcd at %s is a new store (revision %d after %d): absent members are "
+                        "unknown for %gs", self.endpoint, revision, self._revision,
+                        self.down_time)
+            self._distrust_until = time.monotonic() + self.down_time
+        self._store = store
+        self._revision = revision
 
     def get_states(
         self, services: Sequence[ServiceRecord], view: LivenessView
@@ -195,7 +216,8 @@ class EtcdDriver(Driver):
         except _ERRORS as exc:
             raise self._fail(f"read of {len(groups)} groups", exc) from exc
         self._healthy = True
-        return {s.id: State.UP if s.host in members[s.topic] else State.DOWN for s in services}
+        absent = State.UNKNOWN if time.monotonic() < self._distrust_until else State.DOWN
+        return {s.id: State.UP if s.host in members[s.topic] else absent for s in services}
 
     def connected(self) -> bool:
         """Whether the last request to etcd succeeded."""

@@ -12,6 +12,11 @@ session and re-creates every member of this process as soon as the new session i
 retrying every ``sg_retry_interval`` seconds; every heartbeat also checks its znode and
 re-creates it if missing (covering whatever the listener missed).
 
+After this process's session was lost or replaced, every member's may have been too (a
+ZooKeeper that lost its data, an outage longer than the sessions): for two session timeouts plus
+``sg_retry_interval`` after the new session connects, a missing znode reads UNKNOWN, not DOWN,
+while the agents re-create theirs.
+
 A reader lists the children of each distinct group with pipelined asynchronous requests: one
 request per group, all in flight at once. While this process's session is not connected the
 answer is BackendUnavailable (UNKNOWN), never DOWN.
@@ -78,8 +83,17 @@ class ZooKeeperDriver(Driver):
         self._closed = threading.Event()
         self._session_lost = False
         self._ever_connected = False
+        self._give_up_after = 2 * self.session_timeout + self.retry_interval
+        self._distrust_until = 0.0
         self._recreator: threading.Thread | None = None
-        self.client = KazooClient(
+        self.client = self._new_client()
+        self._live = self.client.start_async()
+        self._watchdog = threading.Thread(target=self._watch, daemon=True,
+                                          name="vigil-zk-watchdog")
+        self._watchdog.start()
+
+    def _new_client(self) -> KazooClient:
+        client = KazooClient(
             hosts=self.address,
             timeout=self.session_timeout,
             # Reconnect forever, quickly: the session (and the members) survive a server restart
@@ -87,8 +101,48 @@ class ZooKeeperDriver(Driver):
             connection_retry={"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0},
             command_retry=None,
         )
-        self.client.add_listener(self._on_state)
+        client.add_listener(self._on_state)
+        return client
+
+    def _watch(self) -> None:
+        """Start a new session when the old one cannot come back.
+
+        A ZooKeeper that lost its data (a new ensemble, a container without a volume) refuses
+        a client that has seen a newer transaction than it has, and kazoo would retry that
+        forever. Once no connection came back for two session timeouts (so the old session is
+        dead anyway) plus ``sg_retry_interval``, a fresh client with a fresh session replaces
+        it, and the members are re-created once it connects.
+        """
+        give_up_after = self._give_up_after
+        down_since: float | None = None
+        while not self._closed.wait(0.25):
+            if self.client.connected:
+                down_since = None
+                continue
+            now = time.monotonic()
+            if down_since is None:
+                down_since = now
+            elif now - down_since > give_up_after:
+                LOG.warning("no ZooKeeper session for %.1fs; starting a new session",
+                            now - down_since)
+                self._replace_client()
+                down_since = time.monotonic()
+
+    def _replace_client(self) -> None:
+        old = self.client
+        self._session_lost = True  # re-create the members once the new session is connected
+        self.client = self._new_client()
         self._live = self.client.start_async()
+        old.remove_listener(self._on_state)
+
+        def stop_old() -> None:
+            try:
+                old.stop()
+                old.close()
+            except Exception:  # the old client is being abandoned; nothing to do about it
+                LOG.debug("stopping the abandoned ZooKeeper client failed", exc_info=True)
+
+        threading.Thread(target=stop_old, daemon=True, name="vigil-zk-stop-old").start()
 
     def _path(self, group: str, member: str = "") -> str:
         return f"{self.prefix}/{group}/{member}" if member else f"{self.prefix}/{group}"
@@ -111,6 +165,10 @@ class ZooKeeperDriver(Driver):
             LOG.warning("ZooKeeper connection suspended")
         elif state == KazooState.CONNECTED and self._session_lost:
             self._session_lost = False
+            # This session is new: so may everybody's be (ZooKeeper lost its data, or was away
+            # longer than the sessions). Until the other agents had time to notice and re-create
+            # their znodes, a missing znode proves nothing.
+            self._distrust_until = time.monotonic() + self._give_up_after + self.session_timeout
             self._recreator = threading.Thread(target=self._recreate_all, daemon=True,
                                                name="vigil-zk-recreate")
             self._recreator.start()
@@ -126,7 +184,7 @@ class ZooKeeperDriver(Driver):
                 LOG.info("re-created %d member(s) in ZooKeeper", len(members))
                 return
             except (BackendUnavailable, *_ERRORS) as exc:
-                LOG.warning("re-creating members in ZooKeeper failed (%s); retrying in %gs",
+                LOG.warning("re-creating members in ZooKeeper failed (%r); retrying in %gs",
                             exc, self.retry_interval)
             self._closed.wait(self.retry_interval)
 
@@ -219,7 +277,8 @@ class ZooKeeperDriver(Driver):
                     members[group] = set()  # nobody ever joined this group
         except _ERRORS as exc:
             raise self._unavailable(f"read of {len(groups)} groups failed", exc) from exc
-        return {s.id: State.UP if s.host in members[s.topic] else State.DOWN for s in services}
+        absent = State.UNKNOWN if time.monotonic() < self._distrust_until else State.DOWN
+        return {s.id: State.UP if s.host in members[s.topic] else absent for s in services}
 
     def connected(self) -> bool:
         """Whether this process's ZooKeeper session is connected right now."""
