@@ -142,3 +142,31 @@ def test_keystone_middleware_is_wired(api_factory: Any) -> None:
     assert r.status_code == 503
     assert "serviceUnavailable" in r.json()
     assert api.snapshot() == before
+
+
+def test_keystone_validates_tokens_and_roles(api_factory: Any) -> None:
+    """The real auth_token middleware against a stand-in Keystone: a valid admin token lists
+    services, a valid member token is 403 by policy, an unknown token is 401."""
+    from tests.api.fake_keystone import FakeKeystone
+
+    fake = FakeKeystone({"ks-admin": ("ann", "ops", ["admin", "reader"]),
+                         "ks-member": ("joe", "ops", ["member", "reader"])})
+    with fake.running():
+        api = api_factory(
+            {"auth_strategy": "keystone"},
+            keystone_authtoken={
+                "www_authenticate_uri": fake.base, "auth_url": fake.base,
+                "auth_type": "password", "username": "vigil", "password": "secret",
+                "project_name": "service", "user_domain_name": "Default",
+                "project_domain_name": "Default", "interface": "internal",
+                "http_request_max_retries": "0",
+            },
+        )
+        r = api.client.get("/v2.1/os-services", headers={"X-Auth-Token": "ks-admin"})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["services"]) == 4
+        r = api.client.get("/v2.1/os-services", headers={"X-Auth-Token": "ks-member"})
+        assert r.status_code == 403
+        r = api.client.get("/v2.1/os-services", headers={"X-Auth-Token": "forged"})
+        assert r.status_code == 401 and r.json() == UNAUTHORIZED
+        assert fake.validations >= 3
