@@ -104,7 +104,7 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Every option, by group; used by ``vigil config sample`` and by :func:`vigil.conf.make`."""
-    from vigil.conf import api, backends, compute
+    from vigil.conf import api, backends, baremetal, compute, ha
 
     return [
         (None, DEFAULT_OPTS),
@@ -113,4 +113,6 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         *backends.list_opts(),
         *compute.list_opts(),
         *api.list_opts(),
+        *ha.list_opts(),
+        *baremetal.list_opts(),
     ]

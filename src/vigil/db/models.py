@@ -66,3 +66,4 @@ class ReportPath(Base):
 
 # Compute models share this Base; importing them here puts them in the metadata Alembic sees.
 from vigil.db import compute_models as _compute_models  # noqa: E402, F401
+from vigil.db import ha_models as _ha_models  # noqa: E402, F401

@@ -1,0 +1,43 @@
+"""The ``simulated`` fence agent: for ``vigil up``'s simulated hosts, which share one process.
+
+Nothing can be powered off there, so fencing marks the host powered off with a file
+``<simulated_power_dir>/<host>.off`` and status reads the mark. It proves nothing about a real
+machine and says so: it exists so the embedded demo can show the whole workflow. The mark is
+removed when the host reports again (:meth:`release`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Any
+
+from vigil.ha.fence.base import FenceAgent, PowerState
+
+
+class SimulatedFence(FenceAgent):
+    name = "simulated"
+
+    def __init__(self, power_dir: str) -> None:
+        self.power_dir = power_dir
+
+    @classmethod
+    def from_conf(cls, conf: Any) -> SimulatedFence:
+        return cls(conf.ha.simulated_power_dir)
+
+    def _mark(self, host: str) -> str:
+        return os.path.join(self.power_dir, f"{host}.off")
+
+    def fence(self, host: str, *, timeout: float, cancel: threading.Event) -> str:
+        os.makedirs(self.power_dir, exist_ok=True)
+        with open(self._mark(host), "w") as f:
+            f.write("off\n")
+        return f"simulated host {host} marked powered off"
+
+    def status(self, host: str, *, timeout: float) -> PowerState:
+        return PowerState.OFF if os.path.exists(self._mark(host)) else PowerState.ON
+
+    def release(self, host: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._mark(host))

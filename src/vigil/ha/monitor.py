@@ -1,0 +1,305 @@
+"""``vigil monitor``: watch the compute hosts, lead, and run recoveries.
+
+Several monitors may run; the one holding the lease acts, the others only observe (so a
+successor already has the DOWN history of every host when it takes over, and its detection
+grace does not start from zero). One pass, every ``poll_interval``:
+
+1. one batch liveness snapshot of the compute services: each host's state *ignoring*
+   forced_down (is it really reporting?), the liveness driver's session, the database's health;
+2. the pure decision (:func:`vigil.ha.policy.decide`): brakes, hosts past their grace;
+3. as leader: raise/clear alerts, open recoveries, advance every open recovery
+   (:class:`vigil.ha.workflow.Workflow`).
+
+In dry-run mode the monitor takes no lease and writes nothing: it logs what it would do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from oslo_config import cfg
+from sqlalchemy.engine import Engine
+
+from vigil.clock import Clock, RealClock
+from vigil.db import api as db
+from vigil.db import compute_api as cdb
+from vigil.db import ha_api
+from vigil.db.ha_api import LeadershipLost
+from vigil.errors import Unavailable
+from vigil.ha import fence, policy
+from vigil.ha.election import Election, make_holder
+from vigil.ha.fence.base import FenceAgent
+from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
+from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.liveness import State
+
+LOG = logging.getLogger(__name__)
+
+COMPUTE_TOPIC = "compute"
+ALERT_KINDS = {policy.Brake.MASS_FAILURE: "mass_failure",
+               policy.Brake.UNPROVEN: "unproven_death"}
+
+
+@dataclass
+class Observation:
+    """One look at the fleet."""
+
+    database_ok: bool
+    driver_connected: bool
+    states: dict[str, State] = field(default_factory=dict)      # ignoring forced_down
+    services: dict[str, db.ServiceRecord] = field(default_factory=dict)
+
+
+class Monitor:
+    """The HA monitor. ``tick()`` is one pass; ``run()`` loops until stopped."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        group: ServiceGroup,
+        agent: FenceAgent,
+        *,
+        holder: str,
+        pol: policy.Policy,
+        options: Options,
+        poll_interval: float = 1.0,
+        lease_ttl: float = 10.0,
+        evacuations_per_second: float = 20.0,
+        dry_run: bool = False,
+        clock: Clock | None = None,
+        wake_scheduler: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.engine = engine
+        self.group = group
+        self.agent = agent
+        self.policy = pol
+        self.poll_interval = poll_interval
+        self.dry_run = dry_run
+        self.clock = clock or RealClock()
+        self.election = Election(engine, holder, ttl=lease_ttl, clock=self.clock)
+        self.workflow = Workflow(
+            engine, self.election, agent, options=options,
+            bucket=TokenBucket(evacuations_per_second, evacuations_per_second,
+                               self.clock.monotonic),
+            wake_scheduler=wake_scheduler)
+        self.down_since: dict[str, float] = {}
+        self.reliable_since: float | None = None
+        self.last_decision: policy.Decision | None = None
+        self._dry_run_logged: set[str] = set()
+        self._last_brake: policy.Brake | None = None
+        self._stop = threading.Event()
+        self.ticks = 0
+
+    # -- observing ----------------------------------------------------------------------------
+    def observe(self) -> Observation:
+        connected = self.group.driver.connected()
+        try:
+            snap = db.snapshot(self.engine, topic=COMPUTE_TOPIC)
+        except Unavailable as exc:
+            LOG.warning("monitor: cannot read the compute services: %s", exc)
+            return Observation(False, connected)
+        # Liveness without the forced_down override: whether each host really reports. (A
+        # host this monitor forced down must be seen coming back.)
+        raw = dataclasses.replace(
+            snap, services=[dataclasses.replace(s, forced_down=False) for s in snap.services])
+        by_id = self.group.states(raw)
+        connected = connected and self.group.driver.connected()
+        return Observation(True, connected,
+                           {s.host: by_id[s.id] for s in snap.services},
+                           {s.host: s for s in snap.services})
+
+    def decide(self, obs: Observation, now: float,
+               open_hosts: set[str]) -> policy.Decision:
+        reliable = (obs.database_ok and obs.driver_connected
+                    and State.UNKNOWN not in obs.states.values())
+        self.reliable_since = policy.next_reliable_since(self.reliable_since, reliable, now)
+        self.down_since = policy.observe(self.down_since, obs.states, now)
+        hosts = {h: policy.HostView(s, self.down_since.get(h), h in open_hosts)
+                 for h, s in obs.states.items()}
+        health = policy.Health(obs.database_ok, obs.driver_connected, self.reliable_since)
+        return policy.decide(hosts, health,
+                             proves_death=self.group.driver.capabilities.proves_death,
+                             now=now, policy=self.policy)
+
+    # -- one pass -----------------------------------------------------------------------------
+    def tick(self) -> policy.Decision:
+        self.ticks += 1
+        now = self.clock.monotonic()
+        obs = self.observe()
+        open_recs: list[ha_api.RecoveryRecord] = []
+        if obs.database_ok:
+            try:
+                open_recs = ha_api.recoveries(self.engine, open_only=True)
+            except Unavailable as exc:
+                LOG.warning("monitor: cannot read recoveries: %s", exc)
+                obs = Observation(False, obs.driver_connected)
+        decision = self.decide(obs, now, {r.host for r in open_recs})
+        self.last_decision = decision
+        self._log_brake(decision)
+        if self.dry_run:
+            self._dry_run(obs, decision)
+            return decision
+        if not obs.database_ok:
+            return decision
+        if self.election.try_acquire() is None:
+            return decision
+        try:
+            self._lead(obs, decision, open_recs)
+        except LeadershipLost as exc:
+            self.election.step_down(str(exc))
+        except Unavailable as exc:
+            LOG.warning("monitor: pass interrupted: %s", exc)
+        return decision
+
+    def _lead(self, obs: Observation, decision: policy.Decision,
+              open_recs: list[ha_api.RecoveryRecord]) -> None:
+        token = self.election.check()
+        for brake, kind in ALERT_KINDS.items():
+            if decision.brake is brake:
+                ha_api.alert_raise(self.engine, token, kind, decision.message)
+            elif decision.brake is None or decision.brake in ALERT_KINDS:
+                # Cleared only by a reliable view that no longer shows it.
+                ha_api.alert_clear(self.engine, token, kind)
+        for host in decision.open:
+            svc = obs.services[host]
+            rec = ha_api.recovery_open(
+                self.engine, self.election.check(), host=host, service_id=svc.id,
+                trigger="monitor", was_disabled=svc.disabled, was_forced_down=svc.forced_down,
+                detail=f"compute service {svc.id} of {host} down for at least "
+                f"{self.policy.detection_grace:g} s (monitor {self.election.holder})")
+            if rec is not None:
+                LOG.warning("recovery %s opened for %s", rec.id, host)
+                open_recs.append(rec)
+        slots = policy.fence_slots(ha_api.fences_since(self.engine, 60.0), self.policy)
+        view_ok = decision.brake not in (policy.Brake.DATABASE, policy.Brake.DRIVER,
+                                         policy.Brake.UNKNOWN)
+        tick = Tick(states=obs.states, may_fence=decision.may_fence,
+                    brake=decision.message or None, fence_slots=slots,
+                    manual_may_fence=view_ok)
+        for rec in open_recs:
+            self.workflow.advance(rec, tick)
+
+    def _log_brake(self, decision: policy.Decision) -> None:
+        if decision.brake is not self._last_brake:
+            if decision.brake is not None:
+                LOG.warning("monitor: brake: %s", decision.message)
+            elif self._last_brake is not None:
+                LOG.info("monitor: brake released")
+            self._last_brake = decision.brake
+
+    def _dry_run(self, obs: Observation, decision: policy.Decision) -> None:
+        for host in decision.open:
+            if host in self._dry_run_logged:
+                continue
+            self._dry_run_logged.add(host)
+            try:
+                on_host = cdb.instances(self.engine, host=host)
+            except Unavailable:
+                on_host = []
+            move = [i.uuid for i in on_host if i.evacuable]
+            LOG.warning("dry run: would recover %s: disable its compute service, fence it with "
+                        "the %s agent, force it down, evacuate %d instance(s) %s, leave %d "
+                        "non-evacuable", host, self.agent.name, len(move), move,
+                        len(on_host) - len(move))
+        self._dry_run_logged &= {h for h, s in obs.states.items() if s is State.DOWN}
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or self._stop
+        if not self.dry_run:
+            self.election.start()
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except Exception:  # the monitor must outlive a bug in one pass
+                    LOG.exception("monitor: unexpected error in a pass")
+                self.clock.wait(stop, self.poll_interval)
+        finally:
+            self.election.stop(release=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def options_from(conf: cfg.ConfigOpts) -> tuple[policy.Policy, Options]:
+    ha = conf.ha
+    return (policy.Policy(detection_grace=ha.detection_grace,
+                          max_down_fraction=ha.max_down_fraction,
+                          max_fences_per_minute=ha.max_fences_per_minute,
+                          allow_unproven_death=ha.allow_unproven_death),
+            Options(fence_timeout=ha.fence_timeout, fence_retry_base=ha.fence_retry_base,
+                    fence_retry_max=ha.fence_retry_max, evacuation_retry=ha.evacuation_retry,
+                    max_inflight_evacuations=ha.max_inflight_evacuations))
+
+
+def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
+                 dry_run: bool | None = None, agent: FenceAgent | None = None,
+                 wake_scheduler: Callable[[], None] | None = None,
+                 clock: Clock | None = None) -> Monitor:
+    """A Monitor over the configured [ha] options (validated here)."""
+    from vigil.conf import ha as ha_conf
+
+    ha_conf.validate(conf)
+    pol, options = options_from(conf)
+    return Monitor(
+        engine, group, agent or fence.load(conf), holder=make_holder(conf.host, os.getpid()),
+        pol=pol, options=options, poll_interval=conf.ha.poll_interval,
+        lease_ttl=conf.ha.lease_ttl, evacuations_per_second=conf.ha.evacuations_per_second,
+        dry_run=conf.ha.dry_run if dry_run is None else dry_run, clock=clock,
+        wake_scheduler=wake_scheduler or (lambda: None))
+
+
+def scheduler_waker(conf: cfg.ConfigOpts) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(wake, close): a cast to the schedulers, or nothing on fake:// (their scan finds the
+    work in the database)."""
+    if str(conf.transport_url).startswith("fake:"):
+        return (lambda: None), (lambda: None)
+    from vigil import rpc
+    from vigil.scheduler.rpcapi import SchedulerAPI
+
+    transport = rpc.get_transport(conf)
+    api = SchedulerAPI(transport)
+
+    def wake() -> None:
+        api.schedule_pending()
+
+    return wake, transport.cleanup
+
+
+def run_monitor(conf: cfg.ConfigOpts, *, dry_run: bool | None = None) -> int:
+    """``vigil monitor``: until SIGTERM/SIGINT."""
+    from vigil import launch
+
+    engine = launch.engine_from(conf)
+    group = launch.group_from(conf, engine)
+    wake, close = scheduler_waker(conf)
+    monitor = monitor_from(conf, engine, group, dry_run=dry_run, wake_scheduler=wake)
+    LOG.info("monitor %s started (driver %s, fence agent %s%s)", monitor.election.holder,
+             group.driver.name, monitor.agent.name, ", DRY RUN" if monitor.dry_run else "")
+    with launch.stop_on_signals() as stop:
+        monitor.run(stop)
+    close()
+    group.driver.close()
+    return 0
+
+
+def start_in_thread(monitor: Monitor, stop: threading.Event) -> threading.Thread:
+    """Run a monitor in a daemon thread (``vigil up``)."""
+    thread = threading.Thread(target=monitor.run, args=(stop,), name="ha-monitor", daemon=True)
+    thread.start()
+    return thread
+
+
+def describe(monitor: Monitor) -> dict[str, Any]:
+    """A small status summary (logs, tests)."""
+    d = monitor.last_decision
+    return {"leader": monitor.election.is_leader(), "holder": monitor.election.holder,
+            "brake": d.brake.value if d is not None and d.brake is not None else None,
+            "down_since": dict(monitor.down_since), "ticks": monitor.ticks}

@@ -1,0 +1,374 @@
+"""The recovery of one failed host: disable, fence, force down, evacuate, re-enable.
+
+Every step follows the same pattern, which is what makes a recovery exactly-once and
+resumable by whichever monitor leads next:
+
+1. decide from what is *recorded* (the recovery's phase and timeline) and what is observed
+   *now* (:func:`vigil.ha.policy.next_step`);
+2. check leadership on this monitor's clock (:meth:`Election.check`);
+3. write the step's effect on the database together with its timeline entry, in one
+   transaction guarded by the fencing token (:func:`vigil.db.ha_api.recovery_step`); a step
+   that must happen once carries a dedup key.
+
+The one step outside the database is the fence. Its intent (``fence_started``, attempt N) is
+recorded first, its outcome (``fenced`` or ``fence_failed``) after. A leader that finds an
+intent without outcome (its predecessor died mid-fence) asks the agent for the power state: OFF
+is recorded as fenced without fencing again; anything else counts the attempt as failed and a
+new one follows, under the same brakes. Instances are evacuated only in phase ``forced_down``,
+which only follows ``fenced``: never unfenced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from vigil.db import compute_api as cdb
+from vigil.db import ha_api
+from vigil.db.ha_api import AlreadyRecorded, RecoveryRecord
+from vigil.errors import Conflict
+from vigil.ha import policy
+from vigil.ha.election import Election
+from vigil.ha.fence.base import FenceAgent, FenceFailed, PowerState, fence_and_verify
+from vigil.ha.policy import Step
+from vigil.servicegroup.liveness import State
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Options:
+    fence_timeout: float = 60.0
+    fence_retry_base: float = 5.0
+    fence_retry_max: float = 300.0
+    evacuation_retry: float = 10.0
+    max_inflight_evacuations: int = 50
+
+
+class TokenBucket:
+    """Evacuation requests per second, on the monitor's monotonic clock."""
+
+    def __init__(self, rate: float, burst: float, now: Callable[[], float]) -> None:
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self._now = now
+        self._tokens = self.burst
+        self._at = now()
+
+    def take(self) -> bool:
+        t = self._now()
+        self._tokens = min(self.burst, self._tokens + (t - self._at) * self.rate)
+        self._at = t
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class Tick:
+    """What one pass of the monitor knows, shared by the recoveries it advances."""
+
+    states: Mapping[str, State]          # liveness ignoring forced_down, by host
+    may_fence: bool                       # no brake holds
+    brake: str | None
+    fence_slots: int                      # fences the rate brake still allows this pass
+    manual_may_fence: bool = False        # an operator's request may pass judgement brakes
+
+
+def fence_in_flight(rec: RecoveryRecord, events: list[ha_api.EventRecord]) -> bool:
+    """A fence attempt was started and neither its success nor its failure is recorded."""
+    if rec.phase != ha_api.DISABLED or rec.fence_attempts == 0:
+        return False
+    failed = f"{rec.id}:fence_failed:{rec.fence_attempts}"
+    return not any(e.dedup_key == failed for e in events)
+
+
+class Workflow:
+    """Advances recoveries; stateless between calls except for the rate limiter."""
+
+    def __init__(self, engine: Engine, election: Election, agent: FenceAgent, *,
+                 options: Options, bucket: TokenBucket,
+                 wake_scheduler: Callable[[], None] = lambda: None) -> None:
+        self.engine = engine
+        self.election = election
+        self.agent = agent
+        self.options = options
+        self.bucket = bucket
+        self.wake_scheduler = wake_scheduler
+        self.fences_done = 0  # fence calls made by this process (tests, benchmarks)
+
+    # -- the state machine --------------------------------------------------------------------
+    def advance(self, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord:
+        """Run the steps of ``rec`` that can run now, until one has to wait."""
+        for _ in range(len(ha_api.PHASES) + 2):
+            if not rec.open:
+                return rec
+            state = tick.states.get(rec.host, State.UNKNOWN)
+            events = ha_api.events(self.engine, rec.id) if rec.phase == ha_api.DISABLED else []
+            may_fence = tick.may_fence or (rec.trigger == "manual" and tick.manual_may_fence)
+            step = policy.next_step(
+                phase=rec.phase, host_state=state,
+                fence_in_flight=fence_in_flight(rec, events),
+                may_fence=may_fence and tick.fence_slots > 0,
+                retry_due=self._retry_due(rec),
+                evacuations_finished=rec.phase == ha_api.EVACUATED)
+            if step is Step.WAIT:
+                self._note_hold(rec, state, tick, may_fence)
+                return rec
+            new = self._run(step, rec, tick)
+            if new is None:
+                return rec
+            rec = new
+        return rec
+
+    def _run(self, step: Step, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord | None:
+        try:
+            if step is Step.CANCEL:
+                return self.cancel(rec)
+            if step is Step.DISABLE:
+                return self.disable(rec)
+            if step is Step.RESOLVE_FENCE:
+                return self.resolve_fence(rec)
+            if step is Step.FENCE:
+                tick.fence_slots -= 1
+                return self.fence(rec)
+            if step is Step.FORCE_DOWN:
+                return self.force_down(rec)
+            if step is Step.EVACUATE:
+                return self.evacuate(rec)
+            if step is Step.RE_ENABLE:
+                return self.re_enable(rec)
+        except (AlreadyRecorded, Conflict) as exc:
+            # Another leader did (or is past) this step: read the recovery again.
+            LOG.info("recovery %s (%s): %s; re-reading it", rec.id, rec.host, exc)
+            return ha_api.recovery_get(self.engine, rec.id)
+        raise AssertionError(step)
+
+    def _retry_due(self, rec: RecoveryRecord) -> bool:
+        if rec.next_attempt_at is None:
+            return True
+        return ha_api.db_now(self.engine) >= rec.next_attempt_at
+
+    def _note_hold(self, rec: RecoveryRecord, state: State, tick: Tick, may_fence: bool) -> None:
+        """Record why a recovery waiting to be fenced is held (visible in the API/CLI)."""
+        if rec.phase != ha_api.DISABLED:
+            return
+        if not may_fence:
+            reason = f"fencing held: {tick.brake}"
+        elif tick.fence_slots <= 0:
+            reason = "fencing held: max_fences_per_minute reached"
+        elif state is not State.DOWN:
+            reason = f"fencing held: host is {state.value}"
+        else:
+            return
+        if rec.held_reason != reason:
+            token = self.election.check()
+            ha_api.recovery_step(self.engine, token, rec.id, values={"held_reason": reason})
+
+    # -- steps --------------------------------------------------------------------------------
+    def disable(self, rec: RecoveryRecord) -> RecoveryRecord:
+        token = self.election.check()
+        since = rec.created_at.isoformat(timespec="seconds")
+        reason = f"{ha_api.REASON_PREFIX} host down since {since} (recovery {rec.uuid})"
+        service = None if rec.was_disabled else {"disabled": True,
+                                                 "disabled_reason": reason[:255]}
+        LOG.info("recovery %s: disabling the compute service of %s", rec.id, rec.host)
+        return ha_api.recovery_step(
+            self.engine, token, rec.id, service=service, values={"phase": ha_api.DISABLED},
+            expect_phase=ha_api.DETECTED, event="disabled",
+            detail=reason if service else "already disabled by an operator; left as it was",
+            dedup_key=f"{rec.id}:disabled")
+
+    def cancel(self, rec: RecoveryRecord) -> RecoveryRecord:
+        token = self.election.check()
+        LOG.warning("recovery %s: %s reports again before it was fenced: cancelled", rec.id,
+                    rec.host)
+        return ha_api.recovery_step(
+            self.engine, token, rec.id, enable_service=not rec.was_disabled,
+            values={"status": ha_api.CANCELLED, "held_reason": None}, expect_phase=rec.phase,
+            event="cancelled", detail="the host reports again; it was never fenced",
+            dedup_key=f"{rec.id}:cancelled", finish=True)
+
+    def fence(self, rec: RecoveryRecord) -> RecoveryRecord:
+        attempt = rec.fence_attempts + 1
+        token = self.election.check()
+        rec = ha_api.recovery_step(
+            self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
+            values={"fence_attempts": attempt, "fence_agent": self.agent.name,
+                    "held_reason": None},
+            event="fence_started", detail=f"attempt {attempt} with the {self.agent.name} agent",
+            dedup_key=f"{rec.id}:fence_started:{attempt}")
+        LOG.warning("recovery %s: fencing %s (attempt %d, %s agent)", rec.id, rec.host,
+                    attempt, self.agent.name)
+        self.election.check()
+        self.fences_done += 1
+        try:
+            result = fence_and_verify(self.agent, rec.host, timeout=self.options.fence_timeout,
+                                      cancel=self.election.lost)
+        except FenceFailed as exc:
+            wait = policy.backoff(attempt, base=self.options.fence_retry_base,
+                                  cap=self.options.fence_retry_max)
+            LOG.error("recovery %s: fencing %s failed (attempt %d), retry in %g s: %s", rec.id,
+                      rec.host, attempt, wait, exc)
+            return ha_api.recovery_step(
+                self.engine, self.election.check(), rec.id, expect_phase=ha_api.DISABLED,
+                values={"last_error": f"fence attempt {attempt} failed: {exc}"},
+                retry_after=wait, event="fence_failed", detail=str(exc),
+                dedup_key=f"{rec.id}:fence_failed:{attempt}")
+        LOG.warning("recovery %s: %s fenced: %s", rec.id, rec.host, result.detail)
+        return ha_api.recovery_step(
+            self.engine, self.election.check(), rec.id, expect_phase=ha_api.DISABLED,
+            values={"phase": ha_api.FENCED, "last_error": None, "next_attempt_at": None},
+            event="fenced", detail=result.detail, dedup_key=f"{rec.id}:fenced")
+
+    def resolve_fence(self, rec: RecoveryRecord) -> RecoveryRecord:
+        """A predecessor started fence attempt N and never recorded its end."""
+        attempt = rec.fence_attempts
+        state = self.agent.status(rec.host, timeout=self.options.fence_timeout)
+        token = self.election.check()
+        if state is PowerState.OFF:
+            LOG.warning("recovery %s: fence attempt %d of %s was interrupted; the host reads "
+                        "powered off: not fencing again", rec.id, attempt, rec.host)
+            return ha_api.recovery_step(
+                self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
+                values={"phase": ha_api.FENCED, "last_error": None, "next_attempt_at": None},
+                event="fenced", detail=f"attempt {attempt} was interrupted by a change of "
+                f"leader; the {self.agent.name} agent reads the host powered off, so it was "
+                "not fenced again", dedup_key=f"{rec.id}:fenced")
+        LOG.warning("recovery %s: fence attempt %d of %s was interrupted and the power state "
+                    "reads %s: fencing again", rec.id, attempt, rec.host, state.value)
+        return ha_api.recovery_step(
+            self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
+            values={"last_error": f"fence attempt {attempt} interrupted (power {state.value})"},
+            retry_after=0.0, event="fence_failed",
+            detail=f"attempt {attempt} was interrupted by a change of leader and the power "
+            f"state reads {state.value}", dedup_key=f"{rec.id}:fence_failed:{attempt}")
+
+    def force_down(self, rec: RecoveryRecord) -> RecoveryRecord:
+        token = self.election.check()
+        LOG.info("recovery %s: forcing %s down", rec.id, rec.host)
+        return ha_api.recovery_step(
+            self.engine, token, rec.id,
+            service=None if rec.was_forced_down else {"forced_down": True},
+            values={"phase": ha_api.FORCED_DOWN}, expect_phase=ha_api.FENCED,
+            event="forced_down", dedup_key=f"{rec.id}:forced_down")
+
+    def evacuate(self, rec: RecoveryRecord) -> RecoveryRecord:
+        """Track requested evacuations, request new ones (rate-limited), finish when none is
+        left. An instance stays this recovery's until its row is terminal."""
+        rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
+        self._track(rec, [r for r in rows.values() if r.status == ha_api.EV_REQUESTED])
+        rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
+        on_host = cdb.instances(self.engine, host=rec.host)
+        move, stay = policy.evacuation_order((i.uuid, i.evacuable) for i in on_host)
+        for uuid in stay:
+            if uuid not in rows:
+                self._once(rec, "not_evacuated", f"{rec.id}:stay:{uuid}", uuid,
+                           "the instance is not evacuable (evacuable=false): left on its host")
+        inflight = sum(1 for r in rows.values() if r.status == ha_api.EV_REQUESTED)
+        now = ha_api.db_now(self.engine)
+        requested = 0
+        for uuid in move:
+            row = rows.get(uuid)
+            if row is not None and (row.status != ha_api.EV_RETRY or (
+                    row.next_attempt_at is not None and row.next_attempt_at > now)):
+                continue
+            if inflight >= self.options.max_inflight_evacuations or not self.bucket.take():
+                break
+            why = ha_api.evacuation_request(self.engine, self.election.check(), rec.id, uuid,
+                                            rec.host)
+            if why is None:
+                inflight += 1
+                requested += 1
+            else:
+                LOG.info("recovery %s: not evacuating %s now: %s", rec.id, uuid, why)
+        if requested:
+            LOG.info("recovery %s: %d instance(s) of %s handed to the scheduler", rec.id,
+                     requested, rec.host)
+            self.wake_scheduler()
+        rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
+        pending_rows = [r for r in rows.values() if r.status not in ha_api.EV_TERMINAL]
+        pending_new = [u for u in move if u not in rows]
+        if pending_rows or pending_new or requested:
+            return rec
+        done = sum(1 for r in rows.values() if r.status == ha_api.EV_DONE)
+        failed = sum(1 for r in rows.values() if r.status == ha_api.EV_FAILED)
+        return ha_api.recovery_step(
+            self.engine, self.election.check(), rec.id,
+            values={"phase": ha_api.EVACUATED, "status": ha_api.WAITING},
+            expect_phase=ha_api.FORCED_DOWN, event="evacuated",
+            detail=f"{done} evacuated, {failed} failed, {len(stay)} not evacuable",
+            dedup_key=f"{rec.id}:evacuated")
+
+    def _track(self, rec: RecoveryRecord, requested: list[ha_api.EvacuationRecord]) -> None:
+        if not requested:
+            return
+        current = {i.uuid: i for i in
+                   cdb.instances(self.engine, uuids=[r.instance_uuid for r in requested])}
+        for row in requested:
+            inst = current.get(row.instance_uuid)
+            uuid = row.instance_uuid
+            token = self.election.check()
+            expect = [ha_api.EV_REQUESTED]
+            if inst is None:
+                ha_api.evacuation_update(self.engine, token, rec.id, uuid, expect=expect,
+                                         status=ha_api.EV_GONE, detail="deleted meanwhile")
+            elif inst.host is not None and inst.host != rec.host:
+                if inst.task_state is not None:
+                    continue  # being rebuilt on its new host
+                if inst.vm_state == cdb.ACTIVE:
+                    if ha_api.evacuation_update(
+                            self.engine, token, rec.id, uuid, expect=expect,
+                            status=ha_api.EV_DONE, target_host=inst.host,
+                            event="instance_evacuated", detail=f"active on {inst.host}",
+                            dedup_key=f"{rec.id}:evacuated:{uuid}"):
+                        LOG.info("recovery %s: instance %s is active on %s", rec.id, uuid,
+                                 inst.host)
+                else:
+                    ha_api.evacuation_update(
+                        self.engine, token, rec.id, uuid, expect=expect,
+                        status=ha_api.EV_FAILED, target_host=inst.host,
+                        event="evacuation_failed", detail=inst.fault or inst.vm_state,
+                        dedup_key=f"{rec.id}:evacuation_failed:{uuid}")
+            elif inst.host is None:
+                if inst.task_state is None:
+                    ha_api.evacuation_update(
+                        self.engine, token, rec.id, uuid, expect=expect,
+                        status=ha_api.EV_FAILED, event="evacuation_failed",
+                        detail=inst.fault or "the rebuild failed",
+                        dedup_key=f"{rec.id}:evacuation_failed:{uuid}")
+            elif inst.task_state is None:
+                # Still on the failed host and idle again: the scheduler found no valid host
+                # (or cancelled). Recorded and asked again later, never dropped.
+                fault = inst.fault or "the scheduler gave it back"
+                LOG.warning("recovery %s: evacuation of %s did not find a host (%s); retrying "
+                            "in %g s", rec.id, uuid, fault, self.options.evacuation_retry)
+                ha_api.evacuation_update(
+                    self.engine, token, rec.id, uuid, expect=expect, status=ha_api.EV_RETRY,
+                    detail=fault, retry_after=self.options.evacuation_retry,
+                    event="evacuation_retry", dedup_key=f"{rec.id}:retry:{uuid}:{row.attempts}")
+
+    def _once(self, rec: RecoveryRecord, kind: str, key: str, uuid: str, detail: str) -> None:
+        with contextlib.suppress(AlreadyRecorded):
+            ha_api.recovery_step(self.engine, self.election.check(), rec.id, event=kind,
+                                 detail=detail, dedup_key=key, instance_uuid=uuid)
+
+    def re_enable(self, rec: RecoveryRecord) -> RecoveryRecord:
+        token = self.election.check()
+        LOG.warning("recovery %s: %s reports again and its evacuations are over: clearing "
+                    "forced_down and re-enabling it", rec.id, rec.host)
+        done = ha_api.recovery_step(
+            self.engine, token, rec.id,
+            service=None if rec.was_forced_down else {"forced_down": False},
+            enable_service=not rec.was_disabled,
+            values={"phase": ha_api.COMPLETED, "status": ha_api.DONE}, finish=True,
+            expect_phase=ha_api.EVACUATED, event="re_enabled",
+            detail="the host reports again; stale copies are destroyed by its agent",
+            dedup_key=f"{rec.id}:re_enabled")
+        self.agent.release(rec.host)
+        return done
