@@ -50,6 +50,11 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
     transport = rpc.get_transport(conf)
     conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
     group = launch.group_from(conf)
+    # This process (its group, with its process-driver instances) is the host: recorded for
+    # the HA monitor's process fence agent.
+    from vigil.ha.hostproc import write_record
+
+    write_record(conf.state_path, host)
     with launch.stop_on_signals() as stop:
         compute = agent.ComputeAgent(conf, host, transport, conductor, group)
         compute.start()

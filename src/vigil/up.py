@@ -8,6 +8,7 @@ ones. State survives a restart: the same host names revive the same rows.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from oslo_config import cfg
@@ -55,6 +56,20 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> ApiS
     return server
 
 
+def start_monitor(conf: cfg.ConfigOpts, engine: Engine,
+                  group: ServiceGroup) -> tuple[threading.Event, threading.Thread]:
+    """The HA monitor over the simulated hosts: they share this process, so nothing can be
+    powered off; the ``simulated`` fence agent marks a host off instead (docs/ha.md). The db
+    driver cannot prove death; the embedded demo allows acting on its (report-path gated)
+    DOWN explicitly."""
+    from vigil.ha.monitor import monitor_from, start_in_thread
+
+    conf.set_override("fence_agent", "simulated", group="ha")
+    conf.set_override("allow_unproven_death", True, group="ha")
+    stop = threading.Event()
+    return stop, start_in_thread(monitor_from(conf, engine, group), stop)
+
+
 def run_up(conf: cfg.ConfigOpts, *, computes: int) -> int:
     engine = launch.engine_from(conf, sync=True)
     transport = rpc.get_transport(conf)
@@ -75,7 +90,10 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int) -> int:
                  "--name vm1, vigil hypervisor list. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
         api = start_api(conf, engine, group)
+        monitor_stop, monitor_thread = start_monitor(conf, engine, group)
         stop.wait()
+        monitor_stop.set()
+        monitor_thread.join(timeout=15)
         api.stop()
         for compute in services:
             compute.stop()

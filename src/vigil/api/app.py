@@ -50,6 +50,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.healthz",
     "vigil.api.routes.services",
     "vigil.api.routes.vigil_services",
+    "vigil.api.routes.recoveries",
 )
 
 # Answered without credentials (as Nova's version documents are) and without a microversion.

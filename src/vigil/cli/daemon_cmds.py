@@ -16,6 +16,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     comp.add_argument("--host", help="host name to register (default: [DEFAULT] host)")
     comp.set_defaults(func=compute)
     sub.add_parser("api", help="run the REST API ([api] listen, port)").set_defaults(func=api)
+    mon = sub.add_parser("monitor", help="run the HA monitor (detect, fence, evacuate)")
+    mon.add_argument("--dry-run", action="store_true", default=None,
+                     help="log what it would do, change nothing ([ha] dry_run)")
+    mon.set_defaults(func=monitor)
     up_p = sub.add_parser("up", help="run everything in one process on the embedded defaults")
     up_p.add_argument("--computes", type=int, default=3, metavar="N",
                       help="number of simulated compute hosts (default 3)")
@@ -38,6 +42,12 @@ def api(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     from vigil.daemons import run_api
 
     return run_api(conf)
+
+
+def monitor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil.ha.monitor import run_monitor
+
+    return run_monitor(conf, dry_run=args.dry_run)
 
 
 def up(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:

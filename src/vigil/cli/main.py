@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "vigil.cli.daemon_cmds",
     "vigil.cli.service_cmds",
     "vigil.cli.compute_cmds",
+    "vigil.cli.ha_cmds",
 )
 
 

@@ -74,6 +74,7 @@ class Monitor:
         dry_run: bool = False,
         clock: Clock | None = None,
         wake_scheduler: Callable[[], None] = lambda: None,
+        only_hosts: frozenset[str] | None = None,
     ) -> None:
         self.engine = engine
         self.group = group
@@ -81,6 +82,9 @@ class Monitor:
         self.policy = pol
         self.poll_interval = poll_interval
         self.dry_run = dry_run
+        # ``vigil host evacuate`` runs a monitor for one host only: it opens nothing else and
+        # advances no other recovery.
+        self.only_hosts = only_hosts
         self.clock = clock or RealClock()
         self.election = Election(engine, holder, ttl=lease_ttl, clock=self.clock)
         self.workflow = Workflow(
@@ -166,7 +170,11 @@ class Monitor:
             elif decision.brake is None or decision.brake in ALERT_KINDS:
                 # Cleared only by a reliable view that no longer shows it.
                 ha_api.alert_clear(self.engine, token, kind)
+        if self.only_hosts is not None:
+            open_recs = [r for r in open_recs if r.host in self.only_hosts]
         for host in decision.open:
+            if self.only_hosts is not None and host not in self.only_hosts:
+                continue
             svc = obs.services[host]
             rec = ha_api.recovery_open(
                 self.engine, self.election.check(), host=host, service_id=svc.id,
@@ -242,7 +250,8 @@ def options_from(conf: cfg.ConfigOpts) -> tuple[policy.Policy, Options]:
 def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
                  dry_run: bool | None = None, agent: FenceAgent | None = None,
                  wake_scheduler: Callable[[], None] | None = None,
-                 clock: Clock | None = None) -> Monitor:
+                 clock: Clock | None = None,
+                 only_hosts: frozenset[str] | None = None) -> Monitor:
     """A Monitor over the configured [ha] options (validated here)."""
     from vigil.conf import ha as ha_conf
 
@@ -253,7 +262,7 @@ def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
         pol=pol, options=options, poll_interval=conf.ha.poll_interval,
         lease_ttl=conf.ha.lease_ttl, evacuations_per_second=conf.ha.evacuations_per_second,
         dry_run=conf.ha.dry_run if dry_run is None else dry_run, clock=clock,
-        wake_scheduler=wake_scheduler or (lambda: None))
+        wake_scheduler=wake_scheduler or (lambda: None), only_hosts=only_hosts)
 
 
 def scheduler_waker(conf: cfg.ConfigOpts) -> tuple[Callable[[], None], Callable[[], None]]:

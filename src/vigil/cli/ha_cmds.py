@@ -1,0 +1,160 @@
+"""``vigil recovery list/show``, ``vigil host evacuate`` and ``vigil monitor``'s siblings.
+
+Thin: parsing and printing only. The views are :class:`vigil.ha.views.RecoveriesAPI`, which
+the REST API (``/v2.1/vigil/recoveries``) uses too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from typing import Any
+
+from oslo_config import cfg
+
+from vigil.cli.output import as_json, table
+
+LIST_COLUMNS = ("ID", "Host", "Trigger", "Phase", "Status", "Fence attempts", "Evacuations",
+                "Note", "Created")
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rec = sub.add_parser("recovery", help="host recoveries run by the HA monitor, and alerts")
+    rsub = rec.add_subparsers(dest="recovery_cmd", required=True, metavar="COMMAND")
+    ls = rsub.add_parser("list", help="recoveries (newest first) and open alerts")
+    ls.add_argument("--open", dest="open_only", action="store_true",
+                    help="only recoveries still in progress")
+    ls.add_argument("--host", help="only recoveries of this host")
+    ls.add_argument("--limit", type=int, default=50)
+    sh = rsub.add_parser("show", help="one recovery with its timeline and evacuations")
+    sh.add_argument("recovery", metavar="ID_OR_UUID")
+    for p in (ls, sh):
+        p.add_argument("--format", choices=("table", "json"), default="table")
+    rec.set_defaults(func=run_recovery)
+
+    host = sub.add_parser("host", help="host operations")
+    hsub = host.add_subparsers(dest="host_cmd", required=True, metavar="COMMAND")
+    ev = hsub.add_parser("evacuate", help="recover a dead host now: disable, fence, force "
+                         "down, evacuate its instances (progress shown)")
+    ev.add_argument("host")
+    ev.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds to wait for the evacuations (default 600)")
+    ev.add_argument("--no-wait", dest="wait", action="store_false",
+                    help="request it and return at once")
+    host.set_defaults(func=run_host)
+
+
+def _note(r: dict[str, Any]) -> str:
+    text = r.get("last_error") or r.get("held_reason") or ""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _evacs(r: dict[str, Any]) -> str:
+    by = r["evacuations_by_status"]
+    return f"{by.get('done', 0)}/{r['evacuations_total']}" + (
+        f" ({by['retry']} retrying)" if by.get("retry") else "") + (
+        f" ({by['failed']} failed)" if by.get("failed") else "")
+
+
+def run_recovery(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil import launch
+    from vigil.ha.views import RecoveriesAPI, parse_recovery_ident
+
+    api = RecoveriesAPI(launch.engine_from(conf))
+    if args.recovery_cmd == "list":
+        recs = api.list_recoveries(open_only=args.open_only, host=args.host, limit=args.limit)
+        alerts = api.alerts()
+        if args.format == "json":
+            print(as_json({"recoveries": recs, "alerts": alerts, "leader": api.leader()}))
+            return 0
+        for a in alerts:
+            print(f"ALERT [{a['kind']}] since {a['raised_at']}: {a['message']}")
+        print(table(LIST_COLUMNS, [
+            [r["id"], r["host"], r["trigger"], r["phase"], r["status"], r["fence_attempts"],
+             _evacs(r), _note(r), r["created_at"]] for r in recs]))
+        leader = api.leader()
+        print(f"monitor leader: {leader['holder']} (epoch {leader['epoch']})" if leader
+              else "monitor leader: none")
+        return 0
+    data = api.get(parse_recovery_ident(args.recovery))
+    if args.format == "json":
+        print(as_json(data))
+        return 0
+    skip = {"events", "evacuations", "evacuations_by_status"}
+    print(table(("Field", "Value"), [[k, v] for k, v in data.items() if k not in skip]))
+    print("Timeline:")
+    print(table(("Time", "Event", "Instance", "Detail", "Epoch"), [
+        [e["created_at"], e["kind"], e["instance_uuid"], e["detail"], e["epoch"]]
+        for e in data["events"]]))
+    if data["evacuations"]:
+        print("Evacuations:")
+        print(table(("Instance", "Status", "Attempts", "Target", "Detail"), [
+            [e["instance_uuid"], e["status"], e["attempts"], e["target_host"], e["detail"]]
+            for e in data["evacuations"]]))
+    return 0
+
+
+def progress_line(rec: dict[str, Any], width: int = 30) -> str:
+    """``[#########.....] 3/10 evacuated  phase forced_down``: plain text, one line."""
+    total = rec["evacuations_total"]
+    by = rec["evacuations_by_status"]
+    finished = by.get("done", 0) + by.get("failed", 0) + by.get("gone", 0)
+    filled = int(width * finished / total) if total else (width if rec["phase"] in (
+        "evacuated", "completed") else 0)
+    note = _note(rec)
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {by.get('done', 0)}/{total} evacuated"
+            f"  phase {rec['phase']}" + (f"  ({note})" if note else ""))
+
+
+def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil import launch
+    from vigil.db import ha_api
+    from vigil.ha.monitor import monitor_from, scheduler_waker
+    from vigil.ha.views import RecoveriesAPI
+
+    engine = launch.engine_from(conf)
+    group = launch.group_from(conf, engine)
+    api = RecoveriesAPI(engine, group)
+    rec = api.request_host_evacuation(args.host)
+    print(f"recovery {rec.id} ({rec.uuid}) of {args.host}: {rec.phase}", flush=True)
+    if not args.wait:
+        return 0
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+    close = None
+    if api.leader() is None:
+        # No monitor leads: run one here, for this host only, until its instances are moved.
+        wake, close = scheduler_waker(conf)
+        monitor = monitor_from(conf, engine, group, dry_run=False, wake_scheduler=wake,
+                               only_hosts=frozenset({args.host}))
+        thread = threading.Thread(target=monitor.run, args=(stop,), daemon=True)
+        thread.start()
+        print("no HA monitor leads: running the recovery from this command", flush=True)
+    deadline = time.monotonic() + args.timeout
+    last = ""
+    try:
+        while True:
+            data = api.get(rec.id)
+            line = progress_line(data)
+            if line != last:
+                print(line, flush=True)
+                last = line
+            if data["phase"] in (ha_api.EVACUATED, ha_api.COMPLETED) or not data["open"]:
+                failed = data["evacuations_by_status"].get("failed", 0)
+                print(f"recovery {rec.id}: {data['status']} ({data['phase']})"
+                      + (f", {failed} evacuation(s) failed" if failed else ""))
+                return 1 if failed else 0
+            if time.monotonic() > deadline:
+                print(f"vigil: recovery {rec.id} still {data['phase']} after {args.timeout:g} "
+                      "s; it goes on (vigil recovery show)", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(15)
+        if close is not None:
+            close()
+        group.driver.close()
