@@ -18,9 +18,9 @@ import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import EllipsisType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -441,22 +441,55 @@ def instance_update(engine: Engine, instance_uuid: str, values: dict[str, Any], 
             select(*_INSTANCE_COLS).where(Instance.uuid == instance_uuid)).one())
 
 
-def _add_usage(conn: Connection, node_id: int, vcpus: int, memory_mb: int, root_gb: int,
-               *, sign: int, check: bool) -> bool:
-    n = ComputeNode
-    stmt = update(n).where(n.id == node_id, n.deleted == 0)
+# The claim path's statements, built once: constructing SQLAlchemy expressions costs more
+# than SQLite takes to run them, and the claim is what bounds scheduling decisions per second.
+_I = cast(Table, Instance.__table__)
+_N = cast(Table, ComputeNode.__table__)
+_SELECT_INSTANCE = select(*[_I.c[c.key] for c in _INSTANCE_COLS]).where(
+    _I.c.uuid == bindparam("b_uuid"))
+_PLACE: dict[str, Any] = dict(host=bindparam("b_host"), node=bindparam("b_node"),
+              compute_node_id=bindparam("b_node_id"), task_state=bindparam("b_new"),
+              requested_host=None, updated_at=utcnow())
+_CLAIM_UNPLACED = update(_I).where(
+    _I.c.uuid == bindparam("b_uuid"), _I.c.deleted == 0, _I.c.host.is_(None),
+    _I.c.task_state == bindparam("b_expected")).values(**_PLACE)
+_CLAIM_MOVE = update(_I).where(
+    _I.c.uuid == bindparam("b_uuid"), _I.c.deleted == 0, _I.c.host == bindparam("b_source"),
+    _I.c.task_state == bindparam("b_expected")).values(**_PLACE)
+
+
+def _usage_stmt(sign: int, check: bool) -> Any:
+    v: Any = bindparam("b_v")
+    m: Any = bindparam("b_m")
+    d: Any = bindparam("b_d")
+    stmt = update(_N).where(_N.c.id == bindparam("b_id"), _N.c.deleted == 0)
     if check:
         stmt = stmt.where(
-            n.vcpus_used + vcpus <= n.vcpus * n.cpu_allocation_ratio,
-            n.memory_mb_used + memory_mb <= n.memory_mb * n.ram_allocation_ratio,
-            n.local_gb_used + root_gb <= n.local_gb * n.disk_allocation_ratio,
+            _N.c.vcpus_used + v <= _N.c.vcpus * _N.c.cpu_allocation_ratio,
+            _N.c.memory_mb_used + m <= _N.c.memory_mb * _N.c.ram_allocation_ratio,
+            _N.c.local_gb_used + d <= _N.c.local_gb * _N.c.disk_allocation_ratio,
         )
-    result = conn.execute(stmt.values(
-        vcpus_used=n.vcpus_used + sign * vcpus,
-        memory_mb_used=n.memory_mb_used + sign * memory_mb,
-        local_gb_used=n.local_gb_used + sign * root_gb,
-        running_vms=n.running_vms + sign,
-        updated_at=utcnow()))
+    values: dict[str, Any]
+    if sign > 0:
+        values = dict(vcpus_used=_N.c.vcpus_used + v, memory_mb_used=_N.c.memory_mb_used + m,
+                      local_gb_used=_N.c.local_gb_used + d, running_vms=_N.c.running_vms + 1)
+    else:
+        values = dict(vcpus_used=_N.c.vcpus_used - v, memory_mb_used=_N.c.memory_mb_used - m,
+                      local_gb_used=_N.c.local_gb_used - d, running_vms=_N.c.running_vms - 1)
+    return stmt.values(**values, updated_at=utcnow())
+
+
+_ADD_CHECKED = _usage_stmt(+1, True)
+_RELEASE = _usage_stmt(-1, False)
+
+
+def _add_usage(conn: Connection, node_id: int, vcpus: int, memory_mb: int, root_gb: int,
+               *, sign: int, check: bool) -> bool:
+    """Add (sign +1, with ``check`` only if it still fits) or give back one instance's usage."""
+    stmt = _ADD_CHECKED if sign > 0 and check else _RELEASE if sign < 0 and not check else (
+        _usage_stmt(sign, check))
+    result = conn.execute(stmt, {"b_id": node_id, "b_v": vcpus, "b_m": memory_mb,
+                                 "b_d": root_gb})
     return bool(result.rowcount == 1)
 
 
@@ -484,15 +517,14 @@ def claim(engine: Engine, inst: InstanceRecord, node: NodeRecord, *,
     still on ``source_host`` or on no host), then the node's conditional usage increment, then
     the release. Any step that does not match rolls back the whole.
     """
+    params = {"b_uuid": inst.uuid, "b_expected": expected_task_state, "b_new": new_task_state,
+              "b_host": node.host, "b_node": node.hypervisor_hostname, "b_node_id": node.id}
     try:
         with engine.begin() as conn:
-            moved = conn.execute(
-                update(Instance)
-                .where(*_instance_where(inst.uuid, host=source_host,
-                                        task_states=[expected_task_state]))
-                .values(host=node.host, node=node.hypervisor_hostname,
-                        compute_node_id=node.id, task_state=new_task_state,
-                        requested_host=None, updated_at=utcnow()))
+            if source_host is None:
+                moved = conn.execute(_CLAIM_UNPLACED, params)
+            else:
+                moved = conn.execute(_CLAIM_MOVE, {**params, "b_source": source_host})
             if moved.rowcount != 1:
                 raise ClaimFailed("instance")
             ops: list[tuple[int, int, bool]] = [(node.id, +1, True)]
@@ -502,7 +534,7 @@ def claim(engine: Engine, inst: InstanceRecord, node: NodeRecord, *,
                 if not _add_usage(conn, node_id, inst.vcpus, inst.memory_mb, inst.root_gb,
                                   sign=sign, check=check) and check:
                     raise ClaimFailed("node")
-            row = conn.execute(select(*_INSTANCE_COLS).where(Instance.uuid == inst.uuid)).one()
+            row = conn.execute(_SELECT_INSTANCE, {"b_uuid": inst.uuid}).one()
     except ClaimFailed as exc:
         return ClaimResult(None, str(exc))
     return ClaimResult(_instance(row))
