@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from vigil.db import baremetal_models as _baremetal_models  # noqa: F401 - in the metadata
 from vigil.db.models import Base
 
 engine = context.config.attributes["engine"]

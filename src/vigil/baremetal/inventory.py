@@ -1,0 +1,45 @@
+"""What a bare-metal node's compute-node record says (pure).
+
+One record per node, ``hypervisor_hostname`` = the node's uuid, resources = the node's.
+Instances take whole nodes: a record is schedulable (allocation ratios 1.0) only while its
+node is free and not in maintenance; otherwise its ratios are 0 and no claim fits on it
+(Nova's ironic driver reported such a node as fully used for the same reason). The
+database re-applies the "claimed" half of that rule itself in every statement that writes
+the ratios, see :func:`vigil.db.baremetal_api._record_values`.
+"""
+
+from __future__ import annotations
+
+from vigil.db.baremetal_api import HYPERVISOR_TYPE, Node, RecordState
+from vigil.db.compute_api import Inventory
+
+
+def schedulable(node: Node, running_vms: int = 0) -> bool:
+    return not node.maintenance and node.instance_uuid is None and running_vms == 0
+
+
+def record_inventory(node: Node, zone: str | None, running_vms: int = 0) -> Inventory:
+    """The inventory the node's record should have."""
+    ratio = 1.0 if schedulable(node, running_vms) else 0.0
+    return Inventory(
+        hypervisor_hostname=node.uuid,
+        hypervisor_type=HYPERVISOR_TYPE,
+        hypervisor_version=1,
+        vcpus=node.cpus,
+        memory_mb=node.memory_mb,
+        local_gb=node.local_gb,
+        cpu_allocation_ratio=ratio,
+        ram_allocation_ratio=ratio,
+        disk_allocation_ratio=ratio,
+        host_ip=None,
+        availability_zone=zone,
+    )
+
+
+def needs_update(record: RecordState, wanted: Inventory) -> bool:
+    """Whether a live record differs from what it should say (steady state: no writes)."""
+    return (record.vcpus, record.memory_mb, record.local_gb, record.cpu_allocation_ratio,
+            record.ram_allocation_ratio, record.disk_allocation_ratio,
+            record.availability_zone) != (
+        wanted.vcpus, wanted.memory_mb, wanted.local_gb, wanted.cpu_allocation_ratio,
+        wanted.ram_allocation_ratio, wanted.disk_allocation_ratio, wanted.availability_zone)
