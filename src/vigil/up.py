@@ -11,14 +11,17 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil import launch, rpc
 from vigil.compute import agent, virt
-from vigil.compute.servers import compute_delete_guard
+from vigil.compute.rpcapi import ComputeAgentAPI
+from vigil.compute.servers import ServersAPI, compute_delete_guard
 from vigil.daemons import start_conductor, start_scheduler
 from vigil.registry import Registry
+from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 
 if TYPE_CHECKING:
@@ -31,7 +34,8 @@ def compute_names(n: int) -> list[str]:
     return [f"compute-{i}" for i in range(1, n + 1)]
 
 
-def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> ApiServer:
+def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
+              transport: messaging.Transport | None = None) -> ApiServer:
     """The REST API in a thread over the same engine and ServiceGroup (an in-process liveness
     backend is then shared). With token_file auth, makes sure an admin token exists in
     state_path and prints it, so the operator can use the API at once."""
@@ -46,6 +50,9 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> ApiS
     registry = Registry(engine, group, default_zone=conf.default_availability_zone)
     registry.add_delete_guard(compute_delete_guard(engine))
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf))
+    if transport is not None:  # server operations wake the scheduler and agents at once
+        app.state.vigil_servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
+                                             computes=ComputeAgentAPI(transport))
     server = ApiServer(app, conf.api.listen, conf.api.port)
     server.start()
     print(f"Vigil API: {server.url}", flush=True)
@@ -89,7 +96,7 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int) -> int:
                  "In another terminal: vigil service list, vigil server create --flavor m1.tiny "
                  "--name vm1, vigil hypervisor list. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
-        api = start_api(conf, engine, group)
+        api = start_api(conf, engine, group, transport)
         monitor_stop, monitor_thread = start_monitor(conf, engine, group)
         stop.wait()
         monitor_stop.set()

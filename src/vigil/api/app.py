@@ -50,6 +50,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.healthz",
     "vigil.api.routes.services",
     "vigil.api.routes.vigil_services",
+    "vigil.api.routes.servers",
+    "vigil.api.routes.hypervisors",
     "vigil.api.routes.recoveries",
 )
 
