@@ -80,10 +80,11 @@ def count_pending(engine: Engine) -> int:
             Instance.deleted == 0, Instance.task_state.in_(cdb.PENDING_TASKS))).scalar_one())
 
 
-def bench_decisions(url: str, state: Path, hosts: int, instances: int) -> dict[str, float]:
+def bench_decisions(url: str, state: Path, hosts: int, instances: int,
+                    workers: int) -> dict[str, float]:
     """The scheduler alone: hosts registered and up, instances waiting."""
     engine = fresh_engine(url)
-    conf = make_conf(state, url, {})
+    conf = make_conf(state, url, {"scheduler": {"workers": workers}})
     group = launch.group_from(conf, engine)
     inv = virt.load(conf, "x", "fake").inventory()
     for i in range(hosts):
@@ -113,14 +114,14 @@ def bench_decisions(url: str, state: Path, hosts: int, instances: int) -> dict[s
 
 
 def bench_end_to_end(url: str, state: Path, hosts: int, instances: int,
-                     callers: int) -> dict[str, float]:
+                     callers: int, workers: int) -> dict[str, float]:
     """The whole stack in one process, as ``vigil up`` runs it."""
     engine = fresh_engine(url)
     conf = make_conf(state, url, {
         "DEFAULT": {"transport_url": "fake://", "report_interval": 10,
                     "service_down_time": 60},
         "compute": {"instance_sync_interval": 60, "update_resources_interval": 60},
-        "scheduler": {"pending_poll_interval": 1.0},
+        "scheduler": {"pending_poll_interval": 1.0, "workers": workers},
     })
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--instances", type=int, default=1000)
     p.add_argument("--callers", type=int, default=8,
                    help="threads calling create concurrently (default 8)")
+    p.add_argument("--scheduler-workers", type=int, default=1,
+                   help="[scheduler] workers (default 1; try 4 on PostgreSQL)")
     p.add_argument("--db", help="SQLAlchemy URL of an EMPTY scratch database (its tables are "
                    "dropped); default: a temporary SQLite file")
     args = p.parse_args(argv)
@@ -183,13 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vigil-boot-bench-") as tmp:
         url = args.db or f"sqlite:///{tmp}/bench.sqlite"
         backend = sa.engine.make_url(url).get_backend_name()
-        decisions = bench_decisions(url, Path(tmp) / "d", args.hosts, args.instances)
+        decisions = bench_decisions(url, Path(tmp) / "d", args.hosts, args.instances,
+                                    args.scheduler_workers)
         e2e = bench_end_to_end(url, Path(tmp) / "e", args.hosts, args.instances,
-                               args.callers)
+                               args.callers, args.scheduler_workers)
     cmd = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/boot_bench.py",
                                              *(argv if argv is not None else sys.argv[1:])])
     print(f"boot benchmark: {args.instances} instances (m1.tiny), {args.hosts} hosts "
-          f"(fake driver), database {backend}, fake:// messaging")
+          f"(fake driver), database {backend}, fake:// messaging, "
+          f"{args.scheduler_workers} scheduler worker(s)")
     print(f"  scheduling decisions/s, batch passes:        {decisions['batch']:8.0f}")
     print(f"  scheduling decisions/s, one at a time:       {decisions['single']:8.0f}")
     print(f"  end-to-end boots/s (create -> ACTIVE, {args.callers} callers): "

@@ -123,6 +123,14 @@ SCHEDULER_OPTS: list[cfg.Opt] = [
         "another process on fake:// messaging.",
     ),
     cfg.IntOpt(
+        "workers",
+        default=1,
+        min=1,
+        help="Threads of one scheduler that claim hosts for a batch concurrently. Above 1 "
+        "helps on PostgreSQL/MariaDB, where each claim waits for its commit to be flushed; on "
+        "SQLite (one writer) it only adds contention.",
+    ),
+    cfg.IntOpt(
         "batch_size",
         default=200,
         min=1,

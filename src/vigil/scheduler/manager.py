@@ -19,6 +19,7 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,9 @@ class SchedulerManager:
         self.weighers = [RAMWeigher(conf.scheduler.ram_weight_multiplier)]
         self.subset = conf.scheduler.host_subset_size
         self.max_attempts = conf.scheduler.max_claim_attempts
+        self.workers = conf.scheduler.workers
+        # Guards the shared host picture when several workers schedule one batch.
+        self._picture = threading.Lock()
         self.default_zone = conf.default_availability_zone
         self._rng = rng or random.Random()
         self.decisions = 0
@@ -97,7 +101,13 @@ class SchedulerManager:
             if not pending:
                 return outcomes
             snap = self.read_hosts()
-            batch = [self.schedule(inst, snap) for inst in pending]
+            if self.workers > 1 and len(pending) > 1:
+                # Claims overlap their commits (PostgreSQL/MariaDB flush each one); they stay
+                # correct because the database decides each claim, not this picture.
+                with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                    batch = list(pool.map(self.schedule, pending, [snap] * len(pending)))
+            else:
+                batch = [self.schedule(inst, snap) for inst in pending]
             outcomes += batch
             if all(o.host is None and o.fault is None for o in batch):
                 return outcomes  # nothing moved (all taken by others): do not spin
@@ -137,7 +147,8 @@ class SchedulerManager:
         expected = cdb.REBUILDING if rebuild else cdb.SCHEDULING
         new_task = cdb.REBUILD_SPAWNING if rebuild else cdb.SPAWNING
         for _ in range(self.max_attempts):
-            result = self.select(snap.hosts, spec)
+            with self._picture:
+                result = self.select(list(snap.hosts), spec)
             self.decisions += 1
             if not result.hosts:
                 return self._fail(inst, result.explain(spec), release=False)
@@ -146,7 +157,8 @@ class SchedulerManager:
                               new_task_state=new_task,
                               source_host=inst.host if rebuild else None)
             if claim.instance is not None:
-                chosen.consume(inst)
+                with self._picture:
+                    chosen.consume(inst)
                 LOG.info("%s instance %s on %s", "evacuating" if rebuild else "placed",
                          inst.uuid, chosen.host)
                 if self.computes is not None:
@@ -159,10 +171,11 @@ class SchedulerManager:
                 return Outcome(inst.uuid)  # deleted or taken meanwhile: nothing to do
             # Another scheduler filled the node first: look at it again and decide again.
             fresh = cdb.compute_nodes(self.engine, ids=[chosen.node.id])
-            if fresh:
-                chosen.node = fresh[0]
-            else:
-                snap.hosts.remove(chosen)
+            with self._picture:
+                if fresh:
+                    chosen.node = fresh[0]
+                elif chosen in snap.hosts:
+                    snap.hosts.remove(chosen)
         return self._fail(inst, f"No valid host was found: hosts kept filling up under "
                                 f"concurrent requests ({self.max_attempts} claims refused).",
                           release=False)

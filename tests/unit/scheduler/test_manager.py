@@ -74,3 +74,16 @@ def test_negative_ram_multiplier_stacks(sqlite_engine: Engine) -> None:
     boot(sqlite_engine, 4)
     manager(sqlite_engine, ram_weight_multiplier=-1.0).schedule_pending()
     assert {i.host for i in cdb.instances(sqlite_engine)} == {"h1"}
+
+
+def test_parallel_workers_of_one_pass_never_oversubscribe(any_engine: Engine) -> None:
+    """workers > 1 share one host picture; the database's claims keep it exact."""
+    for i in range(4):
+        add_host(any_engine, f"h{i}", vcpus=3, memory_mb=4096, local_gb=50)
+    uuids = boot(any_engine, 30, "m1.tiny")  # 12 fit (3 vCPUs x 4 hosts, ratio 1.0)
+    outcomes = manager(any_engine, workers=6, host_subset_size=2).schedule_pending()
+    assert {o.instance_uuid for o in outcomes} == set(uuids)
+    assert sum(1 for o in outcomes if o.host is not None) == 12
+    assert_accounting(any_engine)
+    for inst in cdb.instances(any_engine):
+        assert (inst.host is None) == (inst.vm_state == cdb.ERROR)

@@ -124,6 +124,19 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Fault documentation for ``codes``. 400 and 406 are always possible (the microversion
+    header is checked before any route); 413/415 only where the API's body reader can answer
+    them, i.e. where errors_doc knows them."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in sorted({400, 406, *codes}):
+        try:
+            out.update(errors_doc(code))
+        except KeyError:
+            continue
+    return out
+
+
 def servers_api(ctx: RequestContext) -> ServersAPI:
     """The app's ServersAPI: the one ``vigil up`` sets (with messaging, so the scheduler and
     the agents are told at once), else one over the registry's database alone (the scheduler's
@@ -163,7 +176,7 @@ async def _read_body(ctx: RequestContext) -> Any:
     openapi_extra={"requestBody": {"required": True, **_json(
         {"anyOf": [CREATE, CREATE_V274]})}},
     responses={202: _json({"type": "object", "properties": {"server": _SUMMARY}}),
-               **errors_doc(400, 401, 403, 406, 409, 503)},
+               **_errors(400, 401, 403, 406, 409, 413, 415, 503)},
 )
 async def create(ctx: Ctx) -> Response:
     body = await _read_body(ctx)
@@ -192,7 +205,7 @@ def _list(ctx: Ctx, rule: str) -> list[ServerView]:
 @router.get("", summary="List servers (id, name, links)", response_model=None,
             responses={200: _json({"type": "object", "properties": {
                 "servers": {"type": "array", "items": _SUMMARY}}}),
-                **errors_doc(400, 401, 403, 406, 503)})
+                **_errors(400, 401, 403, 406, 503)})
 def index(ctx: Ctx) -> Response:
     return json_response({"servers": [
         {"id": v.record.uuid, "name": v.record.name, "links": _links(ctx, v.record.uuid)}
@@ -202,7 +215,7 @@ def index(ctx: Ctx) -> Response:
 @router.get("/detail", summary="List servers with details", response_model=None,
             responses={200: _json({"type": "object", "properties": {
                 "servers": {"type": "array", "items": _SERVER_DETAIL}}}),
-                **errors_doc(400, 401, 403, 406, 503)})
+                **_errors(400, 401, 403, 406, 503)})
 def index_detail(ctx: Ctx) -> Response:
     return json_response({"servers": [detail(ctx, v) for v in _list(ctx, POLICY % "detail")]})
 
@@ -215,7 +228,7 @@ def _uuid(server_id: str) -> str:
 
 @router.get("/{server_id}", summary="Show a server", response_model=None,
             responses={200: _json({"type": "object", "properties": {"server": _SERVER_DETAIL}}),
-                       **errors_doc(401, 403, 404, 406, 503)})
+                       **_errors(401, 403, 404, 406, 503)})
 def show(server_id: str, ctx: Ctx) -> dict[str, Any]:
     ctx.authorize(POLICY % "show")
     return {"server": detail(ctx, servers_api(ctx).get(_uuid(server_id)))}
@@ -223,7 +236,7 @@ def show(server_id: str, ctx: Ctx) -> dict[str, Any]:
 
 @router.delete("/{server_id}", summary="Delete a server", response_model=None,
                status_code=204, responses={204: {"description": "Deleted"},
-                                           **errors_doc(401, 403, 404, 406, 409, 503)})
+                                           **_errors(401, 403, 404, 406, 409, 503)})
 def delete(server_id: str, ctx: Ctx) -> Response:
     ctx.authorize(POLICY % "delete")
     servers_api(ctx).delete(_uuid(server_id))
@@ -236,7 +249,7 @@ def delete(server_id: str, ctx: Ctx) -> Response:
     response_model=None,
     openapi_extra={"requestBody": {"required": True, **_json(EVACUATE)}},
     responses={200: {"description": "Evacuation accepted (the server shows REBUILD)"},
-               **errors_doc(400, 401, 403, 404, 406, 409, 503)},
+               **_errors(400, 401, 403, 404, 406, 409, 413, 415, 503)},
 )
 async def action(server_id: str, ctx: Ctx) -> Response:
     body = await _read_body(ctx)
