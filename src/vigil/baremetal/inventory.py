@@ -2,10 +2,11 @@
 
 One record per node, ``hypervisor_hostname`` = the node's uuid, resources = the node's.
 Instances take whole nodes: a record is schedulable (allocation ratios 1.0) only while its
-node is free and not in maintenance; otherwise its ratios are 0 and no claim fits on it
-(Nova's ironic driver reported such a node as fully used for the same reason). The
-database re-applies the "claimed" half of that rule itself in every statement that writes
-the ratios, see :func:`vigil.db.baremetal_api._record_values`.
+node is free and not in maintenance. In maintenance or holding an instance nobody claimed
+here, its ratios are 0. With an instance claimed on it, the database closes its ratios
+itself, in every statement that writes them (``(used + 0.5) / total``: no room for another
+claim, usage still within capacity; see :func:`vigil.db.baremetal_api._closed_ratio`), so
+those ratios are the database's business and not compared here.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ def record_inventory(node: Node, zone: str | None, running_vms: int = 0) -> Inve
 
 def needs_update(record: RecordState, wanted: Inventory) -> bool:
     """Whether a live record differs from what it should say (steady state: no writes)."""
-    return (record.vcpus, record.memory_mb, record.local_gb, record.cpu_allocation_ratio,
-            record.ram_allocation_ratio, record.disk_allocation_ratio,
-            record.availability_zone) != (
-        wanted.vcpus, wanted.memory_mb, wanted.local_gb, wanted.cpu_allocation_ratio,
-        wanted.ram_allocation_ratio, wanted.disk_allocation_ratio, wanted.availability_zone)
+    if (record.vcpus, record.memory_mb, record.local_gb, record.availability_zone) != (
+            wanted.vcpus, wanted.memory_mb, wanted.local_gb, wanted.availability_zone):
+        return True
+    if record.running_vms > 0:
+        return False  # closed by the database (see the module docstring)
+    return (record.cpu_allocation_ratio, record.ram_allocation_ratio,
+            record.disk_allocation_ratio) != (
+        wanted.cpu_allocation_ratio, wanted.ram_allocation_ratio, wanted.disk_allocation_ratio)

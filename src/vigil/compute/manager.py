@@ -23,7 +23,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import oslo_messaging as messaging
 
@@ -49,6 +49,14 @@ class ComputeConductor(Protocol):
 
     def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: str,
                               fault: str) -> InstanceRecord | None: ...
+
+
+@runtime_checkable
+class NodesReporter(Protocol):
+    """A driver of many nodes (bare metal) that reports them itself, through the conductor,
+    instead of the one node of its host."""
+
+    def report_nodes(self) -> object: ...
 
 
 class ComputeManager:
@@ -151,7 +159,10 @@ class ComputeManager:
                     "deleted" if gone else f"it now lives on {now.host if now else None}")
         self.driver.destroy(instance_uuid, keep_disk=not gone)
 
-    def update_resources(self) -> NodeRecord:
+    def update_resources(self) -> NodeRecord | None:
+        if isinstance(self.driver, NodesReporter):
+            self.driver.report_nodes()
+            return None
         return self.conductor.compute_node_update(self.host, self.driver.inventory())
 
     def reconcile(self, *, at_start: bool = False) -> None:

@@ -11,7 +11,8 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import rpc
+from vigil import launch, rpc
+from vigil.conductor.baremetal import BaremetalConductorManager
 from vigil.conductor.coalescer import ReportCoalescer
 from vigil.conductor.compute import ComputeConductorManager
 from vigil.db import api as db
@@ -91,10 +92,13 @@ class Conductor:
             path_max_gap=dt.timedelta(seconds=conf.report_interval),
         )
         self.manager = ConductorManager(conf, engine, self.coalescer)
+        # Bare metal needs batch liveness; its ServiceGroup is built on first use.
+        self.baremetal = BaremetalConductorManager(
+            engine, lambda: launch.group_from(conf, engine))
         self._server = messaging.get_rpc_server(
             transport,
             rpc.conductor_target(server=conf.host),
-            [self.manager, ComputeConductorManager(engine)],
+            [self.manager, ComputeConductorManager(engine), self.baremetal],
             executor="threading",
         )
         # The probe goes through the same transport to this conductor by name: if the broker

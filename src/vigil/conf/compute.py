@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-COMPUTE_DRIVERS = ("fake", "process")
+COMPUTE_DRIVERS = ("fake", "process", "baremetal")
 FILTERS = ("ComputeFilter", "CoreFilter", "RamFilter", "DiskFilter", "AvailabilityZoneFilter")
 
 COMPUTE_OPTS: list[cfg.Opt] = [
@@ -19,7 +19,9 @@ COMPUTE_OPTS: list[cfg.Opt] = [
         choices=COMPUTE_DRIVERS,
         help="Virt driver. 'fake': instances exist only in the agent's memory (simulated hosts). "
         "'process': each instance is a real OS process the agent starts and supervises, with "
-        "its disk a directory under instances_path.",
+        "its disk a directory under instances_path. 'baremetal': the host manages a share of the "
+        "bare-metal nodes (vigil node create), one compute node each, given out by a hash ring "
+        "over the live baremetal hosts ([baremetal] options, docs/baremetal.md).",
     ),
     cfg.StrOpt(
         "instances_path",

@@ -266,15 +266,35 @@ class _Lost(Exception):
     """Internal: the compare-and-set matched nothing; roll back."""
 
 
+# (usage column, total column, ratio column) of each resource a claim checks.
+_RESOURCES = (("vcpus_used", "vcpus", "cpu_allocation_ratio"),
+              ("memory_mb_used", "memory_mb", "ram_allocation_ratio"),
+              ("local_gb_used", "local_gb", "disk_allocation_ratio"))
+
+
+def _closed_ratio(used: str, total: Any) -> Any:
+    """The ratio that leaves a record with an instance no room for another, while its
+    usage stays within its capacity: ``(used + 0.5) / total`` (capacity = used + 0.5, and
+    every claim adds at least 1 vCPU). Instances take whole nodes (Nova's ironic driver
+    reported such a node as fully used; here usage belongs to the claims, so the ratio
+    closes it instead, and the totals -- what statistics add up -- stay the node's)."""
+    used_col = getattr(ComputeNode, used)
+    if isinstance(total, int | float):
+        return (used_col + 0.5) / float(total) if total > 0 else 0.0
+    return case((total > 0, (used_col + 0.5) / total), else_=0.0)
+
+
 def _record_values(inv: Inventory, *, insert: bool = False) -> dict[str, Any]:
-    """A record's columns from an inventory. The allocation ratios are 0 while the record has
-    an instance claimed on it, decided by the row itself in the statement: an inventory
-    computed before a claim landed must not reopen a whole node to a second claim."""
+    """A record's columns from an inventory. While the record has an instance claimed on it,
+    its ratios are closed (:func:`_closed_ratio`), decided by the row itself in the
+    statement: an inventory computed before a claim landed must not reopen a whole node to a
+    second claim."""
     values: dict[str, Any] = dict(inv.to_primitive())
     if insert:
         return values  # a new record has nothing claimed on it
-    for key in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio"):
-        values[key] = case((ComputeNode.running_vms > 0, 0.0), else_=float(values[key]))
+    for used, total, ratio in _RESOURCES:
+        values[ratio] = case((ComputeNode.running_vms > 0, _closed_ratio(used, values[total])),
+                             else_=float(values[ratio]))
     return values
 
 
@@ -375,7 +395,7 @@ def provision(engine: Engine, host: str, instance_uuid: str) -> str:
     :data:`PROVISIONED` on success, :data:`ALREADY` if it already is there, :data:`BUSY` if
     the node holds another instance (two claims raced for one whole node: the later spawn
     fails), :data:`NOT_HERE` if the instance is not placed on a record ``host`` owns.
-    The record's allocation ratios drop to 0 with it so no other claim fits on the node.
+    The record's allocation ratios close with it so no other claim fits on the node.
     """
     with engine.begin() as conn:
         inst = conn.execute(select(Instance.host, Instance.compute_node_id).where(
@@ -400,8 +420,8 @@ def provision(engine: Engine, host: str, instance_uuid: str) -> str:
         if result.rowcount != 1:
             return BUSY
         conn.execute(update(ComputeNode).where(ComputeNode.id == inst.compute_node_id).values(
-            cpu_allocation_ratio=0.0, ram_allocation_ratio=0.0, disk_allocation_ratio=0.0,
-            updated_at=utcnow()))
+            updated_at=utcnow(), **{ratio: _closed_ratio(used, getattr(ComputeNode, total))
+                                    for used, total, ratio in _RESOURCES}))
     return PROVISIONED
 
 

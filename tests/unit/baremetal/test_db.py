@@ -26,6 +26,13 @@ from vigil.errors import Conflict
 TAKERS = 8
 
 
+def closed(rec: cdb.NodeRecord) -> bool:
+    """No room for even the smallest instance, and the usage within capacity (whole node)."""
+    return (not rec.fits(1, 1, 0) and rec.vcpus_used <= rec.vcpus * rec.cpu_allocation_ratio
+            and rec.memory_mb_used <= rec.memory_mb * rec.ram_allocation_ratio
+            and rec.local_gb_used <= rec.local_gb * rec.disk_allocation_ratio)
+
+
 def test_concurrent_creators_of_one_node_one_wins(any_engine: Engine) -> None:
     n = node(any_engine, "n1")
     inv = record_inventory(n, "nova")
@@ -71,7 +78,7 @@ def test_concurrent_takers_from_a_dead_owner_one_wins_and_gets_the_instance(
     # The usage stayed with the record: still one instance claimed on it, and the inventory
     # rewrite kept it closed to other claims (whole node).
     node_row = cdb.compute_node_get(any_engine, rid)
-    assert node_row.running_vms == 1 and node_row.cpu_allocation_ratio == 0.0
+    assert node_row.running_vms == 1 and closed(node_row)
 
 
 def test_a_take_on_a_stale_picture_matches_nothing(any_engine: Engine) -> None:
@@ -147,7 +154,7 @@ def test_provisioning_takes_whole_nodes(any_engine: Engine) -> None:
     assert bdb.provision(any_engine, "a", first.uuid) == bdb.ALREADY
     assert bdb.provision(any_engine, "a", second.uuid) == bdb.BUSY
     assert bdb.node_get(any_engine, n.uuid).instance_uuid == first.uuid
-    assert cdb.compute_node_get(any_engine, rid).cpu_allocation_ratio == 0.0
+    assert closed(cdb.compute_node_get(any_engine, rid))
     # The node's instance is placed there: a stale copy's cleanup keeps it.
     assert bdb.unprovision(any_engine, first.uuid) == 0
     cdb.instance_destroy(any_engine, first.uuid)

@@ -13,6 +13,7 @@ from vigil.errors import ConfigError
 DRIVERS: dict[str, str] = {
     "fake": "vigil.compute.virt.fake:FakeDriver",
     "process": "vigil.compute.virt.process:ProcessDriver",
+    "baremetal": "vigil.compute.virt.baremetal:BaremetalDriver",
 }
 
 

@@ -1,0 +1,256 @@
+"""The ``baremetal`` virt driver: a share of the bare-metal nodes, decided by a hash ring.
+
+Each compute host running this driver is a member of one ring; on start and on every
+resource tick (:meth:`BaremetalDriver.report_nodes`, called by the agent's resource
+tracker instead of reporting one node of its own) it
+
+1. lists the nodes (its :class:`~vigil.baremetal.source.NodeSource`) and asks the conductor
+   for the ring's inputs (members, liveness of every compute host, every node's record);
+2. debounces the membership on its own monotonic clock
+   (:class:`~vigil.ring.assignment.MembershipDebouncer`) and rebuilds the ring only when
+   the settled membership changed;
+3. decides its moves (:func:`~vigil.ring.assignment.plan`) -- take what the ring gives it
+   from nobody, from a release or from a DOWN owner; release what the ring gives another
+   live member and holds no instance; keep the rest;
+4. has the conductor apply them (liveness re-checked, compare-and-set each), and rewrites
+   the inventory of the records it kept only where it changed.
+
+It reports (and runs instances on) exactly the records the database says it owns after
+that tick; a record it loses between ticks is found lost at the next one, and every write it
+makes in between is conditional on still owning the record, so a stale belief never writes.
+
+Instances take whole nodes. Spawning is provisioning the node the claim chose (an atomic
+``instance_uuid`` set, as Ironic's); a second claim racing onto the same node fails its
+spawn, and the record stops accepting claims as soon as one lands.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+
+from oslo_config import cfg
+
+from vigil import rpc
+from vigil.baremetal.inventory import needs_update, record_inventory
+from vigil.baremetal.ownership import (
+    ApplyResult,
+    ReleaseRequest,
+    TakeRequest,
+    UpdateRequest,
+)
+from vigil.baremetal.source import NodeSource, Provisioner
+from vigil.clock import Clock, RealClock
+from vigil.compute.virt.driver import NOSTATE, RUNNING, SHUTDOWN, InstanceExists, VirtDriver
+from vigil.conductor.baremetal import BaremetalConductor, BaremetalConductorAPI
+from vigil.db import baremetal_api as bdb
+from vigil.db.baremetal_api import Node, RecordState
+from vigil.db.compute_api import InstanceRecord, Inventory
+from vigil.ring import HashRing
+from vigil.ring.assignment import (
+    Membership,
+    MembershipDebouncer,
+    MoveKind,
+    NodeOwnership,
+    plan,
+)
+
+LOG = logging.getLogger(__name__)
+
+
+class NodeBusy(Exception):
+    """The node the claim chose already holds another instance."""
+
+
+class NotPlacedHere(Exception):
+    """The instance is not placed on a node this host manages (any more)."""
+
+
+@dataclass
+class SyncReport:
+    """One tick's outcome (for logs, tests and the churn benchmark)."""
+
+    members: frozenset[str] = frozenset()
+    eligible: frozenset[str] = frozenset()
+    owned: frozenset[str] = frozenset()
+    result: ApplyResult = field(default_factory=ApplyResult)
+    ring_rebuilt: bool = False
+
+
+class BaremetalDriver(VirtDriver):
+    name = "baremetal"
+
+    def __init__(
+        self,
+        host: str,
+        conductor: BaremetalConductor,
+        *,
+        source: NodeSource | None = None,
+        provisioner: Provisioner | None = None,
+        debounce: float = 0.0,
+        zone: str | None = None,
+        clock: Clock | None = None,
+        transport: object | None = None,
+    ) -> None:
+        self.host = host
+        self.conductor = conductor
+        self.source: NodeSource = source or _ConductorNodes(conductor)
+        self.provisioner: Provisioner = provisioner or conductor
+        self.zone = zone
+        self.clock = clock or RealClock()
+        self.debouncer = MembershipDebouncer(debounce)
+        self._transport = transport  # owned (cleaned up at stop) when from_conf built it
+        self._ring = HashRing([])
+        self._ring_members: frozenset[str] = frozenset()
+        self._sync_lock = threading.Lock()  # one tick at a time
+        self._lock = threading.Lock()  # guards the two maps below
+        self._owned: dict[str, Node] = {}
+        # Instances provisioned here since the last tick saw them: the reconciliation must
+        # not take a just-spawned instance for one whose node lost it.
+        self._spawned: dict[str, str] = {}
+        self.last: SyncReport = SyncReport()
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts, host: str) -> BaremetalDriver:
+        transport = rpc.get_transport(conf)
+        api = BaremetalConductorAPI(transport, conf.rpc_response_timeout)
+        return cls(host, api, debounce=conf.baremetal.membership_debounce,
+                   zone=conf.compute.availability_zone or conf.default_availability_zone,
+                   transport=transport)
+
+    # -- the ring ------------------------------------------------------------------------------
+    def _ring_for(self, membership: Membership) -> bool:
+        if membership.members == self._ring_members:
+            return False
+        self._ring = HashRing(membership.members)
+        self._ring_members = membership.members
+        LOG.info("bare-metal ring of %s: %d member(s): %s", self.host, len(self._ring),
+                 ", ".join(sorted(self._ring_members)) or "none")
+        return True
+
+    def report_nodes(self) -> SyncReport:
+        """One tick: decide and apply this host's moves, then report what it owns.
+
+        Raises Unavailable if the source or the conductor cannot be reached; the previous
+        tick's picture then stays (every write is conditional on owning the record anyway).
+        """
+        with self._sync_lock:
+            nodes = {n.uuid: n for n in self.source.list_nodes()}
+            view = self.conductor.ring_view(self.host)
+            membership = self.debouncer.observe(view.live_members, self.clock.monotonic())
+            rebuilt = self._ring_for(membership)
+            records: dict[str, RecordState] = {r.node_uuid: r for r in view.records}
+            facts = []
+            for uuid, node in nodes.items():
+                rec = records.get(uuid)
+                facts.append(NodeOwnership(
+                    node=uuid,
+                    record_id=rec.record_id if rec is not None else None,
+                    owner=rec.host if rec is not None and rec.live else None,
+                    busy=node.instance_uuid is not None
+                    or (rec is not None and rec.live and rec.running_vms > 0)))
+            decided = plan(self.host, facts, self._ring, view.states, membership.eligible)
+            takes = []
+            for m in decided.takes:
+                rec = records.get(m.node)
+                running = rec.running_vms if rec is not None and rec.live else 0
+                takes.append(TakeRequest(m.node, m.expected, m.record_id,
+                                         record_inventory(nodes[m.node], self.zone, running)))
+            releases = [ReleaseRequest(m.node, m.record_id) for m in decided.releases
+                        if m.record_id is not None]
+            updates = []
+            for uuid in decided.kept:
+                rec = records[uuid]
+                wanted = record_inventory(nodes[uuid], self.zone, rec.running_vms)
+                if needs_update(rec, wanted):
+                    updates.append(UpdateRequest(uuid, rec.record_id, wanted))
+            result = self.conductor.apply(self.host, takes, releases, updates)
+            owned = (set(decided.kept) - set(result.gone)) | set(result.taken)
+            with self._lock:
+                self._owned = {uuid: nodes[uuid] for uuid in owned}
+                seen = {n.instance_uuid for n in self._owned.values() if n.instance_uuid}
+                for instance_uuid in [i for i in self._spawned if i in seen]:
+                    del self._spawned[instance_uuid]
+            from_down = sum(1 for m in decided.takes if m.kind is MoveKind.TAKE_FROM_DOWN
+                            and m.node in result.taken)
+            if result.taken or result.released or result.gone:
+                LOG.info("bare metal %s: owns %d node(s); took %d (%d from down services), "
+                         "released %d, lost %d", self.host, len(owned), len(result.taken),
+                         from_down, len(result.released), len(result.gone))
+            self.last = SyncReport(membership.members, membership.eligible, frozenset(owned),
+                                   result, rebuilt)
+            return self.last
+
+    @property
+    def owned_nodes(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._owned)
+
+    # -- the VirtDriver interface --------------------------------------------------------------
+    def spawn(self, instance: InstanceRecord, *, rebuild: bool = False) -> None:
+        outcome = self.provisioner.provision(self.host, instance.uuid)
+        if outcome == bdb.ALREADY:
+            raise InstanceExists(instance.uuid)
+        if outcome == bdb.BUSY:
+            raise NodeBusy(f"node {instance.node} already holds another instance (two claims "
+                           "raced for one whole node)")
+        if outcome != bdb.PROVISIONED:
+            raise NotPlacedHere(f"instance {instance.uuid} is not placed on a node {self.host} "
+                                "manages")
+        with self._lock:
+            self._spawned[instance.uuid] = instance.node or ""
+        LOG.info("instance %s provisioned on node %s", instance.uuid, instance.node)
+
+    def destroy(self, instance_uuid: str, *, keep_disk: bool) -> None:
+        # ``keep_disk`` does not apply: whether the node keeps the instance is decided by
+        # where the instance lives now (unprovision keeps the node it is placed on).
+        cleared = self.provisioner.unprovision(self.host, instance_uuid)
+        with self._lock:
+            self._spawned.pop(instance_uuid, None)
+            for uuid, node in list(self._owned.items()):
+                if node.instance_uuid == instance_uuid and cleared:
+                    self._owned[uuid] = _without_instance(node)
+        if cleared:
+            LOG.info("instance %s removed from %d node(s)", instance_uuid, cleared)
+
+    def list_instances(self) -> list[str]:
+        with self._lock:
+            found = {n.instance_uuid for n in self._owned.values() if n.instance_uuid}
+            return sorted(found | set(self._spawned))
+
+    def power_state(self, instance_uuid: str) -> int:
+        with self._lock:
+            if instance_uuid in self._spawned:
+                return RUNNING
+            for node in self._owned.values():
+                if node.instance_uuid == instance_uuid:
+                    return RUNNING if node.power_state == bdb.POWER_ON else SHUTDOWN
+        return NOSTATE
+
+    def inventory(self) -> Inventory:
+        raise NotImplementedError(
+            "a bare-metal host reports one record per node it owns (report_nodes), never a "
+            "record of its own: that would count capacity no machine has")
+
+    def cleanup(self) -> None:
+        cleanup = getattr(self._transport, "cleanup", None)
+        if cleanup is not None:
+            cleanup()
+
+
+def _without_instance(node: Node) -> Node:
+    return replace(node, instance_uuid=None, power_state=bdb.POWER_OFF)
+
+
+class _ConductorNodes:
+    """Vigil's own inventory through the conductor (agents never open the database)."""
+
+    def __init__(self, conductor: BaremetalConductor) -> None:
+        self._conductor = conductor
+
+    def list_nodes(self) -> list[Node]:
+        return self._conductor.list_nodes()
+
+
+__all__ = ["BaremetalDriver", "NodeBusy", "NotPlacedHere", "SyncReport"]

@@ -1,0 +1,172 @@
+"""Conductor RPC endpoint of the bare-metal driver, and its client.
+
+Agents never open the database: the ``baremetal`` virt driver asks the conductor for the
+nodes (Vigil's own inventory), the ring's inputs (:meth:`baremetal_ring_view`: members,
+liveness, records), and to apply its moves (:meth:`baremetal_apply`: liveness re-checked,
+then compare-and-set hand-overs). See :mod:`vigil.baremetal.ownership`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import oslo_messaging as messaging
+from sqlalchemy.engine import Engine
+
+from vigil import rpc
+from vigil.baremetal.ownership import (
+    ApplyResult,
+    Ownership,
+    ReleaseRequest,
+    RingView,
+    TakeRequest,
+    UpdateRequest,
+)
+from vigil.db import baremetal_api as bdb
+from vigil.db.baremetal_api import Node
+from vigil.errors import DatabaseUnavailable, MessagingUnavailable
+from vigil.servicegroup.api import ServiceGroup
+
+LOG = logging.getLogger(__name__)
+
+
+class BaremetalConductor(Protocol):
+    """What the bare-metal driver asks of the conductor (RPC in production)."""
+
+    def list_nodes(self) -> list[Node]: ...
+
+    def ring_view(self, host: str) -> RingView: ...
+
+    def apply(self, host: str, takes: Sequence[TakeRequest],
+              releases: Sequence[ReleaseRequest],
+              updates: Sequence[UpdateRequest]) -> ApplyResult: ...
+
+    def provision(self, host: str, instance_uuid: str) -> str: ...
+
+    def unprovision(self, host: str, instance_uuid: str) -> int: ...
+
+
+class BaremetalConductorManager:
+    """The endpoint, registered next to the conductor's others (same topic and target).
+
+    Its ServiceGroup is built on first use from ``group_factory`` (no second liveness client
+    unless bare metal is used), or handed in with :meth:`use_group` when the process already
+    has one whose in-process backend must be shared (``vigil up``).
+    """
+
+    target = messaging.Target(version="1.0")
+
+    def __init__(self, engine: Engine, group_factory: Callable[[], ServiceGroup]) -> None:
+        self._engine = engine
+        self._factory = group_factory
+        self._ownership: Ownership | None = None
+        self._lock = threading.Lock()
+
+    def use_group(self, group: ServiceGroup) -> None:
+        with self._lock:
+            self._ownership = Ownership(self._engine, group)
+
+    @property
+    def ownership(self) -> Ownership:
+        with self._lock:
+            if self._ownership is None:
+                self._ownership = Ownership(self._engine, self._factory())
+            return self._ownership
+
+    def baremetal_list_nodes(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+        return [n.to_primitive() for n in bdb.nodes(self._engine)]
+
+    def baremetal_ring_view(self, ctxt: dict[str, Any], host: str) -> dict[str, Any]:
+        return self.ownership.view(host).to_primitive()
+
+    def baremetal_apply(self, ctxt: dict[str, Any], host: str, takes: list[dict[str, Any]],
+                        releases: list[dict[str, Any]],
+                        updates: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.ownership.apply(
+            host, [TakeRequest.from_primitive(t) for t in takes],
+            [ReleaseRequest.from_primitive(r) for r in releases],
+            [UpdateRequest.from_primitive(u) for u in updates]).to_primitive()
+
+    def baremetal_provision(self, ctxt: dict[str, Any], host: str, instance_uuid: str) -> str:
+        return bdb.provision(self._engine, host, instance_uuid)
+
+    def baremetal_unprovision(self, ctxt: dict[str, Any], host: str,
+                              instance_uuid: str) -> int:
+        return bdb.unprovision(self._engine, instance_uuid)
+
+
+class BaremetalConductorAPI:
+    """Client side, over RPC; every call raises MessagingUnavailable on failure."""
+
+    def __init__(self, transport: messaging.Transport, timeout: float) -> None:
+        self._client = messaging.get_rpc_client(transport, rpc.conductor_target(),
+                                                timeout=timeout)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return self._client.prepare(retry=0).call({}, method, **kwargs)
+        except messaging.MessagingTimeout as exc:
+            raise MessagingUnavailable(f"conductor did not answer {method} in time") from exc
+        except messaging.MessagingException as exc:
+            raise MessagingUnavailable(f"conductor {method} failed: {exc}") from exc
+        except messaging.RemoteError as exc:
+            raise MessagingUnavailable(f"conductor {method} failed remotely: {exc.value}") from exc
+
+    def list_nodes(self) -> list[Node]:
+        return [Node.from_primitive(d) for d in self._call("baremetal_list_nodes")]
+
+    def ring_view(self, host: str) -> RingView:
+        return RingView.from_primitive(self._call("baremetal_ring_view", host=host))
+
+    def apply(self, host: str, takes: Sequence[TakeRequest],
+              releases: Sequence[ReleaseRequest],
+              updates: Sequence[UpdateRequest]) -> ApplyResult:
+        data = self._call("baremetal_apply", host=host,
+                          takes=[t.to_primitive() for t in takes],
+                          releases=[r.to_primitive() for r in releases],
+                          updates=[u.to_primitive() for u in updates])
+        return ApplyResult.from_primitive(data)
+
+    def provision(self, host: str, instance_uuid: str) -> str:
+        result: str = self._call("baremetal_provision", host=host, instance_uuid=instance_uuid)
+        return result
+
+    def unprovision(self, host: str, instance_uuid: str) -> int:
+        return int(self._call("baremetal_unprovision", host=host, instance_uuid=instance_uuid))
+
+
+class LocalBaremetalConductor:
+    """The same calls without messaging (tests, benchmarks): database errors surface as
+    MessagingUnavailable, as the agent would see them over RPC."""
+
+    def __init__(self, manager: BaremetalConductorManager) -> None:
+        self._m = manager
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn({}, *args)
+        except DatabaseUnavailable as exc:
+            raise MessagingUnavailable(str(exc)) from exc
+
+    def list_nodes(self) -> list[Node]:
+        return [Node.from_primitive(d) for d in self._run(self._m.baremetal_list_nodes)]
+
+    def ring_view(self, host: str) -> RingView:
+        return RingView.from_primitive(self._run(self._m.baremetal_ring_view, host))
+
+    def apply(self, host: str, takes: Sequence[TakeRequest],
+              releases: Sequence[ReleaseRequest],
+              updates: Sequence[UpdateRequest]) -> ApplyResult:
+        return ApplyResult.from_primitive(self._run(
+            self._m.baremetal_apply, host, [t.to_primitive() for t in takes],
+            [r.to_primitive() for r in releases], [u.to_primitive() for u in updates]))
+
+    def provision(self, host: str, instance_uuid: str) -> str:
+        result: str = self._run(self._m.baremetal_provision, host, instance_uuid)
+        return result
+
+    def unprovision(self, host: str, instance_uuid: str) -> int:
+        return int(self._run(self._m.baremetal_unprovision, host, instance_uuid))
