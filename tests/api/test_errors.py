@@ -105,3 +105,29 @@ def test_no_500_on_odd_inputs(api: Api) -> None:
                 assert r.status_code == 200 and r.json() == {"services": []}
             else:
                 assert 400 <= r.status_code < 500, (version, method, path, r.text)
+
+
+def test_non_json_content_type_is_415(api: Api) -> None:
+    before = api.snapshot()
+    r = api.client.put("/v2.1/os-services/disable", headers={**ADMIN, "Content-Type":
+                                                             "text/plain"},
+                       content=b'{"host": "host1", "binary": "vigil-compute"}')
+    assert r.status_code == 415
+    assert r.json() == {"badMediaType": {"message": "Invalid content type text/plain.",
+                                         "code": 415}}
+    r = api.client.put("/v2.1/os-services/disable",
+                       headers={**ADMIN, "Content-Type": "application/json; charset=UTF-8"},
+                       content=b'{"host": "host1", "binary": "vigil-compute"}')
+    assert r.status_code == 200
+    assert api.snapshot() != before
+
+
+def test_oversized_body_is_413(api: Api) -> None:
+    before = api.snapshot()
+    big = b'{"host": "host1", "binary": "vigil-compute", "disabled_reason": "' + \
+        b"x" * 200_000 + b'"}'
+    r = api.client.put("/v2.1/os-services/disable-log-reason", content=big,
+                       headers={**ADMIN, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["overLimit"]["code"] == 413
+    assert api.snapshot() == before

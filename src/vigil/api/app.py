@@ -53,10 +53,14 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.servers",
     "vigil.api.routes.hypervisors",
     "vigil.api.routes.recoveries",
+    "vigil.api.routes.nodes",
+    "vigil.api.routes.ring",
 )
 
 # Answered without credentials (as Nova's version documents are) and without a microversion.
 PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/healthz", "/openapi.json"})
+
+MIDDLEWARE_CODES = (400, 401, 406, 503)
 
 TITLE = "Vigil compute API"
 API_VERSION = "2.1"
@@ -162,9 +166,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                   "description": "A token of the configured [api] auth_strategy"}}
     for path, operations in doc.get("paths", {}).items():
         for operation in operations.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
             if path not in PUBLIC_PATHS:
                 operation["security"] = [{"token": []}]
+                # What ComputeMiddleware may answer before any route runs: malformed version,
+                # no or bad credentials, unsupported version, identity service unavailable.
+                for code in MIDDLEWARE_CODES:
+                    responses.setdefault(str(code), errors.fault_doc(code))
     schemas = doc["components"].get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

@@ -46,6 +46,7 @@ DEFAULT_MESSAGES = {
     405: "The method specified is not allowed for this resource.",
     406: "The resource could not be generated that was acceptable to your user agent.",
     409: "There was a conflict when trying to complete your request.",
+    413: "Request is too large.",
     415: "The request media type is not supported by this server.",
     500: "Unexpected API Error. Please report this at the Vigil issue tracker and attach the "
     "Vigil API log if possible.",
@@ -79,6 +80,17 @@ def fault_response(code: int, message: str, headers: dict[str, str] | None = Non
         media_type="application/json",
         headers=headers,
     )
+
+
+def fault_doc(code: int) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry for a Nova fault with this code."""
+    name = FAULT_NAMES.get(code, "computeFault")
+    schema = {"type": "object",
+              "properties": {name: {"type": "object", "properties": {
+                  "message": {"type": "string"}, "code": {"type": "integer"}},
+                  "required": ["message", "code"]}},
+              "required": [name]}
+    return {"description": name, "content": {"application/json": {"schema": schema}}}
 
 
 def status_of(exc: verr.VigilError) -> int:

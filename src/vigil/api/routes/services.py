@@ -32,7 +32,7 @@ from oslo_policy import policy as oslo_policy
 
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
-from vigil.api.errors import Fault
+from vigil.api.errors import Fault, fault_doc
 from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, Schema
 from vigil.errors import ServiceNotFound
 from vigil.registry import ServiceView, format_time
@@ -146,24 +146,9 @@ _VERSION_HEADER_PARAM = {
 }
 
 
-def _fault(code: int, name: str) -> dict[str, Any]:
-    return {"description": name, **_json({
-        "type": "object",
-        "properties": {name: {"type": "object", "properties": {
-            "message": {"type": "string"}, "code": {"type": "integer"}},
-            "required": ["message", "code"]}},
-        "required": [name]})}
-
-
-_ERRORS = {400: _fault(400, "badRequest"), 401: _fault(401, "unauthorized"),
-           403: _fault(403, "forbidden"), 404: _fault(404, "itemNotFound"),
-           406: _fault(406, "computeFault"), 409: _fault(409, "conflictingRequest"),
-           503: _fault(503, "serviceUnavailable")}
-
-
 def errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for these Nova fault codes."""
-    return {c: _ERRORS[c] for c in codes}
+    return {c: fault_doc(c) for c in codes}
 
 
 # ---- views -----------------------------------------------------------------------------------
@@ -203,6 +188,10 @@ def detail(view: ServiceView, *, uuid_for_id: bool, forced_down: bool) -> dict[s
         _VERSION_HEADER_PARAM,
     ]},
     responses={200: {"description": "Services (shape depends on the microversion)",
+                     "headers": {UNKNOWN_HEADER: {
+                         "description": "How many of the listed services Vigil reports 'down' "
+                         "because their liveness is unknown (see /v2.1/vigil/services)",
+                         "schema": {"type": "string"}}},
                      **_json(_list_of(_SERVICE), _list_of(_SERVICE_V211),
                              _list_of(_SERVICE_V253))},
                **errors_doc(400, 401, 403, 406, 503)},
@@ -224,7 +213,7 @@ def index(ctx: Ctx) -> Response:
 
 # ---- PUT -------------------------------------------------------------------------------------
 async def _body(ctx: RequestContext) -> Any:
-    return validation.parse_json_body(await ctx.request.body())
+    return await validation.read_json_body(ctx.request)
 
 
 def _not_compute(binary: str) -> Fault:
@@ -322,7 +311,7 @@ def _dashed(text: str) -> str:
                                     "from 2.53)",
                      **_json(_one(_ACTION_STATUS), _one(_ACTION_FORCED),
                              _one({**_SERVICE_V253}))},
-               **errors_doc(400, 401, 403, 404, 406, 503)},
+               **errors_doc(400, 401, 403, 404, 406, 413, 415, 503)},
 )
 async def update(service_id: str, ctx: Ctx) -> Any:
     body = await _body(ctx)
