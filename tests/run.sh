@@ -13,6 +13,9 @@ PYTHON=${PYTHON:-python3}
 bash tests/servers/ensure-system.sh
 bash tests/servers/start.sh
 
-echo "== ruff"; .venv/bin/ruff check src tests bench
-echo "== mypy"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@"
+# All three stages run; any failure fails the whole (so a lint error never hides a test result).
+status=0
+echo "== ruff"; .venv/bin/ruff check src tests bench || status=1
+echo "== mypy"; .venv/bin/mypy || status=1
+echo "== pytest"; .venv/bin/pytest -q -p no:cacheprovider "$@" || status=1
+exit $status
