@@ -19,6 +19,7 @@ from vigil import launch, rpc
 from vigil.compute import agent, virt
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI, compute_delete_guard
+from vigil.compute.virt.driver import VirtDriver
 from vigil.daemons import start_conductor, start_scheduler
 from vigil.registry import Registry
 from vigil.scheduler.rpcapi import SchedulerAPI
@@ -77,19 +78,64 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine,
     return stop, start_in_thread(monitor_from(conf, engine, group), stop)
 
 
-def run_up(conf: cfg.ConfigOpts, *, computes: int) -> int:
+BAREMETAL_DEMO_TICK = 5.0
+
+
+def register_baremetal_nodes(engine: Engine, count: int) -> int:
+    """Nodes ``bm-1`` .. ``bm-<count>`` (8 CPUs, 32 GB, 500 GB), creating those missing, so
+    a restarted ``vigil up`` finds the same nodes. Returns how many it created."""
+    from vigil.baremetal.nodes import NodesAPI
+
+    api = NodesAPI(engine)
+    have = {v.node.name for v in api.list()}
+    created = 0
+    for i in range(1, count + 1):
+        if f"bm-{i}" not in have:
+            api.create(name=f"bm-{i}", cpus=8, memory_mb=32768, local_gb=500)
+            created += 1
+    return created
+
+
+def baremetal_driver(conf: cfg.ConfigOpts, host: str,
+                     transport: messaging.Transport) -> VirtDriver:
+    """A simulated host's bare-metal driver, over the in-process transport every component
+    of ``vigil up`` shares (a driver building its own fake:// transport would talk to no
+    one)."""
+    from vigil.compute.virt.baremetal import BaremetalDriver
+    from vigil.conductor.baremetal import BaremetalConductorAPI
+
+    return BaremetalDriver(host, BaremetalConductorAPI(transport, conf.rpc_response_timeout),
+                           debounce=conf.baremetal.membership_debounce,
+                           zone=conf.compute.availability_zone or conf.default_availability_zone)
+
+
+def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> int:
     engine = launch.engine_from(conf, sync=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
+    if baremetal_nodes and conf.compute.update_resources_interval > BAREMETAL_DEMO_TICK:
+        # The demo is about watching nodes move: a 60 s tick would hide it. Said, not silent.
+        print(f"vigil up: bare-metal hosts tick every {BAREMETAL_DEMO_TICK:g} s "
+              "([compute] update_resources_interval)", flush=True)
+        conf.set_override("update_resources_interval", BAREMETAL_DEMO_TICK, group="compute")
     with launch.stop_on_signals() as stop:
         conductor, conductor_svc = start_conductor(conf, engine, transport, group)
         client = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
         scheduler, scheduler_svc = start_scheduler(conf, engine, transport, group, client)
-        # Simulated hosts: the fake virt driver, whatever [compute] compute_driver says.
+        if baremetal_nodes:
+            # The conductor's liveness must be this process's (an in-process backend).
+            conductor.baremetal.use_group(group)
+            created = register_baremetal_nodes(engine, baremetal_nodes)
+            print(f"vigil up: {baremetal_nodes} bare-metal nodes ({created} new) shared by "
+                  f"{computes} baremetal hosts; watch them with: vigil ring show, "
+                  "vigil node list", flush=True)
+        # Simulated hosts: the fake virt driver (or, with bare-metal nodes, the baremetal
+        # driver), whatever [compute] compute_driver says.
         services: list[agent.ComputeAgent] = []
         for host in compute_names(computes):
-            compute = agent.ComputeAgent(conf, host, transport, client, group,
-                                         driver=virt.load(conf, host, "fake"))
+            driver = (baremetal_driver(conf, host, transport) if baremetal_nodes
+                      else virt.load(conf, host, "fake"))
+            compute = agent.ComputeAgent(conf, host, transport, client, group, driver=driver)
             compute.start()
             services.append(compute)
         LOG.info("Vigil is up: %d compute hosts, database %s, driver %s. "

@@ -53,6 +53,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.servers",
     "vigil.api.routes.hypervisors",
     "vigil.api.routes.recoveries",
+    "vigil.api.routes.nodes",
+    "vigil.api.routes.ring",
 )
 
 # Answered without credentials (as Nova's version documents are) and without a microversion.

@@ -23,6 +23,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up_p = sub.add_parser("up", help="run everything in one process on the embedded defaults")
     up_p.add_argument("--computes", type=int, default=3, metavar="N",
                       help="number of simulated compute hosts (default 3)")
+    up_p.add_argument("--baremetal-nodes", dest="baremetal_nodes", type=int, default=0,
+                      metavar="N", help="register N bare-metal nodes and run the simulated "
+                      "hosts with the baremetal driver: the hash ring shares the nodes among "
+                      "them (vigil ring show)")
     up_p.set_defaults(func=up)
 
 
@@ -55,4 +59,6 @@ def up(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 
     if args.computes < 0:
         raise InvalidInput("--computes must be 0 or more")
-    return run_up(conf, computes=args.computes)
+    if args.baremetal_nodes < 0:
+        raise InvalidInput("--baremetal-nodes must be 0 or more")
+    return run_up(conf, computes=args.computes, baremetal_nodes=args.baremetal_nodes)

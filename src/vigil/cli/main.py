@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "vigil.cli.service_cmds",
     "vigil.cli.compute_cmds",
     "vigil.cli.ha_cmds",
+    "vigil.cli.node_cmds",
+    "vigil.cli.ring_cmds",
 )
 
 

@@ -45,7 +45,6 @@ while the ring itself stays as it was until the membership has settled.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -205,15 +204,18 @@ class MembershipDebouncer:
       (Its nodes leave it when it is seen DOWN: that is a death, and the node must not be
       orphaned for the debounce too; see :func:`plan`.)
 
-    The first observation is adopted at once, every member in it eligible: a starting
-    observer has no history to be patient about.
+    A starting observer is patient too: its ring starts empty and each member joins it once
+    seen for ``debounce`` seconds, so agents started together agree on the ring before any
+    of them takes a node (adopting the first picture at once would let the first agent up
+    take every node, only to hand most of them over a debounce later). Meanwhile an empty
+    ring gives no node a target, so a restarted agent keeps what it owns and takes nothing.
     """
 
     def __init__(self, debounce: float) -> None:
         if not debounce >= 0:
             raise ValueError(f"debounce must be >= 0, not {debounce!r}")
         self.debounce = debounce
-        self._members: frozenset[str] | None = None
+        self._members: frozenset[str] = frozenset()
         # member -> when its observed presence first differed from the ring's
         self._pending: dict[str, float] = {}
         # member -> since when it has been seen live without a break
@@ -222,26 +224,22 @@ class MembershipDebouncer:
     def observe(self, live: Iterable[str], now: float) -> Membership:
         """Record the members observed live (UP) at ``now``; returns the settled view."""
         seen = frozenset(live)
-        first = self._members is None
         for member in [m for m in self._up_since if m not in seen]:
             del self._up_since[member]
         for member in seen:
-            self._up_since.setdefault(member, -math.inf if first else now)
-        if self._members is None:
-            self._members = seen
-        else:
-            differing = seen ^ self._members
-            for member in [m for m in self._pending if m not in differing]:
-                del self._pending[member]  # it went back: the wait starts over next time
-            flip = set()
-            for member in differing:
-                since = self._pending.setdefault(member, now)
-                if now - since >= self.debounce:
-                    flip.add(member)
-            if flip:
-                self._members = self._members ^ frozenset(flip)
-                for member in flip:
-                    del self._pending[member]
+            self._up_since.setdefault(member, now)
+        differing = seen ^ self._members
+        for member in [m for m in self._pending if m not in differing]:
+            del self._pending[member]  # it went back: the wait starts over next time
+        flip = set()
+        for member in differing:
+            since = self._pending.setdefault(member, now)
+            if now - since >= self.debounce:
+                flip.add(member)
+        if flip:
+            self._members = self._members ^ frozenset(flip)
+            for member in flip:
+                del self._pending[member]
         eligible = frozenset(m for m in seen & self._members
                              if now - self._up_since[m] >= self.debounce)
         return Membership(self._members, eligible)

@@ -240,14 +240,24 @@ def test_ticks_converge_to_every_node_owned_by_a_live_member(
 
 
 # -- debounce -------------------------------------------------------------------------------------
-def test_first_observation_is_adopted_at_once() -> None:
+def test_a_starting_observer_waits_the_debounce_too() -> None:
     d = MembershipDebouncer(10)
     m = d.observe({"a", "b"}, now=0)
+    assert m.members == m.eligible == frozenset()  # nobody is a target: nothing moves
+    assert d.observe({"a", "b"}, 9).members == frozenset()
+    m = d.observe({"a", "b"}, 10)
     assert m.members == {"a", "b"} and m.eligible == {"a", "b"}
 
 
+def settled(members: set[str], debounce: float = 10, at: float = -100) -> MembershipDebouncer:
+    d = MembershipDebouncer(debounce)
+    d.observe(members, at)
+    d.observe(members, at + debounce)
+    return d
+
+
 def test_a_join_is_adopted_and_eligible_after_the_debounce() -> None:
-    d = MembershipDebouncer(10)
+    d = settled({"a"})
     d.observe({"a"}, 0)
     assert d.observe({"a", "b"}, 1).members == {"a"}
     assert d.observe({"a", "b"}, 10.9).members == {"a"}
@@ -256,7 +266,7 @@ def test_a_join_is_adopted_and_eligible_after_the_debounce() -> None:
 
 
 def test_a_leave_makes_the_member_ineligible_at_once_and_drops_it_after_the_debounce() -> None:
-    d = MembershipDebouncer(10)
+    d = settled({"a", "b"})
     d.observe({"a", "b"}, 0)
     m = d.observe({"a"}, 1)
     assert m.members == {"a", "b"} and m.eligible == {"a"}  # no reshuffle yet
@@ -264,7 +274,7 @@ def test_a_leave_makes_the_member_ineligible_at_once_and_drops_it_after_the_debo
 
 
 def test_a_member_back_within_the_debounce_stays_in_the_ring_but_waits_to_be_eligible() -> None:
-    d = MembershipDebouncer(10)
+    d = settled({"a", "b"})
     d.observe({"a", "b"}, 0)
     d.observe({"a"}, 1)
     m = d.observe({"a", "b"}, 5)
@@ -274,7 +284,7 @@ def test_a_member_back_within_the_debounce_stays_in_the_ring_but_waits_to_be_eli
 
 
 def test_a_flapping_member_never_changes_the_ring_nor_becomes_eligible() -> None:
-    d = MembershipDebouncer(3)
+    d = settled({"a"}, 3)
     d.observe({"a"}, 0)
     for t in range(1, 200):
         m = d.observe({"a", "f"} if t % 2 else {"a"}, t)
@@ -282,7 +292,7 @@ def test_a_flapping_member_never_changes_the_ring_nor_becomes_eligible() -> None
 
 
 def test_one_flapping_member_does_not_hold_back_another_join() -> None:
-    d = MembershipDebouncer(3)
+    d = settled({"a"}, 3)
     d.observe({"a"}, 0)
     m = None
     for t in range(1, 6):
@@ -312,22 +322,23 @@ def test_debounce_properties(debounce: float,
     d = MembershipDebouncer(debounce)
     now = 0.0
     history: list[tuple[float, frozenset[str]]] = []
-    previous: frozenset[str] | None = None
+    previous: frozenset[str] = frozenset()
     for gap, live in steps:
         now += gap
         history.append((now, live))
         m = d.observe(live, now)
         assert m.eligible <= live & m.members
         for member in m.eligible:
-            if len(history) > 1:
-                # seen live at every observation within the last ``debounce`` seconds
-                assert all(member in seen for t, seen in history if now - t < debounce)
-        if previous is not None:
-            for member in m.members ^ previous:
-                # it flipped now: every observation of the last debounce seconds agreed
-                window = [seen for t, seen in history if now - t < debounce]
-                present = member in m.members
-                assert all((member in seen) == present for seen in window)
-                earliest = [t for t, seen in history if (member in seen) == present]
-                assert now - min(earliest) >= debounce or debounce == 0
+            # seen live at every observation of the last ``debounce`` seconds, and seen
+            # for at least that long
+            assert all(member in seen for t, seen in history if now - t < debounce)
+            assert now - min(t for t, seen in history if member in seen) >= debounce
+        for member in m.members ^ previous:
+            # it flipped now: every observation of the last debounce seconds agreed, and
+            # the first of those is at least a debounce ago
+            window = [seen for t, seen in history if now - t < debounce]
+            present = member in m.members
+            assert all((member in seen) == present for seen in window)
+            if present:
+                assert now - min(t for t, seen in history if member in seen) >= debounce
         previous = m.members
