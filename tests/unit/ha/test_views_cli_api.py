@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import ADMIN, MEMBER, Api, api, api_factory  # noqa: F401 - fixtures
+from tests.api.conftest import ADMIN, MEMBER, Api
 from vigil.cli.main import main
 from vigil.db import ha_api
 from vigil.errors import Conflict

@@ -23,12 +23,14 @@ from vigil.ha.fence.bmc import BmcConfig, bmc_for, load_hosts
 class RedfishFence(FenceAgent):
     name = "redfish"
 
-    def __init__(self, hosts: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, hosts: dict[str, dict[str, Any]], *, timeout: float = 10.0) -> None:
         self.hosts = hosts
+        self.timeout = timeout  # seconds per HTTP request to the BMC
 
     @classmethod
     def from_conf(cls, conf: Any) -> RedfishFence:
-        return cls(load_hosts(conf.ha.fence_hosts_file))
+        return cls(load_hosts(conf.ha.fence_hosts_file),
+                   timeout=min(10.0, conf.ha.fence_timeout))
 
     def _bmc(self, host: str) -> BmcConfig:
         bmc = bmc_for(self.hosts, host)
@@ -52,8 +54,15 @@ class RedfishFence(FenceAgent):
     def _system(self, bmc: BmcConfig) -> Any:
         import sushy
 
+        args = self.connect_args(bmc)
+        # One try per request, bounded: the monitor retries fences itself (with backoff), and
+        # sushy's default (3 tries, 2 s apart, 60 s timeouts) would stall its loop for minutes.
+        connector = sushy.connector.Connector(
+            args["base_url"], verify=args["verify"], server_side_retries=1,
+            server_side_retries_delay=0.1, connect_timeout=self.timeout,
+            default_request_timeout=self.timeout)
         try:
-            conn = sushy.Sushy(**self.connect_args(bmc))
+            conn = sushy.Sushy(**args, connector=connector)
             if bmc.system_id:
                 return conn.get_system(bmc.system_id)
             members = list(conn.get_system_collection().members_identities)
