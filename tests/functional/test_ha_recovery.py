@@ -187,8 +187,8 @@ class HaCluster:
         return next((n for n, p in self.procs.items() if p.pid == pid), None)
 
 
-@pytest.fixture
-def ha_cluster(tmp_path: Path) -> Iterator[HaCluster]:
+@pytest.fixture(name="ha_cluster")
+def ha_cluster_fixture(tmp_path: Path) -> Iterator[HaCluster]:
     logs = tmp_path / "logs"
     logs.mkdir()
     c = HaCluster(tmp_path, logs)
