@@ -1,13 +1,17 @@
 """The ``mc`` driver: a member is alive while its memcached key has not expired.
 
-As in Nova's memcache servicegroup driver, each heartbeat sets ``<topic>:<host>`` with an expiry
-of ``ceil(service_down_time)`` seconds; a reader asks for all keys of a batch at once (one
-``get_many`` per memcached server) and a present key means UP. Expiry is the server's own clock,
-so no host's wall clock is ever compared with another's (the value, the agent's wall-clock time
-of the beat, is for operators only).
+As in Nova's memcache servicegroup driver, each heartbeat sets ``<topic>:<host>`` and a reader
+asks for all keys of a batch at once (one ``get_many`` per memcached server); a present key means
+UP. Expiry is the server's own clock, so no host's wall clock is ever compared with another's
+(the value, the agent's wall-clock time of the beat, is for operators only).
 
-Memcached counts whole seconds: a key set with expiry N lives between N-1 and N seconds. Keep
-``service_down_time`` at least ``report_interval + 1`` or a punctual service can look down.
+Memcached counts whole seconds: a key set with expiry N lives between N-1 and N seconds (its
+clock ticks once a second, and the set may land just before a tick). With Nova's expiry of
+``ceil(service_down_time)`` a punctual service can therefore vanish up to a second early -- the
+false-down benchmark showed it with report_interval 1 s, service_down_time 3 s and a slow link.
+The expiry here is ``ceil(service_down_time) + 1``: a key lives at least service_down_time
+and at most one second more, so a member is never declared dead before its time. The in-process
+cache has an exact clock and uses ``service_down_time`` itself.
 
 Without ``memcached_servers`` the driver keeps the keys in an :class:`InProcessCache` with the
 same expiry semantics on a monotonic clock. That cache only exists inside one process: it works
@@ -141,12 +145,9 @@ class MemcachedDriver(Driver):
         cache: InProcessCache | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.expiry = max(1, math.ceil(conf.service_down_time))
-        if self.expiry - 1 < conf.report_interval:
-            LOG.warning(
-                "memcached keeps a key between %d and %d s: with report_interval %g a punctual "
-                "service may be seen down; use service_down_time >= report_interval + 1",
-                self.expiry - 1, self.expiry, conf.report_interval)
+        # Whole seconds on the server, never less than service_down_time (module docstring).
+        self.expiry = math.ceil(conf.service_down_time) + 1
+        self.local_ttl = float(conf.service_down_time)
         # Whole seconds of server uptime, truncated: one more so a young server is never trusted.
         self.trust_after = float(conf.service_down_time) + 1.0
         servers = list(conf.memcached_servers or [])
@@ -192,7 +193,7 @@ class MemcachedDriver(Driver):
         key = member_key(group, member)
         self.round_trips += 1
         if self.local is not None:
-            self.local.set(key, self._value(), self.expiry)
+            self.local.set(key, self._value(), self.local_ttl)
             return
         try:
             stored = self._server_of(key).set(key, self._value(), expire=self.expiry,
