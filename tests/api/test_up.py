@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import make_conf
-from tests.api.test_real_clients import free_port
+from tests.api.test_real_clients import START_TIMEOUT, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -43,20 +43,20 @@ class Lines:
 
 def test_up_prints_a_working_url_and_admin_token(tmp_path: Path) -> None:
     port = free_port()
-    _, path = make_conf(tmp_path, {"DEFAULT": {"report_interval": "0.2",
-                                               "service_down_time": "2"},
+    _, path = make_conf(tmp_path, {"DEFAULT": {"report_interval": "0.5",
+                                               "service_down_time": "10"},
                                    "api": {"port": port}})
     proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file",
                              str(path), "up", "--computes", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         out = Lines(proc)
-        url = out.wait_for(r"Vigil API: (\S+)", 60).group(1)
-        token = out.wait_for(r"Admin token \(in (\S+)\): (\S+)", 10).group(2)
+        url = out.wait_for(r"Vigil API: (\S+)", START_TIMEOUT).group(1)
+        token = out.wait_for(r"Admin token \(in (\S+)\): (\S+)", 30).group(2)
         assert url == f"http://127.0.0.1:{port}"
         assert (tmp_path / "state" / "api-tokens.json").exists()
         assert httpx.get(f"{url}/v2.1/os-services").status_code == 401
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:  # the simulated computes report through the conductor, then show up
             r = httpx.get(f"{url}/v2.1/os-services", headers={"X-Auth-Token": token},
                           params={"binary": "vigil-compute"})

@@ -32,7 +32,7 @@ class ApiServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         """Start and wait until it accepts connections (or fail with one line)."""
         self._thread.start()
         deadline = time.monotonic() + timeout
