@@ -37,6 +37,7 @@ from vigil import launch
 from vigil.compute.servers import ServersAPI, servers_from, settled
 from vigil.db import api as db
 from vigil.db import ha_api
+from vigil.servicegroup.api import ServiceGroup
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +97,7 @@ class HaCluster:
     generation: dict[str, int] = field(default_factory=dict)
     conf: cfg.ConfigOpts | None = None
     engine: Engine | None = None
+    group: ServiceGroup | None = None
 
     def configure(self, sections: dict[str, dict[str, Any]], name: str = "main") -> Path:
         path = write_config(self.tmp / f"vigil-{name}.conf", sections)
@@ -150,7 +152,9 @@ class HaCluster:
 
     def states(self) -> dict[str, str]:
         assert self.conf is not None
-        group = launch.group_from(self.conf, self.db())
+        if self.group is None:  # one liveness client for the whole test (zk: one session)
+            self.group = launch.group_from(self.conf, self.db())
+        group = self.group
         try:
             snap = db.snapshot(self.db(), topic="compute")
         except Exception:  # schema not there yet
@@ -177,7 +181,7 @@ class HaCluster:
             self.start(h, "compute", "--host", h)
         for i in range(1, monitors + 1):
             self.start(f"monitor{i}", "monitor")
-        wait_for(lambda: self.states() == dict.fromkeys(hosts, "up"), 40, "all hosts up")
+        wait_for(lambda: self.states() == dict.fromkeys(hosts, "up"), 90, "all hosts up")
 
     def leader_name(self) -> str | None:
         lease = ha_api.lease_get(self.db(), "ha-monitor")
@@ -199,6 +203,8 @@ def ha_cluster_fixture(tmp_path: Path) -> Iterator[HaCluster]:
         raise
     finally:
         c.stop_all()
+        if c.group is not None:
+            c.group.driver.close()
         if c.engine is not None:
             c.engine.dispose()
 
