@@ -74,6 +74,8 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine,
 
     conf.set_override("fence_agent", "simulated", group="ha")
     conf.set_override("allow_unproven_death", True, group="ha")
+    LOG.info("HA monitor: simulated fence agent, allow_unproven_death = true (embedded demo "
+             "only; see docs/ha.md)")
     stop = threading.Event()
     return stop, start_in_thread(monitor_from(conf, engine, group), stop)
 
