@@ -131,6 +131,10 @@ def one_run(driver: str, virt: str, instances: int) -> dict[str, Any]:
                     print(f"  {e.created_at} {e.kind} {e.instance_uuid or ''} "
                           f"{(e.detail or '')[:100]}")
             return {"phases": seen, "active": list(active.values()), "duplicates": dups}
+        except BaseException:
+            print(c.dump()[-6000:], file=sys.stderr)
+            print("states:", c.states(), file=sys.stderr)
+            raise
         finally:
             c.stop_all()
             if c.group is not None:
