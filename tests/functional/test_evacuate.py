@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,11 +108,30 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, make_conf: Any, rabbit_url: str,
+def private_rabbit_url(rabbit_url: str) -> Iterator[str]:
+    """A transport URL on a RabbitMQ virtual host of this test alone.
+
+    A private ``control_exchange`` does not isolate concurrent runs: oslo.messaging names its
+    queues after topic and server only (``vigil-conductor``, ``compute.h1``), so a queue of
+    that name bound to two runs' exchanges feeds both runs' consumers, and one run's agents
+    get answers from another run's conductor and database. A vhost separates queues too.
+    """
+    name = f"vigil-evacuate-{uuid.uuid4().hex[:10]}"
+    for cmd in (["add_vhost", name], ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]):
+        subprocess.run(["rabbitmqctl", "-q", *cmd], check=True, capture_output=True, timeout=60)
+    try:
+        yield rabbit_url.rstrip("/") + "/" + name
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True,
+                       timeout=60)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, make_conf: Any, private_rabbit_url: str,
             exchange: str) -> Iterator[tuple[Cluster, cfg.ConfigOpts, Path]]:
     instances = tmp_path / "instances"
     conf, path = make_conf({
-        "DEFAULT": {"transport_url": rabbit_url, "control_exchange": exchange,
+        "DEFAULT": {"transport_url": private_rabbit_url, "control_exchange": exchange,
                     "report_interval": 0.5, "service_down_time": 2,
                     "rpc_response_timeout": 5},
         "database": {"connection": f"sqlite:///{tmp_path}/vigil.sqlite"},
@@ -126,9 +146,6 @@ def cluster(tmp_path: Path, make_conf: Any, rabbit_url: str,
     c = Cluster(path, logs)
     try:
         yield c, conf, instances
-    except BaseException:
-        print(c.dump())
-        raise
     finally:
         c.stop_all()
 
@@ -137,12 +154,20 @@ def test_evacuation_moves_every_instance_exactly_once(
     cluster: tuple[Cluster, cfg.ConfigOpts, Path],
 ) -> None:
     c, conf, instances = cluster
+    try:
+        run_scenario(c, conf, instances)
+    except BaseException:
+        print(c.dump())  # the daemons' logs, shown with the failure
+        raise
+
+
+def run_scenario(c: Cluster, conf: cfg.ConfigOpts, instances: Path) -> None:
     c.start("conductor", "conductor")
     engine = launch.engine_from(conf)
     group = launch.group_from(conf, engine)
     hypervisors = HypervisorsAPI(engine, group)
     # The conductor migrates the database; the others need its schema and its RPC server.
-    wait_for(lambda: "listening on topic" in c.log("conductor"), 30, "the conductor")
+    wait_for(lambda: "listening on topic" in c.log("conductor"), 90, "the conductor")
     c.start("scheduler", "scheduler")
     h1 = c.start("h1", "compute", "--host", "h1")
     c.start("h2", "compute", "--host", "h2")
@@ -150,7 +175,7 @@ def test_evacuation_moves_every_instance_exactly_once(
     def states() -> dict[str, str]:
         return {v.node.host: v.state.value for v in hypervisors.list()}
 
-    wait_for(lambda: states() == {"h1": "up", "h2": "up"}, 30, "both hypervisors up")
+    wait_for(lambda: states() == {"h1": "up", "h2": "up"}, 90, "both hypervisors up")
     api: ServersAPI = servers_from(conf, engine, group)
     try:
         # Three on h1 (the host that will crash), one on h2; the fourth asks the scheduler.
@@ -158,21 +183,21 @@ def test_evacuation_moves_every_instance_exactly_once(
                   for i in range(3)]
         booted.append(api.create(name="vm3", flavor="m1.tiny", host="h2").record.uuid)
         for uuid in booted:
-            view = api.wait(uuid, settled, timeout=20)
+            view = api.wait(uuid, settled, timeout=60)
             assert view.status == "ACTIVE", view.to_dict()
         placement = {u: api.get(u).record.host for u in booted}
         assert sorted(placement.values()) == ["h1", "h1", "h1", "h2"]
         on_h1 = [u for u, h in placement.items() if h == "h1"]
         started = time.time()
         for uuid in booted:  # every instance really runs, on its host
-            lines = wait_for(lambda u=uuid: heartbeats(instances, u, started), 10,
+            lines = wait_for(lambda u=uuid: heartbeats(instances, u, started), 30,
                              f"heartbeats of {uuid}")
             assert {h for _, h, _ in lines} == {placement[uuid]}
         h1_pids = {u: heartbeats(instances, u, started)[-1][2] for u in on_h1}
 
         # h1 crashes: its agent and its instances, the whole process group.
         c.kill_group(h1)
-        wait_for(lambda: not any(pid_alive(p) for p in h1_pids.values()), 5,
+        wait_for(lambda: not any(pid_alive(p) for p in h1_pids.values()), 15,
                  "h1's instance processes to die with its group")
         # Its heartbeat is still fresh (or its liveness unreadable): evacuation is refused.
         with pytest.raises(Conflict):
@@ -181,20 +206,20 @@ def test_evacuation_moves_every_instance_exactly_once(
         # The operator fences h1 and forces it down (through the CLI, as an operator would).
         out = subprocess.run([VIGIL, "--config-file", str(c.config), "service", "set", "h1",
                               "vigil-compute", "--down"], capture_output=True, text=True,
-                             timeout=30)
+                             timeout=120)
         assert out.returncode == 0, out.stderr
-        wait_for(lambda: states()["h1"] == "down", 5, "h1 down")
+        wait_for(lambda: states()["h1"] == "down", 20, "h1 down")
         evacuated_at = time.time()
         # One through the CLI (with --wait), the others through the service functions.
         out = subprocess.run([VIGIL, "--config-file", str(c.config), "server", "evacuate",
-                              on_h1[0], "--wait", "--timeout", "20", "--format", "json"],
-                             capture_output=True, text=True, timeout=40)
+                              on_h1[0], "--wait", "--timeout", "60", "--format", "json"],
+                             capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
         assert '"OS-EXT-SRV-ATTR:host": "h2"' in out.stdout
         for uuid in on_h1[1:]:
             assert api.evacuate(uuid).status == "REBUILD"
         for uuid in on_h1:
-            view = api.wait(uuid, settled, timeout=20)
+            view = api.wait(uuid, settled, timeout=60)
             assert view.status == "ACTIVE" and view.record.host == "h2", view.to_dict()
         assert hypervisors.get("h1").node.running_vms == 0
         assert hypervisors.get("h2").node.running_vms == 4
@@ -209,7 +234,7 @@ def test_evacuation_moves_every_instance_exactly_once(
 
         # Let every evacuated copy write a while, then judge a fresh window of ~2.5 s.
         wait_for(lambda: all(len(heartbeats(instances, u, evacuated_at)) >= 2
-                             for u in on_h1), 10, "evacuated instances writing on h2")
+                             for u in on_h1), 30, "evacuated instances writing on h2")
         window = time.time()
         time.sleep(2.5)  # an observation window, not synchronisation: lines must accumulate
         exactly_once_on_h2(window)
@@ -218,9 +243,9 @@ def test_evacuation_moves_every_instance_exactly_once(
 
         # h1 comes back (still forced down) and must not restart what now lives on h2.
         c.start("h1", "compute", "--host", "h1")
-        wait_for(lambda: "compute h1 initialised" in c.log("h1"), 30, "h1 to initialise")
+        wait_for(lambda: "compute h1 initialised" in c.log("h1"), 90, "h1 to initialise")
         runtime = Path(conf.state_path) / "compute" / "h1"
-        wait_for(lambda: not list(runtime.glob("*.json")), 10,
+        wait_for(lambda: not list(runtime.glob("*.json")), 30,
                  "h1 to drop its stale instance records")
         window = time.time()
         time.sleep(2.5)  # observation window: any copy h1 started would show up here
