@@ -30,8 +30,12 @@ def conductor_target(server: str | None = None) -> messaging.Target:
     return messaging.Target(topic=CONDUCTOR_TOPIC, server=server, version="1.0")
 
 
-class ConductorAPI:
-    """Client side of the conductor. Every call raises MessagingUnavailable on failure."""
+class ConductorClientBase:
+    """An RPC client of the conductor topic whose every failure is MessagingUnavailable.
+
+    One place sorts oslo.messaging's errors (timeout, transport failure, remote exception) into
+    Vigil's retryable branch, for every feature's conductor client.
+    """
 
     def __init__(self, transport: messaging.Transport, timeout: float) -> None:
         self._client = messaging.get_rpc_client(transport, conductor_target(), timeout=timeout)
@@ -45,6 +49,10 @@ class ConductorAPI:
             raise MessagingUnavailable(f"conductor {method} failed: {exc}") from exc
         except messaging.RemoteError as exc:
             raise MessagingUnavailable(f"conductor {method} failed remotely: {exc.value}") from exc
+
+
+class ConductorAPI(ConductorClientBase):
+    """Client side of the conductor's service registry calls."""
 
     def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord:
         data = self._call("service_get_or_create", host=host, binary=binary, topic=topic)

@@ -16,7 +16,6 @@ import oslo_messaging as messaging
 
 from vigil import rpc
 from vigil.db.compute_api import InstanceRecord, Inventory, NodeRecord
-from vigil.errors import MessagingUnavailable
 
 LOG = logging.getLogger(__name__)
 
@@ -51,23 +50,9 @@ class ComputeAgentAPI:
         return self._cast(host, "terminate_instance", instance_uuid=instance_uuid)
 
 
-class ComputeConductorAPI:
+class ComputeConductorAPI(rpc.ConductorClientBase):
     """Agent -> conductor calls (same topic as :class:`vigil.rpc.ConductorAPI`). Every call
     raises MessagingUnavailable on failure."""
-
-    def __init__(self, transport: messaging.Transport, timeout: float) -> None:
-        self._client = messaging.get_rpc_client(transport, rpc.conductor_target(),
-                                                timeout=timeout)
-
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        try:
-            return self._client.prepare(retry=0).call({}, method, **kwargs)
-        except messaging.MessagingTimeout as exc:
-            raise MessagingUnavailable(f"conductor did not answer {method} in time") from exc
-        except messaging.MessagingException as exc:
-            raise MessagingUnavailable(f"conductor {method} failed: {exc}") from exc
-        except messaging.RemoteError as exc:
-            raise MessagingUnavailable(f"conductor {method} failed remotely: {exc.value}") from exc
 
     def compute_node_update(self, host: str, inventory: Inventory) -> NodeRecord:
         data = self._call("compute_node_update", host=host, inventory=inventory.to_primitive())
