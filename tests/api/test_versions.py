@@ -87,3 +87,28 @@ def test_version_parsing_orders_numerically() -> None:
     assert microversions.APIVersion.parse("2.10") > microversions.APIVersion.parse("2.9")
     assert microversions.APIVersion.parse("2.53").at_least("2.11")
     assert not microversions.APIVersion.parse("2.52").at_least("2.53")
+
+
+def test_legacy_project_id_urls(api: Api) -> None:
+    """Nova still serves /v2.1/{project_id}/...; the project must be the caller's."""
+    r = api.client.get("/v2.1/p1/os-services", headers=ADMIN)  # admin-token's project is p1
+    assert r.status_code == 200
+    assert r.json() == api.client.get("/v2.1/os-services", headers=ADMIN).json()
+    r = api.client.put("/v2.1/p1/os-services/disable", headers=ADMIN,
+                       json={"host": "host1", "binary": "vigil-compute"})
+    assert r.status_code == 200
+    r = api.client.get("/v2.1/other/os-services", headers=ADMIN)
+    assert r.status_code == 400
+    assert r.json()["badRequest"]["message"] == (
+        "Malformed request URL: URL's project_id 'other' doesn't match Context's project_id "
+        "'p1'")
+    assert r.headers["OpenStack-API-Version"] == "compute 2.1"
+    assert api.client.get("/v2.1/p1", headers=ADMIN).status_code == 404
+
+
+def test_resources_are_not_taken_for_project_ids(api: Api) -> None:
+    # A resource's own sub-path must never be read as /v2.1/{project_id}/...
+    r = api.client.delete(f"/v2.1/os-services/{api.computes[0].id}", headers=ADMIN)
+    assert r.status_code == 204
+    r = api.client.get(f"/v2.1/vigil/services/{api.computes[1].uuid}", headers=ADMIN)
+    assert r.status_code == 200

@@ -78,9 +78,13 @@ class AppState:
 class ComputeMiddleware:
     """Authentication and microversion negotiation in front of every non-public route."""
 
-    def __init__(self, app: ASGIApp, authenticator: auth.Authenticator) -> None:
+    def __init__(self, app: ASGIApp, authenticator: auth.Authenticator,
+                 collections: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.authenticator = authenticator
+        # First path segments under /v2.1/ that are resources ("os-services", "servers", ...):
+        # any other first segment followed by more path is a legacy project id.
+        self.collections = collections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -112,7 +116,26 @@ class ComputeMiddleware:
                 microversions.add_headers(MutableHeaders(scope=message), version)
             await send(message)
 
+        try:
+            self._strip_project_id(scope, ctx)
+        except errors.Fault as fault:
+            await errors.fault_response(fault.code, fault.message)(scope, receive,
+                                                                   send_with_version)
+            return
         await self.app(scope, receive, send_with_version)
+
+    def _strip_project_id(self, scope: Scope, ctx: auth.Context) -> None:
+        """Serve Nova's legacy ``/v2.1/{project_id}/...`` URLs (catalogs often still hold them)
+        as the same path without it; the project must be the caller's own, as in Nova."""
+        parts = scope["path"].split("/", 3)  # "", "v2.1", first, rest
+        if len(parts) < 4 or parts[1] != "v2.1" or parts[2] in self.collections:
+            return
+        if parts[2] != ctx.project_id:
+            raise errors.Fault(400, f"Malformed request URL: URL's project_id '{parts[2]}' "
+                                    f"doesn't match Context's project_id '{ctx.project_id}'")
+        path = f"/v2.1/{parts[3]}"
+        scope["path"] = path
+        scope["raw_path"] = path.encode()
 
     async def _authenticate(self, scope: Scope, headers: Headers) -> auth.Context:
         plain = {k.lower(): v for k, v in headers.items()}
@@ -145,10 +168,15 @@ def create_app(
     )
     app.state.vigil = AppState(registry=registry, policy=policy, authenticator=authenticator)
     errors.install(app)
+    paths: list[str] = []
     for name in route_modules:
-        app.include_router(importlib.import_module(name).router)
+        router = importlib.import_module(name).router
+        paths += [getattr(r, "path", "") for r in router.routes]
+        app.include_router(router)
     policy.sync_defaults()  # the route modules registered their rules on import
-    app.add_middleware(ComputeMiddleware, authenticator=authenticator)
+    collections = frozenset(p.split("/")[2] for p in paths
+                            if p.startswith("/v2.1/") and len(p.split("/")) > 2)
+    app.add_middleware(ComputeMiddleware, authenticator=authenticator, collections=collections)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
