@@ -42,7 +42,9 @@ API_OPTS: list[cfg.Opt] = [
         "policy_file",
         default=None,
         help="oslo.policy rules (YAML or JSON) overriding the defaults (os_compute_api:os-services"
-        ":list/update/delete need role:admin, as in Nova). Unset: defaults only.",
+        ":list/update/delete need role:admin, as in Nova). A missing file refuses to start. "
+        "Unset: oslo.policy's own [oslo_policy] policy_file (policy.yaml beside the "
+        "configuration files) if there is one, else the defaults.",
     ),
     cfg.StrOpt(
         "endpoint",
