@@ -167,6 +167,12 @@ def test_keystone_validates_tokens_and_roles(api_factory: Any) -> None:
         assert len(r.json()["services"]) == 4
         r = api.client.get("/v2.1/os-services", headers={"X-Auth-Token": "ks-member"})
         assert r.status_code == 403
+        # identity headers sent by the client are the middleware's to set, not the caller's
+        spoofed = {"X-Auth-Token": "ks-member", "X-Roles": "admin",
+                   "X-Identity-Status": "Confirmed", "X-User-Id": "ann-id"}
+        assert api.client.get("/v2.1/os-services", headers=spoofed).status_code == 403
+        spoofed["X-Auth-Token"] = "forged"
+        assert api.client.get("/v2.1/os-services", headers=spoofed).status_code == 401
         r = api.client.get("/v2.1/os-services", headers={"X-Auth-Token": "forged"})
         assert r.status_code == 401 and r.json() == UNAUTHORIZED
         assert fake.validations >= 3
