@@ -99,11 +99,15 @@ class ComputeManager:
             if not mine:
                 return
             inst = self.conductor.instance_get(instance_uuid)
-            if inst is not None and not inst.deleted and inst.host == self.host:
+            if inst is None:
+                LOG.warning("ignoring a terminate of %s: the database does not know it",
+                            instance_uuid)
+                return
+            if not inst.deleted and inst.host == self.host:
                 LOG.warning("ignoring a terminate of %s: the database still places it here",
                             instance_uuid)
                 return
-            self.driver.destroy(instance_uuid, keep_disk=inst is not None and not inst.deleted)
+            self.driver.destroy(instance_uuid, keep_disk=not inst.deleted)
 
     # -- actions ------------------------------------------------------------------------------
     def spawn_if_mine(self, instance_uuid: str, task_state: str) -> bool:
@@ -151,13 +155,19 @@ class ComputeManager:
         return True
 
     def _destroy_stale(self, instance_uuid: str) -> None:
+        """Destroy a local copy the database no longer places here. An instance the database
+        has never heard of is left alone (deleted rows are kept, soft-deleted, so "unknown" is
+        not "deleted": it may be a database restored from backup, or a misrouted answer)."""
         now = self.conductor.instance_get(instance_uuid)
-        if now is not None and not now.deleted and now.host == self.host:
+        if now is None:
+            LOG.warning("instance %s runs here but the database does not know it: leaving it "
+                        "alone", instance_uuid)
             return
-        gone = now is None or now.deleted
+        if not now.deleted and now.host == self.host:
+            return
         LOG.warning("destroying local copy of %s: %s", instance_uuid,
-                    "deleted" if gone else f"it now lives on {now.host if now else None}")
-        self.driver.destroy(instance_uuid, keep_disk=not gone)
+                    "deleted" if now.deleted else f"it now lives on {now.host}")
+        self.driver.destroy(instance_uuid, keep_disk=not now.deleted)
 
     def update_resources(self) -> NodeRecord | None:
         if isinstance(self.driver, NodesReporter):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy.engine import Engine
 
@@ -160,3 +162,17 @@ def test_inventory_report_creates_then_updates_one_node(sqlite_engine: Engine) -
     assert first.id == again.id and (again.vcpus, again.cpu_allocation_ratio) == (3, 2.0)
     assert (again.memory_mb, again.ram_allocation_ratio) == (32768, 1.5)  # Nova's defaults
     assert len(cdb.compute_nodes(sqlite_engine)) == 1
+
+
+def test_an_instance_the_database_never_heard_of_is_left_alone(sqlite_engine: Engine) -> None:
+    """"Not found" is not "deleted" (deleted rows stay, soft-deleted): no destroy, no disk
+    removal on a database restored from backup or a misrouted answer."""
+    add_host(sqlite_engine, "h1")
+    stranger = placed(sqlite_engine, "h1")
+    h1 = agent(sqlite_engine, "h1")
+    fake(h1).spawn(dataclasses.replace(stranger, uuid="99999999-9999-9999-9999-999999999999"))
+    fake(h1).calls.clear()
+    h1.reconcile()
+    h1.terminate_instance({}, "99999999-9999-9999-9999-999999999999")
+    assert ("destroy", "99999999-9999-9999-9999-999999999999") not in fake(h1).calls
+    assert "99999999-9999-9999-9999-999999999999" in fake(h1).list_instances()
