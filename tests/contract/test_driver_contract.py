@@ -581,6 +581,7 @@ def test_slow_backend_does_not_make_live_members_down(make_world: Callable[..., 
             agent.start()
         reader_group = world.facade(world.make_driver(reader_proxy)) if reader_proxy \
             else world.group
+        world.states(recs, reader_group)  # a long-lived reader: connected before it slows down
         for proxy in (agent_proxy, reader_proxy):
             if proxy is not None:
                 proxy.delay = delay
