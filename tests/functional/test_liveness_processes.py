@@ -80,10 +80,9 @@ def test_kill9_down_after_down_time_then_restart(env: Any) -> None:
     poll(lambda: states()["c1"][0] is State.UP, 20, what="c1 up again")
     assert states()["c1"][1] == row_id  # the same row came back
 
-    t0 = time.monotonic()
     assert c2.terminate() == 0
-    poll(lambda: states()["c2"][0] is State.DOWN, DOWN, what="c2 down after SIGTERM")
-    assert time.monotonic() - t0 < DOWN  # a clean leave does not wait for expiry
+    # The leave is recorded before the process exits: down at once, no expiry to wait for.
+    assert states()["c2"][0] is State.DOWN
     assert "left group compute" in c2.log()
     assert conductor.terminate() == 0
 
