@@ -34,6 +34,7 @@ from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
 from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, Schema
+from vigil.db.api import ServiceRecord
 from vigil.errors import ServiceNotFound
 from vigil.registry import ServiceView, format_time
 from vigil.servicegroup.liveness import State
@@ -221,7 +222,8 @@ def _not_compute(binary: str) -> Fault:
                       "services can be updated.")
 
 
-def _find(ctx: RequestContext, host: str, binary: str) -> Any:
+def _find(ctx: RequestContext, host: str, binary: str) -> ServiceRecord:
+    """The compute service named by a pre-2.53 body (404 if none, 400 if not a compute)."""
     try:
         record = ctx.registry.find(host, binary)
     except ServiceNotFound as exc:
