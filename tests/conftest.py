@@ -1,7 +1,8 @@
 """Shared fixtures: real databases (SQLite, PostgreSQL, MariaDB) and RabbitMQ, isolated per run.
 
-Every run creates its own PostgreSQL and MariaDB databases and its own RabbitMQ exchange, so
-several test runs on one machine never see each other's rows or messages. A server that is not
+Every run creates its own PostgreSQL and MariaDB databases and each real-process test its own
+RabbitMQ virtual host, so several test runs on one machine never see each other's rows or
+messages. A server that is not
 reachable fails the tests that need it: nothing here skips.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,6 +134,25 @@ def make_conf(tmp_path: Path) -> Any:
         return vconf.load(["--config-file", str(path)], default_files=[]), path
 
     return _make
+
+
+@pytest.fixture
+def rabbit_vhost_url(rabbit_url: str) -> Iterator[str]:
+    """A transport URL on a RabbitMQ virtual host of this test alone.
+
+    A private ``control_exchange`` is not enough: oslo.messaging names its queues after topic
+    and server only (``vigil-conductor``, ``compute.h1``), so one queue bound to two runs'
+    exchanges feeds both runs' consumers and an agent of one run gets answers from another
+    run's conductor. A vhost separates queues too. (Found by the compute functional test.)
+    """
+    name = f"vigil-test-{uuid.uuid4().hex[:10]}"
+    for cmd in (["add_vhost", name], ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]):
+        subprocess.run(["rabbitmqctl", "-q", *cmd], check=True, capture_output=True, timeout=120)
+    try:
+        yield rabbit_url.rstrip("/") + "/" + name
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True,
+                       timeout=120)
 
 
 @pytest.fixture

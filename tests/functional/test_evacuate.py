@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,30 +107,11 @@ class Cluster:
 
 
 @pytest.fixture
-def private_rabbit_url(rabbit_url: str) -> Iterator[str]:
-    """A transport URL on a RabbitMQ virtual host of this test alone.
-
-    A private ``control_exchange`` does not isolate concurrent runs: oslo.messaging names its
-    queues after topic and server only (``vigil-conductor``, ``compute.h1``), so a queue of
-    that name bound to two runs' exchanges feeds both runs' consumers, and one run's agents
-    get answers from another run's conductor and database. A vhost separates queues too.
-    """
-    name = f"vigil-evacuate-{uuid.uuid4().hex[:10]}"
-    for cmd in (["add_vhost", name], ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]):
-        subprocess.run(["rabbitmqctl", "-q", *cmd], check=True, capture_output=True, timeout=60)
-    try:
-        yield rabbit_url.rstrip("/") + "/" + name
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True,
-                       timeout=60)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, make_conf: Any, private_rabbit_url: str,
+def cluster(tmp_path: Path, make_conf: Any, rabbit_vhost_url: str,
             exchange: str) -> Iterator[tuple[Cluster, cfg.ConfigOpts, Path]]:
     instances = tmp_path / "instances"
     conf, path = make_conf({
-        "DEFAULT": {"transport_url": private_rabbit_url, "control_exchange": exchange,
+        "DEFAULT": {"transport_url": rabbit_vhost_url, "control_exchange": exchange,
                     "report_interval": 0.5, "service_down_time": 2,
                     "rpc_response_timeout": 5},
         "database": {"connection": f"sqlite:///{tmp_path}/vigil.sqlite"},

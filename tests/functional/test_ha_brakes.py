@@ -47,9 +47,9 @@ def recovered(c: HaCluster, host: str) -> bool:
 
 
 def test_mass_failure_holds_the_brake_and_raises_an_alert(
-        ha_cluster: HaCluster, rabbit_url: str, exchange: str) -> None:
+        ha_cluster: HaCluster, rabbit_vhost_url: str, exchange: str) -> None:
     c = ha_cluster
-    sections = fake_hosts(base_sections(c.tmp, rabbit_url, exchange))
+    sections = fake_hosts(base_sections(c.tmp, rabbit_vhost_url, exchange))
     sections["ha"]["max_down_fraction"] = 0.25  # one host in four may fail, not two
     c.configure(sections)
     c.start_base(["h1", "h2", "h3", "h4"])
@@ -79,12 +79,12 @@ def pg_database() -> Iterator[str]:
     _drop_database(PG_ADMIN, name)
 
 
-def test_a_database_outage_fences_nothing(ha_cluster: HaCluster, rabbit_url: str,
+def test_a_database_outage_fences_nothing(ha_cluster: HaCluster, rabbit_vhost_url: str,
                                           exchange: str, pg_database: str) -> None:
     c = ha_cluster
     with TcpProxy(("127.0.0.1", 5432)) as proxy:
         url = pg_database.replace("127.0.0.1:5432", proxy.address)
-        sections = fake_hosts(base_sections(c.tmp, rabbit_url, exchange))
+        sections = fake_hosts(base_sections(c.tmp, rabbit_vhost_url, exchange))
         sections["database"]["connection"] = url
         c.configure(sections)
         c.start_base(["h1", "h2", "h3"])
@@ -104,11 +104,11 @@ def test_a_database_outage_fences_nothing(ha_cluster: HaCluster, rabbit_url: str
 
 
 def test_liveness_backend_partitions_fence_nothing(
-        ha_cluster: HaCluster, rabbit_url: str, exchange: str) -> None:
+        ha_cluster: HaCluster, rabbit_vhost_url: str, exchange: str) -> None:
     c = ha_cluster
     prefix = f"/vigil-test-{uuid.uuid4().hex[:8]}"
     with TcpProxy(("127.0.0.1", 2181)) as everyone, TcpProxy(("127.0.0.1", 2181)) as mon:
-        sections = fake_hosts(base_sections(c.tmp, rabbit_url, exchange))
+        sections = fake_hosts(base_sections(c.tmp, rabbit_vhost_url, exchange))
         sections["DEFAULT"]["servicegroup_driver"] = "zk"
         sections["ha"]["allow_unproven_death"] = False  # zk proves death by itself
         sections["zookeeper"] = {"address": everyone.address, "recv_timeout": 2000,

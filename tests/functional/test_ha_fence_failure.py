@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_failed_fence_keeps_instances_put_until_it_succeeds(
-        ha_cluster: HaCluster, rabbit_url: str, exchange: str) -> None:
+        ha_cluster: HaCluster, rabbit_vhost_url: str, exchange: str) -> None:
     c = ha_cluster
     flag = c.tmp / "bmc-reachable"
     log = c.tmp / "fence.log"
@@ -39,7 +39,7 @@ def test_failed_fence_keeps_instances_put_until_it_succeeds(
     fence.write_text(f'#!/bin/sh\necho "$1" >> {log}\n[ -e {flag} ] && exit 0\n'
                      'echo "BMC unreachable"; exit 1\n')
     fence.chmod(0o755)
-    sections = base_sections(c.tmp, rabbit_url, exchange)
+    sections = base_sections(c.tmp, rabbit_vhost_url, exchange)
     # Failed attempts count against max_fences_per_minute too: room for this test's retries.
     sections["ha"].update(fence_agent="command", fence_command=str(fence),
                           max_fences_per_minute=60)

@@ -234,9 +234,9 @@ def assert_each_on_one_host(instances: Path, uuids: list[str], since: float,
 
 
 def test_monitor_fences_forces_down_evacuates_and_re_enables(
-        ha_cluster: HaCluster, rabbit_url: str, exchange: str) -> None:
+        ha_cluster: HaCluster, rabbit_vhost_url: str, exchange: str) -> None:
     c = ha_cluster
-    c.configure(base_sections(c.tmp, rabbit_url, exchange))
+    c.configure(base_sections(c.tmp, rabbit_vhost_url, exchange))
     instances = c.tmp / "instances"
     c.start_base(["h1", "h2", "h3"])
     api = c.servers()

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_new_leader_finishes_an_interrupted_fence_without_fencing_again(
-        ha_cluster: HaCluster, rabbit_url: str, exchange: str) -> None:
+        ha_cluster: HaCluster, rabbit_vhost_url: str, exchange: str) -> None:
     c = ha_cluster
     log = c.tmp / "fence.log"
     fence = c.tmp / "fence.sh"
@@ -43,7 +43,7 @@ def test_a_new_leader_finishes_an_interrupted_fence_without_fencing_again(
         f"ProcessFence; sys.exit(0 if ProcessFence('{c.tmp / 'state'}').status(sys.argv[1], "
         "timeout=1).value == 'off' else 1)\" \"$1\"\n")
     status.chmod(0o755)
-    sections = base_sections(c.tmp, rabbit_url, exchange)
+    sections = base_sections(c.tmp, rabbit_vhost_url, exchange)
     sections["ha"].update(fence_agent="command", fence_command=str(fence),
                           fence_status_command=str(status))
     c.configure(sections)

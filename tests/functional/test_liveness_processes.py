@@ -27,10 +27,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def env(make_conf: Any, rabbit_url: str, exchange: str, tmp_path: Path) -> Iterator[Any]:
+def env(make_conf: Any, rabbit_vhost_url: str, exchange: str, tmp_path: Path) -> Iterator[Any]:
     conf, path = make_conf({
         "DEFAULT": {"report_interval": REPORT, "service_down_time": DOWN, "host": "ctl",
-                    "transport_url": rabbit_url, "control_exchange": exchange,
+                    "transport_url": rabbit_vhost_url, "control_exchange": exchange,
                     "rpc_response_timeout": 2},
         "database": {"connection": f"sqlite:///{tmp_path}/func.sqlite"},
         "conductor": {"coalesce_interval": 0.1, "probe_interval": 0.2},
