@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import openstack
 import pytest
+import sqlalchemy as sa
 
 from tests.api.conftest import make_conf, write_tokens
 from vigil import launch
@@ -213,3 +214,32 @@ def test_vigil_cli_same_output_via_api_or_database(
     assert out.strip() == f"deleted service {server.computes[1].id} (vigil-compute on compute2)"
     code, _, err = vigil(capsys, *conf, "service", "delete", server.computes[1].uuid, *remote)
     assert code == 1 and "not found" in err
+
+
+def test_delete_guard_is_wired_in_vigil_api(server: Server) -> None:
+    """``vigil api`` refuses to delete a compute service that still hosts an instance (409,
+    Nova's body), through the real SDK; the service stays."""
+    from vigil.conf import load
+    from vigil.db import compute_api as cdb
+    from vigil.db.engine import make_engine
+
+    conf = load(["--config-file", str(server.conf_path)], default_files=[])
+    engine = make_engine(conf.database.connection)
+    flavor = cdb.flavor_create(engine, name="guard-test", vcpus=1, memory_mb=64, root_gb=1)
+    inst = cdb.instance_create(engine, name="pinned", flavor=flavor)
+    with engine.begin() as c:  # placed by hand: the scheduler is not what is under test
+        c.execute(sa.text("UPDATE instances SET host = 'compute1' WHERE uuid = :u"),
+                  {"u": inst.uuid})
+    assert cdb.instance_count_on_host(engine, "compute1") == 1
+    engine.dispose()
+    conn = sdk(server)
+    (c1,) = [s for s in conn.compute.services() if (s.host, s.binary) ==
+             ("compute1", "vigil-compute")]
+    with pytest.raises(openstack.exceptions.ConflictException, match="still hosts"):
+        conn.compute.delete_service(c1, ignore_missing=False)
+    r = httpx.delete(f"{server.compute}/os-services/{c1.id}",
+                     headers={"X-Auth-Token": server.token,
+                              "OpenStack-API-Version": "compute 2.53"})
+    assert r.status_code == 409
+    assert r.json()["conflictingRequest"]["code"] == 409
+    assert c1.id in {s.id for s in conn.compute.services()}
