@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from vigil.db import api as db
 from vigil.db import baremetal_api as bdb
-from vigil.db.baremetal_api import RELEASED, RecordState
+from vigil.db.baremetal_api import RELEASED, Node, RecordState
 from vigil.db.compute_api import Inventory
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.liveness import State
@@ -39,27 +39,30 @@ class RingView:
 
     ``states``: every compute host's liveness now. ``members``: the hosts running the
     bare-metal driver (registered with their service's current version), whatever their
-    state. ``records``: every node's record.
+    state. ``records``: every node's record. ``nodes``: Vigil's own inventory when asked
+    for with it (one round trip per tick instead of two for agents on the database source).
     """
 
     states: dict[str, State]
     members: list[str]
     records: list[RecordState]
-
-    @property
-    def live_members(self) -> list[str]:
-        return [m for m in self.members if self.states.get(m) is State.UP]
+    nodes: list[Node] | None = None
 
     def to_primitive(self) -> dict[str, Any]:
-        return {"states": {h: s.value for h, s in self.states.items()},
-                "members": list(self.members),
-                "records": [r.to_primitive() for r in self.records]}
+        out = {"states": {h: s.value for h, s in self.states.items()},
+               "members": list(self.members),
+               "records": bdb.pack(self.records, bdb.RECORD_WIRE)}
+        if self.nodes is not None:
+            out["nodes"] = bdb.pack(self.nodes, bdb.NODE_WIRE)
+        return out
 
     @classmethod
     def from_primitive(cls, data: dict[str, Any]) -> RingView:
+        nodes = data.get("nodes")
         return cls(states={h: State(s) for h, s in data["states"].items()},
                    members=list(data["members"]),
-                   records=[RecordState.from_primitive(r) for r in data["records"]])
+                   records=bdb.unpack(RecordState, data["records"]),
+                   nodes=bdb.unpack(Node, nodes) if nodes is not None else None)
 
 
 @dataclass(frozen=True)
@@ -152,54 +155,45 @@ class Ownership:
         self.engine = engine
         self.group = group
 
-    def view(self, host: str | None = None) -> RingView:
+    def view(self, host: str | None = None, *, with_nodes: bool = False) -> RingView:
         """The ring's inputs; ``host`` (an agent asking) is registered as a member first.
 
         Registration writes only when the host's service version changed (at each start of
         the agent), so a steady fleet's ticks are reads only.
         """
+        nodes = bdb.nodes(self.engine) if with_nodes else None
         states, versions = host_states(self.engine, self.group)
         registered = bdb.members(self.engine)
         if host is not None and host in versions and registered.get(host) != versions[host]:
             bdb.member_register(self.engine, host, versions[host])
             registered[host] = versions[host]
         members = sorted(h for h, v in registered.items() if versions.get(h) == v)
-        return RingView(states=states, members=members, records=bdb.record_states(self.engine))
+        return RingView(states=states, members=members, records=bdb.record_states(self.engine),
+                        nodes=nodes)
 
     def apply(self, host: str, takes: Sequence[TakeRequest] = (),
               releases: Sequence[ReleaseRequest] = (),
               updates: Sequence[UpdateRequest] = ()) -> ApplyResult:
-        """Releases first (they only ever give up), then takes, then inventory updates."""
+        """Releases, then takes, then inventory updates: one transaction, each move its own
+        compare-and-set (:func:`vigil.db.baremetal_api.apply_moves`)."""
         result = ApplyResult()
-        for r in releases:
-            if bdb.release(self.engine, r.node, r.record_id, host):
-                result.released.append(r.node)
-            else:
-                result.lost.append(r.node)
+        allowed: list[bdb.Take] = []
         if takes:
             states, _ = host_states(self.engine, self.group)
             taker_up = states.get(host) is State.UP
             for t in takes:
-                if not taker_up:
-                    result.refused.append(t.node)
-                    continue
-                if t.expected not in (None, RELEASED) and \
-                        states.get(t.expected, State.DOWN) is not State.DOWN:
+                if not taker_up or (t.expected not in (None, RELEASED)
+                                    and states.get(t.expected, State.DOWN) is not State.DOWN):
                     result.refused.append(t.node)  # came back (or unreadable) since
-                    continue
-                record = bdb.take(self.engine, t.node, host, expected=t.expected,
-                                  record_id=t.record_id, inventory=t.inventory)
-                if record is None:
-                    result.lost.append(t.node)
                 else:
-                    result.taken[t.node] = record
-        for u in updates:
-            if bdb.record_update(self.engine, u.record_id, host, u.inventory):
-                result.updated += 1
-            else:
-                result.gone.append(u.node)
+                    allowed.append(bdb.Take(t.node, t.expected, t.record_id, t.inventory))
+        out = bdb.apply_moves(self.engine, host, takes=allowed,
+                              releases=[(r.node, r.record_id) for r in releases],
+                              updates=[(u.record_id, u.inventory) for u in updates])
+        result.taken, result.lost, result.released = out.taken, out.lost, out.released
+        result.updated, result.gone = out.updated, out.gone
         if result.taken or result.released:
-            from_down = sum(1 for t in takes if t.node in result.taken
+            from_down = sum(1 for t in allowed if t.node in result.taken
                             and t.expected not in (None, RELEASED))
             LOG.info("bare metal: %s took %d node(s) (%d from down services), released %d",
                      host, len(result.taken), from_down, len(result.released))

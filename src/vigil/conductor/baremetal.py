@@ -8,6 +8,7 @@ then compare-and-set hand-overs). See :mod:`vigil.baremetal.ownership`.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -38,7 +39,7 @@ class BaremetalConductor(Protocol):
 
     def list_nodes(self) -> list[Node]: ...
 
-    def ring_view(self, host: str) -> RingView: ...
+    def ring_view(self, host: str, *, with_nodes: bool = False) -> RingView: ...
 
     def apply(self, host: str, takes: Sequence[TakeRequest],
               releases: Sequence[ReleaseRequest],
@@ -76,11 +77,12 @@ class BaremetalConductorManager:
                 self._ownership = Ownership(self._engine, self._factory())
             return self._ownership
 
-    def baremetal_list_nodes(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
-        return [n.to_primitive() for n in bdb.nodes(self._engine)]
+    def baremetal_list_nodes(self, ctxt: dict[str, Any]) -> dict[str, Any]:
+        return bdb.pack(bdb.nodes(self._engine), bdb.NODE_WIRE)
 
-    def baremetal_ring_view(self, ctxt: dict[str, Any], host: str) -> dict[str, Any]:
-        return self.ownership.view(host).to_primitive()
+    def baremetal_ring_view(self, ctxt: dict[str, Any], host: str,
+                            with_nodes: bool = False) -> dict[str, Any]:
+        return self.ownership.view(host, with_nodes=with_nodes).to_primitive()
 
     def baremetal_apply(self, ctxt: dict[str, Any], host: str, takes: list[dict[str, Any]],
                         releases: list[dict[str, Any]],
@@ -116,10 +118,12 @@ class BaremetalConductorAPI:
             raise MessagingUnavailable(f"conductor {method} failed remotely: {exc.value}") from exc
 
     def list_nodes(self) -> list[Node]:
-        return [Node.from_primitive(d) for d in self._call("baremetal_list_nodes")]
+        nodes: list[Node] = bdb.unpack(Node, self._call("baremetal_list_nodes"))
+        return nodes
 
-    def ring_view(self, host: str) -> RingView:
-        return RingView.from_primitive(self._call("baremetal_ring_view", host=host))
+    def ring_view(self, host: str, *, with_nodes: bool = False) -> RingView:
+        return RingView.from_primitive(self._call("baremetal_ring_view", host=host,
+                                                  with_nodes=with_nodes))
 
     def apply(self, host: str, takes: Sequence[TakeRequest],
               releases: Sequence[ReleaseRequest],
@@ -139,23 +143,27 @@ class BaremetalConductorAPI:
 
 
 class LocalBaremetalConductor:
-    """The same calls without messaging (tests, benchmarks): database errors surface as
-    MessagingUnavailable, as the agent would see them over RPC."""
+    """The same calls without messaging (tests, benchmarks), arguments and answers through
+    JSON; database errors surface as MessagingUnavailable, as the agent sees them over RPC."""
 
     def __init__(self, manager: BaremetalConductorManager) -> None:
         self._m = manager
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            return fn({}, *args)
+            # Through JSON both ways, as over RPC: what does not survive it fails here too.
+            answer = fn({}, *json.loads(json.dumps(args)))
         except DatabaseUnavailable as exc:
             raise MessagingUnavailable(str(exc)) from exc
+        return json.loads(json.dumps(answer))
 
     def list_nodes(self) -> list[Node]:
-        return [Node.from_primitive(d) for d in self._run(self._m.baremetal_list_nodes)]
+        nodes: list[Node] = bdb.unpack(Node, self._run(self._m.baremetal_list_nodes))
+        return nodes
 
-    def ring_view(self, host: str) -> RingView:
-        return RingView.from_primitive(self._run(self._m.baremetal_ring_view, host))
+    def ring_view(self, host: str, *, with_nodes: bool = False) -> RingView:
+        return RingView.from_primitive(self._run(self._m.baremetal_ring_view, host,
+                                                 with_nodes))
 
     def apply(self, host: str, takes: Sequence[TakeRequest],
               releases: Sequence[ReleaseRequest],

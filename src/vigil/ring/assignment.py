@@ -21,25 +21,37 @@ a stale picture matches nothing.
 
 The rules (Nova's ironic driver's rule, made safe)
 --------------------------------------------------
-A node's *target* is the first member of its ring preference list (the ring of debounced
-bare-metal members) whose service is UP right now. Observer ``me``, for each node:
+The observer's settled view (:class:`MembershipDebouncer`) gives the ring's members, the
+*eligible* members (UP without a break for the debounce: they may be given nodes) and the
+*departed* hosts (DOWN without a break for the debounce: their nodes may be taken). A
+node's *target* is the first eligible member of its ring preference list. Observer ``me``,
+for each node:
 
-1. ``me`` owns it: keep it if ``me`` is its target, if it has no live target at all, or if it
-   holds an instance (Nova: "nodes with instances it manages"). Otherwise *release* it: the
-   target is UP and will take it.
-2. Another service owns it and that service is UP or UNKNOWN: never touch it (Nova: "minus
-   nodes with an instance managed by another live service"). UNKNOWN is not DOWN: a service
-   whose liveness cannot be read may well be running and managing the node.
-3. ``me`` is its target and ``me`` is UP: *take* it if it has no record (create one), if it
-   was released, or if its owner is DOWN -- instance included: that is what Nova could not
-   do (a node whose service died stayed unmanageable).
+1. ``me`` owns it: keep it, unless an eligible member comes before ``me`` in the node's
+   preference list and the node holds no instance; then *release* it for that member to
+   take (Nova: "nodes with instances it manages" stay). ``me``'s own liveness does not
+   enter: a late heartbeat of ``me`` must not make it drop everything; if ``me`` is really
+   DOWN, rule 3 moves its nodes anyway.
+2. Another service owns it and that service is UP, UNKNOWN, or DOWN for less than the
+   debounce: never touch it (Nova: "minus nodes with an instance managed by another live
+   service"). UNKNOWN is not DOWN: a service whose liveness cannot be read may well be
+   running and managing the node.
+3. ``me`` is its target and UP: *take* it if it has no record (create one), if it was
+   released, or if its owner has departed (or has no service at all) -- instance included:
+   that is what Nova could not do (a node whose service died stayed unmanageable).
 
-Why the target skips members that are not UP instead of waiting for the ring to drop them:
-membership is debounced (a flapping service must not move nodes each time it flaps), but
-a dead owner's nodes must not wait for the debounce too. Skipping non-UP members in the
-preference walk hands a DOWN owner's nodes to the member the ring would give them to once
-it drops the dead one (the walk goes on to the next member along the partition table),
-while the ring itself stays as it was until the membership has settled.
+A departed owner's node that its target has not taken one debounce later goes to the next
+eligible member of its preference list, and so on (:data:`LADDER` steps): the target may
+have died too, unnoticed yet (its heartbeat is still fresh), and without this the node
+would wait for that second death to be detected as well. Every take is a compare-and-set,
+so two members trying the same node at the step's edge cost a lost race, never two owners.
+
+Why the target skips members that are not eligible instead of waiting for the ring to drop
+them: the ring's membership is debounced so that it does not reshuffle at every blip, but a
+dead owner's nodes must not wait for that too. Skipping ineligible members in the preference
+walk hands a departed owner's nodes to the member the ring would give them to once it drops
+the dead one (the walk goes on along the partition table), while the ring itself stays as it
+was until the membership has settled.
 """
 
 from __future__ import annotations
@@ -53,6 +65,7 @@ from vigil.ring.hashring import HashRing
 from vigil.servicegroup.liveness import State
 
 __all__ = [
+    "LADDER",
     "RELEASED",
     "Membership",
     "MembershipDebouncer",
@@ -67,6 +80,10 @@ __all__ = [
 RELEASED = ""
 """Owner of a record its live owner gave up and nobody has taken yet."""
 
+LADDER = 3
+"""How far down its preference list a departed owner's node may go, one member per debounce
+the owner has been departed."""
+
 
 class MoveKind(enum.Enum):
     """A compare-and-set the observer may attempt; the caller learns whether it won."""
@@ -77,7 +94,7 @@ class MoveKind(enum.Enum):
     TAKE_RELEASED = "take_released"
     """The record was released: ``host = me WHERE host = ''``."""
     TAKE_FROM_DOWN = "take_from_down"
-    """The owner is DOWN: ``host = me WHERE host = <owner>``, its instances with it."""
+    """The owner has departed: ``host = me WHERE host = <owner>``, its instances with it."""
     RELEASE = "release"
     """Give my record up (``host = '' WHERE host = me``) for the target to take; only for a
     node without an instance."""
@@ -118,16 +135,10 @@ class Plan:
     kept: frozenset[str] = field(default_factory=frozenset)
 
 
-def _live_owner_state(owner: str, states: Mapping[str, State]) -> State:
-    # A host with no compute service row at all (deleted by an operator) cannot be managing
-    # anything: its reports are refused. That is as good as DOWN.
-    return states.get(owner, State.DOWN)
-
-
 def targets(ring: HashRing, nodes: Iterable[str],
             eligible: AbstractSet[str]) -> dict[str, str | None]:
-    """Each node's target: the first member of its ring preference list that is eligible
-    (UP now, and settled: see :class:`MembershipDebouncer`); None when no member is."""
+    """Each node's target: the first member of its ring preference list that is eligible;
+    None when no member is."""
     if not len(ring):
         return dict.fromkeys(nodes)
     skip = frozenset(m for m in ring.members if m not in eligible)
@@ -141,74 +152,103 @@ def targets(ring: HashRing, nodes: Iterable[str],
 
 
 def plan(me: str, nodes: Iterable[NodeOwnership], ring: HashRing,
-         states: Mapping[str, State], eligible: AbstractSet[str] | None = None) -> Plan:
+         states: Mapping[str, State], eligible: AbstractSet[str] | None = None,
+         departed: Mapping[str, int] | AbstractSet[str] | None = None) -> Plan:
     """The moves ``me`` should attempt given the records, the ring and current liveness.
 
-    ``states`` maps compute hosts to their state now (batch liveness); ``eligible`` are the
-    ring members that may be targets (default: those UP in ``states``; a member not UP in
-    ``states`` is never eligible). Never proposes a move away from an owner that is UP or
-    UNKNOWN: only a released record, a missing one, or a DOWN owner's record can be taken,
-    and ``me`` only releases its own.
+    ``states`` maps compute hosts to their state now (batch liveness). ``eligible``: the
+    ring members that may be targets (default: those UP; one not UP in ``states`` never is).
+    ``departed``: hosts DOWN long enough for their nodes to be taken, each with how many
+    debounce periods it has been (a set counts one each; default: those DOWN, one each; a
+    host not DOWN in ``states`` never has departed; one without a service row always has,
+    for good). Never proposes a move away from an owner that is UP or UNKNOWN: only a
+    released record, a missing one, or a departed owner's record can be taken, and ``me``
+    only releases its own.
     """
     up = {m for m, s in states.items() if s is State.UP}
+    down = {m for m, s in states.items() if s is State.DOWN}
     can_target = up if eligible is None else up & set(eligible)
+    if departed is None:
+        periods = dict.fromkeys(down, 1)
+    elif isinstance(departed, Mapping):
+        periods = {h: n for h, n in departed.items() if h in down and n >= 1}
+    else:
+        periods = dict.fromkeys(down & set(departed), 1)
     facts = list(nodes)
-    target = targets(ring, (n.node for n in facts), can_target)
-    me_up = me in up
+    mine = [n for n in facts if n.owner == me]
+    others = [n for n in facts if n.owner != me]
+    # For my own nodes, I count as eligible whatever my liveness says (rule 1).
+    target = targets(ring, (n.node for n in others), can_target)
+    target.update(targets(ring, (n.node for n in mine), can_target | {me}))
     takes: list[Move] = []
     releases: list[Move] = []
     kept: set[str] = set()
-    for n in facts:
+    for n in mine:
         t = target[n.node]
-        if n.owner == me:
-            if t is None or t == me or n.busy:
-                kept.add(n.node)
-            else:
-                releases.append(Move(n.node, MoveKind.RELEASE, n.record_id, me))
-            continue
-        if t != me or not me_up:
-            continue
-        if n.owner is None:
-            takes.append(Move(n.node, MoveKind.CREATE, n.record_id, None))
-        elif n.owner == RELEASED:
-            takes.append(Move(n.node, MoveKind.TAKE_RELEASED, n.record_id, RELEASED))
-        elif _live_owner_state(n.owner, states) is State.DOWN:
-            takes.append(Move(n.node, MoveKind.TAKE_FROM_DOWN, n.record_id, n.owner))
+        if t is None or t == me or n.busy:
+            kept.add(n.node)
+        else:
+            releases.append(Move(n.node, MoveKind.RELEASE, n.record_id, me))
+    if me in can_target:
+        skip = frozenset(m for m in ring.members if m not in can_target)
+        for n in others:
+            if n.owner is None:
+                if target[n.node] == me:
+                    takes.append(Move(n.node, MoveKind.CREATE, n.record_id, None))
+            elif n.owner == RELEASED:
+                if target[n.node] == me:
+                    takes.append(Move(n.node, MoveKind.TAKE_RELEASED, n.record_id, RELEASED))
+            elif n.owner in periods or n.owner not in states:
+                # (No service row at all: an operator deleted it; it cannot be managing
+                # anything, its reports are refused.)
+                step = min(periods.get(n.owner, LADDER), LADDER)
+                if target[n.node] == me or (step > 1 and me in ring.get_nodes(
+                        n.node, step, ignore=skip)):
+                    takes.append(Move(n.node, MoveKind.TAKE_FROM_DOWN, n.record_id, n.owner))
     return Plan(tuple(takes), tuple(releases), frozenset(kept))
 
 
 @dataclass(frozen=True)
 class Membership:
-    """One observer's settled view. ``members``: the ring's members (each one's presence
-    has settled). ``eligible``: members that may be given nodes now (UP, and UP without a
-    break for the debounce)."""
+    """One observer's settled view.
+
+    ``members``: the ring's members (each one's presence has settled). ``eligible``: members
+    that may be given nodes (UP without a break for the debounce). ``departed``: hosts DOWN
+    without a break for at least one debounce (their nodes may be taken), with how many
+    whole debounce periods.
+    """
 
     members: frozenset[str]
     eligible: frozenset[str]
+    departed: Mapping[str, int]
 
 
 class MembershipDebouncer:
     """Ring membership that changes only once a member's liveness has settled.
 
-    Two rules, both on the observer's monotonic clock (passed in by the caller):
+    Three rules, all on the observer's monotonic clock (passed in by the caller):
 
-    * The ring's members change per member, once that member's observed presence has
-      differed from the ring's continuously for ``debounce`` seconds. Per member, not for
-      the set as a whole: one flapping service must not hold back another's real change
-      (kazoo's ``PatientChildrenWatch`` waits for the whole set, which one flapper can
-      delay forever). A ring that follows every flap would reshuffle nodes every time.
+    * A member is *present* while it is not DOWN (UP, or UNKNOWN: a member whose liveness
+      cannot be read has not left). The ring's members change per member, once that
+      member's presence has differed from the ring's continuously for ``debounce`` seconds.
+      Per member, not for the set as a whole: one flapping service must not hold back
+      another's real change (kazoo's ``PatientChildrenWatch`` waits for the whole set, which
+      one flapper can delay forever). A ring that followed every blip would reshuffle nodes.
     * A member is *eligible* to be given nodes only while it has been seen UP without a
-      break for ``debounce`` seconds. A service that died and came back within the debounce
-      is still in the ring (no reshuffle) but gets its share back only once it has stayed
-      up: a service flapping faster than the debounce never pulls nodes back and forth.
-      (Its nodes leave it when it is seen DOWN: that is a death, and the node must not be
-      orphaned for the debounce too; see :func:`plan`.)
+      break for ``debounce`` seconds: a service that came back gets its share only once it
+      has stayed up, so one flapping faster than the debounce never pulls nodes back.
+    * A host has *departed* (its nodes may be taken) once seen DOWN without a break for
+      ``debounce`` seconds: a service whose heartbeat was late for a moment keeps its nodes.
+      Only UP breaks that streak: UNKNOWN in between (the report path degraded for a while)
+      is no sign of life, and waiting a whole debounce again after it would only delay the
+      hand-over of a dead service's nodes. A host is departed only while it is DOWN, though.
 
-    A starting observer is patient too: its ring starts empty and each member joins it once
-    seen for ``debounce`` seconds, so agents started together agree on the ring before any
-    of them takes a node (adopting the first picture at once would let the first agent up
-    take every node, only to hand most of them over a debounce later). Meanwhile an empty
-    ring gives no node a target, so a restarted agent keeps what it owns and takes nothing.
+    A starting observer is patient too: its ring starts empty, each member joins it once
+    seen present for ``debounce`` seconds, and a host it first sees DOWN departs a debounce
+    later. So agents started together agree on the ring before any of them takes a node
+    (adopting the first picture at once would let the first agent up take every node, only
+    to hand most of them over a debounce later), and an empty ring gives no node a target:
+    a restarted agent keeps what it owns and takes nothing meanwhile.
     """
 
     def __init__(self, debounce: float) -> None:
@@ -218,17 +258,36 @@ class MembershipDebouncer:
         self._members: frozenset[str] = frozenset()
         # member -> when its observed presence first differed from the ring's
         self._pending: dict[str, float] = {}
-        # member -> since when it has been seen live without a break
+        # member -> since when it has been seen UP without a break
         self._up_since: dict[str, float] = {}
+        # host -> since when it has been seen DOWN without a break
+        self._down_since: dict[str, float] = {}
 
-    def observe(self, live: Iterable[str], now: float) -> Membership:
-        """Record the members observed live (UP) at ``now``; returns the settled view."""
-        seen = frozenset(live)
-        for member in [m for m in self._up_since if m not in seen]:
-            del self._up_since[member]
-        for member in seen:
-            self._up_since.setdefault(member, now)
-        differing = seen ^ self._members
+    @staticmethod
+    def _streak(since: dict[str, float], now_in: AbstractSet[str], now: float) -> None:
+        for host in [h for h in since if h not in now_in]:
+            del since[host]
+        for host in now_in:
+            since.setdefault(host, now)
+
+    def observe(self, states: Mapping[str, State], members: Iterable[str],
+                now: float) -> Membership:
+        """Record one observation: every compute host's state, and which hosts are ring
+        members (running the bare-metal driver); returns the settled view."""
+        candidates = frozenset(members)
+        present = frozenset(m for m in candidates
+                            if states.get(m, State.DOWN) is not State.DOWN)
+        self._streak(self._up_since,
+                     {m for m in candidates if states.get(m) is State.UP}, now)
+        # UNKNOWN does not break a DOWN streak: it is the absence of proof (the report path
+        # is degraded), not a sign of life -- a service that really came back shows UP.
+        for host in [h for h in self._down_since
+                     if states.get(h, State.UP) is State.UP]:
+            del self._down_since[host]
+        for host, state in states.items():
+            if state is State.DOWN:
+                self._down_since.setdefault(host, now)
+        differing = present ^ self._members
         for member in [m for m in self._pending if m not in differing]:
             del self._pending[member]  # it went back: the wait starts over next time
         flip = set()
@@ -240,6 +299,14 @@ class MembershipDebouncer:
             self._members = self._members ^ frozenset(flip)
             for member in flip:
                 del self._pending[member]
-        eligible = frozenset(m for m in seen & self._members
-                             if now - self._up_since[m] >= self.debounce)
-        return Membership(self._members, eligible)
+        wait = self.debounce
+        departed: dict[str, int] = {}
+        for host, since in self._down_since.items():
+            if now - since >= wait and states.get(host) is State.DOWN:
+                departed[host] = int(min((now - since) // wait, LADDER)) if wait > 0 \
+                    else LADDER
+        return Membership(
+            members=self._members,
+            eligible=frozenset(m for m, t in self._up_since.items()
+                               if now - t >= wait and m in self._members),
+            departed=departed)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
@@ -13,11 +14,14 @@ from hypothesis import strategies as st
 
 from vigil.ring import HashRing
 from vigil.ring.assignment import (
+    LADDER,
     RELEASED,
+    Membership,
     MembershipDebouncer,
     Move,
     MoveKind,
     NodeOwnership,
+    Plan,
     plan,
     targets,
 )
@@ -39,6 +43,7 @@ def one(node: str, owner: str | None, *, busy: bool = False) -> NodeOwnership:
 
 # -- the rules, one row each ----------------------------------------------------------------------
 A_NODE = mapped_to(RING3, "a")
+B_NODE = mapped_to(RING3, "b")
 ALL_UP = {"a": UP, "b": UP, "c": UP}
 
 RULES: list[tuple[str, str, NodeOwnership, Mapping[str, State], str]] = [
@@ -62,8 +67,12 @@ RULES: list[tuple[str, str, NodeOwnership, Mapping[str, State], str]] = [
      ALL_UP, "kept"),
     ("mine, nobody eligible: kept", "b", one(A_NODE, "b"),
      {"a": DOWN, "b": UNKNOWN, "c": UNKNOWN}, "kept"),
-    ("mine, I am forced down: released to the target", "b", one(A_NODE, "b"),
-     {**ALL_UP, "b": DOWN}, "release"),
+    ("mine, my own liveness unknown: kept (no mass release on a blip)", "b",
+     one(B_NODE, "b"), {**ALL_UP, "b": UNKNOWN}, "kept"),
+    ("mine, I am forced down: kept (the others take it, I do not drop it)", "b",
+     one(B_NODE, "b"), {**ALL_UP, "b": DOWN}, "kept"),
+    ("mine, a's node, my liveness unknown: released to a (real rebalancing)", "b",
+     one(A_NODE, "b"), {**ALL_UP, "b": UNKNOWN}, "release"),
 ]
 
 
@@ -109,6 +118,28 @@ def test_only_eligible_members_are_targets() -> None:
     assert plan(nxt, [one(A_NODE, None)], RING3, ALL_UP, eligible={"b", "c"}).takes
 
 
+def test_a_down_owner_is_robbed_only_once_departed() -> None:
+    node = one(A_NODE, "b")
+    states = {**ALL_UP, "b": DOWN}
+    assert not plan("a", [node], RING3, states, departed=set()).takes
+    (move,) = plan("a", [node], RING3, states, departed={"b"}).takes
+    assert move.kind is MoveKind.TAKE_FROM_DOWN
+    # "departed" never overrides what the liveness says now
+    assert not plan("a", [node], RING3, ALL_UP, departed={"b"}).takes
+
+
+def test_a_departed_owners_node_goes_down_the_ladder_one_debounce_at_a_time() -> None:
+    """Its target may have died too, unnoticed yet: the next members step in, one per
+    debounce period the owner has been departed."""
+    node = one(A_NODE, "a")
+    states = {**ALL_UP, "a": DOWN}
+    first, second = RING3.get_nodes(A_NODE, 3)[1:]
+    for periods, takers in ((1, {first}), (2, {first, second}), (9, {first, second})):
+        got = {me for me in ("b", "c")
+               if plan(me, [node], RING3, states, departed={"a": periods}).takes}
+        assert got == takers, periods
+
+
 def test_eligible_but_not_up_is_not_a_target() -> None:
     assert targets(RING3, [A_NODE], set())[A_NODE] is None
     p = plan("a", [one(A_NODE, None)], RING3, {**ALL_UP, "a": UNKNOWN}, eligible={"a"})
@@ -132,10 +163,11 @@ STATE = st.sampled_from([UP, UP, UP, DOWN, UNKNOWN])
 
 
 @st.composite
-def fleets(draw: st.DrawFn) -> tuple[HashRing, dict[str, State], set[str], list[NodeOwnership]]:
+def fleets(draw: st.DrawFn) -> Fleet:
     members = draw(st.lists(st.sampled_from(HOSTS), min_size=1, max_size=5, unique=True))
     states = {h: draw(STATE) for h in HOSTS if draw(st.booleans()) or h in members}
     eligible = {m for m in members if draw(st.booleans()) or draw(st.booleans())}
+    departed = {h for h in HOSTS if draw(st.booleans()) or draw(st.booleans())}
     owner = st.sampled_from([None, RELEASED, "ghost", *HOSTS])
     nodes = [NodeOwnership(NODES[i], i if draw(st.booleans()) else None, draw(owner),
                            draw(st.booleans()))
@@ -143,7 +175,20 @@ def fleets(draw: st.DrawFn) -> tuple[HashRing, dict[str, State], set[str], list[
     # A node without a live record has no owner; one with an owner has a record.
     nodes = [NodeOwnership(n.node, n.record_id if n.owner is None else NODES.index(n.node),
                            n.owner, n.busy) for n in nodes]
-    return _ring(tuple(sorted(members))), states, eligible, nodes
+    return Fleet(_ring(tuple(sorted(members))), states, eligible, departed, nodes)
+
+
+@dataclass
+class Fleet:
+    ring: HashRing
+    states: dict[str, State]
+    eligible: set[str]
+    departed: set[str]
+    nodes: list[NodeOwnership]
+
+    def plan(self, me: str, nodes: list[NodeOwnership] | None = None) -> Plan:
+        return plan(me, self.nodes if nodes is None else nodes, self.ring, self.states,
+                    self.eligible, self.departed)
 
 
 _RINGS: dict[tuple[str, ...], HashRing] = {}
@@ -158,22 +203,25 @@ def _ring(members: tuple[str, ...]) -> HashRing:
 
 @settings(max_examples=300, deadline=None)
 @given(fleets())
-def test_never_a_move_away_from_an_up_or_unknown_owner(
-    fleet: tuple[HashRing, dict[str, State], set[str], list[NodeOwnership]],
-) -> None:
-    ring, states, eligible, nodes = fleet
-    by_node = {n.node: n for n in nodes}
+def test_never_a_move_away_from_an_up_or_unknown_owner(fleet: Fleet) -> None:
+    states = fleet.states
+    by_node = {n.node: n for n in fleet.nodes}
     for me in HOSTS:
-        p = plan(me, nodes, ring, states, eligible)
+        p = fleet.plan(me)
         for move in p.takes:
             owner = by_node[move.node].owner
             assert owner != me
-            assert owner in (None, RELEASED) or states.get(owner, DOWN) is DOWN, move
-            assert states.get(me) is UP and me in eligible
+            assert owner in (None, RELEASED) or owner not in states or (
+                states[owner] is DOWN and owner in fleet.departed), move
+            assert states.get(me) is UP and me in fleet.eligible
         for move in p.releases:
             n = by_node[move.node]
             assert n.owner == me and not n.busy  # only my own, only without an instance
-        owned = {n.node for n in nodes if n.owner == me}
+            # only to an eligible, UP member ranked before me for that node
+            preference = fleet.ring.get_nodes(n.node, len(fleet.ring))
+            before = preference[:preference.index(me)] if me in preference else preference
+            assert any(states.get(m) is UP and m in fleet.eligible for m in before)
+        owned = {n.node for n in fleet.nodes if n.owner == me}
         released = {m.node for m in p.releases}
         assert p.kept | released == owned and not p.kept & released
         assert not {m.node for m in p.takes} & owned
@@ -181,40 +229,40 @@ def test_never_a_move_away_from_an_up_or_unknown_owner(
 
 @settings(max_examples=300, deadline=None)
 @given(fleets())
-def test_observers_sharing_a_view_never_race_for_a_node(
-    fleet: tuple[HashRing, dict[str, State], set[str], list[NodeOwnership]],
-) -> None:
-    ring, states, eligible, nodes = fleet
+def test_observers_sharing_a_view_never_race_for_a_node(fleet: Fleet) -> None:
+    states = fleet.states
     takers: dict[str, list[str]] = {}
     for me in HOSTS:
-        for move in plan(me, nodes, ring, states, eligible).takes:
+        for move in fleet.plan(me).takes:
             takers.setdefault(move.node, []).append(me)
-    assert all(len(t) == 1 for t in takers.values()), takers
-    up_eligible = {m for m in eligible if states.get(m) is UP} & ring.members
-    for n in nodes:
-        takeable = n.owner in (None, RELEASED) or (
-            n.owner not in HOSTS or states.get(n.owner, DOWN) is DOWN)
+    by_node = {n.node: n for n in fleet.nodes}
+    for node, who in takers.items():
+        # One taker, except for an owner without a service row: gone for good, its nodes go
+        # to the first eligible members of their preference list at once (the ladder).
+        assert len(who) == 1 or (by_node[node].owner not in states
+                                 and len(who) <= LADDER), (node, who)
+    up_eligible = {m for m in fleet.eligible if states.get(m) is UP} & fleet.ring.members
+    for n in fleet.nodes:
+        takeable = n.owner in (None, RELEASED) or n.owner not in states or (
+            states[n.owner] is DOWN and n.owner in fleet.departed)
         if up_eligible and takeable:
             assert n.node in takers, n  # nothing takeable is left orphaned
 
 
 @settings(max_examples=150, deadline=None)
 @given(fleets(), st.randoms(use_true_random=False))
-def test_ticks_converge_to_every_node_owned_by_a_live_member(
-    fleet: tuple[HashRing, dict[str, State], set[str], list[NodeOwnership]],
-    rnd: random.Random,
-) -> None:
+def test_ticks_converge_to_every_node_owned_by_a_live_member(fleet: Fleet,
+                                                            rnd: random.Random) -> None:
     """Agents ticking in any order, each move applied as a compare-and-set on a shared
-    table: within three rounds every node is owned by an UP member, each free node by its
-    target, and further ticks move nothing."""
-    ring, states, eligible, nodes = fleet
-    live = {m for m in eligible if states.get(m) is UP} & ring.members
-    owner = {n.node: n.owner for n in nodes}
-    busy = {n.node: n.busy for n in nodes}
+    table: within three rounds every free node is owned by its target, every node whose
+    owner has departed by an eligible member, and further ticks move nothing."""
+    states = fleet.states
+    live = {m for m in fleet.eligible if states.get(m) is UP} & fleet.ring.members
+    owner = {n.node: n.owner for n in fleet.nodes}
+    busy = {n.node: n.busy for n in fleet.nodes}
 
     def tick(me: str) -> int:
-        facts = [NodeOwnership(k, 1, v, busy[k]) for k, v in owner.items()]
-        p = plan(me, facts, ring, states, eligible)
+        p = fleet.plan(me, [NodeOwnership(k, 1, v, busy[k]) for k, v in owner.items()])
         moves = 0
         for m in (*p.releases, *p.takes):
             if owner[m.node] == m.expected:  # the compare-and-set
@@ -229,81 +277,122 @@ def test_ticks_converge_to_every_node_owned_by_a_live_member(
             tick(me)
     if not live:
         return
-    target = targets(ring, owner, live)
+    target = targets(fleet.ring, owner, live)
     for node, who in owner.items():
         if who in live:
             assert who == target[node] or busy[node]
         else:
-            # Only a node whose owner is alive-but-not-eligible (UP or UNKNOWN) may keep it.
-            assert who not in (None, RELEASED) and states.get(who, DOWN) is not DOWN
+            # Only a host not departed (UP, UNKNOWN, or DOWN not long enough) keeps nodes.
+            assert who not in (None, RELEASED) and who in states, (node, who)
+            assert states[who] is not DOWN or who not in fleet.departed
     assert sum(tick(me) for me in HOSTS) == 0
 
 
 # -- debounce -------------------------------------------------------------------------------------
+MEMBERS = ("a", "b", "c", "d", "f")
+
+
+def states_of(up: set[str], unknown: set[str] = frozenset()) -> dict[str, State]:  # type: ignore[assignment]
+    return {m: UP if m in up else UNKNOWN if m in unknown else DOWN for m in MEMBERS}
+
+
+def see(d: MembershipDebouncer, up: set[str], now: float,
+        unknown: set[str] = frozenset()) -> Membership:  # type: ignore[assignment]
+    return d.observe(states_of(up, unknown), MEMBERS, now)
+
+
+def settled(up: set[str], debounce: float = 10, at: float = -100) -> MembershipDebouncer:
+    d = MembershipDebouncer(debounce)
+    see(d, up, at)
+    see(d, up, at + debounce)
+    return d
+
+
 def test_a_starting_observer_waits_the_debounce_too() -> None:
     d = MembershipDebouncer(10)
-    m = d.observe({"a", "b"}, now=0)
-    assert m.members == m.eligible == frozenset()  # nobody is a target: nothing moves
-    assert d.observe({"a", "b"}, 9).members == frozenset()
-    m = d.observe({"a", "b"}, 10)
-    assert m.members == {"a", "b"} and m.eligible == {"a", "b"}
+    m = see(d, {"a", "b"}, 0)
+    assert m.members == m.eligible == frozenset() and not m.departed  # nothing moves yet
+    assert see(d, {"a", "b"}, 9).members == frozenset()
+    m = see(d, {"a", "b"}, 10)
+    assert m.members == m.eligible == {"a", "b"} and set(m.departed) == {"c", "d", "f"}
 
 
-def settled(members: set[str], debounce: float = 10, at: float = -100) -> MembershipDebouncer:
-    d = MembershipDebouncer(debounce)
-    d.observe(members, at)
-    d.observe(members, at + debounce)
-    return d
+def test_departed_counts_whole_debounce_periods() -> None:
+    d = settled({"a", "b"})
+    see(d, {"a"}, 0)
+    assert "b" not in see(d, {"a"}, 9.9).departed
+    assert see(d, {"a"}, 10).departed["b"] == 1
+    assert see(d, {"a"}, 29.9).departed["b"] == 2
+    assert see(d, {"a"}, 30).departed["b"] == 3
+    assert see(d, {"a"}, 1000).departed["b"] == LADDER  # counted up to the ladder's end
 
 
 def test_a_join_is_adopted_and_eligible_after_the_debounce() -> None:
     d = settled({"a"})
-    d.observe({"a"}, 0)
-    assert d.observe({"a", "b"}, 1).members == {"a"}
-    assert d.observe({"a", "b"}, 10.9).members == {"a"}
-    m = d.observe({"a", "b"}, 11)
+    see(d, {"a"}, 0)
+    assert see(d, {"a", "b"}, 1).members == {"a"}
+    assert see(d, {"a", "b"}, 10.9).members == {"a"}
+    m = see(d, {"a", "b"}, 11)
     assert m.members == {"a", "b"} and m.eligible == {"a", "b"}
 
 
-def test_a_leave_makes_the_member_ineligible_at_once_and_drops_it_after_the_debounce() -> None:
+def test_a_death_is_ineligible_at_once_departed_and_dropped_after_the_debounce() -> None:
     d = settled({"a", "b"})
-    d.observe({"a", "b"}, 0)
-    m = d.observe({"a"}, 1)
+    m = see(d, {"a"}, 1)
     assert m.members == {"a", "b"} and m.eligible == {"a"}  # no reshuffle yet
-    assert d.observe({"a"}, 11).members == {"a"}
+    assert "b" not in m.departed  # a late heartbeat is not a death yet
+    m = see(d, {"a"}, 11)
+    assert m.members == {"a"} and "b" in m.departed
+
+
+def test_unknown_is_neither_eligible_nor_departed_nor_a_departure_from_the_ring() -> None:
+    d = settled({"a", "b"})
+    for t in range(1, 40):
+        m = see(d, {"a"}, t, unknown={"b"})
+        assert m.members == {"a", "b"} and m.eligible == {"a"} and "b" not in m.departed
+
+
+def test_unknown_does_not_break_a_down_streak_but_up_does() -> None:
+    d = settled({"a", "b"})
+    see(d, {"a"}, 0)
+    see(d, {"a"}, 5, unknown={"b"})  # the report path degraded: b is UNKNOWN
+    assert "b" not in see(d, {"a"}, 9, unknown={"b"}).departed  # only while DOWN
+    assert see(d, {"a"}, 10).departed["b"] == 1  # the streak began at 0
+    see(d, {"a", "b"}, 11)  # b reported: a sign of life
+    assert "b" not in see(d, {"a"}, 12).departed
+    assert "b" not in see(d, {"a"}, 21.9).departed
+    assert see(d, {"a"}, 22).departed["b"] == 1
 
 
 def test_a_member_back_within_the_debounce_stays_in_the_ring_but_waits_to_be_eligible() -> None:
     d = settled({"a", "b"})
-    d.observe({"a", "b"}, 0)
-    d.observe({"a"}, 1)
-    m = d.observe({"a", "b"}, 5)
+    see(d, {"a"}, 1)
+    m = see(d, {"a", "b"}, 5)
     assert m.members == {"a", "b"} and m.eligible == {"a"}
-    assert d.observe({"a", "b"}, 14.9).eligible == {"a"}
-    assert d.observe({"a", "b"}, 15).eligible == {"a", "b"}
+    assert see(d, {"a", "b"}, 14.9).eligible == {"a"}
+    assert see(d, {"a", "b"}, 15).eligible == {"a", "b"}
 
 
-def test_a_flapping_member_never_changes_the_ring_nor_becomes_eligible() -> None:
+def test_a_flapping_member_never_changes_the_ring_nor_is_eligible_nor_departs() -> None:
     d = settled({"a"}, 3)
-    d.observe({"a"}, 0)
     for t in range(1, 200):
-        m = d.observe({"a", "f"} if t % 2 else {"a"}, t)
-        assert m.members == {"a"} and m.eligible == {"a"}
+        m = see(d, {"a", "f"} if t % 2 else {"a"}, t)
+        assert m.members == {"a"} and m.eligible == {"a"} and "f" not in m.departed
 
 
 def test_one_flapping_member_does_not_hold_back_another_join() -> None:
     d = settled({"a"}, 3)
-    d.observe({"a"}, 0)
     m = None
     for t in range(1, 6):
-        m = d.observe({"a", "b", "f"} if t % 2 else {"a", "b"}, t)
+        m = see(d, {"a", "b", "f"} if t % 2 else {"a", "b"}, t)
     assert m is not None and m.members == {"a", "b"} and m.eligible == {"a", "b"}
 
 
 def test_zero_debounce_follows_every_change() -> None:
     d = MembershipDebouncer(0)
-    d.observe({"a"}, 0)
-    assert d.observe({"b"}, 0).members == {"b"}
+    see(d, {"a"}, 0)
+    m = see(d, {"b"}, 0)
+    assert m.members == m.eligible == {"b"} and "a" in m.departed
 
 
 def test_negative_debounce_is_refused() -> None:
@@ -313,32 +402,36 @@ def test_negative_debounce_is_refused() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.floats(0, 5), st.lists(
-    st.tuples(st.floats(0, 3), st.frozensets(st.sampled_from("abcd"))), min_size=1,
-    max_size=40))
+    st.tuples(st.floats(0, 3), st.dictionaries(st.sampled_from(MEMBERS),
+                                               st.sampled_from([UP, DOWN, UNKNOWN]))),
+    min_size=1, max_size=40))
 def test_debounce_properties(debounce: float,
-                             steps: list[tuple[float, frozenset[str]]]) -> None:
-    """A member's ring presence changes only after it was observed different for the whole
-    debounce; eligible members are live, in the ring, and up for the whole debounce."""
+                             steps: list[tuple[float, dict[str, State]]]) -> None:
+    """Ring presence changes only after it was observed different for the whole debounce;
+    eligible members were UP, and departed hosts DOWN, at every observation of the last
+    debounce, and for at least that long."""
     d = MembershipDebouncer(debounce)
     now = 0.0
-    history: list[tuple[float, frozenset[str]]] = []
+    history: list[tuple[float, dict[str, State]]] = []
     previous: frozenset[str] = frozenset()
-    for gap, live in steps:
+
+    def steady(host: str, wanted: Callable[[State], bool]) -> bool:
+        window = [s for t, s in history if now - t < debounce]
+        since = [t for t, s in history if wanted(s.get(host, DOWN))]
+        return all(wanted(s.get(host, DOWN)) for s in window) and bool(since) and (
+            now - min(since) >= debounce)
+
+    for gap, states in steps:
         now += gap
-        history.append((now, live))
-        m = d.observe(live, now)
-        assert m.eligible <= live & m.members
+        history.append((now, states))
+        m = d.observe(states, MEMBERS, now)
+        assert m.eligible <= m.members
         for member in m.eligible:
-            # seen live at every observation of the last ``debounce`` seconds, and seen
-            # for at least that long
-            assert all(member in seen for t, seen in history if now - t < debounce)
-            assert now - min(t for t, seen in history if member in seen) >= debounce
+            assert states.get(member) is UP and steady(member, lambda s: s is UP)
+        for host in m.departed:
+            # DOWN now, never UP within the last debounce, and not UP for that long
+            assert states.get(host) is DOWN and steady(host, lambda s: s is not UP)
         for member in m.members ^ previous:
-            # it flipped now: every observation of the last debounce seconds agreed, and
-            # the first of those is at least a debounce ago
-            window = [seen for t, seen in history if now - t < debounce]
             present = member in m.members
-            assert all((member in seen) == present for seen in window)
-            if present:
-                assert now - min(t for t, seen in history if member in seen) >= debounce
+            assert steady(member, lambda s, p=present: (s is not DOWN) == p)  # type: ignore[misc]
         previous = m.members

@@ -136,9 +136,15 @@ class BaremetalDriver(VirtDriver):
         tick's picture then stays (every write is conditional on owning the record anyway).
         """
         with self._sync_lock:
-            nodes = {n.uuid: n for n in self.source.list_nodes()}
-            view = self.conductor.ring_view(self.host)
-            membership = self.debouncer.observe(view.live_members, self.clock.monotonic())
+            if isinstance(self.source, _ConductorNodes):  # both in one round trip
+                view = self.conductor.ring_view(self.host, with_nodes=True)
+                listed = view.nodes or []
+            else:
+                listed = self.source.list_nodes()
+                view = self.conductor.ring_view(self.host)
+            nodes = {n.uuid: n for n in listed}
+            membership = self.debouncer.observe(view.states, view.members,
+                                                self.clock.monotonic())
             rebuilt = self._ring_for(membership)
             records: dict[str, RecordState] = {r.node_uuid: r for r in view.records}
             facts = []
@@ -150,7 +156,8 @@ class BaremetalDriver(VirtDriver):
                     owner=rec.host if rec is not None and rec.live else None,
                     busy=node.instance_uuid is not None
                     or (rec is not None and rec.live and rec.running_vms > 0)))
-            decided = plan(self.host, facts, self._ring, view.states, membership.eligible)
+            decided = plan(self.host, facts, self._ring, view.states,
+                           eligible=membership.eligible, departed=membership.departed)
             takes = []
             for m in decided.takes:
                 rec = records.get(m.node)
@@ -225,7 +232,13 @@ class BaremetalDriver(VirtDriver):
                 return RUNNING
             for node in self._owned.values():
                 if node.instance_uuid == instance_uuid:
-                    return RUNNING if node.power_state == bdb.POWER_ON else SHUTDOWN
+                    return _power(node)
+        # Not in the last tick's picture: provisioned, or its node taken, since. The
+        # manager asks about instances the database places here; an answer from a stale
+        # picture would report a running machine as dead. Ask the source.
+        for node in self.source.list_nodes():
+            if node.instance_uuid == instance_uuid:
+                return _power(node)
         return NOSTATE
 
     def inventory(self) -> Inventory:
@@ -237,6 +250,10 @@ class BaremetalDriver(VirtDriver):
         cleanup = getattr(self._transport, "cleanup", None)
         if cleanup is not None:
             cleanup()
+
+
+def _power(node: Node) -> int:
+    return RUNNING if node.power_state == bdb.POWER_ON else SHUTDOWN
 
 
 def _without_instance(node: Node) -> Node:
