@@ -31,8 +31,12 @@ def render() -> str:
         help="oslo.messaging transport: rabbit://guest:guest@127.0.0.1:5672/ across processes; "
         "fake:// only inside one process (vigil up).",
     )
-    groups = [(g, [*o, transport] if g is None else o) for g, o in opts.list_opts()]
-    for group, options in groups:
+    # Merge entries of the same group (several modules contribute to [DEFAULT]).
+    merged: dict[str | None, list[cfg.Opt]] = {}
+    for g, o in opts.list_opts():
+        merged.setdefault(g, []).extend(o)
+    merged[None].append(transport)
+    for group, options in merged.items():
         lines.append(f"[{group or 'DEFAULT'}]")
         lines.append("")
         for opt in options:
