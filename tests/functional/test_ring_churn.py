@@ -7,9 +7,14 @@ at random (seeded: ``VIGIL_CHURN_SEED``, printed). A checker samples the databas
 while, each sample one read transaction, and holds it to the invariants:
 
 * never a node with two live compute-node records (two owners);
-* never a node without a live owner for longer than ``BOUND`` = service_down_time + one
-  tick + the membership debounce + ``SLACK``; "live owner" is the checker's own truth: the
-  owner's process is running (the database's liveness lags a kill by service_down_time);
+* never a node without a live owner for longer than ``Settings.bound`` = service_down_time
+  + one tick + the membership debounce + ``SLACK``. "Live owner" is the checker's own truth:
+  the owner's process is running (the database's liveness lags a kill by
+  service_down_time). Two things are not counted against the bound, both by design: the
+  time during which the report path could not prove a death (a stale service is then
+  UNKNOWN, never DOWN, and its nodes wait: measured from the report_paths table, the same
+  rule the readers apply), and what happened before the node's current owner got it (a node
+  taken by a service that is killed right after starts a new episode: a second failure);
 * capacity (what os-hypervisors statistics adds up: every live bare-metal record) always
   equals the inventory of the owned nodes, and never exceeds the inventory;
 * an instance is always on a host that owns its node (it moves with the node).
@@ -109,7 +114,11 @@ class Sample:
 def read_sample(engine: Engine, inventory: dict[str, bdb.Node],
                 settings: Settings | None = None) -> Sample:
     cn = ComputeNode
-    with engine.connect() as conn, conn.begin():  # one read transaction: one snapshot
+    with engine.connect() as conn:
+        # One read transaction, one snapshot. pysqlite sends no BEGIN before a SELECT (each
+        # would read its own snapshot and a hand-over committed between two of them would
+        # look like an instance away from its node's owner): begin it by hand.
+        conn.exec_driver_sql("BEGIN")
         at = time.monotonic()
         now = conn.execute(sa.select(utcnow())).scalar_one()
         beats = conn.execute(sa.select(ReportPath.last_beat, ReportPath.healthy_since)).all()
@@ -120,6 +129,7 @@ def read_sample(engine: Engine, inventory: dict[str, bdb.Node],
                                             BareMetalNodeRecord.compute_node_id)).all())
         placed = conn.execute(sa.select(Instance.uuid, Instance.host, Instance.compute_node_id)
                               .where(Instance.deleted == 0)).all()
+        conn.rollback()
     per_node: dict[str, list[Any]] = {}
     for r in records:
         per_node.setdefault(r.hypervisor_hostname, []).append(r)
@@ -162,10 +172,10 @@ class Report:
     max_unmanaged: float = 0.0  # raw, wall clock
     max_counted: float = 0.0  # minus the time liveness could not prove deaths (the bound's)
     degraded: float = 0.0  # seconds during which the report path could not prove a death
-    moves_kill: int = 0
-    moves_join: int = 0
-    ideal_kill: float = 0.0
-    ideal_join: float = 0.0
+    moves_kill: int = 0  # take-overs: from an owner that was not running
+    moves_join: int = 0  # rebalances: from a running owner that released the node
+    ideal_kill: float = 0.0  # the nodes each killed agent owned
+    ideal_join: float = 0.0  # each restarted agent's fair share
     kills: list[Kill] = field(default_factory=list)
     restarts: int = 0
     events: list[str] = field(default_factory=list)  # wall-clock times, to read with the logs
@@ -189,17 +199,12 @@ class Checker(threading.Thread):
         self.report = report
         self._previous_at: float | None = None
         self._degraded_at_start: dict[str, float] = {}
+        self._episode_owner: dict[str, str | None] = {}
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.last: Sample | None = None
         self._unmanaged_since: dict[str, float] = {}
-        self._manager: dict[str, str] = {}  # last live owner seen for each node
-        self._cause = "join"
-
-    def note(self, cause: str) -> None:
-        """Attribute the moves from now on to a kill or a join (for the move counts)."""
-        with self.lock:
-            self._cause = cause
+        self._manager: dict[str, str] = {}  # last owner seen for each node
 
     def check(self, s: Sample) -> None:
         r = self.report
@@ -224,6 +229,12 @@ class Checker(threading.Thread):
                 self._unmanaged_since.pop(node_uuid, None)
                 self._degraded_at_start.pop(node_uuid, None)
             else:
+                if self._episode_owner.get(node_uuid, owner) != owner:
+                    # It moved, to an owner that is not running either (it took the node and
+                    # was killed right after): a second failure, a new episode.
+                    self._unmanaged_since.pop(node_uuid, None)
+                    self._degraded_at_start.pop(node_uuid, None)
+                self._episode_owner[node_uuid] = owner
                 since = self._unmanaged_since.setdefault(node_uuid, s.at)
                 age = s.at - since
                 # While the report path cannot prove a death, a dead owner is UNKNOWN, never
@@ -239,13 +250,15 @@ class Checker(threading.Thread):
                                         f"{owner!r}) since {began}")
                     self._unmanaged_since[node_uuid] = s.at  # report each episode once
                     self._degraded_at_start[node_uuid] = r.degraded
-            if owner and self._manager.get(node_uuid) != owner:
-                if node_uuid in self._manager:
-                    with self.lock:
-                        if self._cause == "kill":
-                            r.moves_kill += 1
-                        else:
-                            r.moves_join += 1
+            previous = self._manager.get(node_uuid)
+            if owner and previous != owner:
+                if previous is not None:
+                    # From a dead owner: a take-over (a kill's cost); from a live one (it
+                    # released the node): a rebalance (a restart's cost, or the ring settling).
+                    if previous in alive:
+                        r.moves_join += 1
+                    else:
+                        r.moves_kill += 1
                 self._manager[node_uuid] = owner
         for k in r.kills:
             if k.recovered_after is None and k.host not in s.owners.values() \
@@ -393,7 +406,6 @@ def run_churn(settings: Settings, config: Path, db_url: str, logs: Path,
             if revivable and (len(alive) <= 2 or rnd.random() < 0.5):
                 host = rnd.choice(revivable)
                 del dead[host]
-                checker.note("join")
                 report.restarts += 1
                 report.ideal_join += settings.nodes / (len(alive) + 1)
                 report.event(f"restart {host}")
@@ -403,14 +415,12 @@ def run_churn(settings: Settings, config: Path, db_url: str, logs: Path,
                 with checker.lock:
                     last = checker.last
                 owned = sum(1 for o in last.owners.values() if o == host) if last else 0
-                checker.note("kill")
                 cluster.kill(host)
                 report.event(f"kill {host} (owned {owned})")
                 dead[host] = time.monotonic()
                 report.kills.append(Kill(host, dead[host], owned))
                 report.ideal_kill += owned
         for host in list(dead):
-            checker.note("join")
             report.restarts += 1
             report.ideal_join += settings.nodes / len(members)
             cluster.compute(host)
@@ -438,9 +448,11 @@ def summarize(settings: Settings, r: Report, out: Callable[[str], None]) -> None
         f"{r.max_counted:.1f} s counted, bound {settings.bound:g} s ({r.max_unmanaged:.1f} s "
         f"wall clock; the report path could not prove deaths for {r.degraded:.1f} s in all)")
     if ideal:
-        out(f"  nodes moved: {actual} / ideal {ideal:.0f} = {actual / ideal:.2f}x "
-            f"(after kills {r.moves_kill} / {r.ideal_kill:.0f}, after restarts "
-            f"{r.moves_join} / {r.ideal_join:.0f})")
+        out(f"  nodes moved: {actual} / ideal {ideal:.0f} = {actual / ideal:.2f}x; take-overs "
+            f"{r.moves_kill} / {r.ideal_kill:.0f} owned by the killed agents = "
+            f"{r.moves_kill / max(r.ideal_kill, 1):.2f}x, rebalances {r.moves_join} / "
+            f"{r.ideal_join:.0f} fair shares of the restarted agents = "
+            f"{r.moves_join / max(r.ideal_join, 1):.2f}x")
     if recovered:
         out(f"  re-coverage after a kill: median {statistics.median(recovered):.1f} s, "
             f"max {max(recovered):.1f} s over {len(recovered)} kills "
