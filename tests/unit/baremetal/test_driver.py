@@ -264,3 +264,39 @@ def test_capacity_is_never_over_reported_while_nodes_move(fleet: Fleet) -> None:
             assert all(t <= i for t, i in zip(totals, inventory, strict=True))
             seen.update(o for o in fleet.owners().values() if o)
     assert set(seen) >= {"h1", "h2", "h3"} and moves >= 20
+
+
+def test_node_sources_conform_and_agree(fleet: Fleet) -> None:
+    """The database source (API, CLI) and the agents' source through the conductor are the
+    same inventory behind the same small protocols."""
+    from vigil.baremetal.source import DatabaseNodeSource, NodeSource, Provisioner
+    from vigil.compute.virt.baremetal import _ConductorNodes
+
+    direct = DatabaseNodeSource(fleet.engine)
+    remote = _ConductorNodes(fleet.conductor)
+    assert isinstance(direct, NodeSource) and isinstance(remote, NodeSource)
+    assert isinstance(direct, Provisioner) and isinstance(fleet.conductor, Provisioner)
+
+    def key(n: bdb.Node) -> tuple[object, ...]:
+        return (n.uuid, n.name, n.cpus, n.memory_mb, n.local_gb, n.power_state,
+                n.maintenance, n.instance_uuid)
+
+    assert sorted(map(key, direct.list_nodes())) == sorted(map(key, remote.list_nodes()))
+
+
+def test_a_node_in_maintenance_is_reported_but_takes_no_instance(fleet: Fleet) -> None:
+    spare = bdb.node_create(fleet.engine, name="spare", cpus=4, memory_mb=4096, local_gb=10,
+                            maintenance=True)
+    fleet.settle()
+    rec = next(n for n in cdb.compute_nodes(fleet.engine)
+               if n.hypervisor_hostname == spare.uuid)
+    assert rec.vcpus == 4 and rec.cpu_allocation_ratio == 0.0 and not rec.fits(1, 1, 0)
+
+
+def test_up_registers_its_nodes_once(sqlite_engine: Engine) -> None:
+    from vigil.up import register_baremetal_nodes
+
+    assert register_baremetal_nodes(sqlite_engine, 4) == 4
+    assert register_baremetal_nodes(sqlite_engine, 6) == 2  # a restart finds its nodes
+    assert sorted(n.name or "" for n in bdb.nodes(sqlite_engine)) == [
+        f"bm-{i}" for i in range(1, 7)]
