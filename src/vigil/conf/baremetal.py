@@ -2,12 +2,13 @@
 
 How long a node can go unmanaged, in terms of these options (see docs/baremetal.md):
 
-* its owner is killed: ``service_down_time`` (until the owner is DOWN) + one resource
-  tick (``[compute] update_resources_interval``, until the ring's next member takes it);
-  the debounce does not add to this: a DOWN owner's nodes go to the next eligible member at
-  once.
-* its owner hands it over to a member that joined: one tick (released by the owner, taken
-  by the new member on its next tick), after the newcomer has been up for
+* its owner is killed: ``service_down_time`` (until the owner is DOWN) +
+  ``membership_debounce`` (until it has *departed*: a heartbeat late for a moment is not a
+  death) + about one resource tick (``[compute] update_resources_interval``: until the
+  node's target takes it). If the target died too, unnoticed yet, one more debounce per
+  step down the node's preference list.
+* its owner hands it over to a member that joined: about one tick (released by the owner,
+  taken by the newcomer at its next tick), once the newcomer has been up for
   ``membership_debounce``.
 """
 
@@ -23,11 +24,12 @@ BAREMETAL_OPTS: list[cfg.Opt] = [
         default=20.0,
         min=0.0,
         help="Seconds a bare-metal compute service's liveness must stay unchanged (on each "
-        "observer's monotonic clock) before the hash ring follows it: a service that joins "
-        "gets nodes only after it has been up this long, and one that leaves is dropped "
-        "from the ring only after it has been gone this long (its nodes do not wait: they "
-        "go to the next live member as soon as it is down). A service flapping faster than "
-        "this never moves nodes back and forth. 0: follow every change at once.",
+        "observer's monotonic clock) before the ring acts on it: a service gets nodes only "
+        "once it has been up this long, its nodes are taken only once it has been down this "
+        "long, and the ring's membership follows a join or a departure only after this long "
+        "(unknown liveness is neither). A service flapping faster than this moves no nodes. "
+        "A killed service's nodes wait service_down_time + this + about one "
+        "update_resources_interval. 0: follow every change at once.",
     ),
     cfg.StrOpt(
         "node_source",
