@@ -261,8 +261,10 @@ class Checker(threading.Thread):
                         r.moves_kill += 1
                 self._manager[node_uuid] = owner
         for k in r.kills:
-            if k.recovered_after is None and k.host not in s.owners.values() \
-                    and all(o for o in s.owners.values()):
+            # Re-covered: every node the killed agent owned has a new owner (they go to their
+            # takers directly, never through a release). Not once it is running again.
+            if k.recovered_after is None and k.host not in alive \
+                    and k.host not in s.owners.values():
                 k.recovered_after = s.at - k.at
 
     def run(self) -> None:
