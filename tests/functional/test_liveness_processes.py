@@ -68,12 +68,13 @@ def test_kill9_down_after_down_time_then_restart(env: Any) -> None:
          30, what="both computes up")
     row_id = states()["c1"][1]
 
+    killed = time.monotonic()  # taken before the kill: elapsed can only be over-estimated
     c1.kill9()
-    killed = time.monotonic()
     poll(lambda: states()["c1"][0] is State.DOWN, DOWN + 10, what="c1 down")
     elapsed = time.monotonic() - killed
-    # Its last report was at most one interval (plus jitter) before the kill.
-    assert elapsed >= DOWN - REPORT * 1.2, elapsed
+    # Its last heartbeat was stamped at most one interval (+10% jitter) plus one coalescing
+    # tick (0.1 s) before the kill, so down cannot show much earlier than that after it.
+    assert elapsed >= DOWN - (REPORT * 1.1 + 0.1) - 0.2, elapsed
     assert states()["c2"][0] is State.UP
 
     start("c1-again", "compute", "--host", "c1")

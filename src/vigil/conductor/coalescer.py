@@ -76,6 +76,11 @@ class ReportCoalescer:
         with self._lock:
             self._probed = True
 
+    def discard(self, service_id: int) -> None:
+        """Drop a queued heartbeat: a report flushed after a clean leave would undo the leave."""
+        with self._lock:
+            self._pending.discard(service_id)
+
     def forget_deleted(self, service_id: int) -> None:
         """A deleted row was revived (service restarted): accept its reports again."""
         with self._lock:

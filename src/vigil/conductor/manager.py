@@ -48,6 +48,7 @@ class ConductorManager:
         return self.coalescer.add(int(service_id))
 
     def service_leave(self, ctxt: dict[str, Any], service_id: int) -> None:
+        self.coalescer.discard(int(service_id))
         db.record_leave(self._engine, int(service_id))
 
     def probe(self, ctxt: dict[str, Any]) -> None:
