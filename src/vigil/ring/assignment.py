@@ -23,19 +23,17 @@ The rules (Nova's ironic driver's rule, made safe)
 --------------------------------------------------
 The observer's settled view (:class:`MembershipDebouncer`) gives the ring's members, the
 *eligible* members (UP without a break for the debounce: they may be given nodes) and the
-*departed* hosts (DOWN without a break for the debounce: their nodes may be taken). A
-node's *target* is the first eligible member of its ring preference list. Observer ``me``,
-for each node:
+*departed* hosts (DOWN: their nodes may be taken). A node's *target* is the first eligible
+member of its ring preference list. Observer ``me``, for each node:
 
 1. ``me`` owns it: keep it, unless an eligible member comes before ``me`` in the node's
    preference list and the node holds no instance; then *release* it for that member to
    take (Nova: "nodes with instances it manages" stay). ``me``'s own liveness does not
    enter: a late heartbeat of ``me`` must not make it drop everything; if ``me`` is really
    DOWN, rule 3 moves its nodes anyway.
-2. Another service owns it and that service is UP, UNKNOWN, or DOWN for less than the
-   debounce: never touch it (Nova: "minus nodes with an instance managed by another live
-   service"). UNKNOWN is not DOWN: a service whose liveness cannot be read may well be
-   running and managing the node.
+2. Another service owns it and that service is UP or UNKNOWN: never touch it (Nova: "minus
+   nodes with an instance managed by another live service"). UNKNOWN is not DOWN: a service
+   whose liveness cannot be read may well be running and managing the node.
 3. ``me`` is its target and UP: *take* it if it has no record (create one), if it was
    released, or if its owner has departed (or has no service at all) -- instance included:
    that is what Nova could not do (a node whose service died stayed unmanageable).
@@ -158,12 +156,11 @@ def plan(me: str, nodes: Iterable[NodeOwnership], ring: HashRing,
 
     ``states`` maps compute hosts to their state now (batch liveness). ``eligible``: the
     ring members that may be targets (default: those UP; one not UP in ``states`` never is).
-    ``departed``: hosts DOWN long enough for their nodes to be taken, each with how many
-    debounce periods it has been (a set counts one each; default: those DOWN, one each; a
-    host not DOWN in ``states`` never has departed; one without a service row always has,
-    for good). Never proposes a move away from an owner that is UP or UNKNOWN: only a
-    released record, a missing one, or a departed owner's record can be taken, and ``me``
-    only releases its own.
+    ``departed``: hosts whose nodes may be taken, each with its ladder step (1: only the
+    target may take; a set counts 1 each; default: those DOWN, 1 each; a host not DOWN in
+    ``states`` never has departed; one without a service row always has, for good). Never
+    proposes a move away from an owner that is UP or UNKNOWN: only a released record, a
+    missing one, or a departed owner's record can be taken, and ``me`` only releases its own.
     """
     up = {m for m, s in states.items() if s is State.UP}
     down = {m for m, s in states.items() if s is State.DOWN}
@@ -214,8 +211,8 @@ class Membership:
 
     ``members``: the ring's members (each one's presence has settled). ``eligible``: members
     that may be given nodes (UP without a break for the debounce). ``departed``: hosts DOWN
-    without a break for at least one debounce (their nodes may be taken), with how many
-    whole debounce periods.
+    now (their nodes may be taken), each with 1 + the whole debounce periods it has been so
+    (the ladder's step, up to :data:`LADDER`).
     """
 
     members: frozenset[str]
@@ -237,15 +234,18 @@ class MembershipDebouncer:
     * A member is *eligible* to be given nodes only while it has been seen UP without a
       break for ``debounce`` seconds: a service that came back gets its share only once it
       has stayed up, so one flapping faster than the debounce never pulls nodes back.
-    * A host has *departed* (its nodes may be taken) once seen DOWN without a break for
-      ``debounce`` seconds: a service whose heartbeat was late for a moment keeps its nodes.
-      Only UP breaks that streak: UNKNOWN in between (the report path degraded for a while)
-      is no sign of life, and waiting a whole debounce again after it would only delay the
-      hand-over of a dead service's nodes. A host is departed only while it is DOWN, though.
+    * A host has *departed* (its nodes may be taken) as soon as it is seen DOWN: DOWN is
+      already the liveness module's settled verdict (a heartbeat older than
+      service_down_time while reports were getting through), and a dead service's nodes
+      must not wait a debounce on top of it. What the debounce stops is the other half of a
+      flap: the service gets nothing back until it has stayed up (eligibility, above), so a
+      flapping service loses its nodes once, not at every flap. The DOWN streak, counted in
+      debounce periods, drives the ladder (:func:`plan`); only UP breaks it: UNKNOWN in
+      between (the report path degraded for a while) is no sign of life.
 
-    A starting observer is patient too: its ring starts empty, each member joins it once
-    seen present for ``debounce`` seconds, and a host it first sees DOWN departs a debounce
-    later. So agents started together agree on the ring before any of them takes a node
+    A starting observer is patient too: its ring starts empty and each member joins it once
+    seen present for ``debounce`` seconds (the observer itself included, so it takes nothing
+    before then). So agents started together agree on the ring before any of them takes a node
     (adopting the first picture at once would let the first agent up take every node, only
     to hand most of them over a debounce later), and an empty ring gives no node a target:
     a restarted agent keeps what it owns and takes nothing meanwhile.
@@ -302,9 +302,9 @@ class MembershipDebouncer:
         wait = self.debounce
         departed: dict[str, int] = {}
         for host, since in self._down_since.items():
-            if now - since >= wait and states.get(host) is State.DOWN:
-                departed[host] = int(min((now - since) // wait, LADDER)) if wait > 0 \
-                    else LADDER
+            if states.get(host) is State.DOWN:
+                step = 1 + int(min((now - since) // wait, LADDER)) if wait > 0 else LADDER
+                departed[host] = min(step, LADDER)
         return Membership(
             members=self._members,
             eligible=frozenset(m for m, t in self._up_since.items()

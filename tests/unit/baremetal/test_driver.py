@@ -54,12 +54,9 @@ class Fleet:
         self.tick(2)
 
     def kill(self, host: str, survivors: Iterable[str]) -> None:
-        """``host`` goes DOWN; the survivors see it down, and again a debounce later, when
-        it has departed and its nodes are taken."""
+        """``host`` goes DOWN; the survivors see it and take its nodes."""
         set_state(self.engine, db.service_get_by_host_binary(self.engine, host,
                                                              "vigil-compute"), "down")
-        self.tick(1, hosts=survivors)
-        self.clock.advance(DEBOUNCE)
         self.tick(1, hosts=survivors)
 
     def owners(self) -> dict[str, str | None]:
@@ -111,10 +108,7 @@ def test_a_dead_services_nodes_are_taken_instance_included(fleet: Fleet) -> None
 
     set_state(fleet.engine, db.service_get_by_host_binary(fleet.engine, "h2", "vigil-compute"),
               "down")
-    fleet.tick(1, hosts=["h1", "h3"])
-    assert "h2" in fleet.owners().values()  # a late heartbeat is not a death yet
-    fleet.clock.advance(DEBOUNCE)
-    fleet.tick(1, hosts=["h1", "h3"])  # departed: taken, without waiting for the ring
+    fleet.tick(1, hosts=["h1", "h3"])  # DOWN: taken at once, without waiting for the ring
     owners = fleet.owners()
     assert not {n for n, o in owners.items() if o == "h2"}
     assert set(owners.values()) == {"h1", "h3"} and len(owners) == 30

@@ -311,19 +311,19 @@ def settled(up: set[str], debounce: float = 10, at: float = -100) -> MembershipD
 def test_a_starting_observer_waits_the_debounce_too() -> None:
     d = MembershipDebouncer(10)
     m = see(d, {"a", "b"}, 0)
-    assert m.members == m.eligible == frozenset() and not m.departed  # nothing moves yet
+    assert m.members == m.eligible == frozenset()  # no targets: nothing moves yet
     assert see(d, {"a", "b"}, 9).members == frozenset()
     m = see(d, {"a", "b"}, 10)
     assert m.members == m.eligible == {"a", "b"} and set(m.departed) == {"c", "d", "f"}
+    assert see(MembershipDebouncer(10), {"a"}, 0).departed["b"] == 1  # DOWN: at once
 
 
-def test_departed_counts_whole_debounce_periods() -> None:
+def test_departed_at_once_then_one_ladder_step_per_debounce() -> None:
     d = settled({"a", "b"})
-    see(d, {"a"}, 0)
-    assert "b" not in see(d, {"a"}, 9.9).departed
-    assert see(d, {"a"}, 10).departed["b"] == 1
-    assert see(d, {"a"}, 29.9).departed["b"] == 2
-    assert see(d, {"a"}, 30).departed["b"] == 3
+    assert see(d, {"a"}, 0).departed["b"] == 1  # DOWN is already the settled verdict
+    assert see(d, {"a"}, 9.9).departed["b"] == 1
+    assert see(d, {"a"}, 10).departed["b"] == 2
+    assert see(d, {"a"}, 20).departed["b"] == 3
     assert see(d, {"a"}, 1000).departed["b"] == LADDER  # counted up to the ladder's end
 
 
@@ -336,13 +336,13 @@ def test_a_join_is_adopted_and_eligible_after_the_debounce() -> None:
     assert m.members == {"a", "b"} and m.eligible == {"a", "b"}
 
 
-def test_a_death_is_ineligible_at_once_departed_and_dropped_after_the_debounce() -> None:
+def test_a_death_is_ineligible_and_departed_at_once_and_dropped_after_the_debounce() -> None:
     d = settled({"a", "b"})
     m = see(d, {"a"}, 1)
     assert m.members == {"a", "b"} and m.eligible == {"a"}  # no reshuffle yet
-    assert "b" not in m.departed  # a late heartbeat is not a death yet
+    assert m.departed["b"] == 1  # its nodes go to their targets now
     m = see(d, {"a"}, 11)
-    assert m.members == {"a"} and "b" in m.departed
+    assert m.members == {"a"} and m.departed["b"] == 2
 
 
 def test_unknown_is_neither_eligible_nor_departed_nor_a_departure_from_the_ring() -> None:
@@ -357,11 +357,11 @@ def test_unknown_does_not_break_a_down_streak_but_up_does() -> None:
     see(d, {"a"}, 0)
     see(d, {"a"}, 5, unknown={"b"})  # the report path degraded: b is UNKNOWN
     assert "b" not in see(d, {"a"}, 9, unknown={"b"}).departed  # only while DOWN
-    assert see(d, {"a"}, 10).departed["b"] == 1  # the streak began at 0
+    assert see(d, {"a"}, 10).departed["b"] == 2  # the streak began at 0
     see(d, {"a", "b"}, 11)  # b reported: a sign of life
-    assert "b" not in see(d, {"a"}, 12).departed
-    assert "b" not in see(d, {"a"}, 21.9).departed
-    assert see(d, {"a"}, 22).departed["b"] == 1
+    assert see(d, {"a"}, 12).departed["b"] == 1  # a new streak
+    assert see(d, {"a"}, 21.9).departed["b"] == 1
+    assert see(d, {"a"}, 22).departed["b"] == 2
 
 
 def test_a_member_back_within_the_debounce_stays_in_the_ring_but_waits_to_be_eligible() -> None:
@@ -373,11 +373,11 @@ def test_a_member_back_within_the_debounce_stays_in_the_ring_but_waits_to_be_eli
     assert see(d, {"a", "b"}, 15).eligible == {"a", "b"}
 
 
-def test_a_flapping_member_never_changes_the_ring_nor_is_eligible_nor_departs() -> None:
+def test_a_flapping_member_never_changes_the_ring_nor_is_eligible() -> None:
     d = settled({"a"}, 3)
     for t in range(1, 200):
         m = see(d, {"a", "f"} if t % 2 else {"a"}, t)
-        assert m.members == {"a"} and m.eligible == {"a"} and "f" not in m.departed
+        assert m.members == {"a"} and m.eligible == {"a"}
 
 
 def test_one_flapping_member_does_not_hold_back_another_join() -> None:
@@ -428,9 +428,11 @@ def test_debounce_properties(debounce: float,
         assert m.eligible <= m.members
         for member in m.eligible:
             assert states.get(member) is UP and steady(member, lambda s: s is UP)
-        for host in m.departed:
-            # DOWN now, never UP within the last debounce, and not UP for that long
-            assert states.get(host) is DOWN and steady(host, lambda s: s is not UP)
+        for host, step in m.departed.items():
+            # DOWN now, and the step counts the debounces since it was last seen UP
+            assert states.get(host) is DOWN and 1 <= step <= LADDER
+            if step > 1:
+                assert steady(host, lambda s: s is not UP)
         for member in m.members ^ previous:
             present = member in m.members
             assert steady(member, lambda s, p=present: (s is not DOWN) == p)  # type: ignore[misc]

@@ -10,9 +10,8 @@ tracker instead of reporting one node of its own) it
    (:class:`~vigil.ring.assignment.MembershipDebouncer`) and rebuilds the ring only when
    the settled membership changed;
 3. decides its moves (:func:`~vigil.ring.assignment.plan`) -- take what the ring gives it
-   from nobody, from a release or from a departed owner (DOWN for the whole debounce),
-   instance included; release what the ring gives a member before it and holds no
-   instance; keep the rest;
+   from nobody, from a release or from a DOWN owner, instance included; release what the
+   ring gives a member before it and holds no instance; keep the rest;
 4. has the conductor apply them (liveness re-checked, compare-and-set each), and rewrites
    the inventory of the records it kept only where it changed.
 
