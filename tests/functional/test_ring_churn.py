@@ -507,13 +507,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextlib.contextmanager
 def private_vhost(rabbit_url: str) -> Iterator[str]:
-    """A RabbitMQ virtual host of this run alone; the transport URL that uses it.
-
-    A private ``control_exchange`` is not enough: oslo.messaging names its topic queues
-    after the topic only (``vigil-conductor``), so every conductor on the broker's vhost
-    consumes from the same queue, whatever its exchange, and concurrent test runs answer
-    each other's calls. A vhost separates queues too.
-    """
+    """A RabbitMQ virtual host of this run alone; the transport URL that uses it (what the
+    ``rabbit_vhost_url`` fixture does, for bench/ring_churn_bench.py, which runs outside
+    pytest). A private ``control_exchange`` is not enough: oslo.messaging names its topic
+    queues after the topic only, so concurrent runs would answer each other's calls."""
     name = f"vigil-churn-{uuid.uuid4().hex[:10]}"
     for cmd in (["add_vhost", name], ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]):
         subprocess.run(["rabbitmqctl", "-q", *cmd], check=True, capture_output=True, timeout=60)
@@ -525,15 +522,14 @@ def private_vhost(rabbit_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def churn_env(tmp_path: Path, make_conf: Any, rabbit_url: str,
-              exchange: str) -> Iterator[tuple[Settings, Path, str, Path]]:
+def churn_env(tmp_path: Path, make_conf: Any, rabbit_vhost_url: str,
+              exchange: str) -> tuple[Settings, Path, str, Path]:
     settings = Settings()
     db_url = f"sqlite:///{tmp_path}/churn.sqlite"
-    with private_vhost(rabbit_url) as url:
-        _conf, path = make_conf(settings.sections(url, exchange, db_url))
-        logs = tmp_path / "logs"
-        logs.mkdir()
-        yield settings, path, db_url, logs
+    _conf, path = make_conf(settings.sections(rabbit_vhost_url, exchange, db_url))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    return settings, path, db_url, logs
 
 
 def test_ring_churn_keeps_single_ownership_and_coverage(
