@@ -33,7 +33,7 @@ def env(make_conf: Any, rabbit_vhost_url: str, exchange: str, tmp_path: Path) ->
                     "transport_url": rabbit_vhost_url, "control_exchange": exchange,
                     "rpc_response_timeout": 2},
         "database": {"connection": f"sqlite:///{tmp_path}/func.sqlite"},
-        "conductor": {"coalesce_interval": 0.1, "probe_interval": 0.2},
+        "conductor": {"coalesce_interval": 0.1, "probe_interval": 0.05},
     })
     procs: list[Proc] = []
 
