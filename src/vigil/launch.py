@@ -43,6 +43,7 @@ def group_from(conf: cfg.ConfigOpts, engine: Engine | None = None) -> ServiceGro
         drivers.load(conf),
         service_down_time=conf.service_down_time,
         report_interval=conf.report_interval,
+        coalesce_interval=conf.conductor.coalesce_interval,
         engine=engine,
     )
 

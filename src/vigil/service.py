@@ -20,10 +20,9 @@ from vigil.clock import Clock, RealClock
 from vigil.db.api import ServiceRecord
 from vigil.errors import Unavailable
 from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.liveness import REPORT_JITTER as JITTER
 
 LOG = logging.getLogger(__name__)
-
-JITTER = 0.1
 
 
 class ConductorClient(Protocol):

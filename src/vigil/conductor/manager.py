@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from typing import Any
@@ -18,6 +17,7 @@ from vigil.conductor.compute import ComputeConductorManager
 from vigil.db import api as db
 from vigil.db.api import ServiceRecord
 from vigil.errors import DatabaseUnavailable
+from vigil.servicegroup import liveness
 
 LOG = logging.getLogger(__name__)
 
@@ -90,7 +90,8 @@ class Conductor:
             conductor=conf.host,
             interval=conf.conductor.coalesce_interval,
             batch_size=conf.conductor.batch_size,
-            path_max_gap=dt.timedelta(seconds=conf.report_interval),
+            path_max_gap=liveness.path_max_gap(conf.service_down_time, conf.report_interval,
+                                               conf.conductor.coalesce_interval),
         )
         self.manager = ConductorManager(conf, engine, self.coalescer)
         # Bare metal needs batch liveness; its ServiceGroup is built on first use.

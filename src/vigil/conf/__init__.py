@@ -69,8 +69,32 @@ def validate(conf: cfg.ConfigOpts) -> None:
             f"service_down_time ({down_time:g}) must be greater than report_interval "
             f"({report_interval:g}): a service that reports on time would be declared down"
         )
+    _validate_report_path(conf, report_interval, down_time)
     if driver not in opts.SERVICEGROUP_DRIVERS:
         raise ConfigError(
             f"unknown servicegroup_driver {driver!r}; choose one of "
             + ", ".join(opts.SERVICEGROUP_DRIVERS)
+        )
+
+
+def _validate_report_path(conf: cfg.ConfigOpts, report_interval: float, down_time: float) -> None:
+    """Refuse intervals that leave the report path no room to prove a death.
+
+    A stale heartbeat reads ``down`` only while the conductors' report path has not paused
+    longer than :func:`~vigil.servicegroup.liveness.path_max_gap`. The path is beaten about
+    every ``probe_interval + coalesce_interval``; if that alone exceeds the tolerance, no
+    service could ever be shown down (and the HA monitor would never act).
+    """
+    from vigil.servicegroup.liveness import REPORT_JITTER, path_max_gap
+
+    coalesce = conf.conductor.coalesce_interval
+    beat = conf.conductor.probe_interval + coalesce
+    gap = path_max_gap(down_time, report_interval, coalesce).total_seconds()
+    if gap < beat:
+        needed = 2 * (1 + REPORT_JITTER) * report_interval + 2 * coalesce + beat
+        raise ConfigError(
+            f"service_down_time ({down_time:g}) is too short: it must be at least "
+            f"2.2 x report_interval + 2 x [conductor] coalesce_interval + one report-path "
+            f"beat (probe_interval + coalesce_interval) = {needed:.3g} s, or no stale service "
+            "could ever be proven down"
         )

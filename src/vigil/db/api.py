@@ -262,7 +262,7 @@ def record_reports(engine: Engine, ids: Sequence[int], batch_size: int) -> set[i
                 update(Service)
                 .where(Service.id.in_(chunk), Service.deleted == 0)
                 .values(
-                    last_seen_up=utcnow(), updated_at=utcnow(), left_at=None,
+                    last_seen_up=utcnow(), updated_at=utcnow(),
                     report_count=Service.report_count + 1,
                 )
                 .execution_options(synchronize_session=False)
@@ -279,7 +279,11 @@ def record_reports(engine: Engine, ids: Sequence[int], batch_size: int) -> set[i
 
 @translate_errors
 def record_leave(engine: Engine, service_id: int) -> None:
-    """A clean leave: the service is down from now on, until it reports again."""
+    """A clean leave: the service is down from now on, until it registers again.
+
+    Only :func:`service_get_or_create` (a restart) clears ``left_at``; a heartbeat does not,
+    so a report still queued in a conductor when the service left cannot bring it back up.
+    """
     with engine.begin() as conn:
         conn.execute(
             update(Service)

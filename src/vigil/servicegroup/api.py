@@ -42,13 +42,15 @@ class ServiceGroup:
         *,
         service_down_time: float,
         report_interval: float,
+        coalesce_interval: float = 0.5,
         engine: Engine | None = None,
     ) -> None:
         self.driver = driver
         self.engine = engine
         self.down_after = dt.timedelta(seconds=service_down_time)
-        # A report-path gap longer than one report interval may have cost a heartbeat.
-        self.path_max_gap = dt.timedelta(seconds=report_interval)
+        # The same tolerance the conductors use when they record their report path's beats.
+        self.path_max_gap = liveness.path_max_gap(service_down_time, report_interval,
+                                                  coalesce_interval)
 
     # -- membership ---------------------------------------------------------------------------
     def join(self, member: str, group: str) -> None:

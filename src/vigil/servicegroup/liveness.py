@@ -16,6 +16,9 @@ from dataclasses import dataclass
 # Anything further ahead is not trusted (Nova's abs() let such a row look alive forever).
 FUTURE_TOLERANCE = dt.timedelta(seconds=1)
 
+# Agents wait report_interval * (1 +/- REPORT_JITTER) between reports (see vigil.service).
+REPORT_JITTER = 0.1
+
 
 class State(enum.Enum):
     """What is known about a service.
@@ -60,7 +63,7 @@ def heartbeat_state(
     only if reports could get through for the whole ``down_after`` window; otherwise the service
     may simply have been unable to report, and the answer is UNKNOWN.
     """
-    if hb.left_at is not None and hb.left_at >= hb.last:
+    if hb.left_at is not None:
         return State.DOWN
     age = now - hb.last
     if age < -FUTURE_TOLERANCE:
@@ -92,7 +95,7 @@ def heartbeat_states(
     )
     out: dict[int, State] = {}
     for ident, last, left_at in heartbeats:
-        if left_at is not None and left_at >= last:
+        if left_at is not None:
             out[ident] = State.DOWN
         elif last > future_limit:
             out[ident] = State.UNKNOWN
@@ -110,6 +113,31 @@ def combine(*states: State) -> State:
     if State.UNKNOWN in states:
         return State.UNKNOWN
     return State.UP
+
+
+def path_max_gap(
+    service_down_time: float, report_interval: float, coalesce_interval: float
+) -> dt.timedelta:
+    """The longest gap between report-path beats that cannot make a live service look dead.
+
+    A live service reports at least every ``(1 + REPORT_JITTER) * report_interval``, and a
+    report waits up to one coalescing tick to be written. When the path pauses between two
+    beats ``g`` apart, the reports written in between may be lost; the last report certainly
+    written before the pause was sent at most one interval and one tick before the first beat,
+    and the first one after it is written at most one interval and one tick after the second
+    beat. Their timestamps are therefore at most
+    ``g + 2 * (1 + REPORT_JITTER) * report_interval + 2 * coalesce_interval`` apart. While that
+    stays within ``service_down_time``, a stale heartbeat still proves a death; a longer gap
+    breaks the path's continuity, and stale heartbeats read ``unknown`` until the path has
+    been healthy for a whole ``service_down_time`` again. (``tests/unit/servicegroup/
+    test_path_tolerance.py`` checks this bound by simulation.) Negative when the intervals
+    leave no room at all; :func:`vigil.conf.validate` refuses such settings.
+    """
+    return dt.timedelta(
+        seconds=service_down_time
+        - 2 * (1 + REPORT_JITTER) * report_interval
+        - 2 * coalesce_interval
+    )
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,9 @@ def test_a_flapping_service_does_not_pull_nodes_back_and_forth(fleet: Fleet) -> 
     settled = fleet.owners()
     moves = 0
     for i in range(12):  # up and down every 2 s: faster than the 10 s debounce
-        # (down for 2 s is not departed, up for 2 s is not eligible: nothing moves)
-        set_state(fleet.engine, h2, "up" if i % 2 == 0 else "down")
+        # (up for 2 s is not eligible: nothing moves). It stops reporting and starts again
+        # without restarting: a restart is a new member version, a different event.
+        set_state(fleet.engine, h2, "up" if i % 2 == 0 else "stale")
         fleet.clock.advance(2)
         fleet.tick(1)
         moves += sum(len(d.last.result.taken) for d in fleet.drivers.values())

@@ -133,6 +133,23 @@ def test_refuses_down_time_not_above_report_interval(tmp_path: Path,
     assert len(err.splitlines()) == 1
 
 
+def test_refuses_down_time_too_short_to_prove_a_death(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 2.2 x 10 + 2 x 0.5 + (1 + 0.5) = 24.5 s at least; 20 s leaves the report path no room.
+    cfg = write_config(tmp_path / "bad.conf", {
+        "DEFAULT": {"report_interval": 10, "service_down_time": 20, "state_path": str(tmp_path)}
+    })
+    assert main(["--config-file", str(cfg), "service", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vigil: error: service_down_time (20) is too short: it must be at "
+                          "least 2.2 x report_interval"), err
+    assert "= 24.5 s" in err and len(err.splitlines()) == 1
+    ok = write_config(tmp_path / "ok.conf", {
+        "DEFAULT": {"report_interval": 10, "service_down_time": 24.5, "state_path": str(tmp_path)}
+    })
+    assert main(["--config-file", str(ok), "db", "sync"]) == 0
+
+
 def test_sample_config_is_a_valid_config(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "sample"]) == 0

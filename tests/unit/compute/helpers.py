@@ -1,9 +1,11 @@
 """Test helpers shared by the compute and scheduler tests: real databases, real rows.
 
 Liveness states are produced the way production produces them, through the services table:
-UP = a fresh heartbeat; DOWN = a clean leave (or forced down); UNKNOWN = a stale heartbeat
-while no conductor's report path is healthy (nobody could have reported, so stale proves
-nothing).
+UP = a fresh heartbeat; DOWN = a clean leave (or forced down); STALE = DOWN the other way, a
+stale heartbeat while a conductor's report path has long been healthy (a service that stops
+reporting without leaving, and may start again without a restart); UNKNOWN = a stale
+heartbeat while no conductor's report path is healthy (nobody could have reported, so stale
+proves nothing).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from vigil.db.models import ReportPath, Service
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.db import DbDriver
 
+# Not "stale": the report path is global, so it cannot be mixed with "unknown" in one database.
 STATES = ("up", "down", "forced_down", "unknown", "disabled")
 LONG_AGO = dt.datetime(2000, 1, 1)
 
@@ -50,11 +53,21 @@ def clear(engine: Engine) -> None:
 
 def set_state(engine: Engine, svc: db.ServiceRecord, state: str) -> None:
     if state in ("up", "disabled"):
+        # A service that left comes back only by registering again (a restart), as a real one.
+        db.service_get_or_create(engine, svc.host, svc.binary, svc.topic)
         db.record_reports(engine, [svc.id], 100)
     if state == "disabled":
         db.service_update(engine, svc.id, {"disabled": True, "disabled_reason": "test"})
     elif state == "down":
         db.record_leave(engine, svc.id)
+    elif state == "stale":
+        with engine.begin() as conn:
+            conn.execute(sa.update(Service).where(Service.id == svc.id).values(
+                last_seen_up=LONG_AGO, created_at=LONG_AGO))
+        db.beat_report_path(engine, "test-conductor", dt.timedelta(days=365 * 100))
+        with engine.begin() as conn:
+            conn.execute(sa.update(ReportPath).where(ReportPath.conductor == "test-conductor")
+                         .values(healthy_since=LONG_AGO))
     elif state == "forced_down":
         db.service_update(engine, svc.id, {"forced_down": True})
     elif state == "unknown":

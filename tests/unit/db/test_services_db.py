@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from vigil.db import api as db
 from vigil.db import migration
-from vigil.db.models import Service
+from vigil.db.models import ReportPath, Service
 from vigil.errors import ServiceNotFound
 
 
@@ -120,6 +120,8 @@ def test_snapshot_is_constant_statements(any_engine: Engine) -> None:
 
 
 def test_leave_then_report(any_engine: Engine) -> None:
+    """A report that was queued before a clean leave and written after it does not undo the
+    leave; only registering again (a restart) does."""
     rec, _ = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
     db.record_reports(any_engine, [rec.id], 10)
     db.record_leave(any_engine, rec.id)
@@ -127,16 +129,20 @@ def test_leave_then_report(any_engine: Engine) -> None:
     assert left.left_at is not None and left.last_seen_up is not None
     assert left.left_at >= left.last_seen_up
     db.record_reports(any_engine, [rec.id], 10)
-    assert db.service_get(any_engine, rec.id).left_at is None
+    assert db.service_get(any_engine, rec.id).left_at == left.left_at
+    again, created = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    assert not created and again.id == rec.id and again.left_at is None
 
 
 def test_report_path_continuity(any_engine: Engine) -> None:
     since1 = db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=30))
     since2 = db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=30))
     assert since1 == since2
-    # A gap longer than max_gap restarts continuity.
-    since3 = db.beat_report_path(any_engine, "c1", dt.timedelta(microseconds=1))
-    assert since3 > since1
+    # A gap longer than max_gap restarts continuity: healthy since this very beat.
+    since3 = db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=-1))
+    with any_engine.connect() as conn:
+        last_beat = conn.execute(sa.select(ReportPath.last_beat)).scalar_one()
+    assert since3 == last_beat and since3 >= since1
 
 
 def test_update_validates_columns(any_engine: Engine) -> None:

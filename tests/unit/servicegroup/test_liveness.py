@@ -55,8 +55,8 @@ def ago(seconds: float) -> dt.datetime:
          HEALTHY, State.DOWN),
         ("left cleanly, even while the path is down",
          Heartbeat(ago(5), ago(900), left_at=ago(2)), None, State.DOWN),
-        ("reported again after leaving", Heartbeat(ago(1), ago(900), left_at=ago(2)), HEALTHY,
-         State.UP),
+        ("a late report after leaving does not undo the leave",
+         Heartbeat(ago(1), ago(900), left_at=ago(2)), HEALTHY, State.DOWN),
     ],
 )
 def test_heartbeat_state(
