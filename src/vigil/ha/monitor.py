@@ -56,6 +56,24 @@ class Observation:
     services: dict[str, db.ServiceRecord] = field(default_factory=dict)
 
 
+def without_bare_metal(engine: Engine, services: list[db.ServiceRecord]
+                       ) -> list[db.ServiceRecord]:
+    """The compute services the HA monitor looks after: all but the bare-metal ones.
+
+    A bare-metal compute service does not run its instances: they run on the nodes, which
+    the hash ring hands over to a live service when it dies (vigil.baremetal). Fencing the
+    service's host would not stop them, and evacuating them would race that hand-over. A
+    service counts as bare metal while its ring membership matches its current version (an
+    agent restarted with another driver does not register again, and is looked after).
+    """
+    from vigil.db import baremetal_api as bdb
+
+    members = bdb.members(engine)
+    if not members:
+        return services
+    return [s for s in services if members.get(s.host) != s.version]
+
+
 class Monitor:
     """The HA monitor. ``tick()`` is one pass; ``run()`` loops until stopped."""
 
@@ -105,6 +123,8 @@ class Monitor:
         connected = self.group.driver.connected()
         try:
             snap = db.snapshot(self.engine, topic=COMPUTE_TOPIC)
+            snap = dataclasses.replace(snap, services=without_bare_metal(self.engine,
+                                                                         snap.services))
         except Unavailable as exc:
             LOG.warning("monitor: cannot read the compute services: %s", exc)
             return Observation(False, connected)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from vigil.db import api as db
 from vigil.db import ha_api
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.ha.monitor import without_bare_metal
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.liveness import State
 
@@ -106,6 +107,9 @@ class RecoveriesAPI:
         raw = dataclasses.replace(snap, services=[dataclasses.replace(s, forced_down=False)
                                                   for s in snap.services])
         svc = snap.services[0]
+        if not without_bare_metal(self.engine, [svc]):
+            raise Conflict(f"{host} is a bare-metal compute service: its nodes move to a live "
+                           "service through the hash ring, not by evacuation")
         state = self.group.states(raw)[svc.id]
         if state is State.UP:
             raise Conflict(f"compute service of {host} still reports (state up): it is not "
