@@ -100,22 +100,8 @@ class BaremetalConductorManager:
         return bdb.unprovision(self._engine, instance_uuid)
 
 
-class BaremetalConductorAPI:
+class BaremetalConductorAPI(rpc.ConductorClientBase):
     """Client side, over RPC; every call raises MessagingUnavailable on failure."""
-
-    def __init__(self, transport: messaging.Transport, timeout: float) -> None:
-        self._client = messaging.get_rpc_client(transport, rpc.conductor_target(),
-                                                timeout=timeout)
-
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        try:
-            return self._client.prepare(retry=0).call({}, method, **kwargs)
-        except messaging.MessagingTimeout as exc:
-            raise MessagingUnavailable(f"conductor did not answer {method} in time") from exc
-        except messaging.MessagingException as exc:
-            raise MessagingUnavailable(f"conductor {method} failed: {exc}") from exc
-        except messaging.RemoteError as exc:
-            raise MessagingUnavailable(f"conductor {method} failed remotely: {exc.value}") from exc
 
     def list_nodes(self) -> list[Node]:
         nodes: list[Node] = bdb.unpack(Node, self._call("baremetal_list_nodes"))

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vigil.db.models import ReportPath, Service
+from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
 from vigil.errors import DatabaseUnavailable, ServiceNotFound
 
@@ -49,7 +50,7 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 @dataclass(slots=True)
-class ServiceRecord:
+class ServiceRecord(Primitive):
     """A service row as the rest of Vigil sees it: plain data, treated as read-only.
 
     Not ``frozen``: a frozen dataclass's __init__ pays an object.__setattr__ per field, which
@@ -71,22 +72,6 @@ class ServiceRecord:
     created_at: dt.datetime
     updated_at: dt.datetime | None
     deleted: bool = False
-
-    def to_primitive(self) -> dict[str, Any]:
-        """JSON-safe form for RPC."""
-        out: dict[str, Any] = {}
-        for key in self.__slots__:
-            value = getattr(self, key)
-            out[key] = value.isoformat() if isinstance(value, dt.datetime) else value
-        return out
-
-    @classmethod
-    def from_primitive(cls, data: dict[str, Any]) -> ServiceRecord:
-        values = dict(data)
-        for key in ("last_seen_up", "left_at", "created_at", "updated_at"):
-            if values.get(key) is not None:
-                values[key] = dt.datetime.fromisoformat(values[key])
-        return cls(**values)
 
 
 _COLUMNS = (

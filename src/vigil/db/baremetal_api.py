@@ -36,6 +36,7 @@ from vigil.db.api import translate_errors
 from vigil.db.baremetal_models import BareMetalMember, BareMetalNode, BareMetalNodeRecord
 from vigil.db.compute_api import Inventory
 from vigil.db.compute_models import ComputeNode, Instance
+from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
 from vigil.errors import Conflict, NotFound
 
@@ -46,28 +47,8 @@ RELEASED = ""  # the owner of a released record (same value as vigil.ring.assign
 HYPERVISOR_TYPE = "baremetal"
 
 
-class _Primitive:
-    """Plain-data rows that cross RPC as JSON-safe dicts (datetimes as ISO strings)."""
-
-    def to_primitive(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, dt.datetime) else value
-        return out
-
-    @classmethod
-    def from_primitive(cls, data: Mapping[str, Any]) -> Any:
-        values = dict(data)
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            v = values.get(f.name)
-            if isinstance(v, str) and f.name.endswith("_at"):
-                values[f.name] = dt.datetime.fromisoformat(v)
-        return cls(**values)
-
-
 @dataclass(frozen=True)
-class Node(_Primitive):
+class Node(Primitive):
     """A bare-metal node as its source describes it (whatever the source)."""
 
     uuid: str
@@ -84,7 +65,7 @@ class Node(_Primitive):
 
 
 @dataclass(frozen=True)
-class RecordState(_Primitive):
+class RecordState(Primitive):
     """A node's compute-node record as the ownership decisions need it.
 
     ``record_id`` is the record the node's ownership row points to; ``live`` says whether

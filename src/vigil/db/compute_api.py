@@ -18,7 +18,7 @@ import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import EllipsisType
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -27,10 +27,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.db.api import translate_errors
 from vigil.db.compute_models import ComputeNode, Flavor, Instance
+from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
 from vigil.errors import Conflict, DatabaseUnavailable, NotFound
-
-T = TypeVar("T", bound="_Record")
 
 # vm_state values (Nova's vocabulary).
 BUILDING = "building"
@@ -51,28 +50,8 @@ RUNNING = 1
 SHUTDOWN = 4
 
 
-class _Record:
-    """Plain-data rows that cross RPC as JSON-safe dicts."""
-
-    def to_primitive(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, dt.datetime) else value
-        return out
-
-    @classmethod
-    def from_primitive(cls: type[T], data: dict[str, Any]) -> T:
-        values = dict(data)
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            v = values.get(f.name)
-            if isinstance(v, str) and (f.name.endswith("_at")):
-                values[f.name] = dt.datetime.fromisoformat(v)
-        return cls(**values)
-
-
 @dataclass(frozen=True)
-class NodeRecord(_Record):
+class NodeRecord(Primitive):
     id: int
     uuid: str
     host: str
@@ -116,7 +95,7 @@ class NodeRecord(_Record):
 
 
 @dataclass(frozen=True)
-class FlavorRecord(_Record):
+class FlavorRecord(Primitive):
     id: int
     flavorid: str
     name: str
@@ -128,7 +107,7 @@ class FlavorRecord(_Record):
 
 
 @dataclass(frozen=True)
-class InstanceRecord(_Record):
+class InstanceRecord(Primitive):
     id: int
     uuid: str
     name: str
@@ -155,7 +134,7 @@ class InstanceRecord(_Record):
     deleted: bool
 
 
-def _cols(model: Any, record: type[_Record]) -> list[Any]:
+def _cols(model: Any, record: type[Primitive]) -> list[Any]:
     return [getattr(model, f.name) for f in dataclasses.fields(record)]  # type: ignore[arg-type]
 
 
@@ -184,7 +163,7 @@ def _instance(row: Any) -> InstanceRecord:
 
 # -- compute nodes -------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Inventory(_Record):
+class Inventory(Primitive):
     """What an agent reports about its node (totals; never usage)."""
 
     hypervisor_hostname: str
