@@ -139,3 +139,23 @@ def test_hypervisors_list_detail_show(api: Api) -> None:
     missing = "00000000-0000-0000-0000-000000000000"
     assert api.client.get(f"/v2.1/os-hypervisors/{missing}",
                           headers=at("2.53")).status_code == 404
+
+
+def test_hypervisor_statistics_count_enabled_services_only(api: Api) -> None:
+    ready(api, "host1", "host2")
+    assert api.client.get("/v2.1/os-hypervisors/statistics",
+                          headers=MEMBER).status_code == 403
+    schedule(api)  # nothing pending: no change
+    assert boot(api, flavorRef=1).status_code == 202
+    schedule(api)
+    stats = api.client.get("/v2.1/os-hypervisors/statistics", headers=ADMIN).json()[
+        "hypervisor_statistics"]
+    assert (stats["count"], stats["vcpus"], stats["memory_mb"], stats["local_gb"]) == (
+        2, 16, 32768, 400)
+    assert stats["running_vms"] == 1 and stats["vcpus_used"] == 1
+    assert stats["free_ram_mb"] == stats["memory_mb"] - stats["memory_mb_used"]
+    host2 = next(s for s in api.computes if s.host == "host2")
+    db.service_update(api.engine, host2.id, {"disabled": True})
+    after = api.client.get("/v2.1/os-hypervisors/statistics", headers=ADMIN).json()[
+        "hypervisor_statistics"]
+    assert (after["count"], after["vcpus"]) == (1, 8)

@@ -82,7 +82,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     hls.add_argument("--long", action="store_true", help="add usage columns")
     hsh = hsub.add_parser("show", help="show a hypervisor")
     hsh.add_argument("hypervisor", metavar="ID_OR_HOSTNAME")
-    for p in (hls, hsh):
+    hst = hsub.add_parser("stats", help="totals over the enabled services' hypervisors")
+    for p in (hls, hsh, hst):
         _fmt(p)
     hv.set_defaults(func=run_hypervisor)
 
@@ -183,6 +184,9 @@ def run_hypervisor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
                     d["running_vms"]] if args.long else [])
                 for d in dicts]
         _print(args.format, dicts, columns, rows)
+        return 0
+    if args.hypervisor_cmd == "stats":
+        _print(args.format, api.statistics())
         return 0
     _print(args.format, api.get(args.hypervisor).to_dict())
     return 0

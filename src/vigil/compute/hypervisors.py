@@ -102,3 +102,24 @@ class HypervisorsAPI:
         if not views:
             raise NotFound(f"Hypervisor {ident} could not be found.")
         return views[0]
+
+    def statistics(self) -> dict[str, int]:
+        """Nova's ``os-hypervisors/statistics``: totals over the enabled services' nodes.
+
+        As Nova, a disabled service's nodes are left out (the scheduler gives them nothing).
+        A bare-metal node counts once: its record has exactly one owner at any instant, and
+        a released record belongs to no service, so it is not counted at all.
+        """
+        keys = ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "free_ram_mb",
+                "local_gb", "local_gb_used", "free_disk_gb", "disk_available_least",
+                "running_vms", "current_workload")
+        totals = dict.fromkeys(("count", *keys), 0)
+        for view in self.list():
+            if view.service.disabled:
+                continue
+            d = view.to_dict()
+            totals["count"] += 1
+            for k in keys:
+                totals[k] += int(d[k])
+        return totals
+

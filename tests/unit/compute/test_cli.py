@@ -61,3 +61,7 @@ def test_server_commands_without_a_scheduler(cli: Any) -> None:
     assert code == 0 and "unknown" in out and "h1" in out
     code, out, _ = cli("hypervisor", "show", "h1", "--format", "json")
     assert code == 0 and json.loads(out)["state"] == "unknown"
+    shown = json.loads(out)
+    code, out, _ = cli("hypervisor", "stats", "--format", "json")
+    stats = json.loads(out)
+    assert code == 0 and stats["count"] >= 1 and stats["vcpus"] >= shown["vcpus"]

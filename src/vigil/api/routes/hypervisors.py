@@ -1,4 +1,4 @@
-"""``/v2.1/os-hypervisors``: list, detail, show.
+"""``/v2.1/os-hypervisors``: list, detail, statistics, show.
 
 Nova's shapes: before 2.53 ids are the nodes' integers, from 2.53 their UUIDs. ``state`` is
 Nova's ``up``/``down``: a hypervisor whose compute service's liveness is *unknown* is reported
@@ -33,6 +33,11 @@ policy.register(
     oslo_policy.DocumentedRuleDefault(POLICY % "list-detail", policy.ADMIN,
                                       "List all hypervisors with details",
                                       [{"method": "GET", "path": "/os-hypervisors/detail"}]),
+    oslo_policy.DocumentedRuleDefault(POLICY % "statistics", policy.ADMIN,
+                                      "Show summary statistics for all hypervisors over all "
+                                      "enabled compute services.",
+                                      [{"method": "GET",
+                                        "path": "/os-hypervisors/statistics"}]),
     oslo_policy.DocumentedRuleDefault(POLICY % "show", policy.ADMIN,
                                       "Show details for a hypervisor.",
                                       [{"method": "GET",
@@ -107,6 +112,25 @@ def index(ctx: Ctx) -> Response:
                 **errors_doc(400, 401, 403, 406, 503)})
 def index_detail(ctx: Ctx) -> Response:
     return _listing(ctx, POLICY % "list-detail", full=True)
+
+
+_STATISTICS: dict[str, Any] = {
+    "type": "object",
+    "properties": {k: {"type": "integer"} for k in (
+        "count", "vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "free_ram_mb",
+        "local_gb", "local_gb_used", "free_disk_gb", "disk_available_least", "running_vms",
+        "current_workload")},
+    "required": ["count", "vcpus", "memory_mb", "local_gb", "running_vms"],
+}
+
+
+@router.get("/statistics", summary="Show hypervisor statistics", response_model=None,
+            responses={200: _json({"type": "object", "properties": {
+                "hypervisor_statistics": _STATISTICS}}),
+                **errors_doc(400, 401, 403, 406, 503)})
+def statistics(ctx: Ctx) -> dict[str, Any]:
+    ctx.authorize(POLICY % "statistics")
+    return {"hypervisor_statistics": _api(ctx).statistics()}
 
 
 @router.get("/{hypervisor_id}", summary="Show a hypervisor", response_model=None,
