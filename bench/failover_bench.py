@@ -35,12 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.functional.test_ha_recovery import (
-    HaCluster,
-    base_sections,
-    heartbeats,
-    wait_for,
-)
+from tests.functional.hacluster import HaCluster, base_sections
+from tests.functional.procs import heartbeats, wait_for
 
 from vigil.db import compute_api as cdb
 from vigil.db import ha_api

@@ -61,5 +61,37 @@ def poll(fn: Callable[[], T | None], timeout: float, interval: float = 0.05,
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_for(pred: Callable[[], T | None], timeout: float, what: str,
+             interval: float = 0.1) -> T:
+    """``poll`` with the description in third place, as the functional tests call it."""
+    return poll(pred, timeout, interval=interval, what=what)
+
+
+def heartbeats(instances_path: Path, uuid: str, since: float) -> list[tuple[float, str, int]]:
+    """Lines of an instance's heartbeat file written after ``since`` (unix time).
+
+    Instances of the ``process`` virt driver append "<unix time> <host> <pid>" to
+    ``<instances_path>/<uuid>/heartbeat``: which host's process really writes.
+    """
+    path = instances_path / uuid / "heartbeat"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and float(parts[0]) > since:
+            out.append((float(parts[0]), parts[1], int(parts[2])))
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie or a dead one is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False

@@ -18,13 +18,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from oslo_config import cfg
 
+from tests.functional.procs import heartbeats, pid_alive, wait_for
 from vigil import launch
 from vigil.compute.hypervisors import HypervisorsAPI
 from vigil.compute.servers import ServersAPI, servers_from, settled
@@ -33,39 +34,6 @@ from vigil.errors import Conflict
 pytestmark = pytest.mark.slow
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
-T = TypeVar("T")
-
-
-def wait_for(pred: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def heartbeats(instances_path: Path, uuid: str, since: float) -> list[tuple[float, str, int]]:
-    """Lines of an instance's heartbeat file written after ``since`` (unix time)."""
-    path = instances_path / uuid / "heartbeat"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 3 and float(parts[0]) > since:
-            out.append((float(parts[0]), parts[1], int(parts[2])))
-    return out
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 class Cluster:

@@ -21,13 +21,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import PG_ADMIN, _create_database, _drop_database
-from tests.functional.test_ha_recovery import (
-    VIGIL,
-    HaCluster,
-    base_sections,
-    ha_cluster_fixture,  # noqa: F401 - the ha_cluster fixture
-    wait_for,
-)
+from tests.functional.hacluster import VIGIL, HaCluster, base_sections
+from tests.functional.procs import wait_for
 from tests.tools.tcpproxy import TcpProxy
 from vigil.db import ha_api
 

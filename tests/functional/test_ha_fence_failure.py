@@ -14,16 +14,14 @@ import time
 
 import pytest
 
-from tests.functional.test_ha_recovery import (
+from tests.functional.hacluster import (
     VIGIL,
     HaCluster,
     assert_each_on_one_host,
     base_sections,
     boot,
-    ha_cluster_fixture,  # noqa: F401 - the ha_cluster fixture
-    heartbeats,
-    wait_for,
 )
+from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
 from vigil.db import ha_api
 

@@ -1,0 +1,119 @@
+"""The whole control plane in one process, as ``vigil up`` runs it: real conductor, scheduler
+and fake-driver compute agents over oslo.messaging's fake:// transport, a ServersAPI in front,
+and (``monitor=True``) the HA monitor in a thread. Shared by the in-process flow tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oslo_config import cfg
+from sqlalchemy.engine import Engine
+
+from tests.unit.compute.helpers import make_conf
+from vigil import launch, rpc
+from vigil.compute import virt
+from vigil.compute.agent import ComputeAgent
+from vigil.compute.rpcapi import ComputeAgentAPI
+from vigil.compute.servers import ServersAPI
+from vigil.compute.virt.fake import FakeDriver
+from vigil.daemons import start_conductor, start_scheduler
+from vigil.ha.monitor import Monitor, monitor_from
+from vigil.scheduler.rpcapi import SchedulerAPI
+from vigil.servicegroup.api import ServiceGroup
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := pred()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+def local(agent: ComputeAgent) -> set[str]:
+    """The instances an agent's fake driver really runs."""
+    assert isinstance(agent.driver, FakeDriver)
+    return set(agent.driver.list_instances())
+
+
+@dataclass
+class Stack:
+    conf: cfg.ConfigOpts
+    engine: Engine
+    group: ServiceGroup
+    agents: dict[str, ComputeAgent]  # stopped at the end: replace a dead one's entry
+    servers: ServersAPI
+    new_agent: Callable[[str], ComputeAgent]  # a started agent for a host (a restart)
+    started_monitor: Monitor | None = None
+
+    @property
+    def monitor(self) -> Monitor:
+        """The HA monitor running in a thread (``inprocess_stack(..., monitor=True)``)."""
+        if self.started_monitor is None:
+            raise RuntimeError("this stack runs no monitor: inprocess_stack(monitor=True)")
+        return self.started_monitor
+
+
+def base_sections(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """Fast intervals: liveness, the conductor's coalescing, the agents' periodic tasks."""
+    return {
+        "DEFAULT": {"state_path": str(tmp_path), "report_interval": 0.2,
+                    "service_down_time": 1.0, "transport_url": "fake://"},
+        "database": {"connection": f"sqlite:///{tmp_path}/vigil.sqlite"},
+        "conductor": {"coalesce_interval": 0.05, "probe_interval": 0.1},
+        "compute": {"instance_sync_interval": 0.3, "update_resources_interval": 0.3},
+    }
+
+
+@contextmanager
+def inprocess_stack(tmp_path: Path, hosts: Iterable[str], *, monitor: bool = False,
+                    **sections: dict[str, Any]) -> Iterator[Stack]:
+    """Start the stack with one agent per host; ``sections`` add to (or override options of)
+    ``base_sections``; everything is stopped on exit, the monitor first."""
+    groups = base_sections(tmp_path)
+    for name, values in sections.items():
+        groups.setdefault(name, {}).update(values)
+    conf = make_conf(**groups)
+    engine = launch.engine_from(conf, sync=True)
+    transport = rpc.get_transport(conf)
+    group = launch.group_from(conf, engine)
+    conductor, conductor_svc = start_conductor(conf, engine, transport, group)
+    client = rpc.ConductorAPI(transport, timeout=5)
+    scheduler, scheduler_svc = start_scheduler(conf, engine, transport, group, client)
+
+    def new_agent(host: str) -> ComputeAgent:
+        a = ComputeAgent(conf, host, transport, client, group,
+                         driver=virt.load(conf, host, "fake"))
+        a.start()
+        return a
+
+    agents = {h: new_agent(h) for h in hosts}
+    servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
+                         computes=ComputeAgentAPI(transport))
+    stack = Stack(conf, engine, group, agents, servers, new_agent)
+    stop = threading.Event()
+    thread = None
+    if monitor:
+        stack.started_monitor = monitor_from(conf, engine, group)
+        thread = threading.Thread(target=stack.monitor.run, args=(stop,), daemon=True)
+        thread.start()
+    try:
+        yield stack
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(10)
+        for a in agents.values():
+            a.stop()
+        scheduler_svc.stop()
+        scheduler.stop()
+        conductor_svc.stop()
+        conductor.stop()
+        transport.cleanup()
+        engine.dispose()
