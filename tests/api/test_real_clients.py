@@ -106,6 +106,13 @@ def test_openstacksdk(server: Server) -> None:
     s = conn.compute.update_service_forced_down(c1, forced=False)
     assert s.is_forced_down is False
 
+    small = conn.compute.find_flavor("m1.small", ignore_missing=False)
+    assert small.vcpus >= 1 and small.ram > 0 and small.is_public
+    made = conn.compute.create_flavor(name="sdk.flavor", ram=1024, vcpus=2, disk=10)
+    assert (made.name, made.vcpus, made.ram) == ("sdk.flavor", 2, 1024)
+    conn.compute.delete_flavor(made, ignore_missing=False)
+    assert conn.compute.find_flavor("sdk.flavor") is None
+
     c3 = services[("compute3", "vigil-compute")]
     conn.compute.delete_service(c3)
     left = {(s.host, s.binary) for s in conn.compute.services()}
@@ -133,7 +140,7 @@ def osc(server: Server, *args: str, version: str | None = None) -> str:
     if version:
         cmd += ["--os-compute-api-version", version]
     done = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, f"{args}: {done.stderr}"
     return done.stdout
 
 
@@ -155,6 +162,14 @@ def test_openstack_cli(server: Server) -> None:
     rows = json.loads(osc(server, "compute", "service", "list", "-f", "json", "--host",
                           "compute2", version="2.10"))
     assert [(r["ID"], r["Status"]) for r in rows] == [(server.computes[1].id, "enabled")]
+
+    # Flavors and capacity, as an operator looks them up before a boot.
+    flavors = json.loads(osc(server, "flavor", "list", "-f", "json"))
+    assert {"m1.tiny", "m1.small"} <= {f["Name"] for f in flavors}
+    # (`flavor create` needs Keystone v3 in OSC, whatever the flavor: see the SDK test.)
+    stats = json.loads(osc(server, "hypervisor", "stats", "show", "-f", "json",
+                           version="2.79"))
+    assert {"count", "vcpus", "memory_mb", "running_vms"} <= set(stats)
 
 
 def vigil(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -51,6 +51,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.services",
     "vigil.api.routes.vigil_services",
     "vigil.api.routes.servers",
+    "vigil.api.routes.flavors",
     "vigil.api.routes.hypervisors",
     "vigil.api.routes.recoveries",
     "vigil.api.routes.nodes",

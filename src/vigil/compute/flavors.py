@@ -24,7 +24,8 @@ class FlavorView:
         r = self.record
         return {"id": r.flavorid, "name": r.name, "vcpus": r.vcpus, "ram": r.memory_mb,
                 "disk": r.root_gb, "OS-FLV-EXT-DATA:ephemeral": 0, "swap": 0,
-                "os-flavor-access:is_public": True, "description": r.description}
+                "os-flavor-access:is_public": True, "OS-FLV-DISABLED:disabled": False,
+                "rxtx_factor": 1.0, "description": r.description}
 
 
 class FlavorsAPI:
