@@ -43,11 +43,12 @@ from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.base import Driver
 from vigil.servicegroup.drivers.mc import InProcessCache, MemcachedDriver
-from vigil.servicegroup.liveness import State
+from vigil.servicegroup.liveness import State, path_max_gap
 
 from .conftest import Etcd, Server, ZooKeeper
 
 REPORT_INTERVAL = 0.5
+BEAT = 0.1  # the test's stand-in conductor beats its report path this often
 DOWN_TIME = 2.0
 CLIENT_TIMEOUT = 1.5
 KINDS = ["db", "mc-local", "mc", "zk", "etcd", "redis"]
@@ -158,6 +159,8 @@ class World:
         self.agents: list[Agent] = []
         self.path_ok = threading.Event()
         self.path_ok.set()
+        # Reports are written at once here (no coalescing tick); the path is beaten every 0.1 s.
+        self.path_max_gap = path_max_gap(self.down_time, REPORT_INTERVAL, BEAT)
         self._stop = threading.Event()
         self._conductor = threading.Thread(target=self._beat_path, daemon=True)
         self._conductor.start()
@@ -172,11 +175,11 @@ class World:
         while not self._stop.is_set():
             if self.path_ok.is_set():
                 try:
-                    db.beat_report_path(self.engine, "c1", dt.timedelta(seconds=REPORT_INTERVAL))
+                    db.beat_report_path(self.engine, "c1", self.path_max_gap)
                     self._path_beaten = True
                 except DatabaseUnavailable:
                     pass
-            self._stop.wait(0.1)
+            self._stop.wait(BEAT)
 
     def target(self) -> tuple[str, int]:
         assert self.server is not None
@@ -221,7 +224,8 @@ class World:
 
     def facade(self, driver: Driver, engine: Engine | None = None) -> ServiceGroup:
         return ServiceGroup(driver, service_down_time=self.down_time,
-                            report_interval=REPORT_INTERVAL, engine=engine or self.engine)
+                            report_interval=REPORT_INTERVAL, coalesce_interval=BEAT,
+                            engine=engine or self.engine)
 
     def register(self, n: int, topic: str | None = None, prefix: str = "host") -> list[
             db.ServiceRecord]:

@@ -43,6 +43,7 @@ def stack(make_conf: Any, sqlite_engine: Engine, tmp_path: Path) -> Iterator[dic
     transport = rpc.get_transport(conf)
     conductor = Conductor(conf, sqlite_engine, transport)
     group = ServiceGroup(DbDriver(), service_down_time=1.0, report_interval=0.1,
+                         coalesce_interval=0.05,
                          engine=sqlite_engine)
     yield {"conf": conf, "transport": transport, "conductor": conductor, "group": group,
            "engine": sqlite_engine}

@@ -24,7 +24,8 @@ def document() -> dict[str, Any]:
     conf = vconf.load([], default_files=[])
     engine = make_engine("sqlite://")
     group = ServiceGroup(drivers.load(conf), service_down_time=conf.service_down_time,
-                         report_interval=conf.report_interval, engine=engine)
+                         report_interval=conf.report_interval,
+                         coalesce_interval=conf.conductor.coalesce_interval, engine=engine)
     app = create_app(Registry(engine, group), Policy(conf), auth.NoAuth())
     return app.openapi()
 

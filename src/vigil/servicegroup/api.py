@@ -42,7 +42,7 @@ class ServiceGroup:
         *,
         service_down_time: float,
         report_interval: float,
-        coalesce_interval: float = 0.5,
+        coalesce_interval: float,
         engine: Engine | None = None,
     ) -> None:
         self.driver = driver
@@ -51,6 +51,11 @@ class ServiceGroup:
         # The same tolerance the conductors use when they record their report path's beats.
         self.path_max_gap = liveness.path_max_gap(service_down_time, report_interval,
                                                   coalesce_interval)
+        if self.path_max_gap <= dt.timedelta(0):
+            raise ValueError(
+                f"service_down_time {service_down_time:g} leaves the report path no gap "
+                f"tolerance at report_interval {report_interval:g} and coalesce_interval "
+                f"{coalesce_interval:g}: no stale service could ever be proven down")
 
     # -- membership ---------------------------------------------------------------------------
     def join(self, member: str, group: str) -> None:

@@ -39,6 +39,7 @@ def make_conf(**groups: dict[str, Any]) -> cfg.ConfigOpts:
 
 def make_group(engine: Engine, down_time: float = 60.0) -> ServiceGroup:
     return ServiceGroup(DbDriver(), service_down_time=down_time, report_interval=down_time / 6,
+                        coalesce_interval=0.5,
                         engine=engine)
 
 

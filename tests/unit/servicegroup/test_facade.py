@@ -22,6 +22,7 @@ from ..db.test_services_db import count_statements
 
 def group(engine: Engine | None, driver: Driver | None = None) -> ServiceGroup:
     return ServiceGroup(driver or DbDriver(), service_down_time=60, report_interval=10,
+                        coalesce_interval=0.5,
                         engine=engine)
 
 
