@@ -50,12 +50,17 @@ def group_from(conf: cfg.ConfigOpts, engine: Engine | None = None) -> ServiceGro
 
 def registry_from(conf: cfg.ConfigOpts) -> Registry:
     """The registry operations over the configured database and liveness driver."""
-    from vigil.compute.servers import compute_delete_guard
-
     engine = engine_from(conf)
-    registry = Registry(engine, group_from(conf, engine),
-                        default_zone=conf.default_availability_zone)
+    return registry_over(conf, engine, group_from(conf, engine))
+
+
+def registry_over(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> Registry:
+    """A Registry with the compute feature's hooks: its delete guard and its zones."""
+    from vigil.compute.servers import compute_delete_guard, compute_zones
+
+    registry = Registry(engine, group, default_zone=conf.default_availability_zone)
     registry.add_delete_guard(compute_delete_guard(engine))  # "still hosts instances": 409
+    registry.set_zone_source(compute_zones(engine))
     return registry
 
 

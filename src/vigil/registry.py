@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import re
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,17 +77,28 @@ class Registry:
         self.group = group
         self.default_zone = default_zone
         self._delete_guards: list[DeleteGuard] = []
+        self._zone_source: Callable[[], Mapping[str, str]] | None = None
 
     def add_delete_guard(self, guard: DeleteGuard) -> None:
         """``guard(record)`` raises Conflict to refuse a deletion."""
         self._delete_guards.append(guard)
 
-    def zone_of(self, record: ServiceRecord) -> str:
-        return self.default_zone if record.topic == "compute" else "internal"
+    def set_zone_source(self, source: Callable[[], Mapping[str, str]]) -> None:
+        """``source()`` maps compute hosts to the zone their agents report (each agent reads
+        its own ``[compute] availability_zone``, which this process cannot see)."""
+        self._zone_source = source
+
+    def zone_of(self, record: ServiceRecord, zones: Mapping[str, str] | None = None) -> str:
+        if record.topic != "compute":
+            return "internal"
+        return (zones or {}).get(record.host, self.default_zone)
 
     def _views(self, snap: db.Snapshot) -> list[ServiceView]:
         states = self.group.states(snap)
-        return [ServiceView(s, states[s.id], self.zone_of(s)) for s in snap.services]
+        zones: Mapping[str, str] = {}
+        if self._zone_source is not None and any(s.topic == "compute" for s in snap.services):
+            zones = self._zone_source()  # one statement for the whole list
+        return [ServiceView(s, states[s.id], self.zone_of(s, zones)) for s in snap.services]
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:
         """Services matching exact filters, with states: O(1) queries for any number."""

@@ -97,8 +97,7 @@ def api_factory(tmp_path: Path) -> Iterator[Any]:
                     for i in (1, 2, 3)]
         conductor = db.service_get_or_create(engine, "host1", "vigil-conductor",
                                              "conductor")[0]
-        registry = Registry(engine, launch.group_from(conf, engine),
-                            default_zone=conf.default_availability_zone)
+        registry = launch.registry_over(conf, engine, launch.group_from(conf, engine))
         client = TestClient(create_app_from_conf(conf, registry))
         api = Api(client, conf, path, engine, registry, computes, conductor)
         made.append(api)

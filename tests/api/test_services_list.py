@@ -117,3 +117,19 @@ def test_vigil_resource_keys_and_show(api: Api) -> None:
     assert api.client.get("/v2.1/vigil/services/abc", headers=ADMIN).status_code == 400
     assert api.client.get("/v2.1/vigil/services", params={"x": "1"},
                           headers=ADMIN).status_code == 400
+
+
+def test_compute_zone_is_what_its_agent_reports(api: Api) -> None:
+    """Each agent reads its own [compute] availability_zone; the API process shows it from the
+    host's compute nodes (a host without one shows default_availability_zone)."""
+    from vigil.db import compute_api as cdb
+
+    cdb.compute_node_update(api.engine, "host2", cdb.Inventory(
+        hypervisor_hostname="host2", hypervisor_type="fake", hypervisor_version=1, vcpus=1,
+        memory_mb=512, local_gb=1, cpu_allocation_ratio=1.0, ram_allocation_ratio=1.0,
+        disk_allocation_ratio=1.0, availability_zone="az-east"))
+    services = api.client.get("/v2.1/os-services", headers=ADMIN).json()["services"]
+    zones = {(s["host"], s["binary"]): s["zone"] for s in services}
+    assert zones[("host2", "vigil-compute")] == "az-east"
+    assert zones[("host1", "vigil-compute")] == "nova"
+    assert zones[("host1", "vigil-conductor")] == "internal"

@@ -112,6 +112,11 @@ def compute_delete_guard(engine: Engine) -> Callable[[ServiceRecord], None]:
     return guard
 
 
+def compute_zones(engine: Engine) -> Callable[[], dict[str, str]]:
+    """A Registry zone source: the zone each compute host's agent reports its nodes in."""
+    return lambda: cdb.host_zones(engine)
+
+
 class ServersAPI:
     """Boot, list, show, delete and evacuate instances."""
 

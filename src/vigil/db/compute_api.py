@@ -237,6 +237,16 @@ def compute_nodes(engine: Engine, *, host: str | None = None,
 
 
 @translate_errors
+def host_zones(engine: Engine) -> dict[str, str]:
+    """Host -> the availability zone its agent reports its nodes in (those that set one)."""
+    stmt = (select(ComputeNode.host, ComputeNode.availability_zone)
+            .where(ComputeNode.deleted == 0, ComputeNode.availability_zone.is_not(None))
+            .distinct())
+    with engine.connect() as conn:
+        return {host: zone for host, zone in conn.execute(stmt) if zone is not None}
+
+
+@translate_errors
 def compute_node_get(engine: Engine, ident: int | str) -> NodeRecord:
     cond = ComputeNode.id == ident if isinstance(ident, int) else ComputeNode.uuid == ident
     with engine.connect() as conn:
