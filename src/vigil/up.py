@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import oslo_messaging as messaging
@@ -18,10 +19,10 @@ from sqlalchemy.engine import Engine
 from vigil import launch, rpc
 from vigil.compute import agent, virt
 from vigil.compute.rpcapi import ComputeAgentAPI
-from vigil.compute.servers import ServersAPI, compute_delete_guard
+from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
 from vigil.daemons import start_conductor, start_scheduler
-from vigil.registry import Registry
+from vigil.ha.fence.simulated import SimulatedPower
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 
@@ -48,8 +49,7 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     token = None
     if conf.api.auth_strategy == "token_file":
         token = auth.write_admin_token_file(conf.api.token_file)
-    registry = Registry(engine, group, default_zone=conf.default_availability_zone)
-    registry.add_delete_guard(compute_delete_guard(engine))
+    registry = launch.registry_over(conf, engine, group)
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf))
     if transport is not None:  # server operations wake the scheduler and agents at once
         app.state.vigil_servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
@@ -82,6 +82,86 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine,
 
 BAREMETAL_DEMO_TICK = 5.0
 
+# One machine, a handful of simulated hosts: short intervals cost nothing here and make a
+# failover watchable in seconds rather than minutes. Defaults only: a configuration file's
+# values still win.
+DEMO_REPORT_INTERVAL = 2.0
+DEMO_DETECTION_GRACE = 2.0
+
+
+def use_demo_defaults(conf: cfg.ConfigOpts) -> None:
+    from vigil import conf as vconf
+
+    conf.set_default("report_interval", DEMO_REPORT_INTERVAL)
+    # Nova's ratio (60 s for 10 s), whatever report_interval the file may have set.
+    conf.set_default("service_down_time", max(10.0, 6 * conf.report_interval))
+    conf.set_default("detection_grace", DEMO_DETECTION_GRACE, group="ha")
+    vconf.validate(conf)
+    LOG.info("vigil up: report_interval %g s, service_down_time %g s, [ha] detection_grace "
+             "%g s (set them in a configuration file to change them)", conf.report_interval,
+             conf.service_down_time, conf.ha.detection_grace)
+
+
+class SimulatedHosts:
+    """``vigil up``'s compute hosts, which an operator can crash and revive to watch a failover.
+
+    A host runs its agent only while it has no power mark (:class:`SimulatedPower`): ``vigil
+    host crash`` makes it stop at once without leaving its group (its heartbeat goes stale, as
+    after a kill -9) and lose its instances (the fake driver keeps them in memory); ``vigil
+    host revive`` starts a fresh agent, which registers and reports again. The marks are files,
+    so the CLI in another terminal reaches into this process.
+    """
+
+    def __init__(self, hosts: Sequence[str], make_agent: Callable[[str], agent.ComputeAgent],
+                 power: SimulatedPower, interval: float = 0.2) -> None:
+        self.hosts = list(hosts)
+        self.agents: dict[str, agent.ComputeAgent | None] = dict.fromkeys(self.hosts)
+        self._make_agent = make_agent
+        self.power = power
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        for host in self.hosts:
+            if self.power.is_off(host):
+                LOG.warning("%s is powered off (simulated): vigil host revive %s", host, host)
+        self.poll()
+        self._thread = threading.Thread(target=self._run, name="simulated-hosts", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.poll()
+            except Exception:  # the demo's power switch must not take vigil up down
+                LOG.exception("simulated hosts: poll failed")
+
+    def poll(self) -> None:
+        """Crash the hosts that lost power, start the ones that have it back."""
+        for host in self.hosts:
+            running = self.agents[host]
+            off = self.power.is_off(host)
+            if off and running is not None:
+                running.stop(leave=False)
+                self.agents[host] = None
+                LOG.warning("%s crashed (simulated): no more reports, its instances are gone",
+                            host)
+            elif not off and running is None:
+                compute = self._make_agent(host)
+                compute.start()
+                self.agents[host] = compute
+                LOG.info("%s is running (simulated)", host)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        for host, running in self.agents.items():
+            if running is not None:
+                running.stop()
+                self.agents[host] = None
+
 
 def register_baremetal_nodes(engine: Engine, count: int) -> int:
     """Nodes ``bm-1`` .. ``bm-<count>`` (8 CPUs, 32 GB, 500 GB), creating those missing, so
@@ -112,6 +192,7 @@ def baremetal_driver(conf: cfg.ConfigOpts, host: str,
 
 
 def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> int:
+    use_demo_defaults(conf)
     engine = launch.engine_from(conf, sync=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
@@ -133,16 +214,18 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
                   "vigil node list", flush=True)
         # Simulated hosts: the fake virt driver (or, with bare-metal nodes, the baremetal
         # driver), whatever [compute] compute_driver says.
-        services: list[agent.ComputeAgent] = []
-        for host in compute_names(computes):
+        def make_agent(host: str) -> agent.ComputeAgent:
             driver = (baremetal_driver(conf, host, transport) if baremetal_nodes
                       else virt.load(conf, host, "fake"))
-            compute = agent.ComputeAgent(conf, host, transport, client, group, driver=driver)
-            compute.start()
-            services.append(compute)
+            return agent.ComputeAgent(conf, host, transport, client, group, driver=driver)
+
+        hosts = SimulatedHosts(compute_names(computes), make_agent,
+                               SimulatedPower(conf.ha.simulated_power_dir))
+        hosts.start()
         LOG.info("Vigil is up: %d compute hosts, database %s, driver %s. "
                  "In another terminal: vigil service list, vigil server create --flavor m1.tiny "
-                 "--name vm1, vigil hypervisor list. Ctrl-C stops.",
+                 "--name vm1, vigil hypervisor list. To watch a failover: vigil host crash "
+                 "HOST, vigil recovery list, vigil host revive HOST. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
         api = start_api(conf, engine, group, transport)
         monitor_stop, monitor_thread = start_monitor(conf, engine, group)
@@ -150,8 +233,7 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
         monitor_stop.set()
         monitor_thread.join(timeout=15)
         api.stop()
-        for compute in services:
-            compute.stop()
+        hosts.stop()
         scheduler_svc.stop()
         scheduler.stop()
         conductor_svc.stop()

@@ -71,3 +71,88 @@ def test_up_prints_a_working_url_and_admin_token(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)
     assert code == 0
+
+
+def test_up_shows_a_failover_an_operator_can_watch(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo the README promises: crash a simulated host of ``vigil up``; the monitor
+    disables, fences, forces it down and evacuates its instances; revive it and it is
+    re-enabled. Driven through the CLI, as an operator in another terminal would."""
+    from vigil import launch
+    from vigil.cli.main import main
+    from vigil.db import api as db
+    from vigil.db import compute_api as cdb
+    from vigil.db import ha_api
+
+    conf, path = make_conf(tmp_path, {
+        "DEFAULT": {"report_interval": "0.5", "service_down_time": "2.5"},
+        "api": {"port": free_port()},
+        "conductor": {"coalesce_interval": "0.1", "probe_interval": "0.2"},
+        "compute": {"instance_sync_interval": "1", "update_resources_interval": "1"},
+        "scheduler": {"pending_poll_interval": "0.5"},
+        "ha": {"detection_grace": "0.5", "poll_interval": "0.2"}})
+    proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file",
+                             str(path), "up", "--computes", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def vigil(*args: str) -> tuple[int, str, str]:
+        code = main(["--config-file", str(path), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def poll(fn: object, timeout: float, what: str) -> object:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = fn()  # type: ignore[operator]
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.2)
+
+    try:
+        Lines(proc).wait_for(r"Vigil API: ", START_TIMEOUT)
+        engine = launch.engine_from(conf)
+        group = launch.group_from(conf, engine)
+
+        def states() -> dict[str, str]:
+            snap = db.snapshot(engine, topic="compute")
+            by_id = group.states(snap)
+            return {s.host: by_id[s.id].value for s in snap.services}
+
+        poll(lambda: states() == {"compute-1": "up", "compute-2": "up"}, 60, "hosts up")
+        for name in ("vm1", "vm2"):
+            code, _, err = vigil("server", "create", "--flavor", "m1.tiny", "--name", name,
+                                 "--host", "compute-1", "--wait")
+            assert code == 0, err
+        uuids = [i.uuid for i in cdb.instances(engine, host="compute-1")]
+        assert len(uuids) == 2
+
+        code, _, err = vigil("host", "crash", "nowhere")
+        assert code == 2 and err.strip() == "vigil: error: no compute service on host 'nowhere'"
+        code, out, _ = vigil("host", "crash", "compute-1")
+        assert code == 0 and "crashed" in out
+
+        def evacuated() -> bool:
+            insts = cdb.instances(engine, uuids=uuids)
+            return all(i.host == "compute-2" and i.vm_state == cdb.ACTIVE for i in insts)
+
+        poll(evacuated, 60, "the instances ACTIVE on compute-2")
+        rec = next(r for r in ha_api.recoveries(engine) if r.host == "compute-1")
+        kinds = [e.kind for e in ha_api.events(engine, rec.id)]
+        for kind in ("detected", "disabled", "fenced", "forced_down"):
+            assert kinds.count(kind) == 1, kinds
+        code, out, _ = vigil("recovery", "show", str(rec.id))
+        assert code == 0 and "fenced" in out and "instance_evacuated" in out
+
+        code, out, _ = vigil("host", "revive", "compute-1")
+        assert code == 0 and "powered on" in out
+        poll(lambda: ha_api.recovery_get(engine, rec.id).phase == ha_api.COMPLETED, 60,
+             "the recovery to complete")
+        svc = db.service_get_by_host_binary(engine, "compute-1", "vigil-compute")
+        assert not svc.disabled and not svc.forced_down
+        poll(lambda: states()["compute-1"] == "up", 30, "compute-1 up again")
+        assert evacuated()  # nothing moved back, nothing ran twice
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 0

@@ -43,6 +43,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                     help="seconds to wait for the evacuations (default 600)")
     ev.add_argument("--no-wait", dest="wait", action="store_false",
                     help="request it and return at once")
+    crash = hsub.add_parser("crash", help="vigil up's simulated hosts: pull the plug (the "
+                            "host stops reporting and loses its instances; the HA monitor "
+                            "recovers it)")
+    crash.add_argument("host")
+    revive = hsub.add_parser("revive", help="vigil up's simulated hosts: power a crashed or "
+                             "fenced host on again (it reports again and is re-enabled)")
+    revive.add_argument("host")
     host.set_defaults(func=run_host)
 
 
@@ -108,7 +115,31 @@ def progress_line(rec: dict[str, Any], width: int = 30) -> str:
             f"  phase {rec['phase']}" + (f"  ({note})" if note else ""))
 
 
+def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    """``vigil host crash|revive``: the simulated hosts' power marks (vigil up)."""
+    from vigil import launch
+    from vigil.db import api as db
+    from vigil.errors import ServiceNotFound
+    from vigil.ha.fence.simulated import SimulatedPower
+
+    try:
+        db.service_get_by_host_binary(launch.engine_from(conf), args.host, "vigil-compute")
+    except ServiceNotFound:
+        print(f"vigil: error: no compute service on host {args.host!r}", file=sys.stderr)
+        return 2
+    power = SimulatedPower(conf.ha.simulated_power_dir)
+    if args.host_cmd == "crash":
+        power.crash(args.host)
+        print(f"{args.host}: crashed (simulated); watch it: vigil recovery list")
+    else:
+        power.revive(args.host)
+        print(f"{args.host}: powered on (simulated); it reports again within a few seconds")
+    return 0
+
+
 def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    if args.host_cmd in ("crash", "revive"):
+        return run_power(args, conf)
     from vigil import launch
     from vigil.db import ha_api
     from vigil.ha.monitor import monitor_from, scheduler_waker

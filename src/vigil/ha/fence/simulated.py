@@ -4,6 +4,11 @@ Nothing can be powered off there, so fencing marks the host powered off with a f
 ``<simulated_power_dir>/<host>.off`` and status reads the mark. It proves nothing about a real
 machine and says so: it exists so the embedded demo can show the whole workflow. The mark is
 removed when the host reports again (:meth:`release`).
+
+:class:`SimulatedPower` is the other side of the demo: what makes a simulated host die and come
+back. ``vigil host crash`` writes ``<host>.crash`` (the plug is pulled), ``vigil host revive``
+removes it and any fence mark (powered on again), and ``vigil up`` runs a host's agent only
+while neither mark exists.
 """
 
 from __future__ import annotations
@@ -41,3 +46,30 @@ class SimulatedFence(FenceAgent):
     def release(self, host: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._mark(host))
+
+
+class SimulatedPower:
+    """Power marks of ``vigil up``'s simulated hosts, shared through files so that a CLI in
+    another terminal can pull a plug inside the ``vigil up`` process."""
+
+    def __init__(self, power_dir: str) -> None:
+        self.power_dir = power_dir
+
+    def _path(self, host: str, suffix: str) -> str:
+        if not host or "/" in host or host.startswith("."):
+            raise ValueError(f"not a host name: {host!r}")
+        return os.path.join(self.power_dir, f"{host}.{suffix}")
+
+    def crash(self, host: str) -> None:
+        os.makedirs(self.power_dir, exist_ok=True)
+        with open(self._path(host, "crash"), "w") as f:
+            f.write("crashed\n")
+
+    def revive(self, host: str) -> None:
+        for suffix in ("crash", "off"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(host, suffix))
+
+    def is_off(self, host: str) -> bool:
+        """Crashed, or fenced (powered off) and not powered on since."""
+        return any(os.path.exists(self._path(host, s)) for s in ("crash", "off"))
