@@ -132,11 +132,7 @@ def one_run(driver: str, virt: str, instances: int) -> dict[str, Any]:
             print("states:", c.states(), file=sys.stderr)
             raise
         finally:
-            c.stop_all()
-            if c.group is not None:
-                c.group.driver.close()
-            if c.engine is not None:
-                c.engine.dispose()
+            c.close()
 
 
 def pct(values: list[float], p: float) -> float:

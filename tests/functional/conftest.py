@@ -23,8 +23,4 @@ def ha_cluster(tmp_path: Path) -> Iterator[HaCluster]:
         print(c.dump())
         raise
     finally:
-        c.stop_all()
-        if c.group is not None:
-            c.group.driver.close()
-        if c.engine is not None:
-            c.engine.dispose()
+        c.close()

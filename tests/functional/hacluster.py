@@ -99,6 +99,14 @@ class HaCluster:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
+    def close(self) -> None:
+        """Kill every daemon (process group) and release this harness's connections."""
+        self.stop_all()
+        if self.group is not None:
+            self.group.driver.close()
+        if self.engine is not None:
+            self.engine.dispose()
+
     def dump(self) -> str:
         return "\n".join(f"==== {p.name}\n{p.read_text(errors='replace')[-4000:]}"
                          for p in sorted(self.logs.glob("*.log")))

@@ -51,3 +51,10 @@ def json_response(body: Any, *, headers: dict[str, str] | None = None) -> Respon
     """
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json",
                     headers=headers)
+
+
+def links(ctx: RequestContext, collection: str, ident: str) -> list[dict[str, str]]:
+    """Nova's ``self`` and ``bookmark`` links of one resource of ``collection``."""
+    base = str(ctx.request.base_url).rstrip("/")
+    return [{"rel": "self", "href": f"{base}/v2.1/{collection}/{ident}"},
+            {"rel": "bookmark", "href": f"{base}/{collection}/{ident}"}]

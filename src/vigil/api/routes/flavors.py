@@ -16,7 +16,7 @@ from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
 from vigil.api import policy, validation
-from vigil.api.deps import Ctx, RequestContext, json_response
+from vigil.api.deps import Ctx, RequestContext, json_response, links
 from vigil.api.routes.services import errors_doc
 from vigil.compute.flavors import MAX_NAME, FlavorsAPI, FlavorView
 
@@ -80,9 +80,7 @@ def _api(ctx: RequestContext) -> FlavorsAPI:
 
 
 def _links(ctx: RequestContext, flavorid: str) -> list[dict[str, str]]:
-    base = str(ctx.request.base_url).rstrip("/")
-    return [{"rel": "self", "href": f"{base}/v2.1/flavors/{flavorid}"},
-            {"rel": "bookmark", "href": f"{base}/flavors/{flavorid}"}]
+    return links(ctx, "flavors", flavorid)
 
 
 def _detail(ctx: RequestContext, view: FlavorView) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
 from vigil.api import policy, validation
-from vigil.api.deps import Ctx, RequestContext, json_response
+from vigil.api.deps import Ctx, RequestContext, json_response, links
 from vigil.api.errors import Fault
 from vigil.api.routes import services as _services
 from vigil.api.routes.services import errors_doc
@@ -150,9 +150,7 @@ def servers_api(ctx: RequestContext) -> ServersAPI:
 
 
 def _links(ctx: RequestContext, uuid: str) -> list[dict[str, str]]:
-    base = str(ctx.request.base_url).rstrip("/")
-    return [{"rel": "self", "href": f"{base}/v2.1/servers/{uuid}"},
-            {"rel": "bookmark", "href": f"{base}/servers/{uuid}"}]
+    return links(ctx, "servers", uuid)
 
 
 def detail(ctx: RequestContext, view: ServerView) -> dict[str, Any]:
