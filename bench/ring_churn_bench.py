@@ -13,7 +13,7 @@ given here, and prints what its checker measured:
 
 Run from the repository root, with RabbitMQ on 127.0.0.1:5672 (VIGIL_TEST_RABBIT)::
 
-    .venv/bin/python bench/ring_churn_bench.py                       # 500 nodes, 5 agents, 120 s
+    .venv/bin/python bench/ring_churn_bench.py                       # 500 nodes, 5 agents, 180 s
     .venv/bin/python bench/ring_churn_bench.py --seconds 30 --seed 7 # a shorter, fixed run
 """
 
@@ -37,7 +37,7 @@ from tests.functional.test_ring_churn import Settings, private_vhost, run_churn 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=120.0)
+    p.add_argument("--seconds", type=float, default=180.0)
     p.add_argument("--nodes", type=int, default=500)
     p.add_argument("--computes", type=int, default=5)
     p.add_argument("--instances", type=int, default=20)

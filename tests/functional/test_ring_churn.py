@@ -2,7 +2,7 @@
 
 A conductor and five ``vigil compute`` agents with the ``baremetal`` driver, each its own
 process group, share 500 nodes through the hash ring; some nodes hold instances. For about
-two minutes (``VIGIL_CHURN_SECONDS``) agents are killed (``killpg`` SIGKILL) and restarted
+three minutes (``VIGIL_CHURN_SECONDS``) agents are killed (``killpg`` SIGKILL) and restarted
 at random (seeded: ``VIGIL_CHURN_SEED``, printed). A checker samples the database all the
 while, each sample one read transaction, and holds it to the invariants:
 
@@ -19,7 +19,7 @@ while, each sample one read transaction, and holds it to the invariants:
   equals the inventory of the owned nodes, and never exceeds the inventory;
 * an instance is always on a host that owns its node (it moves with the node).
 
-``SLACK`` (3 s) covers what the bound's terms do not: report jitter (10 % of
+``SLACK`` (2 s) covers what the bound's terms do not: report jitter (10 % of
 report_interval), the agent loop's wake-up phase, one tick's own duration and RPC latency on
 two shared CPUs, and the checker's sampling period. The debounce term is there for releases
 to a newcomer: owner and newcomer adopt the ring a tick apart, and while their rings differ
@@ -66,17 +66,16 @@ from .procs import Proc, poll
 
 pytestmark = pytest.mark.slow
 
-# 2 s was exceeded by 0.1 s once (6.1 s, one run of three) while other suites loaded the two
-# CPUs; 3 s keeps the check about real orphaning, not scheduler noise. Against the issue's own
-# bound (service_down_time + one tick = 3 s), since take-overs start at the first DOWN:
-# re-coverage after a kill median 3.4 s = liveness 2.0 s + hand-over 1.5 s, at load 8 from
-# other suites (docs/baremetal.md).
-SLACK = 3.0
+# What the bound's terms leave out: the coalescing tick before DOWN is written, a tick's own
+# work and RPC round trip, report jitter, the checker's 0.2 s sampling. Measured at load 1.5:
+# longest without a live owner 3.5 s = service_down_time + tick + 0.5 s (docs/baremetal.md);
+# 2 s keeps the check about real orphaning, not the scheduling noise of two shared CPUs.
+SLACK = 2.0
 
 
 @dataclass
 class Settings:
-    seconds: float = float(os.environ.get("VIGIL_CHURN_SECONDS", "120"))
+    seconds: float = float(os.environ.get("VIGIL_CHURN_SECONDS", "180"))
     seed: int = int(os.environ.get("VIGIL_CHURN_SEED", str(random.SystemRandom().randrange(
         1, 1 << 31))))
     nodes: int = 500
