@@ -82,26 +82,6 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine,
 
 BAREMETAL_DEMO_TICK = 5.0
 
-# One machine, a handful of simulated hosts: short intervals cost nothing here and make a
-# failover watchable in seconds rather than minutes. Defaults only: a configuration file's
-# values still win.
-DEMO_REPORT_INTERVAL = 2.0
-DEMO_DETECTION_GRACE = 2.0
-
-
-def use_demo_defaults(conf: cfg.ConfigOpts) -> None:
-    from vigil import conf as vconf
-
-    conf.set_default("report_interval", DEMO_REPORT_INTERVAL)
-    # Nova's ratio (60 s for 10 s), whatever report_interval the file may have set.
-    conf.set_default("service_down_time", max(10.0, 6 * conf.report_interval))
-    conf.set_default("detection_grace", DEMO_DETECTION_GRACE, group="ha")
-    vconf.validate(conf)
-    LOG.info("vigil up: report_interval %g s, service_down_time %g s, [ha] detection_grace "
-             "%g s (set them in a configuration file to change them)", conf.report_interval,
-             conf.service_down_time, conf.ha.detection_grace)
-
-
 class SimulatedHosts:
     """``vigil up``'s compute hosts, which an operator can crash and revive to watch a failover.
 
@@ -192,7 +172,6 @@ def baremetal_driver(conf: cfg.ConfigOpts, host: str,
 
 
 def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> int:
-    use_demo_defaults(conf)
     engine = launch.engine_from(conf, sync=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)

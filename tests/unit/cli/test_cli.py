@@ -167,3 +167,35 @@ def test_unsynced_database_says_what_to_do(tmp_path: Path,
     cfg = write_config(tmp_path / "v.conf", {"DEFAULT": {"state_path": str(tmp_path)}})
     assert main(["--config-file", str(cfg), "service", "list"]) == 1
     assert "run 'vigil db sync'" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_a_quiet_exit(tmp_path: Path) -> None:
+    """``vigil service list | head -1``: no traceback when the reader leaves early (the list
+    is far larger than a pipe's buffer, so the writer does meet the closed pipe)."""
+    import datetime as dt
+    import subprocess
+    import sys
+    import uuid
+
+    from sqlalchemy import insert
+
+    from vigil.db.models import Service
+
+    url = f"sqlite:///{tmp_path}/many.sqlite"
+    conf = write_config(tmp_path / "many.conf", {
+        "DEFAULT": {"state_path": str(tmp_path)}, "database": {"connection": url}})
+    engine = make_engine(url)
+    migration.sync(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(Service), [
+            {"uuid": str(uuid.uuid4()), "host": f"host-{i:05d}", "binary": "vigil-compute",
+             "topic": "compute", "report_count": 0, "disabled": False, "forced_down": False,
+             "version": 1, "created_at": dt.datetime(2026, 1, 1), "deleted": 0}
+            for i in range(3000)])
+    proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file", str(conf),
+                             "service", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and "Traceback" not in err, err
