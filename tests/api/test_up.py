@@ -138,6 +138,9 @@ def test_up_shows_a_failover_an_operator_can_watch(
 
         poll(evacuated, 60, "the instances ACTIVE on compute-2")
         rec = next(r for r in ha_api.recoveries(engine) if r.host == "compute-1")
+        # The monitor records each instance's arrival on its next pass.
+        poll(lambda: ha_api.recovery_get(engine, rec.id).phase == ha_api.EVACUATED, 30,
+             "the recovery to record the evacuations")
         kinds = [e.kind for e in ha_api.events(engine, rec.id)]
         for kind in ("detected", "disabled", "fenced", "forced_down"):
             assert kinds.count(kind) == 1, kinds
