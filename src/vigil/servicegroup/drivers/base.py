@@ -87,4 +87,9 @@ class Driver(abc.ABC):
         return True
 
     def close(self) -> None:  # noqa: B027 - optional hook, most drivers have nothing to close
-        """Release connections and sessions (without leaving: members stay until expiry)."""
+        """Release connections and sessions, without leaving explicitly.
+
+        What happens to this client's members then depends on the backend: keys with a TTL
+        (mc, etcd, redis) stay until they expire; ZooKeeper's ephemeral znodes belong to the
+        session, so closing it removes them at once (as a leave would).
+        """
