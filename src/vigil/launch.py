@@ -27,7 +27,8 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("oslo_messaging", "kazoo", "amqp", "oslo.messaging", "urllib3", "httpx"):
+    for noisy in ("oslo_messaging", "kazoo", "amqp", "oslo.messaging", "urllib3", "httpx",
+                  "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
