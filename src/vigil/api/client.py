@@ -1,5 +1,6 @@
 """An HTTP client with the Registry methods the CLI uses, so ``vigil service`` works the same
-against the database or a remote API.
+against the database or a remote API (:mod:`vigil.api.compute_client` does the same for
+servers, flavors and hypervisors over :class:`ApiSession`).
 
 Reads go to Vigil's own resource (``/v2.1/vigil/services``: it has the unknown state, the UUID
 and the heartbeat times the CLI shows); writes go through Nova's os-services at microversion
@@ -46,8 +47,11 @@ class ApiError(verr.VigilError):
     """The API refused the request for a reason outside the usual tree (401, 403, 405, 406)."""
 
 
-class RegistryClient:
-    """``list``, ``get``, ``find``, ``update`` and ``delete`` over the REST API."""
+class ApiSession:
+    """One connection to a Vigil API: the token, the microversion header, and HTTP errors
+    mapped back to Vigil's error tree (``not_found`` for a 404)."""
+
+    not_found: type[verr.NotFound] = verr.NotFound
 
     def __init__(self, endpoint: str, token: str, *, timeout: float = TIMEOUT,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -74,12 +78,18 @@ class RegistryClient:
         if code == 400:
             raise verr.InvalidInput(message)
         if code == 404:
-            raise verr.ServiceNotFound(message)
+            raise self.not_found(message)
         if code == 409:
             raise verr.Conflict(message)
         if code >= 500:
             raise verr.Unavailable(f"the API answered {code}: {message}")
         raise ApiError(f"the API answered {code}: {message}")
+
+
+class RegistryClient(ApiSession):
+    """``list``, ``get``, ``find``, ``update`` and ``delete`` over the REST API."""
+
+    not_found = verr.ServiceNotFound
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:
         params = {k: v for k, v in (("host", host), ("binary", binary)) if v is not None}

@@ -2,6 +2,11 @@
 
 Thin: parsing and printing only. The operations are :mod:`vigil.compute.servers`,
 :mod:`vigil.compute.flavors` and :mod:`vigil.compute.hypervisors`, which the REST API calls too.
+
+As ``vigil service``: against the database directly, or through a Vigil API when an endpoint
+and a token are given (``--os-endpoint``/``--os-token``, else OS_ENDPOINT/OS_TOKEN, else
+``[api] endpoint``/``token``; :func:`vigil.cli.service_cmds.api_target`). The clients of
+:mod:`vigil.api.compute_client` have the same methods and return views that print the same.
 """
 
 from __future__ import annotations
@@ -9,11 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from vigil.cli.output import as_json, table
+from vigil.cli.service_cmds import add_api_options, api_target
+
+if TYPE_CHECKING:
+    from vigil.api.compute_client import (
+        FlavorsClient,
+        HypervisorsClient,
+        RemoteFlavor,
+        ServersClient,
+    )
+    from vigil.compute.flavors import FlavorsAPI, FlavorView
+    from vigil.compute.hypervisors import HypervisorsAPI
+    from vigil.compute.servers import ServersAPI
 
 SERVER_COLUMNS = ("ID", "Name", "Status", "Task State", "Power State", "Host", "Flavor")
 FLAVOR_COLUMNS = ("ID", "Name", "RAM", "Disk", "VCPUs")
@@ -24,6 +41,7 @@ HYPERVISOR_LONG = ("vCPUs Used", "vCPUs", "Memory MB Used", "Memory MB", "Runnin
 
 def _fmt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_api_options(p)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,19 +126,26 @@ def _print(fmt: str, data: list[dict[str, Any]] | dict[str, Any],
 
 
 def run_server(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.compute.servers import POWER_STATES, ServerView, servers_from, settled
+    from vigil.compute.servers import POWER_STATES, Server, servers_from, settled
 
-    api = servers_from(conf)
+    target = api_target(args, conf)
+    api: ServersAPI | ServersClient
+    if target is None:
+        api = servers_from(conf)
+    else:
+        from vigil.api.compute_client import ServersClient
+
+        api = ServersClient(*target)
     try:
         cmd = args.server_cmd
-        view: ServerView
+        view: Server
         if cmd == "list":
-            views = api.list(host=args.host, name=args.name)
-            _print(args.format, [v.to_dict() for v in views], SERVER_COLUMNS, [
-                [v.record.uuid, v.record.name, v.status, v.record.task_state,
-                 POWER_STATES.get(v.record.power_state, v.record.power_state), v.record.host,
-                 v.record.flavor_name]
-                for v in views])
+            dicts = [v.to_dict() for v in api.list(host=args.host, name=args.name)]
+            _print(args.format, dicts, SERVER_COLUMNS, [
+                [d["id"], d["name"], d["status"], d["OS-EXT-STS:task_state"],
+                 POWER_STATES.get(d["OS-EXT-STS:power_state"], d["OS-EXT-STS:power_state"]),
+                 d["OS-EXT-SRV-ATTR:host"], d["flavor"]["original_name"]]
+                for d in dicts])
             return 0
         if cmd == "create":
             view = api.create(name=args.name, flavor=args.flavor, host=args.host,
@@ -134,7 +159,7 @@ def run_server(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         else:
             raise AssertionError(cmd)
         if getattr(args, "wait", False):
-            view = api.wait(view.record.uuid, settled, timeout=args.timeout)
+            view = api.wait(view.uuid, settled, timeout=args.timeout)
         _print(args.format, view.to_dict())
         if getattr(args, "wait", False) and not settled(view):
             print(f"vigil: still {view.status} after {args.timeout:g} s")
@@ -145,16 +170,28 @@ def run_server(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 
 
 def run_flavor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil import launch
-    from vigil.compute.flavors import FlavorsAPI
+    target = api_target(args, conf)
+    if target is None:
+        from vigil import launch
+        from vigil.compute.flavors import FlavorsAPI
 
-    api = FlavorsAPI(launch.engine_from(conf))
+        return _flavor(args, FlavorsAPI(launch.engine_from(conf)))
+    from vigil.api.compute_client import FlavorsClient
+
+    client = FlavorsClient(*target)
+    try:
+        return _flavor(args, client)
+    finally:
+        client.close()
+
+
+def _flavor(args: argparse.Namespace, api: FlavorsAPI | FlavorsClient) -> int:
     cmd = args.flavor_cmd
+    view: FlavorView | RemoteFlavor
     if cmd == "list":
-        views = api.list()
-        _print(args.format, [v.to_dict() for v in views], FLAVOR_COLUMNS, [
-            [d["id"], d["name"], d["ram"], d["disk"], d["vcpus"]]
-            for d in (v.to_dict() for v in views)])
+        dicts = [v.to_dict() for v in api.list()]
+        _print(args.format, dicts, FLAVOR_COLUMNS, [
+            [d["id"], d["name"], d["ram"], d["disk"], d["vcpus"]] for d in dicts])
         return 0
     if cmd == "create":
         view = api.create(name=args.name, vcpus=args.vcpus, ram=args.ram, disk=args.disk,
@@ -170,11 +207,23 @@ def run_flavor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 
 
 def run_hypervisor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil import launch
-    from vigil.compute.hypervisors import HypervisorsAPI
+    target = api_target(args, conf)
+    if target is None:
+        from vigil import launch
+        from vigil.compute.hypervisors import HypervisorsAPI
 
-    engine = launch.engine_from(conf)
-    api = HypervisorsAPI(engine, launch.group_from(conf, engine))
+        engine = launch.engine_from(conf)
+        return _hypervisor(args, HypervisorsAPI(engine, launch.group_from(conf, engine)))
+    from vigil.api.compute_client import HypervisorsClient
+
+    client = HypervisorsClient(*target)
+    try:
+        return _hypervisor(args, client)
+    finally:
+        client.close()
+
+
+def _hypervisor(args: argparse.Namespace, api: HypervisorsAPI | HypervisorsClient) -> int:
     if args.hypervisor_cmd == "list":
         dicts = [v.to_dict() for v in api.list(hostname=args.matching)]
         columns = HYPERVISOR_COLUMNS + (HYPERVISOR_LONG if args.long else ())

@@ -46,10 +46,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rm = ssub.add_parser("delete", help="delete a service by id or UUID")
     rm.add_argument("ident", metavar="ID_OR_UUID")
     for p in (ls, st, rm):
-        p.add_argument("--os-endpoint", metavar="URL",
-                       help="use the Vigil API at URL instead of the database (env OS_ENDPOINT)")
-        p.add_argument("--os-token", metavar="TOKEN", help="API token (env OS_TOKEN)")
+        add_api_options(p)
     svc.set_defaults(func=run)
+
+
+def add_api_options(p: argparse.ArgumentParser) -> None:
+    """``--os-endpoint``/``--os-token``: what :func:`api_target` reads first."""
+    p.add_argument("--os-endpoint", metavar="URL",
+                   help="use the Vigil API at URL instead of the database (env OS_ENDPOINT)")
+    p.add_argument("--os-token", metavar="TOKEN", help="API token (env OS_TOKEN)")
 
 
 def rows(views: list[ServiceView]) -> list[list[object]]:

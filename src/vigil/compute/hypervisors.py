@@ -23,6 +23,11 @@ from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.liveness import State
 
 
+def missing(ident: str) -> NotFound:
+    """What ``vigil hypervisor show`` says of an id or hostname that names no hypervisor."""
+    return NotFound(f"Hypervisor {ident} could not be found.")
+
+
 @dataclass(frozen=True)
 class HypervisorView:
     node: NodeRecord
@@ -100,7 +105,7 @@ class HypervisorsAPI:
                          if n.hypervisor_hostname == ident]
         views = self._views(nodes)
         if not views:
-            raise NotFound(f"Hypervisor {ident} could not be found.")
+            raise missing(ident)
         return views[0]
 
     def statistics(self) -> dict[str, int]:

@@ -19,9 +19,9 @@ import datetime as dt
 import re
 import time
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
@@ -56,11 +56,53 @@ def usage_time(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
+def uuid_of(ident: str) -> str | None:
+    """The canonical UUID when ``ident`` is spelled as one (with or without dashes), else None
+    (then it is a name)."""
+    return str(uuidlib.UUID(ident)) if _UUID_RE.match(ident) else None
+
+
+_T = TypeVar("_T")
+
+
+def pick_named(ident: str, named: Sequence[_T]) -> _T:
+    """The one server named ``ident`` among ``named`` (the servers with that name)."""
+    if len(named) == 1:
+        return named[0]
+    if not named:
+        raise NotFound(f"no server with name or id {ident!r}")
+    raise Conflict(f"{len(named)} servers are named {ident!r}: use an id")
+
+
+class Server(Protocol):
+    """What the CLI reads of a server: a :class:`ServerView` here, or
+    :class:`vigil.api.compute_client.RemoteServer` when it goes through the API."""
+
+    @property
+    def uuid(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def task_state(self) -> str | None: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class ServerView:
     """An instance as operators and API clients see it."""
 
     record: InstanceRecord
+
+    @property
+    def uuid(self) -> str:
+        return self.record.uuid
+
+    @property
+    def task_state(self) -> str | None:
+        return self.record.task_state
 
     @property
     def status(self) -> str:
@@ -154,14 +196,10 @@ class ServersAPI:
     def resolve(self, ident: str) -> InstanceRecord:
         """A live instance by UUID, or by name when exactly one instance has it."""
         ident = ident.strip()
-        if _UUID_RE.match(ident):
-            return cdb.instance_get(self.engine, str(uuidlib.UUID(ident)))
-        named = cdb.instances(self.engine, name=ident)
-        if len(named) == 1:
-            return named[0]
-        if not named:
-            raise NotFound(f"no server with name or id {ident!r}")
-        raise Conflict(f"{len(named)} servers are named {ident!r}: use an id")
+        uuid = uuid_of(ident)
+        if uuid is not None:
+            return cdb.instance_get(self.engine, uuid)
+        return pick_named(ident, cdb.instances(self.engine, name=ident))
 
     # -- operations ---------------------------------------------------------------------------
     def create(self, *, name: str, flavor: str, host: str | None = None,
@@ -183,8 +221,25 @@ class ServersAPI:
         self._wake_scheduler()
         return ServerView(inst)
 
-    def list(self, *, host: str | None = None, name: str | None = None) -> list[ServerView]:
-        return [ServerView(i) for i in cdb.instances(self.engine, host=host, name=name)]
+    def list(self, *, host: str | None = None, name: str | None = None,
+             uuid: str | None = None, deleted: bool = False) -> list[ServerView]:
+        """Live servers matching exact filters, oldest first; with ``deleted``, Nova's admin
+        filter, deleted servers instead. Vigil keeps no list of deleted servers to scan, so
+        those are looked up one at a time: ``deleted`` needs ``uuid``."""
+        if not deleted:
+            uuids = None if uuid is None else [uuid]
+            return [ServerView(i) for i in cdb.instances(self.engine, host=host, name=name,
+                                                         uuids=uuids)]
+        if uuid is None:
+            raise InvalidInput("deleted servers are listed one at a time: give uuid=<server "
+                               "id> with deleted=true")
+        try:
+            inst = cdb.instance_get(self.engine, uuid, read_deleted=True)
+        except NotFound:
+            return []
+        keep = (inst.deleted and (host is None or inst.host == host)
+                and (name is None or inst.name == name))
+        return [ServerView(inst)] if keep else []
 
     def get(self, ident: str) -> ServerView:
         return ServerView(self.resolve(ident))
@@ -255,9 +310,9 @@ class ServersAPI:
             time.sleep(interval)
 
 
-def settled(view: ServerView) -> bool:
+def settled(view: Server) -> bool:
     """Neither waiting for a host nor spawning: ACTIVE or ERROR with no task."""
-    return view.status in ("ACTIVE", "ERROR") and view.record.task_state is None
+    return view.status in ("ACTIVE", "ERROR") and view.task_state is None
 
 
 def servers_from(conf: cfg.ConfigOpts, engine: Engine | None = None,

@@ -3,8 +3,10 @@
 Nova's shapes: before 2.53 ids are the nodes' integers, from 2.53 their UUIDs. ``state`` is
 Nova's ``up``/``down``: a hypervisor whose compute service's liveness is *unknown* is reported
 ``down`` (never ``up`` without evidence) and counted in the
-``X-Vigil-Unknown-State-Count`` header, as ``/os-services`` does; ``vigil hypervisor list``
-shows ``unknown`` as such. ``state`` comes from one batch liveness read for all nodes.
+``X-Vigil-Unknown-State-Count`` header, as ``/os-services`` does. Every hypervisor also
+carries ``vigil:state``, Vigil's own ``up``/``down``/``unknown`` (an extra key, which Nova
+clients ignore): ``vigil hypervisor`` shows that one, through the API as from the database.
+``state`` comes from one batch liveness read for all nodes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ router = APIRouter(prefix="/v2.1/os-hypervisors", tags=["os-hypervisors"])
 
 POLICY = "os_compute_api:os-hypervisors:%s"
 UUID_FOR_ID = "2.53"
+VIGIL_STATE = "vigil:state"
 
 policy.register(
     oslo_policy.DocumentedRuleDefault(POLICY % "list", policy.ADMIN, "List all hypervisors.",
@@ -54,7 +57,10 @@ _SUMMARY: dict[str, Any] = {
     "properties": {"id": {"type": ["string", "integer"]},
                    "hypervisor_hostname": {"type": "string"},
                    "state": {"type": "string", "enum": ["up", "down"]},
-                   "status": {"type": "string", "enum": ["enabled", "disabled"]}},
+                   "status": {"type": "string", "enum": ["enabled", "disabled"]},
+                   VIGIL_STATE: {"type": "string", "enum": ["up", "down", "unknown"],
+                                 "description": "Vigil's liveness: unknown where state says "
+                                                "down because the liveness could not be read"}},
     "required": ["id", "hypervisor_hostname", "state", "status"],
 }
 _DETAIL: dict[str, Any] = {
@@ -82,8 +88,9 @@ def _view(ctx: RequestContext, v: HypervisorView, *, full: bool) -> dict[str, An
     d = v.to_dict()
     d["id"] = v.node.uuid if ctx.at_least(UUID_FOR_ID) else v.node.id
     d["state"] = "up" if v.state is State.UP else "down"
+    d[VIGIL_STATE] = v.state.value
     if not full:
-        return {k: d[k] for k in ("id", "hypervisor_hostname", "state", "status")}
+        return {k: d[k] for k in ("id", "hypervisor_hostname", "state", "status", VIGIL_STATE)}
     return d
 
 

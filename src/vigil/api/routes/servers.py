@@ -4,7 +4,10 @@ Every operation calls :class:`vigil.compute.servers.ServersAPI`, as the CLI does
 carry no project, so every rule defaults to admin (an operator may relax them in the policy
 file). What Nova has and Vigil does not: images, networks, volumes, metadata; ``imageRef`` and
 ``networks`` are accepted and ignored so Nova clients can boot. ``host`` in the create body is
-Nova's 2.74 requested destination; ``vigil:evacuable`` is Vigil's (default true).
+Nova's 2.74 requested destination; ``vigil:evacuable`` is Vigil's (default true). The lists
+take Nova's ``host``, ``name`` (exact), ``uuid`` and admin ``deleted`` filters; ``deleted=true``
+needs ``uuid`` (deleted servers are looked up one at a time), which is how ``vigil server delete
+--os-endpoint`` shows the deleted server as the database mode does.
 
 The evacuate action is accepted only when the instance's host is DOWN (forced down, left, or a
 stale heartbeat while reports were getting through); UP and UNKNOWN are 409: unknown liveness is
@@ -18,6 +21,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
+from oslo_utils import strutils
 
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response, links
@@ -89,9 +93,23 @@ EVACUATE: validation.Schema = {
 QUERY: validation.Schema = {
     "type": "object",
     "properties": {"host": validation.COMMON_QUERY_PARAM,
-                   "name": validation.COMMON_QUERY_PARAM},
+                   "name": validation.COMMON_QUERY_PARAM,
+                   "uuid": validation.COMMON_QUERY_PARAM,
+                   "deleted": validation.COMMON_QUERY_PARAM},
     "additionalProperties": True,  # as Nova: unknown filters of a non-admin are ignored
 }
+_FILTERS: list[dict[str, Any]] = [
+    {"name": "host", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "only servers on this compute host (exact)"},
+    {"name": "name", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "only servers with this name (exact, where Nova takes a regex)"},
+    {"name": "uuid", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "only the server with this id"},
+    {"name": "deleted", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Nova's admin filter: deleted servers instead of live ones (true as "
+                    "oslo's bool_from_string). Vigil needs uuid with it: deleted servers "
+                    "are looked up one at a time; without uuid it is a 400"},
+]
 
 _SERVER_DETAIL: dict[str, Any] = {
     "type": "object",
@@ -197,10 +215,13 @@ def _list(ctx: Ctx, rule: str) -> list[ServerView]:
     ctx.authorize(rule)
     host = query.get("host", [""])[-1] or None
     name = query.get("name", [""])[-1] or None
-    return servers_api(ctx).list(host=host, name=name)
+    uuid = query.get("uuid", [""])[-1] or None
+    deleted = strutils.bool_from_string(query.get("deleted", [""])[-1], default=False)
+    return servers_api(ctx).list(host=host, name=name, uuid=uuid, deleted=deleted)
 
 
 @router.get("", summary="List servers (id, name, links)", response_model=None,
+            openapi_extra={"parameters": _FILTERS},
             responses={200: _json({"type": "object", "properties": {
                 "servers": {"type": "array", "items": _SUMMARY}}}),
                 **_errors(400, 401, 403, 406, 503)})
@@ -211,6 +232,7 @@ def index(ctx: Ctx) -> Response:
 
 
 @router.get("/detail", summary="List servers with details", response_model=None,
+            openapi_extra={"parameters": _FILTERS},
             responses={200: _json({"type": "object", "properties": {
                 "servers": {"type": "array", "items": _SERVER_DETAIL}}}),
                 **_errors(400, 401, 403, 406, 503)})
