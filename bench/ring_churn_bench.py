@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the harness lives with the tests
 
-from tests.conftest import RABBIT_URL, write_config  # noqa: E402
-from tests.functional.test_ring_churn import Settings, private_vhost, run_churn  # noqa: E402
+from tests.conftest import RABBIT_URL, private_vhost, write_config  # noqa: E402
+from tests.functional.test_ring_churn import Settings, run_churn  # noqa: E402
 
 
 def main() -> int:
@@ -59,7 +59,7 @@ def main() -> int:
     db_url = f"sqlite:///{work}/churn.sqlite"
     print(f"# {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; logs in {logs}")
-    with private_vhost(os.environ.get("VIGIL_TEST_RABBIT", RABBIT_URL)) as url:
+    with private_vhost(os.environ.get("VIGIL_TEST_RABBIT", RABBIT_URL), "vigil-churn") as url:
         sections = settings.sections(url, f"vigil-bench-{uuid.uuid4().hex[:10]}", db_url)
         sections["DEFAULT"]["state_path"] = str(work / "state")
         config = write_config(work / "vigil.conf", sections)

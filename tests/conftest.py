@@ -8,6 +8,7 @@ reachable fails the tests that need it: nothing here skips.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -136,16 +137,17 @@ def make_conf(tmp_path: Path) -> Any:
     return _make
 
 
-@pytest.fixture
-def rabbit_vhost_url(rabbit_url: str) -> Iterator[str]:
-    """A transport URL on a RabbitMQ virtual host of this test alone.
+@contextlib.contextmanager
+def private_vhost(rabbit_url: str, prefix: str = "vigil-test") -> Iterator[str]:
+    """A transport URL on a RabbitMQ virtual host of this run alone, deleted afterwards.
 
     A private ``control_exchange`` is not enough: oslo.messaging names its queues after topic
     and server only (``vigil-conductor``, ``compute.h1``), so one queue bound to two runs'
     exchanges feeds both runs' consumers and an agent of one run gets answers from another
     run's conductor. A vhost separates queues too. (Found by the compute functional test.)
+    Benchmarks that run outside pytest use it directly.
     """
-    name = f"vigil-test-{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     for cmd in (["add_vhost", name], ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]):
         subprocess.run(["rabbitmqctl", "-q", *cmd], check=True, capture_output=True, timeout=120)
     try:
@@ -153,6 +155,13 @@ def rabbit_vhost_url(rabbit_url: str) -> Iterator[str]:
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True,
                        timeout=120)
+
+
+@pytest.fixture
+def rabbit_vhost_url(rabbit_url: str) -> Iterator[str]:
+    """A transport URL on a RabbitMQ virtual host of this test alone (:func:`private_vhost`)."""
+    with private_vhost(rabbit_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -33,17 +33,14 @@ runs the same harness with other sizes.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -502,22 +499,6 @@ def summarize(settings: Settings, r: Report, out: Callable[[str], None]) -> None
 
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def private_vhost(rabbit_url: str) -> Iterator[str]:
-    """A RabbitMQ virtual host of this run alone; the transport URL that uses it (what the
-    ``rabbit_vhost_url`` fixture does, for bench/ring_churn_bench.py, which runs outside
-    pytest). A private ``control_exchange`` is not enough: oslo.messaging names its topic
-    queues after the topic only, so concurrent runs would answer each other's calls."""
-    name = f"vigil-churn-{uuid.uuid4().hex[:10]}"
-    for cmd in (["add_vhost", name], ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]):
-        subprocess.run(["rabbitmqctl", "-q", *cmd], check=True, capture_output=True, timeout=60)
-    try:
-        yield rabbit_url.rstrip("/") + "/" + name
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True,
-                       timeout=60)
 
 
 @pytest.fixture
