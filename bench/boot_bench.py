@@ -37,7 +37,7 @@ from vigil.compute import virt
 from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
-from vigil.daemons import start_conductor, start_scheduler
+from vigil.daemons import start_control_plane
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
 from vigil.db import migration
@@ -128,9 +128,8 @@ def bench_end_to_end(url: str, state: Path, hosts: int, instances: int,
     })
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
-    conductor, conductor_svc = start_conductor(conf, engine, transport, group)
-    client = rpc.ConductorAPI(transport, timeout=60)
-    scheduler, scheduler_svc = start_scheduler(conf, engine, transport, group, client)
+    plane = start_control_plane(conf, engine, transport, group, rpc_timeout=60)
+    client = plane.client
     agents = [ComputeAgent(conf, f"host-{i:03d}", transport, client, group,
                            driver=virt.load(conf, f"host-{i:03d}", "fake"))
               for i in range(hosts)]
@@ -166,10 +165,7 @@ def bench_end_to_end(url: str, state: Path, hosts: int, instances: int,
         # Concurrently: each RPC server's stop waits for its listener's next poll.
         with ThreadPoolExecutor(max_workers=32) as pool:
             list(pool.map(lambda a: a.stop(leave=False), agents))
-        scheduler_svc.stop()
-        scheduler.stop()
-        conductor_svc.stop()
-        conductor.stop()
+        plane.stop()
         transport.cleanup()
         engine.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import oslo_messaging as messaging
 from oslo_config import cfg
@@ -79,6 +80,33 @@ def start_scheduler(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.T
                   conductor=conductor, group=group, report_interval=conf.report_interval)
     svc.start()
     return scheduler, svc
+
+
+@dataclass
+class ControlPlane:
+    """A conductor and a scheduler in this process, with the conductor client the agents use
+    (``vigil up``, the in-process tests, the boot benchmark)."""
+
+    conductor: Conductor
+    conductor_service: Service
+    scheduler: Scheduler
+    scheduler_service: Service
+    client: rpc.ConductorAPI
+
+    def stop(self) -> None:
+        """The scheduler first (it reports through the conductor), then the conductor."""
+        self.scheduler_service.stop()
+        self.scheduler.stop()
+        self.conductor_service.stop()
+        self.conductor.stop()
+
+
+def start_control_plane(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,
+                        group: ServiceGroup, *, rpc_timeout: float) -> ControlPlane:
+    conductor, conductor_svc = start_conductor(conf, engine, transport, group)
+    client = rpc.ConductorAPI(transport, timeout=rpc_timeout)
+    scheduler, scheduler_svc = start_scheduler(conf, engine, transport, group, client)
+    return ControlPlane(conductor, conductor_svc, scheduler, scheduler_svc, client)
 
 
 def run_scheduler(conf: cfg.ConfigOpts) -> int:

@@ -21,7 +21,7 @@ from vigil.compute import agent, virt
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
-from vigil.daemons import start_conductor, start_scheduler
+from vigil.daemons import start_control_plane
 from vigil.ha.fence.simulated import SimulatedPower
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
@@ -181,12 +181,12 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
               "([compute] update_resources_interval)", flush=True)
         conf.set_override("update_resources_interval", BAREMETAL_DEMO_TICK, group="compute")
     with launch.stop_on_signals() as stop:
-        conductor, conductor_svc = start_conductor(conf, engine, transport, group)
-        client = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
-        scheduler, scheduler_svc = start_scheduler(conf, engine, transport, group, client)
+        plane = start_control_plane(conf, engine, transport, group,
+                                    rpc_timeout=conf.rpc_response_timeout)
+        client = plane.client
         if baremetal_nodes:
             # The conductor's liveness must be this process's (an in-process backend).
-            conductor.baremetal.use_group(group)
+            plane.conductor.baremetal.use_group(group)
             created = register_baremetal_nodes(engine, baremetal_nodes)
             print(f"vigil up: {baremetal_nodes} bare-metal nodes ({created} new) shared by "
                   f"{computes} baremetal hosts; watch them with: vigil ring show, "
@@ -213,10 +213,7 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
         monitor_thread.join(timeout=15)
         api.stop()
         hosts.stop()
-        scheduler_svc.stop()
-        scheduler.stop()
-        conductor_svc.stop()
-        conductor.stop()
+        plane.stop()
     group.driver.close()
     LOG.info("Vigil stopped")
     return 0

@@ -22,7 +22,7 @@ from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.fake import FakeDriver
-from vigil.daemons import start_conductor, start_scheduler
+from vigil.daemons import start_control_plane
 from vigil.ha.monitor import Monitor, monitor_from
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
@@ -83,9 +83,8 @@ def inprocess_stack(tmp_path: Path, hosts: Iterable[str], *, monitor: bool = Fal
     engine = launch.engine_from(conf, sync=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
-    conductor, conductor_svc = start_conductor(conf, engine, transport, group)
-    client = rpc.ConductorAPI(transport, timeout=5)
-    scheduler, scheduler_svc = start_scheduler(conf, engine, transport, group, client)
+    plane = start_control_plane(conf, engine, transport, group, rpc_timeout=5)
+    client = plane.client
 
     def new_agent(host: str) -> ComputeAgent:
         a = ComputeAgent(conf, host, transport, client, group,
@@ -111,9 +110,6 @@ def inprocess_stack(tmp_path: Path, hosts: Iterable[str], *, monitor: bool = Fal
             thread.join(10)
         for a in agents.values():
             a.stop()
-        scheduler_svc.stop()
-        scheduler.stop()
-        conductor_svc.stop()
-        conductor.stop()
+        plane.stop()
         transport.cleanup()
         engine.dispose()
