@@ -12,7 +12,7 @@ codes and one-line messages are the same either way.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -64,6 +64,12 @@ class ApiSession:
 
     def close(self) -> None:
         self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _call(self, method: str, path: str, *, version: str = "2.1", **kwargs: Any) -> Any:
         headers = {"OpenStack-API-Version": f"compute {version}"}

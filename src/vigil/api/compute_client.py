@@ -25,7 +25,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import time
-import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ from urllib.parse import quote
 
 from vigil import errors as verr
 from vigil.api.client import ApiSession
-from vigil.compute.hypervisors import missing
+from vigil.compute.hypervisors import as_uuid, missing
 from vigil.compute.servers import pick_named, uuid_of
 
 SERVERS = "/v2.1/servers"
@@ -248,7 +247,7 @@ class HypervisorsClient(ApiSession):
                      if h.data["service"]["id"] == old["service"]["id"]]
         else:
             found = []
-            uuid = _uuid(ident)
+            uuid = as_uuid(ident)
             if uuid is not None:
                 with contextlib.suppress(verr.NotFound):
                     found = [RemoteHypervisor(self._call(
@@ -264,10 +263,3 @@ class HypervisorsClient(ApiSession):
             "hypervisor_statistics"]
         return stats
 
-
-def _uuid(ident: str) -> str | None:
-    """``ident`` as a canonical UUID if it parses as one (as ``HypervisorsAPI.get``)."""
-    try:
-        return str(uuidlib.UUID(ident))
-    except ValueError:
-        return None

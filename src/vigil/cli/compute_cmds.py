@@ -178,11 +178,8 @@ def run_flavor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         return _flavor(args, FlavorsAPI(launch.engine_from(conf)))
     from vigil.api.compute_client import FlavorsClient
 
-    client = FlavorsClient(*target)
-    try:
+    with FlavorsClient(*target) as client:
         return _flavor(args, client)
-    finally:
-        client.close()
 
 
 def _flavor(args: argparse.Namespace, api: FlavorsAPI | FlavorsClient) -> int:
@@ -216,11 +213,8 @@ def run_hypervisor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         return _hypervisor(args, HypervisorsAPI(engine, launch.group_from(conf, engine)))
     from vigil.api.compute_client import HypervisorsClient
 
-    client = HypervisorsClient(*target)
-    try:
+    with HypervisorsClient(*target) as client:
         return _hypervisor(args, client)
-    finally:
-        client.close()
 
 
 def _hypervisor(args: argparse.Namespace, api: HypervisorsAPI | HypervisorsClient) -> int:

@@ -92,11 +92,8 @@ def run(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         return run_with(args, launch.registry_from(conf))
     from vigil.api.client import RegistryClient
 
-    client = RegistryClient(*target)
-    try:
+    with RegistryClient(*target) as client:
         return run_with(args, client)
-    finally:
-        client.close()
 
 
 def run_with(args: argparse.Namespace, registry: Registry | Any) -> int:

@@ -7,6 +7,7 @@ deleted is not shown (the service delete guard keeps services with instances).
 
 from __future__ import annotations
 
+import contextlib
 import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,14 @@ from vigil.db.compute_api import NodeRecord
 from vigil.errors import NotFound
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.liveness import State
+
+
+def as_uuid(ident: str) -> str | None:
+    """``ident`` as a canonical UUID if it parses as one, else None (a hostname, then)."""
+    try:
+        return str(uuidlib.UUID(ident))
+    except ValueError:
+        return None
 
 
 def missing(ident: str) -> NotFound:
@@ -98,9 +107,12 @@ class HypervisorsAPI:
         if ident.isdigit():
             nodes = cdb.compute_nodes(self.engine, ids=[int(ident)])
         else:
-            try:
-                nodes = [cdb.compute_node_get(self.engine, str(uuidlib.UUID(ident)))]
-            except (ValueError, NotFound):
+            uuid = as_uuid(ident)
+            nodes = []
+            if uuid is not None:
+                with contextlib.suppress(NotFound):
+                    nodes = [cdb.compute_node_get(self.engine, uuid)]
+            if not nodes:
                 nodes = [n for n in cdb.compute_nodes(self.engine)
                          if n.hypervisor_hostname == ident]
         views = self._views(nodes)
