@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import ADMIN, MEMBER, Api, at
+from tests.unit.compute.helpers import set_state
 from vigil.api.routes.services import UNKNOWN_HEADER
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
@@ -104,10 +105,15 @@ def test_evacuate_action_only_from_a_down_host(api: Api) -> None:
     url = f"/v2.1/servers/{uuid}/action"
     r = api.client.post(url, json={"evacuate": {}}, headers=ADMIN)
     assert r.status_code == 409 and "still in use" in r.json()["conflictingRequest"]["message"]
+    # Forced down while it still reports: an operator's flag is not proof the host stopped.
+    api.registry.update(api.computes[0], forced_down=True)
+    r = api.client.post(url, json={"evacuate": {}}, headers=ADMIN)
+    assert r.status_code == 409
+    assert "forced_down alone" in r.json()["conflictingRequest"]["message"]
     api.make_unknown(api.computes[0])
     r = api.client.post(url, json={"evacuate": {}}, headers=ADMIN)
     assert r.status_code == 409 and "unknown" in r.json()["conflictingRequest"]["message"]
-    api.registry.update(api.computes[0], forced_down=True)
+    set_state(api.engine, api.computes[0], "stale")  # stopped reporting: down
     r = api.client.post(url, json={"evacuate": {"host": "host1"}}, headers=ADMIN)
     assert r.status_code == 400
     assert api.client.post(url, json={"reboot": {}}, headers=ADMIN).status_code == 400

@@ -49,7 +49,8 @@ class Stack:
     group: ServiceGroup
     agents: dict[str, ComputeAgent]  # stopped at the end: replace a dead one's entry
     servers: ServersAPI
-    new_agent: Callable[[str], ComputeAgent]  # a started agent for a host (a restart)
+    # A started agent for a host (a restart); with a driver: one that kept its instances.
+    new_agent: Callable[..., ComputeAgent]
     started_monitor: Monitor | None = None
 
     @property
@@ -86,9 +87,9 @@ def inprocess_stack(tmp_path: Path, hosts: Iterable[str], *, monitor: bool = Fal
     plane = start_control_plane(conf, engine, transport, group, rpc_timeout=5)
     client = plane.client
 
-    def new_agent(host: str) -> ComputeAgent:
+    def new_agent(host: str, driver: Any = None) -> ComputeAgent:
         a = ComputeAgent(conf, host, transport, client, group,
-                         driver=virt.load(conf, host, "fake"))
+                         driver=driver or virt.load(conf, host, "fake"))
         a.start()
         return a
 

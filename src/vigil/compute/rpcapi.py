@@ -15,7 +15,8 @@ from typing import Any
 import oslo_messaging as messaging
 
 from vigil import rpc
-from vigil.db.compute_api import InstanceRecord, Inventory, NodeRecord
+from vigil.db.compute_api import InstanceRecord, Inventory, NodeRecord, StartGrant
+from vigil.db.hosts_api import HostRecord
 
 LOG = logging.getLogger(__name__)
 
@@ -58,20 +59,32 @@ class ComputeConductorAPI(rpc.ConductorClientBase):
         data = self._call("compute_node_update", host=host, inventory=inventory.to_primitive())
         return NodeRecord.from_primitive(data)
 
-    def instances_on_host(self, host: str) -> list[InstanceRecord]:
-        data = self._call("instances_on_host", host=host)
-        return [InstanceRecord.from_primitive(d) for d in data]
-
     def instance_get(self, instance_uuid: str) -> InstanceRecord | None:
         data = self._call("instance_get", instance_uuid=instance_uuid)
         return InstanceRecord.from_primitive(data) if data is not None else None
 
+    def host_view(self, host: str) -> tuple[HostRecord, list[InstanceRecord]]:
+        data = self._call("host_view", host=host)
+        return (HostRecord.from_primitive(data["host"]),
+                [InstanceRecord.from_primitive(d) for d in data["instances"]])
+
+    def instance_start(self, instance_uuid: str, host: str, generation: int,
+                       kind: str) -> StartGrant:
+        data = self._call("instance_start", instance_uuid=instance_uuid, host=host,
+                          generation=generation, kind=kind)
+        return StartGrant.from_primitive(data)
+
+    def quarantine_ack(self, host: str, seq: int) -> bool:
+        return bool(self._call("quarantine_ack", host=host, seq=seq))
+
     def instance_update(self, instance_uuid: str, host: str, values: dict[str, Any],
-                        task_states: Sequence[str | None],
-                        now_fields: Sequence[str] = ()) -> InstanceRecord | None:
+                        task_states: Sequence[str | None], now_fields: Sequence[str] = (),
+                        generation: int | None = None,
+                        unless_quarantined: bool = False) -> InstanceRecord | None:
         data = self._call("instance_update", instance_uuid=instance_uuid, host=host,
                           values=values, task_states=list(task_states),
-                          now_fields=list(now_fields))
+                          now_fields=list(now_fields), generation=generation,
+                          unless_quarantined=unless_quarantined)
         return InstanceRecord.from_primitive(data) if data is not None else None
 
     def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: str,

@@ -7,10 +7,11 @@ request made while no scheduler runs is not lost, and a caller in a process with
 messaging (the CLI next to ``vigil up`` on ``fake://``) needs only the database.
 
 Evacuation is the dangerous operation: it starts a second copy of an instance elsewhere, which
-is only safe if the first copy is gone. It is refused (Conflict) unless the source host's
-compute service is DOWN: a forced down, a clean leave, or a stale heartbeat while reports were
-getting through. UP and UNKNOWN are both refused: unknown means the liveness could not be read,
-not that the host is dead.
+is only safe if the first copy is gone. It is refused (Conflict) unless the source host really
+stopped: its heartbeat is stale while reports were getting through, or its agent acknowledged
+a quarantine. A forced_down flag on a host that still reports, a clean leave (a stopped agent
+leaves its instances running) and UNKNOWN are all refused: the rule and its reasons are in
+:mod:`vigil.compute.evacuation`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from typing import Any, Protocol, TypeVar
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
+from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
+from vigil.db import hosts_api
 from vigil.db.api import ServiceRecord
 from vigil.db.compute_api import InstanceRecord
 from vigil.errors import Conflict, InvalidInput, NotFound
@@ -278,19 +281,19 @@ class ServersAPI:
                 raise InvalidInput("The target host can't be the same one.")
             if self._compute_service(host) is None:
                 raise NotFound(f"Compute host {host} could not be found.")
-        source = self._compute_service(inst.host)
-        state = source[1] if source is not None else State.DOWN
-        if state is State.UP:
-            raise Conflict(f"Compute service of {inst.host} is still in use (state up): "
-                           "evacuate only instances of a host that is down or forced down.")
-        if state is State.UNKNOWN:
-            raise Conflict(f"Compute service of {inst.host} is in an unknown state: its "
-                           "liveness cannot be read right now, so it is not known to be down "
-                           "and evacuating could run the instance twice. Force it down if it "
-                           "is really dead.")
+        snap = db.snapshot(self.engine, host=inst.host, topic=COMPUTE_TOPIC)
+        reporting = (self.group.states(snap, honour_forced_down=False)[snap.services[0].id]
+                     if snap.services else State.DOWN)
+        left = bool(snap.services) and snap.services[0].left_at is not None
+        why = evacuation.operator_refusal(inst.host, reporting, left=left,
+                                          facts=hosts_api.host_get(self.engine, inst.host))
+        if why is not None:
+            raise Conflict(why)
+        # A new ownership generation: the source host can never start this instance again.
         updated = cdb.instance_update(self.engine, inst.uuid,
                                       {"task_state": cdb.REBUILDING, "requested_host": host},
-                                      host=inst.host, task_states=[None])
+                                      host=inst.host, task_states=[None],
+                                      generation=inst.generation, new_owner=True)
         if updated is None:
             raise Conflict(f"instance {inst.uuid} changed meanwhile; try again")
         self._wake_scheduler()

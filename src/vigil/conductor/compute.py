@@ -15,6 +15,7 @@ import oslo_messaging as messaging
 from sqlalchemy.engine import Engine
 
 from vigil.db import compute_api as cdb
+from vigil.db import hosts_api
 from vigil.errors import NotFound
 
 LOG = logging.getLogger(__name__)
@@ -36,9 +37,6 @@ class ComputeConductorManager:
                                        cdb.Inventory.from_primitive(inventory))
         return node.to_primitive()
 
-    def instances_on_host(self, ctxt: dict[str, Any], host: str) -> list[dict[str, Any]]:
-        return [i.to_primitive() for i in cdb.instances(self._engine, host=host)]
-
     def instance_get(self, ctxt: dict[str, Any], instance_uuid: str) -> dict[str, Any] | None:
         """The instance, deleted or not (an agent cleaning up needs to tell moved from gone)."""
         try:
@@ -46,14 +44,33 @@ class ComputeConductorManager:
         except NotFound:
             return None
 
+    def host_view(self, ctxt: dict[str, Any], host: str) -> dict[str, Any]:
+        """What a host's reconciliation needs, in one call: the instances placed on it and its
+        HA facts (quarantined? in maintenance?)."""
+        return {"host": hosts_api.host_get(self._engine, host).to_primitive(),
+                "instances": [i.to_primitive() for i in cdb.instances(self._engine, host=host)]}
+
+    def instance_start(self, ctxt: dict[str, Any], instance_uuid: str, host: str,
+                       generation: int, kind: str) -> dict[str, Any]:
+        """May ``host`` start this instance now? (:func:`vigil.db.compute_api.instance_start`)"""
+        return cdb.instance_start(self._engine, instance_uuid, host, generation,
+                                  kind).to_primitive()
+
+    def quarantine_ack(self, ctxt: dict[str, Any], host: str, seq: int) -> bool:
+        """The host's agent runs nothing any more under quarantine ``seq``."""
+        return hosts_api.quarantine_ack(self._engine, host, seq)
+
     def instance_update(self, ctxt: dict[str, Any], instance_uuid: str, host: str,
                         values: dict[str, Any], task_states: list[str | None],
-                        now_fields: list[str]) -> dict[str, Any] | None:
+                        now_fields: list[str], generation: int | None = None,
+                        unless_quarantined: bool = False) -> dict[str, Any] | None:
         bad = (set(values) - AGENT_FIELDS) | (set(now_fields) - AGENT_NOW_FIELDS)
         if bad:
             raise ValueError(f"an agent may not write {sorted(bad)}")
         inst = cdb.instance_update(self._engine, instance_uuid, values, host=host,
-                                   task_states=task_states, now_fields=now_fields)
+                                   task_states=task_states, now_fields=now_fields,
+                                   generation=generation,
+                                   unless_quarantined=unless_quarantined)
         return inst.to_primitive() if inst is not None else None
 
     def instance_spawn_failed(self, ctxt: dict[str, Any], instance_uuid: str, host: str,

@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.db.api import translate_errors
 from vigil.db.compute_models import ComputeNode, Flavor, Instance
+from vigil.db.hosts_api import quarantined_clause
 from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
 from vigil.errors import Conflict, DatabaseUnavailable, NotFound
@@ -124,6 +125,7 @@ class InstanceRecord(Primitive):
     vm_state: str
     task_state: str | None
     power_state: int
+    generation: int
     evacuable: bool
     fault: str | None
     fault_at: dt.datetime | None
@@ -369,6 +371,64 @@ def instances(engine: Engine, *, host: str | None = None, name: str | None = Non
         return [_instance(r) for r in conn.execute(stmt)]
 
 
+# What an agent may start, and the task state the instance must be in for it.
+START_KINDS: dict[str, str | None] = {"spawn": SPAWNING, "rebuild": REBUILD_SPAWNING,
+                                      "resume": None}
+
+
+@dataclass(frozen=True)
+class StartGrant(Primitive):
+    """The answer to "may this host start this instance now?".
+
+    ``reason`` when refused: ``quarantined`` (the host may start nothing until it is released:
+    keep the instance stopped and ask again later), ``moved`` (the instance belongs elsewhere
+    now, or to an evacuation: never start it here), ``deleted``, or ``busy`` (its task changed:
+    read it again before doing anything).
+    """
+
+    granted: bool
+    reason: str | None = None
+
+
+@translate_errors
+def instance_start(engine: Engine, instance_uuid: str, host: str, generation: int,
+                   kind: str) -> StartGrant:
+    """Authorize one start of an instance on ``host``: the only door through which an agent
+    spawns, rebuilds or resumes anything.
+
+    One UPDATE whose condition is the whole rule: the instance is live, placed on ``host``, in
+    the ownership ``generation`` the host read, in the task state of ``kind`` (``spawn``:
+    spawning; ``rebuild``: rebuild_spawning; ``resume``: idle and active), and ``host`` is not
+    quarantined. It takes the instance row's lock, so it is ordered against the claim or the
+    evacuation request that would start a new generation: a start authorized here was
+    authorized before the instance could be given to anyone else, and one asked for after is
+    refused. (The quarantine lives in another row: a start authorized just before a quarantine
+    commits is harmless, because the fence that follows the quarantine stops the very process
+    that asked; see docs/ha.md, "Quarantine".)
+    """
+    if kind not in START_KINDS:
+        raise ValueError(f"unknown start kind {kind!r}")
+    task = START_KINDS[kind]
+    conds = _instance_where(instance_uuid, host=host, task_states=[task], generation=generation)
+    if kind == "resume":
+        conds.append(Instance.vm_state == ACTIVE)
+    conds.append(~quarantined_clause(Instance.host))
+    with engine.begin() as conn:
+        result = conn.execute(update(Instance).where(*conds).values(updated_at=utcnow()))
+        if result.rowcount == 1:
+            return StartGrant(True)
+        row = conn.execute(select(Instance.host, Instance.generation, Instance.deleted)
+                           .where(Instance.uuid == instance_uuid)).first()
+        quarantined = conn.execute(select(quarantined_clause(host))).scalar()
+    if quarantined:
+        return StartGrant(False, "quarantined")
+    if row is None or row[2]:
+        return StartGrant(False, "deleted")
+    if row[0] != host or row[1] != generation:
+        return StartGrant(False, "moved")
+    return StartGrant(False, "busy")
+
+
 @translate_errors
 def instance_count_on_host(engine: Engine, host: str) -> int:
     with engine.connect() as conn:
@@ -378,13 +438,17 @@ def instance_count_on_host(engine: Engine, host: str) -> int:
 
 
 def _instance_where(instance_uuid: str, *, host: str | EllipsisType | None = ...,
-                    task_states: Sequence[str | None] | None = None) -> list[ColumnElement[bool]]:
+                    task_states: Sequence[str | None] | None = None,
+                    generation: int | None = None) -> list[ColumnElement[bool]]:
     """Conditions of a compare-and-set on one live instance.
 
     ``host=...`` (the default) does not test the host; ``host=None`` requires it unset.
-    ``task_states`` may contain None (the instance is idle).
+    ``task_states`` may contain None (the instance is idle). ``generation``: the ownership
+    generation the caller read (see :func:`instance_start`).
     """
     conds: list[ColumnElement[bool]] = [Instance.uuid == instance_uuid, Instance.deleted == 0]
+    if generation is not None:
+        conds.append(Instance.generation == generation)
     if host is None:
         conds.append(Instance.host.is_(None))
     elif host is not ...:
@@ -408,10 +472,15 @@ _UPDATABLE = {"vm_state", "task_state", "power_state", "fault", "launched_at",
 def instance_update(engine: Engine, instance_uuid: str, values: dict[str, Any], *,
                     host: str | EllipsisType | None = ...,
                     task_states: Sequence[str | None] | None = None,
-                    now_fields: Sequence[str] = ()) -> InstanceRecord | None:
+                    now_fields: Sequence[str] = (), generation: int | None = None,
+                    new_owner: bool = False,
+                    unless_quarantined: bool = False) -> InstanceRecord | None:
     """Compare-and-set on a live instance; None if it did not match (moved, deleted, busy).
 
     ``now_fields`` are set to the database's clock (``launched_at``, ``fault_at`` ...).
+    ``generation`` adds the ownership generation to the condition; ``new_owner`` starts a new
+    one (an evacuation takes the instance away from its host); ``unless_quarantined`` also
+    requires that the instance's host is not quarantined (an agent confirming a start).
     """
     unknown = set(values) - _UPDATABLE
     if unknown:
@@ -419,11 +488,15 @@ def instance_update(engine: Engine, instance_uuid: str, values: dict[str, Any], 
     extra: dict[str, Any] = {f: utcnow() for f in now_fields}
     if "fault" in values and values["fault"] is not None:
         extra["fault_at"] = utcnow()
+    if new_owner:
+        extra["generation"] = Instance.generation + 1
+    conds = _instance_where(instance_uuid, host=host, task_states=task_states,
+                            generation=generation)
+    if unless_quarantined:
+        conds.append(~quarantined_clause(Instance.host))
     with engine.begin() as conn:
         result = conn.execute(
-            update(Instance).where(*_instance_where(instance_uuid, host=host,
-                                                    task_states=task_states))
-            .values(**values, **extra, updated_at=utcnow()))
+            update(Instance).where(*conds).values(**values, **extra, updated_at=utcnow()))
         if result.rowcount == 0:
             return None
         return _instance(conn.execute(
@@ -438,7 +511,7 @@ _SELECT_INSTANCE = select(*[_I.c[c.key] for c in _INSTANCE_COLS]).where(
     _I.c.uuid == bindparam("b_uuid"))
 _PLACE: dict[str, Any] = dict(host=bindparam("b_host"), node=bindparam("b_node"),
               compute_node_id=bindparam("b_node_id"), task_state=bindparam("b_new"),
-              requested_host=None, updated_at=utcnow())
+              requested_host=None, generation=_I.c.generation + 1, updated_at=utcnow())
 _CLAIM_UNPLACED = update(_I).where(
     _I.c.uuid == bindparam("b_uuid"), _I.c.deleted == 0, _I.c.host.is_(None),
     _I.c.task_state == bindparam("b_expected")).values(**_PLACE)
@@ -575,7 +648,8 @@ def instance_fail(engine: Engine, instance_uuid: str, fault: str, *,
                                       fault_at=utcnow(), updated_at=utcnow(),
                                       requested_host=None)
         if release:
-            values.update(host=None, node=None, compute_node_id=None, power_state=NOSTATE)
+            values.update(host=None, node=None, compute_node_id=None, power_state=NOSTATE,
+                          generation=Instance.generation + 1)
         result = conn.execute(update(Instance).where(
             *_instance_where(instance_uuid, host=host, task_states=[expected_task_state]),
             Instance.compute_node_id == inst.compute_node_id if inst.compute_node_id

@@ -101,6 +101,11 @@ class Instance(Base):
     vm_state: Mapped[str] = mapped_column(String(255), nullable=False)
     task_state: Mapped[str | None] = mapped_column(String(255), nullable=True)
     power_state: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Ownership generation: every change of who may run the instance (a claim on a host, an
+    # evacuation taking it away, a failed spawn releasing it) adds one. A start on a host is
+    # authorized only for the generation the host read (vigil.db.compute_api.instance_start),
+    # so a host acting on a stale picture can never start a copy that belongs elsewhere.
+    generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     evacuable: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     fault: Mapped[str | None] = mapped_column(Text, nullable=True)
     fault_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from vigil.db import compute_api as cdb
+from vigil.db import hosts_api
 from vigil.db.api import translate_errors
 from vigil.db.compute_models import Instance
 from vigil.db.ha_models import HaAlert, HaLease, Recovery, RecoveryEvacuation, RecoveryEvent
@@ -366,12 +367,17 @@ def recovery_step(engine: Engine, token: LeaderToken, recovery_id: int, *,
                   dedup_key: str | None = None, instance_uuid: str | None = None,
                   retry_after: float | None = None, finish: bool = False,
                   service: dict[str, Any] | None = None,
-                  enable_service: bool = False) -> RecoveryRecord:
+                  enable_service: bool = False, quarantine: str | None = None,
+                  release: tuple[str, str] | None = None) -> RecoveryRecord:
     """One guarded step, in one transaction: change the host's service (``service`` values;
     ``enable_service`` re-enables it only if it is still disabled with the monitor's reason),
     update the recovery (only if still open and in ``expect_phase``), record an event.
     ``retry_after`` sets next_attempt_at to the database's now plus that many seconds;
     ``finish`` closes the recovery (``active_host`` NULL).
+    ``quarantine`` (a reason) quarantines the host for this recovery, and records a
+    ``quarantined`` event the first time; ``release`` (actor, reason) ends this recovery's
+    quarantine of the host, with a ``released`` event. The host's row must exist
+    (:func:`vigil.db.hosts_api.ensure`).
 
     Raises LeadershipLost, AlreadyRecorded (the dedup key exists: the step was done), or
     Conflict (the recovery moved on: another leader did this step).
@@ -398,6 +404,16 @@ def recovery_step(engine: Engine, token: LeaderToken, recovery_id: int, *,
             if service:
                 conn.execute(update(Service).where(Service.id == current.service_id)
                              .values(**service, updated_at=now))
+            if quarantine is not None:
+                before = hosts_api.held_by(conn, current.host, recovery_id)
+                seq = hosts_api.quarantine(conn, current.host, recovery_id=recovery_id,
+                                           reason=quarantine, now=now)
+                if not before:
+                    _event(conn, token, recovery_id, "quarantined", detail=quarantine,
+                           dedup_key=f"{recovery_id}:quarantined:{seq}")
+            released = release is not None and hosts_api.release_in(
+                conn, current.host, recovery_id=recovery_id, actor=release[0],
+                reason=release[1], now=now)
             if enable_service:
                 conn.execute(update(Service)
                              .where(Service.id == current.service_id,
@@ -418,6 +434,10 @@ def recovery_step(engine: Engine, token: LeaderToken, recovery_id: int, *,
             if event is not None:
                 _event(conn, token, recovery_id, event, detail=detail, dedup_key=dedup_key,
                        instance_uuid=instance_uuid)
+            if released and release is not None:
+                _event(conn, token, recovery_id, "released",
+                       detail=f"{release[1]} (by {release[0]})",
+                       dedup_key=f"{recovery_id}:released")
             return _get(conn, recovery_id)
     except IntegrityError as exc:
         raise AlreadyRecorded(f"recovery {recovery_id}: {dedup_key} is recorded already"
@@ -501,18 +521,25 @@ def evacuations(engine: Engine, recovery_id: int) -> list[EvacuationRecord]:
 
 @translate_errors
 def evacuation_request(engine: Engine, token: LeaderToken, recovery_id: int,
-                       instance_uuid: str, source_host: str) -> str | None:
+                       instance_uuid: str, source_host: str,
+                       generation: int | None = None) -> str | None:
     """Hand one instance of a fenced host to the scheduler, exactly once per attempt.
 
-    One guarded transaction: the evacuation row is created (UNIQUE per recovery and instance)
-    or moved from ``retry`` back to ``requested``, and the instance is compare-and-set from
-    idle on ``source_host`` to ``rebuilding``. ``spawning``/``rebuild_spawning`` count as idle
-    here: the host is fenced, so nothing can be spawning there any more. Returns None on
-    success, else why nothing was done (the whole transaction rolled back).
+    One guarded transaction: this recovery still holds the host's quarantine (an operator may
+    have released it: then the host owns its instances again and nothing more is taken from
+    it); the evacuation row is created (UNIQUE per recovery and instance) or moved from
+    ``retry`` back to ``requested``; and the instance is compare-and-set from idle on
+    ``source_host`` (in ``generation``, the ownership generation the caller read, when given)
+    to ``rebuilding`` in a new generation, so no start the source host asks for afterwards can
+    match it. ``spawning``/``rebuild_spawning`` count as idle here: the host is fenced and
+    quarantined, so nothing can be spawning there any more. Returns None on success, else why
+    nothing was done (the whole transaction rolled back).
     """
     try:
         with engine.begin() as conn:
             now = _guard(conn, token)
+            if not hosts_api.held_by(conn, source_host, recovery_id):
+                raise _Rollback(NOT_QUARANTINED)
             row = conn.execute(select(RecoveryEvacuation.id, RecoveryEvacuation.status)
                                .where(RecoveryEvacuation.recovery_id == recovery_id,
                                       RecoveryEvacuation.instance_uuid == instance_uuid)
@@ -536,12 +563,15 @@ def evacuation_request(engine: Engine, token: LeaderToken, recovery_id: int,
                 return f"already {row[1]}"
             idle = [Instance.task_state.is_(None),
                     Instance.task_state.in_([t for t in EVACUABLE_TASK_STATES if t])]
+            cond = [Instance.uuid == instance_uuid, Instance.deleted == 0,
+                    Instance.host == source_host, or_(*idle),
+                    Instance.vm_state.in_(EVACUABLE_VM_STATES)]
+            if generation is not None:
+                cond.append(Instance.generation == generation)
             moved = conn.execute(
-                update(Instance)
-                .where(Instance.uuid == instance_uuid, Instance.deleted == 0,
-                       Instance.host == source_host, or_(*idle),
-                       Instance.vm_state.in_(EVACUABLE_VM_STATES))
-                .values(task_state=cdb.REBUILDING, requested_host=None, updated_at=utcnow()))
+                update(Instance).where(*cond)
+                .values(task_state=cdb.REBUILDING, requested_host=None,
+                        generation=Instance.generation + 1, updated_at=utcnow()))
             if moved.rowcount != 1:
                 raise _Rollback("the instance is not idle on the host (moved, deleted or busy)")
             _event(conn, token, recovery_id, "evacuation_requested",
@@ -556,6 +586,10 @@ def evacuation_request(engine: Engine, token: LeaderToken, recovery_id: int,
 
 class _Rollback(Exception):
     """Internal: abort the transaction with a reason."""
+
+
+# evacuation_request's answer when the recovery no longer holds the host's quarantine.
+NOT_QUARANTINED = "the host is not quarantined by this recovery (released)"
 
 
 @translate_errors

@@ -15,6 +15,11 @@ Exactly-once is carried by the schema, not by the monitor's memory:
   a second insert fail, so a resumed monitor cannot record (or do) a step twice.
 - ``recovery_evacuations``: one row per (recovery, instance), UNIQUE: an instance is requested
   for evacuation once per recovery; retries after "no valid host" bump ``attempts`` on that row.
+- ``hosts``: what the HA plane says about a compute host, apart from its services: its
+  **quarantine** (set in the same guarded transaction that records a fence's intent, before
+  the fence agent runs; while set, the host may start nothing: every instance start is
+  conditional on its absence) and its **maintenance** (an operator's "do not recover this
+  host"). One row per host, created on first use.
 - ``ha_alerts``: conditions an operator must see (mass failure brake, unprovable death).
   ``active_kind`` is the kind while raised, NULL once cleared: one open alert per kind.
 """
@@ -130,3 +135,30 @@ class HaAlert(Base):
     raised_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
     last_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
     cleared_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class Host(Base):
+    """HA facts of one compute host: quarantine and maintenance.
+
+    ``quarantined_at`` is set while the host is quarantined. ``quarantine_seq`` grows by one at
+    every quarantine, so an agent's acknowledgement (``quarantine_acked_seq``: "I stopped
+    everything") names the quarantine it answers and can never be mistaken for a later one.
+    """
+
+    __tablename__ = "hosts"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    quarantine_seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    quarantined_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    quarantine_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    quarantine_recovery_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quarantine_acked_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quarantine_acked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    released_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    maintenance: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    maintenance_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    maintenance_since: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    maintenance_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from vigil.clock import Clock, RealClock
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
-from vigil.db import ha_api
+from vigil.db import ha_api, hosts_api
 from vigil.db.ha_api import LeadershipLost
 from vigil.errors import Unavailable
 from vigil.ha import fence, policy
@@ -54,6 +54,12 @@ class Observation:
     driver_connected: bool
     states: dict[str, State] = field(default_factory=dict)      # ignoring forced_down
     services: dict[str, db.ServiceRecord] = field(default_factory=dict)
+    hosts: dict[str, hosts_api.HostRecord] = field(default_factory=dict)  # quarantine, maint.
+
+    @property
+    def left(self) -> frozenset[str]:
+        """Hosts whose compute service left its group cleanly (a graceful stop)."""
+        return frozenset(h for h, s in self.services.items() if s.left_at is not None)
 
 
 def without_bare_metal(engine: Engine, services: list[db.ServiceRecord]
@@ -125,18 +131,17 @@ class Monitor:
             snap = db.snapshot(self.engine, topic=COMPUTE_TOPIC)
             snap = dataclasses.replace(snap, services=without_bare_metal(self.engine,
                                                                          snap.services))
+            hosts = hosts_api.hosts(self.engine)
         except Unavailable as exc:
             LOG.warning("monitor: cannot read the compute services: %s", exc)
             return Observation(False, connected)
         # Liveness without the forced_down override: whether each host really reports. (A
         # host this monitor forced down must be seen coming back.)
-        raw = dataclasses.replace(
-            snap, services=[dataclasses.replace(s, forced_down=False) for s in snap.services])
-        by_id = self.group.states(raw)
+        by_id = self.group.states(snap, honour_forced_down=False)
         connected = connected and self.group.driver.connected()
         return Observation(True, connected,
                            {s.host: by_id[s.id] for s in snap.services},
-                           {s.host: s for s in snap.services})
+                           {s.host: s for s in snap.services}, hosts)
 
     def decide(self, obs: Observation, now: float,
                open_hosts: set[str]) -> policy.Decision:
@@ -144,7 +149,10 @@ class Monitor:
                     and State.UNKNOWN not in obs.states.values())
         self.reliable_since = policy.next_reliable_since(self.reliable_since, reliable, now)
         self.down_since = policy.observe(self.down_since, obs.states, now)
-        hosts = {h: policy.HostView(s, self.down_since.get(h), h in open_hosts)
+        left = obs.left
+        hosts = {h: policy.HostView(s, self.down_since.get(h), h in open_hosts,
+                                    maintenance=h in obs.hosts and obs.hosts[h].maintenance,
+                                    left=h in left)
                  for h, s in obs.states.items()}
         health = policy.Health(obs.database_ok, obs.driver_connected, self.reliable_since)
         return policy.decide(hosts, health,
@@ -209,7 +217,7 @@ class Monitor:
                                          policy.Brake.UNKNOWN)
         tick = Tick(states=obs.states, may_fence=decision.may_fence,
                     brake=decision.message or None, fence_slots=slots,
-                    manual_may_fence=view_ok)
+                    manual_may_fence=view_ok, hosts=obs.hosts, left=obs.left)
         for rec in open_recs:
             self.workflow.advance(rec, tick)
 

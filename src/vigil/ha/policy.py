@@ -14,6 +14,10 @@ The brakes, in the order :func:`decide` applies them (the first that holds wins)
 5. more than ``max_down_fraction`` of compute hosts are DOWN at once -> hold + alert
    (a mass failure is more likely the network or the monitor than the hosts)
 
+Hosts in maintenance are not watched at all (Masakari's ``on_maintenance``), and a host whose
+compute service *left* its group cleanly (a graceful stop) has not failed: neither is ever
+recovered, nor counted by the mass-failure brake.
+
 Otherwise a host is recovered once it has been DOWN continuously for ``detection_grace``,
 counted from the later of its first DOWN observation and the moment the monitor's view last
 became reliable (after a reconnection, a stale picture must first prove itself again).
@@ -53,11 +57,15 @@ class Health:
 class HostView:
     """One compute host as the monitor sees it. ``state`` is the liveness *ignoring*
     forced_down (is it really reporting?); ``down_since`` the monitor's monotonic time of the
-    first DOWN of the current uninterrupted DOWN run."""
+    first DOWN of the current uninterrupted DOWN run. ``maintenance``: an operator took the
+    host out of the monitor's care. ``left``: its compute service left its group cleanly (a
+    graceful stop, not a failure)."""
 
     state: State
     down_since: float | None = None
     in_recovery: bool = False
+    maintenance: bool = False
+    left: bool = False
 
 
 class Brake(enum.Enum):
@@ -127,18 +135,20 @@ def decide(hosts: Mapping[str, HostView], health: Health, *, proves_death: bool,
         return Decision(Brake.DATABASE, message=Brake.DATABASE.value)
     if not health.driver_connected:
         return Decision(Brake.DRIVER, message=Brake.DRIVER.value)
-    unknown = sorted(h for h, v in hosts.items() if v.state is State.UNKNOWN)
+    watched = {h: v for h, v in hosts.items() if not v.maintenance}
+    unknown = sorted(h for h, v in watched.items() if v.state is State.UNKNOWN)
     if unknown:
         return Decision(Brake.UNKNOWN, message=f"{len(unknown)} compute service(s) unknown: "
                         + ", ".join(unknown[:10]))
-    down = sorted(h for h, v in hosts.items() if v.state is State.DOWN)
+    counted = {h: v for h, v in watched.items() if not v.left}
+    down = sorted(h for h, v in counted.items() if v.state is State.DOWN)
     if down and not proves_death and not policy.allow_unproven_death:
         return Decision(Brake.UNPROVEN, message=(
             f"{len(down)} compute host(s) down ({', '.join(down[:10])}) but the liveness "
             "driver cannot prove death; set [ha] allow_unproven_death = true to act on it"))
-    if hosts and len(down) / len(hosts) > policy.max_down_fraction:
+    if counted and len(down) / len(counted) > policy.max_down_fraction:
         return Decision(Brake.MASS_FAILURE, message=(
-            f"{len(down)} of {len(hosts)} compute hosts are down at once (more than "
+            f"{len(down)} of {len(counted)} compute hosts are down at once (more than "
             f"max_down_fraction {policy.max_down_fraction:g}): not fencing any; "
             f"down: {', '.join(down[:20])}"))
     opening: list[str] = []
@@ -176,7 +186,7 @@ class Step(enum.Enum):
     DISABLE = "disable"
     FENCE = "fence"
     RESOLVE_FENCE = "resolve_interrupted_fence"  # a fence was started, outcome never recorded
-    CANCEL = "cancel"              # the host came back before it was fenced
+    CANCEL = "cancel"              # the host came back (or was taken out of our care) unfenced
     WAIT = "wait"                  # nothing to do yet (brake, backoff, unknown state)
     FORCE_DOWN = "force_down"
     EVACUATE = "evacuate"
@@ -184,21 +194,25 @@ class Step(enum.Enum):
 
 
 def next_step(*, phase: str, host_state: State, fence_in_flight: bool, may_fence: bool,
-              retry_due: bool, evacuations_finished: bool) -> Step:
+              retry_due: bool, stand_down: bool = False, may_evacuate: bool = True) -> Step:
     """The recovery state machine as one pure function (phases of :mod:`vigil.db.ha_api`).
 
     ``host_state`` ignores forced_down (is the host really reporting?). Before the fence, a
-    host that reports again cancels the recovery; after it, a host that reports again is
-    re-enabled once its evacuations are over.
+    host that reports again cancels the recovery, and so does ``stand_down`` (the host was put
+    in maintenance, or its service left cleanly: not a failure); an interrupted fence is
+    resolved first whatever else holds. After the fence the recovery runs to its end:
+    ``may_evacuate`` is False while a fenced host reports again and its agent has not yet
+    confirmed that it stopped everything (quarantine acknowledged); a host that reports again
+    is re-enabled once its evacuations are over.
     """
     if phase == "detected":
-        if host_state is State.UP:
+        if host_state is State.UP or stand_down:
             return Step.CANCEL
         return Step.DISABLE
     if phase == "disabled":
         if fence_in_flight:
             return Step.RESOLVE_FENCE
-        if host_state is State.UP:
+        if host_state is State.UP or stand_down:
             return Step.CANCEL
         if host_state is not State.DOWN or not may_fence or not retry_due:
             return Step.WAIT
@@ -206,9 +220,9 @@ def next_step(*, phase: str, host_state: State, fence_in_flight: bool, may_fence
     if phase == "fenced":
         return Step.FORCE_DOWN
     if phase == "forced_down":
-        return Step.EVACUATE
+        return Step.EVACUATE if may_evacuate else Step.WAIT
     if phase == "evacuated":
-        if host_state is State.UP and evacuations_finished:
+        if host_state is State.UP:
             return Step.RE_ENABLE
         return Step.WAIT
     return Step.WAIT

@@ -104,13 +104,11 @@ class RecoveriesAPI:
         snap = db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC)
         if not snap.services:
             raise NotFound(f"Compute host {host} could not be found.")
-        raw = dataclasses.replace(snap, services=[dataclasses.replace(s, forced_down=False)
-                                                  for s in snap.services])
         svc = snap.services[0]
         if not without_bare_metal(self.engine, [svc]):
             raise Conflict(f"{host} is a bare-metal compute service: its nodes move to a live "
                            "service through the hash ring, not by evacuation")
-        state = self.group.states(raw)[svc.id]
+        state = self.group.states(snap, honour_forced_down=False)[svc.id]
         if state is State.UP:
             raise Conflict(f"compute service of {host} still reports (state up): it is not "
                            "dead; evacuating it would run its instances twice")

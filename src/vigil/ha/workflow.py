@@ -11,11 +11,19 @@ resumable by whichever monitor leads next:
    that must happen once carries a dedup key.
 
 The one step outside the database is the fence. Its intent (``fence_started``, attempt N) is
-recorded first, its outcome (``fenced`` or ``fence_failed``) after. A leader that finds an
+recorded first, together with the host's **quarantine**: from that commit on, the host may
+start no instance (every start is a statement conditional on the quarantine's absence, see
+:mod:`vigil.db.hosts_api`), so a host that boots again after the fence (a ``reboot`` action, a
+BMC, an operator) cannot run a second copy of anything this recovery moves. Its outcome
+(``fenced`` or ``fence_failed``) is recorded after. A leader that finds an
 intent without outcome (its predecessor died mid-fence) asks the agent for the power state: OFF
 is recorded as fenced without fencing again; anything else counts the attempt as failed and a
 new one follows, under the same brakes. Instances are evacuated only in phase ``forced_down``,
-which only follows ``fenced``: never unfenced.
+which only follows ``fenced``: never unfenced; and only while this recovery holds the
+quarantine, in the same transaction as each request. The quarantine is released when every
+evacuation is over (phase ``evacuated``), or when the recovery is cancelled; an operator may
+release it earlier (``vigil host release``): the host then owns what is still placed on it and
+nothing more is taken from it.
 """
 
 from __future__ import annotations
@@ -23,13 +31,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from vigil.db import compute_api as cdb
-from vigil.db import ha_api
+from vigil.db import ha_api, hosts_api
 from vigil.db.ha_api import AlreadyRecorded, RecoveryRecord
+from vigil.db.hosts_api import HostRecord
 from vigil.errors import Conflict
 from vigil.ha import policy
 from vigil.ha.election import Election
@@ -78,6 +87,11 @@ class Tick:
     brake: str | None
     fence_slots: int                      # fences the rate brake still allows this pass
     manual_may_fence: bool = False        # an operator's request may pass judgement brakes
+    hosts: Mapping[str, HostRecord] = field(default_factory=dict)  # quarantine, maintenance
+    left: frozenset[str] = frozenset()    # hosts whose compute service left cleanly
+
+    def host(self, name: str) -> HostRecord:
+        return self.hosts.get(name) or HostRecord(name)
 
 
 def fence_in_flight(rec: RecoveryRecord, events: list[ha_api.EventRecord]) -> bool:
@@ -111,12 +125,14 @@ class Workflow:
             state = tick.states.get(rec.host, State.UNKNOWN)
             events = ha_api.events(self.engine, rec.id) if rec.phase == ha_api.DISABLED else []
             may_fence = tick.may_fence or (rec.trigger == "manual" and tick.manual_may_fence)
+            host = tick.host(rec.host)
             step = policy.next_step(
                 phase=rec.phase, host_state=state,
                 fence_in_flight=fence_in_flight(rec, events),
                 may_fence=may_fence and tick.fence_slots > 0,
                 retry_due=self._retry_due(rec),
-                evacuations_finished=rec.phase == ha_api.EVACUATED)
+                stand_down=self._stand_down(rec, tick) is not None,
+                may_evacuate=self._may_evacuate(state, host))
             if step is Step.WAIT:
                 self._note_hold(rec, state, tick, may_fence)
                 return rec
@@ -129,7 +145,8 @@ class Workflow:
     def _run(self, step: Step, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord | None:
         try:
             if step is Step.CANCEL:
-                return self.cancel(rec)
+                return self.cancel(rec, self._stand_down(rec, tick)
+                                   or "the host reports again; it was never fenced")
             if step is Step.DISABLE:
                 return self.disable(rec)
             if step is Step.RESOLVE_FENCE:
@@ -149,13 +166,45 @@ class Workflow:
             return ha_api.recovery_get(self.engine, rec.id)
         raise AssertionError(step)
 
+    @staticmethod
+    def _stand_down(rec: RecoveryRecord, tick: Tick) -> str | None:
+        """Why a recovery the monitor opened must stop before its fence (None: it need not).
+
+        An operator's request (``vigil host evacuate``) is never stood down this way: the
+        operator asked for this host explicitly.
+        """
+        if rec.trigger == "manual":
+            return None
+        host = tick.host(rec.host)
+        if host.maintenance:
+            return (f"the host was put in maintenance by {host.maintenance_by or 'an operator'}"
+                    + (f": {host.maintenance_reason}" if host.maintenance_reason else ""))
+        if rec.host in tick.left:
+            return "its compute service left its group cleanly (a graceful stop, not a failure)"
+        return None
+
+    @staticmethod
+    def _may_evacuate(state: State, host: HostRecord) -> bool:
+        """A fenced host that reports again must first confirm it runs nothing (its agent
+        acknowledges the quarantine): a fence agent that said "off" wrongly (a wrong plug, a
+        BMC that lies) must not lead to two copies. A silent host is trusted to the fence."""
+        return state is not State.UP or not host.quarantined or host.quarantine_acked
+
     def _retry_due(self, rec: RecoveryRecord) -> bool:
         if rec.next_attempt_at is None:
             return True
         return ha_api.db_now(self.engine) >= rec.next_attempt_at
 
     def _note_hold(self, rec: RecoveryRecord, state: State, tick: Tick, may_fence: bool) -> None:
-        """Record why a recovery waiting to be fenced is held (visible in the API/CLI)."""
+        """Record why a recovery waiting to be fenced or to evacuate is held (visible in the
+        API/CLI)."""
+        if rec.phase == ha_api.FORCED_DOWN:
+            reason = ("evacuation held: the host reports again; waiting for its agent to "
+                      "confirm that it stopped its instances (quarantine acknowledged)")
+            if rec.held_reason != reason:
+                token = self.election.check()
+                ha_api.recovery_step(self.engine, token, rec.id, values={"held_reason": reason})
+            return
         if rec.phase != ha_api.DISABLED:
             return
         if not may_fence:
@@ -184,25 +233,26 @@ class Workflow:
             detail=reason if service else "already disabled by an operator; left as it was",
             dedup_key=f"{rec.id}:disabled")
 
-    def cancel(self, rec: RecoveryRecord) -> RecoveryRecord:
+    def cancel(self, rec: RecoveryRecord, why: str) -> RecoveryRecord:
         token = self.election.check()
-        LOG.warning("recovery %s: %s reports again before it was fenced: cancelled", rec.id,
-                    rec.host)
+        LOG.warning("recovery %s of %s cancelled before any fence: %s", rec.id, rec.host, why)
         return ha_api.recovery_step(
             self.engine, token, rec.id, enable_service=not rec.was_disabled,
             values={"status": ha_api.CANCELLED, "held_reason": None}, expect_phase=rec.phase,
-            event="cancelled", detail="the host reports again; it was never fenced",
-            dedup_key=f"{rec.id}:cancelled", finish=True)
+            event="cancelled", detail=why, dedup_key=f"{rec.id}:cancelled", finish=True,
+            release=("monitor", f"recovery cancelled: {why}"))
 
     def fence(self, rec: RecoveryRecord) -> RecoveryRecord:
         attempt = rec.fence_attempts + 1
+        hosts_api.ensure(self.engine, rec.host)
         token = self.election.check()
         rec = ha_api.recovery_step(
             self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
             values={"fence_attempts": attempt, "fence_agent": self.agent.name,
                     "held_reason": None},
             event="fence_started", detail=f"attempt {attempt} with the {self.agent.name} agent",
-            dedup_key=f"{rec.id}:fence_started:{attempt}")
+            dedup_key=f"{rec.id}:fence_started:{attempt}",
+            quarantine=f"fence decided by recovery {rec.id} ({rec.uuid})")
         LOG.warning("recovery %s: fencing %s (attempt %d, %s agent)", rec.id, rec.host,
                     attempt, self.agent.name)
         self.election.check()
@@ -260,16 +310,31 @@ class Workflow:
 
     def evacuate(self, rec: RecoveryRecord) -> RecoveryRecord:
         """Track requested evacuations, request new ones (rate-limited), finish when none is
-        left. An instance stays this recovery's until its row is terminal."""
+        left. An instance stays this recovery's until its row is terminal. Once an operator
+        released the host from quarantine, nothing more is requested: what was not yet handed
+        to the scheduler stays on the host, which owns it again."""
+        if rec.held_reason is not None:  # the host confirmed its quarantine: not held now
+            rec = ha_api.recovery_step(self.engine, self.election.check(), rec.id,
+                                       values={"held_reason": None})
         rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
         self._track(rec, [r for r in rows.values() if r.status == ha_api.EV_REQUESTED])
         rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
         on_host = cdb.instances(self.engine, host=rec.host)
         move, stay = policy.evacuation_order((i.uuid, i.evacuable) for i in on_host)
+        generation = {i.uuid: i.generation for i in on_host}
         for uuid in stay:
             if uuid not in rows:
                 self._once(rec, "not_evacuated", f"{rec.id}:stay:{uuid}", uuid,
                            "the instance is not evacuable (evacuable=false): left on its host")
+        host = hosts_api.host_get(self.engine, rec.host)
+        if not (host.quarantined and host.quarantine_recovery_id == rec.id):
+            released = (f"the host was released from quarantine by {host.released_by or '?'}"
+                        + (f" ({host.release_reason})" if host.release_reason else "")
+                        + ": left on its host")
+            for uuid in move:
+                if uuid not in rows:
+                    self._once(rec, "not_evacuated", f"{rec.id}:stay:{uuid}", uuid, released)
+            move = [u for u in move if u in rows]
         inflight = sum(1 for r in rows.values() if r.status == ha_api.EV_REQUESTED)
         now = ha_api.db_now(self.engine)
         requested = 0
@@ -281,7 +346,7 @@ class Workflow:
             if inflight >= self.options.max_inflight_evacuations or not self.bucket.take():
                 break
             why = ha_api.evacuation_request(self.engine, self.election.check(), rec.id, uuid,
-                                            rec.host)
+                                            rec.host, generation.get(uuid))
             if why is None:
                 inflight += 1
                 requested += 1
@@ -300,10 +365,11 @@ class Workflow:
         failed = sum(1 for r in rows.values() if r.status == ha_api.EV_FAILED)
         return ha_api.recovery_step(
             self.engine, self.election.check(), rec.id,
-            values={"phase": ha_api.EVACUATED, "status": ha_api.WAITING},
+            values={"phase": ha_api.EVACUATED, "status": ha_api.WAITING, "held_reason": None},
             expect_phase=ha_api.FORCED_DOWN, event="evacuated",
             detail=f"{done} evacuated, {failed} failed, {len(stay)} not evacuable",
-            dedup_key=f"{rec.id}:evacuated")
+            dedup_key=f"{rec.id}:evacuated",
+            release=("monitor", "every evacuation of the recovery is over"))
 
     def _track(self, rec: RecoveryRecord, requested: list[ha_api.EvacuationRecord]) -> None:
         if not requested:

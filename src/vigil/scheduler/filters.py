@@ -37,15 +37,17 @@ class BaseFilter(abc.ABC):
 
 
 class ComputeFilter(BaseFilter):
-    """The host's compute service is up and enabled. UNKNOWN is not up: no new work goes to a
-    host whose liveness cannot be read (it is not treated as down either: see evacuate)."""
+    """The host's compute service is up and enabled, and the host is neither quarantined (it
+    could not start the instance) nor in maintenance (the HA monitor does not look after it).
+    UNKNOWN is not up: no new work goes to a host whose liveness cannot be read (it is not
+    treated as down either: see evacuate)."""
 
     name = "ComputeFilter"
-    why = "down, of unknown state or disabled"
+    why = "down, of unknown state, disabled, quarantined or in maintenance"
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
         return (host.service is not None and not host.service.disabled
-                and host.state is State.UP)
+                and host.state is State.UP and not host.quarantined and not host.maintenance)
 
 
 class CoreFilter(BaseFilter):

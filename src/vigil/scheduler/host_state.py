@@ -8,14 +8,16 @@ time.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
+from vigil.db import hosts_api
 from vigil.db.api import ServiceRecord
 from vigil.db.compute_api import InstanceRecord, NodeRecord
+from vigil.db.hosts_api import HostRecord
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.liveness import State
 
@@ -30,6 +32,8 @@ class HostState:
     service: ServiceRecord | None
     state: State
     zone: str
+    quarantined: bool = False
+    maintenance: bool = False
 
     @property
     def host(self) -> str:
@@ -46,19 +50,27 @@ class HostState:
 
 @dataclass
 class HostSnapshot:
-    """All candidate hosts, and the liveness of every compute service (for evacuation's check
-    that the source host is down)."""
+    """All candidate hosts, the liveness of every compute service, and what evacuation checks
+    of a source host: whether it really reports (``reporting``: liveness ignoring forced_down)
+    and its HA facts (``ha``: quarantine, maintenance)."""
 
     hosts: list[HostState]
     services: dict[str, tuple[ServiceRecord, State]]
+    reporting: dict[str, State] = field(default_factory=dict)
+    ha: dict[str, HostRecord] = field(default_factory=dict)
 
 
 def read_hosts(engine: Engine, group: ServiceGroup, default_zone: str) -> HostSnapshot:
     snap = db.snapshot(engine, topic=COMPUTE_TOPIC)
     states = group.states(snap)
+    raw = group.states(snap, honour_forced_down=False)
     services = {s.host: (s, states[s.id]) for s in snap.services}
+    ha = hosts_api.hosts(engine)
     hosts: list[HostState] = []
     for node in cdb.compute_nodes(engine):
         svc, state = services.get(node.host, (None, State.UNKNOWN))
-        hosts.append(HostState(node, svc, state, node.availability_zone or default_zone))
-    return HostSnapshot(hosts, services)
+        facts = ha.get(node.host)
+        hosts.append(HostState(node, svc, state, node.availability_zone or default_zone,
+                               quarantined=facts is not None and facts.quarantined,
+                               maintenance=facts is not None and facts.maintenance))
+    return HostSnapshot(hosts, services, {s.host: raw[s.id] for s in snap.services}, ha)

@@ -27,6 +27,7 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
+from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.db import compute_api as cdb
 from vigil.db.compute_api import InstanceRecord
@@ -126,12 +127,16 @@ class SchedulerManager:
 
     def _evacuate(self, inst: InstanceRecord, snap: HostSnapshot) -> Outcome:
         # Re-checked here, not only when the request was accepted: a source host that came
-        # back meanwhile (or whose state is unknown) keeps its instance.
-        source = snap.services.get(inst.host or "")
-        state = source[1] if source is not None else State.DOWN
-        if state is not State.DOWN:
-            return self._fail(inst, f"Evacuation of {inst.uuid} cancelled: source host "
-                                    f"{inst.host} is {state.value} again.", release=False)
+        # back meanwhile without being quarantined (or whose state is unknown) keeps its
+        # instance (vigil.compute.evacuation).
+        host = inst.host or ""
+        source = snap.services.get(host)
+        why = evacuation.scheduler_refusal(
+            host, snap.reporting.get(host, State.DOWN),
+            left=source is not None and source[0].left_at is not None, facts=snap.ha.get(host))
+        if why is not None:
+            return self._fail(inst, f"Evacuation of {inst.uuid} cancelled: {why}",
+                              release=False)
         return self._place(inst, snap, rebuild=True)
 
     def select(self, hosts: list[HostState], spec: flt.RequestSpec) -> flt.FilterResult:

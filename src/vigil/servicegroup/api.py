@@ -77,8 +77,13 @@ class ServiceGroup:
                                                                  self.path_max_gap),
         )
 
-    def states(self, snap: db.Snapshot) -> dict[int, State]:
-        """The state of every service in a snapshot: O(1) backend round trips in all."""
+    def states(self, snap: db.Snapshot, *, honour_forced_down: bool = True) -> dict[int, State]:
+        """The state of every service in a snapshot: O(1) backend round trips in all.
+
+        ``honour_forced_down=False`` answers whether each service really reports, whatever an
+        operator (or the HA monitor) forced: what the monitor watches to see a forced-down
+        host come back, and what an evacuation checks before moving instances off a host.
+        """
         view = self.view(snap)
         rpc_states = record_states(snap.services, view)
         verdicts: dict[int, State] | None = None
@@ -91,7 +96,7 @@ class ServiceGroup:
                 verdicts = {}
         out: dict[int, State] = {}
         for svc in snap.services:
-            if svc.forced_down:
+            if svc.forced_down and honour_forced_down:
                 out[svc.id] = State.DOWN
             elif verdicts is None:
                 out[svc.id] = rpc_states[svc.id]

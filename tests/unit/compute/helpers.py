@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from vigil import conf as vconf
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
+from vigil.db.hosts_api import HostRecord
 from vigil.db.models import ReportPath, Service
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.db import DbDriver
@@ -146,18 +147,29 @@ class DirectConductor:
         return cdb.NodeRecord.from_primitive(self._wire(self.endpoint.compute_node_update(
             {}, host, self._wire(inventory.to_primitive()))))
 
-    def instances_on_host(self, host: str) -> list[cdb.InstanceRecord]:
-        return [cdb.InstanceRecord.from_primitive(d)
-                for d in self._wire(self.endpoint.instances_on_host({}, host))]
+    def host_view(self, host: str) -> tuple[HostRecord, list[cdb.InstanceRecord]]:
+        data = self._wire(self.endpoint.host_view({}, host))
+        return (HostRecord.from_primitive(data["host"]),
+                [cdb.InstanceRecord.from_primitive(d) for d in data["instances"]])
+
+    def instance_start(self, instance_uuid: str, host: str, generation: int,
+                       kind: str) -> cdb.StartGrant:
+        return cdb.StartGrant.from_primitive(self._wire(self.endpoint.instance_start(
+            {}, instance_uuid, host, generation, kind)))
+
+    def quarantine_ack(self, host: str, seq: int) -> bool:
+        return bool(self.endpoint.quarantine_ack({}, host, seq))
 
     def instance_get(self, instance_uuid: str) -> cdb.InstanceRecord | None:
         data = self._wire(self.endpoint.instance_get({}, instance_uuid))
         return cdb.InstanceRecord.from_primitive(data) if data is not None else None
 
     def instance_update(self, instance_uuid: str, host: str, values: dict[str, Any],
-                        task_states: Any, now_fields: Any = ()) -> cdb.InstanceRecord | None:
+                        task_states: Any, now_fields: Any = (), generation: int | None = None,
+                        unless_quarantined: bool = False) -> cdb.InstanceRecord | None:
         data = self._wire(self.endpoint.instance_update(
-            {}, instance_uuid, host, self._wire(values), list(task_states), list(now_fields)))
+            {}, instance_uuid, host, self._wire(values), list(task_states), list(now_fields),
+            generation, unless_quarantined))
         return cdb.InstanceRecord.from_primitive(data) if data is not None else None
 
     def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: str,

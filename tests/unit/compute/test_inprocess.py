@@ -12,7 +12,16 @@ import pytest
 from tests.unit.inprocess import Stack, inprocess_stack, local, wait_for
 from vigil.compute.hypervisors import HypervisorsAPI
 from vigil.compute.servers import settled
+from vigil.db import api as db
+from vigil.errors import Conflict
 from vigil.registry import Registry
+from vigil.servicegroup.liveness import State
+
+
+def reporting(stack: Stack, host: str) -> State:
+    """The host's compute liveness ignoring forced_down: does it really report?"""
+    snap = db.snapshot(stack.engine, host=host, topic="compute")
+    return stack.group.states(snap, honour_forced_down=False)[snap.services[0].id]
 
 
 @pytest.fixture
@@ -45,12 +54,22 @@ def test_boot_delete_and_evacuate_in_one_process(stack: Stack) -> None:
     registry = Registry(stack.engine, stack.group)
     registry.update(registry.find("c1", "vigil-compute"), forced_down=True)
     on_c1 = [u for u, h in hosts.items() if h == "c1"]
+    # c1 still reports: forced down is an operator's word, not a kill. Evacuating now would
+    # run each instance twice until c1's next reconciliation.
+    with pytest.raises(Conflict, match="forced_down alone is not enough"):
+        servers.evacuate(on_c1[0])
+    # c1's agent dies without leaving; its instances survive in its driver (a host whose
+    # agent crashed): once c1 is DOWN, the operator's evacuation is accepted.
+    c1_driver = agents["c1"].driver
+    agents["c1"].stop(leave=False)
+    wait_for(lambda: reporting(stack, "c1") is State.DOWN, 10, "c1 to be down")
     for u in on_c1:
         servers.evacuate(u)
     for u in on_c1:
         view = servers.wait(u, settled, timeout=10)
         assert (view.status, view.record.host) == ("ACTIVE", "c2")
-    # c1's agent still runs (forced down is an operator's word, not a kill): its
-    # reconciliation finds the instances placed elsewhere and destroys its copies.
+    # c1's agent comes back with the instances it left behind: its reconciliation finds them
+    # placed elsewhere and destroys its copies (and cannot start them: new generations).
+    agents["c1"] = stack.new_agent("c1", c1_driver)
     wait_for(lambda: not local(agents["c1"]), 5, "c1 to drop its stale copies")
     assert local(agents["c2"]) == set(uuids) - {doomed}

@@ -43,11 +43,12 @@ def placed(engine: Engine, host: str, name: str = "vm") -> InstanceRecord:
 
 
 def evacuate_to(engine: Engine, inst: InstanceRecord, target: str) -> InstanceRecord:
+    """An evacuation from a host that stopped reporting, as ServersAPI.evacuate requests it."""
     set_state(engine, db.service_get_by_host_binary(engine, inst.host or "", "vigil-compute"),
-              "forced_down")
+              "stale")
     assert cdb.instance_update(engine, inst.uuid, {"task_state": cdb.REBUILDING,
                                                    "requested_host": target},
-                               host=inst.host, task_states=[None]) is not None
+                               host=inst.host, task_states=[None], new_owner=True) is not None
     out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
     assert out.host == target, out
     return cdb.instance_get(engine, inst.uuid)

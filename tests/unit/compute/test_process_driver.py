@@ -26,7 +26,7 @@ def instance(uuid: str = "11111111-2222-3333-4444-555555555555") -> InstanceReco
         id=1, uuid=uuid, name="vm", flavorid="1", flavor_name="m1.tiny", vcpus=1,
         memory_mb=512, root_gb=1, availability_zone=None, requested_host=None, host="h1",
         node="h1", compute_node_id=1, vm_state="building", task_state="spawning",
-        power_state=0, evacuable=True, fault=None, fault_at=None, launched_at=None,
+        power_state=0, generation=1, evacuable=True, fault=None, fault_at=None, launched_at=None,
         terminated_at=None, created_at=T0, updated_at=None, deleted=False)
 
 

@@ -69,38 +69,69 @@ def test_no_valid_host_puts_the_instance_in_error_with_the_reason(
     assert d["status"] == "ERROR"
     assert d["fault"]["message"] == (
         "No valid host was found. 2 candidate host(s) for flavor m1.medium (2 vCPU, 4096 MB "
-        "RAM, 40 GB disk): ComputeFilter removed 1 (down, of unknown state or disabled); "
+        "RAM, 40 GB disk): ComputeFilter removed 1 (down, of unknown state, disabled, "
+        "quarantined or in maintenance); "
         "CoreFilter removed 1 (short of vCPUs).")
 
 
-@pytest.mark.parametrize("state", ["up", "unknown", "disabled"])
-def test_evacuate_is_refused_unless_the_source_is_down(sqlite_engine: Engine,
-                                                       state: str) -> None:
+@pytest.mark.parametrize(("state", "why"), [
+    ("up", "still in use"), ("unknown", "unknown"), ("disabled", "still in use"),
+    # forced down while it still reports: an operator's flag is not the machine's state
+    ("forced_down", "forced_down alone is not enough"),
+    # a clean leave: the agent stopped, its instances may still run
+    ("down", "stopped cleanly"),
+])
+def test_evacuate_is_refused_unless_the_source_stopped(sqlite_engine: Engine, state: str,
+                                                       why: str) -> None:
     add_host(sqlite_engine, "h1")
     add_host(sqlite_engine, "h2")
     inst = active_on(sqlite_engine, "h1")
     set_state(sqlite_engine, db.service_get_by_host_binary(sqlite_engine, "h1",
                                                            "vigil-compute"), state)
-    with pytest.raises(Conflict, match="still in use" if state != "unknown" else "unknown"):
+    with pytest.raises(Conflict, match=why):
         api(sqlite_engine).evacuate(inst.uuid)
-    assert cdb.instance_get(sqlite_engine, inst.uuid).task_state is None
+    now = cdb.instance_get(sqlite_engine, inst.uuid)
+    assert (now.task_state, now.generation) == (None, inst.generation)
 
 
-@pytest.mark.parametrize("state", ["down", "forced_down"])
+@pytest.mark.parametrize("forced", [False, True])
 def test_evacuate_from_a_down_host_moves_to_the_scheduler_choice(sqlite_engine: Engine,
-                                                                 state: str) -> None:
+                                                                 forced: bool) -> None:
     add_host(sqlite_engine, "h1")
     add_host(sqlite_engine, "h2", state="disabled")
     add_host(sqlite_engine, "h3")
     inst = active_on(sqlite_engine, "h1")
-    set_state(sqlite_engine, db.service_get_by_host_binary(sqlite_engine, "h1",
-                                                           "vigil-compute"), state)
+    svc = db.service_get_by_host_binary(sqlite_engine, "h1", "vigil-compute")
+    set_state(sqlite_engine, svc, "stale")  # stopped reporting while reports got through
+    if forced:
+        set_state(sqlite_engine, svc, "forced_down")
     assert api(sqlite_engine).evacuate(inst.uuid).status == "REBUILD"
+    # A new ownership generation: h1 can never start this instance again.
+    assert cdb.instance_get(sqlite_engine, inst.uuid).generation == inst.generation + 1
     with pytest.raises(Conflict, match="task_state rebuilding"):
         api(sqlite_engine).evacuate(inst.uuid)
     schedule(sqlite_engine)
     now = cdb.instance_get(sqlite_engine, inst.uuid)
     assert (now.host, now.task_state) == ("h3", cdb.REBUILD_SPAWNING)
+
+
+def test_evacuate_from_a_reporting_host_whose_agent_acknowledged_a_quarantine(
+        sqlite_engine: Engine) -> None:
+    """A fenced host that booted again reports, but its agent stopped everything and may start
+    nothing: its instances may go."""
+    from vigil.db import hosts_api
+
+    add_host(sqlite_engine, "h1")
+    add_host(sqlite_engine, "h2")
+    inst = active_on(sqlite_engine, "h1")
+    hosts_api.ensure(sqlite_engine, "h1")
+    with sqlite_engine.begin() as conn:
+        seq = hosts_api.quarantine(conn, "h1", recovery_id=1, reason="test",
+                                   now=db.db_now(sqlite_engine))
+    with pytest.raises(Conflict, match="still in use"):
+        api(sqlite_engine).evacuate(inst.uuid)  # quarantined, not yet acknowledged
+    assert hosts_api.quarantine_ack(sqlite_engine, "h1", seq)
+    assert api(sqlite_engine).evacuate(inst.uuid).status == "REBUILD"
 
 
 def test_evacuate_target_rules(sqlite_engine: Engine) -> None:
@@ -121,13 +152,13 @@ def test_evacuation_is_cancelled_if_the_source_comes_back_before_scheduling(
     add_host(sqlite_engine, "h2")
     inst = active_on(sqlite_engine, "h1")
     svc = db.service_get_by_host_binary(sqlite_engine, "h1", "vigil-compute")
-    db.service_update(sqlite_engine, svc.id, {"forced_down": True})
+    set_state(sqlite_engine, svc, "stale")
     api(sqlite_engine).evacuate(inst.uuid)
-    db.service_update(sqlite_engine, svc.id, {"forced_down": False})
+    set_state(sqlite_engine, svc, "up")  # it reports again, and nothing quarantined it
     schedule(sqlite_engine)
     now = cdb.instance_get(sqlite_engine, inst.uuid)
     assert now.host == "h1" and now.vm_state == cdb.ERROR and now.task_state is None
-    assert now.fault is not None and "source host h1 is up again" in now.fault
+    assert now.fault is not None and "cancelled" in now.fault and "still in use" in now.fault
 
 
 def test_delete_releases_resources_and_the_guard_keeps_busy_services(

@@ -16,7 +16,7 @@ import pytest
 from tests.unit.inprocess import Stack, inprocess_stack, local, wait_for
 from vigil.compute.servers import settled
 from vigil.db import api as db
-from vigil.db import ha_api
+from vigil.db import ha_api, hosts_api
 from vigil.ha.fence.simulated import SimulatedFence
 
 
@@ -67,11 +67,13 @@ def test_monitor_recovers_a_dead_host_and_re_enables_it(stack: Stack) -> None:
     svc = db.service_get_by_host_binary(engine, "c1", "vigil-compute")
     assert not svc.forced_down and not svc.disabled
     kinds = [e.kind for e in ha_api.events(engine, rec.id)]
-    assert kinds[:5] == ["detected", "disabled", "fence_started", "fenced", "forced_down"]
+    assert kinds[:6] == ["detected", "disabled", "quarantined", "fence_started", "fenced",
+                         "forced_down"]
     assert kinds.count("evacuation_requested") == 2
     assert kinds.count("instance_evacuated") == 2
     assert kinds.count("not_evacuated") == 1
-    assert kinds[-2:] == ["evacuated", "re_enabled"]
+    assert kinds[-3:] == ["evacuated", "released", "re_enabled"]
+    assert not hosts_api.host_get(engine, "c1").quarantined
     # The returned host runs only what the database places there: the pinned instance.
     wait_for(lambda: local(agents["c1"]) == {pinned}, 10, "c1 to run only the pinned one")
     assert len(ha_api.events_of_kind(engine, "fence_started")) == 1

@@ -68,6 +68,33 @@ def test_hosts_in_recovery_are_not_opened_again() -> None:
     assert policy.decide(fleet, OK, proves_death=True, now=100.0, policy=P).open == ()
 
 
+MAINT = HostView(DOWN, 0.0, maintenance=True)
+LEFT = HostView(DOWN, 0.0, left=True)
+
+
+@pytest.mark.parametrize(("name", "fleet", "brake", "opened"), [
+    ("maintenance: never opened", {"a": HostView(UP), "b": MAINT}, None, ()),
+    ("left cleanly: never opened", {"a": HostView(UP), "b": LEFT}, None, ()),
+    ("maintenance and left are not a mass failure",
+     {"a": HostView(UP), "b": MAINT, "c": LEFT, "d": LEFT, "e": HostView(DOWN, 0.0)}, None,
+     ("e",)),
+    ("a real mass failure still brakes",
+     {"a": HostView(UP), "b": HostView(DOWN, 0.0), "c": HostView(DOWN, 0.0), "d": MAINT},
+     Brake.MASS_FAILURE, ()),
+    ("an unknown host in maintenance does not hold the others",
+     {"a": HostView(UP), "b": HostView(UNK, maintenance=True), "c": HostView(UP),
+      "d": HostView(DOWN, 0.0)}, None, ("d",)),
+    ("an unknown host that left still holds (the view has a hole)",
+     {"a": HostView(UP), "b": HostView(UNK, left=True), "c": HostView(DOWN, 0.0)},
+     Brake.UNKNOWN, ()),
+])
+def test_maintenance_and_clean_leaves_are_not_failures(
+        name: str, fleet: dict[str, HostView], brake: Brake | None,
+        opened: tuple[str, ...]) -> None:
+    d = policy.decide(fleet, OK, proves_death=True, now=100.0, policy=P)
+    assert (d.brake, d.open) == (brake, opened), name
+
+
 def test_waiting_reports_seconds_left() -> None:
     d = policy.decide(hosts(("a", UP, None), ("b", DOWN, 97.0)), OK, proves_death=True,
                       now=100.0, policy=P)
@@ -124,30 +151,39 @@ def test_backoff(attempt: int, wait: float) -> None:
     assert policy.backoff(attempt, base=5.0, cap=60.0) == wait
 
 
-@pytest.mark.parametrize(("phase", "state", "in_flight", "may_fence", "due", "finished", "step"), [
-    ("detected", DOWN, False, True, True, False, Step.DISABLE),
-    ("detected", UNK, False, False, True, False, Step.DISABLE),
-    ("detected", UP, False, True, True, False, Step.CANCEL),
-    ("disabled", DOWN, False, True, True, False, Step.FENCE),
-    ("disabled", DOWN, False, False, True, False, Step.WAIT),    # a brake holds
-    ("disabled", DOWN, False, True, False, False, Step.WAIT),    # backoff not over
-    ("disabled", UNK, False, True, True, False, Step.WAIT),      # never fence on unknown
-    ("disabled", UP, False, True, True, False, Step.CANCEL),     # came back before the fence
-    ("disabled", UP, True, True, True, False, Step.RESOLVE_FENCE),
-    ("disabled", DOWN, True, False, True, False, Step.RESOLVE_FENCE),
-    ("fenced", UP, False, False, True, False, Step.FORCE_DOWN),  # fenced: no way back
-    ("forced_down", UP, False, False, True, False, Step.EVACUATE),
-    ("evacuated", DOWN, False, True, True, True, Step.WAIT),
-    ("evacuated", UNK, False, True, True, True, Step.WAIT),
-    ("evacuated", UP, False, True, True, True, Step.RE_ENABLE),
-    ("evacuated", UP, False, True, True, False, Step.WAIT),
-    ("completed", UP, False, True, True, True, Step.WAIT),
+# stand_down: the host was put in maintenance or its service left cleanly (a monitor-opened
+# recovery). may_evac: False while a fenced host reports again and has not acknowledged its
+# quarantine.
+@pytest.mark.parametrize(
+    ("phase", "state", "in_flight", "may_fence", "due", "stand_down", "may_evac", "step"), [
+    ("detected", DOWN, False, True, True, False, True, Step.DISABLE),
+    ("detected", UNK, False, False, True, False, True, Step.DISABLE),
+    ("detected", UP, False, True, True, False, True, Step.CANCEL),
+    ("detected", DOWN, False, True, True, True, True, Step.CANCEL),     # maintenance / left
+    ("disabled", DOWN, False, True, True, False, True, Step.FENCE),
+    ("disabled", DOWN, False, False, True, False, True, Step.WAIT),    # a brake holds
+    ("disabled", DOWN, False, True, False, False, True, Step.WAIT),    # backoff not over
+    ("disabled", UNK, False, True, True, False, True, Step.WAIT),      # never fence on unknown
+    ("disabled", UP, False, True, True, False, True, Step.CANCEL),     # back before the fence
+    ("disabled", DOWN, False, True, True, True, True, Step.CANCEL),    # maintenance / left
+    ("disabled", UP, True, True, True, False, True, Step.RESOLVE_FENCE),
+    ("disabled", DOWN, True, False, True, False, True, Step.RESOLVE_FENCE),
+    ("disabled", DOWN, True, True, True, True, True, Step.RESOLVE_FENCE),  # resolved first
+    ("fenced", UP, False, False, True, False, True, Step.FORCE_DOWN),  # fenced: no way back
+    ("fenced", DOWN, False, False, True, True, True, Step.FORCE_DOWN),  # even in maintenance
+    ("forced_down", UP, False, False, True, False, True, Step.EVACUATE),
+    ("forced_down", DOWN, False, False, True, True, True, Step.EVACUATE),
+    ("forced_down", UP, False, False, True, False, False, Step.WAIT),  # not acknowledged
+    ("evacuated", DOWN, False, True, True, False, True, Step.WAIT),
+    ("evacuated", UNK, False, True, True, False, True, Step.WAIT),
+    ("evacuated", UP, False, True, True, False, True, Step.RE_ENABLE),
+    ("completed", UP, False, True, True, False, True, Step.WAIT),
 ])
 def test_next_step(phase: str, state: State, in_flight: bool, may_fence: bool, due: bool,
-                   finished: bool, step: Step) -> None:
+                   stand_down: bool, may_evac: bool, step: Step) -> None:
     assert policy.next_step(phase=phase, host_state=state, fence_in_flight=in_flight,
-                            may_fence=may_fence, retry_due=due,
-                            evacuations_finished=finished) is step
+                            may_fence=may_fence, retry_due=due, stand_down=stand_down,
+                            may_evacuate=may_evac) is step
 
 
 def test_evacuation_order_keeps_order_and_splits() -> None:

@@ -32,7 +32,7 @@ def test_host_states_cost_the_same_queries_for_3_or_60_hosts(sqlite_engine: Engi
         statements.clear()
         assert len(m.read_hosts().hosts) >= n
         counts.append(len(statements))
-    assert counts[0] == counts[1] <= 4, counts
+    assert counts[0] == counts[1] <= 5, counts  # + one read of the hosts' HA facts
 
 
 def test_a_pass_places_more_than_one_batch_and_spreads(sqlite_engine: Engine) -> None:
