@@ -109,7 +109,9 @@ HA_OPTS: list[cfg.Opt] = [
         "fence_host_argument",
         default="plug",
         help="command agent: the stdin option the plug goes in (Pacemaker's "
-        "pcmk_host_argument). fence-agents call it plug and accept port as an alias.",
+        "pcmk_host_argument). fence-agents call it plug and accept port as an alias. none: "
+        "send no plug (an agent with one device per host, such as fence_ipmilan or "
+        "fence_redfish; fence_host_map must then be empty).",
     ),
     cfg.StrOpt(
         "fence_hosts_file",

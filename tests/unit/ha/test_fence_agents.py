@@ -251,6 +251,8 @@ def test_command_agent_checks_its_options() -> None:
         CommandFence("true", host_argument="nodename")
     # The plug argument may be named port; then a "plug" device option is the agent's own.
     CommandFence("true", host_argument="port", hosts={"h1": {"plug": "x"}})
+    with pytest.raises(ConfigError, match="fence_host_map needs a fence_host_argument"):
+        CommandFence("true", host_argument="none", host_map="h1:1")
 
 
 def test_command_stdin_is_exactly_the_convention(tmp_path: Path) -> None:
@@ -275,6 +277,13 @@ def test_command_stdin_is_exactly_the_convention(tmp_path: Path) -> None:
     assert port_agent.status("h3", timeout=5) is PowerState.OFF
     assert (tmp_path / "st-h3.stdin").read_text() == "action=status\nnodename=h3\nport=h3\n"
     assert port_agent.stdin("off", "h3", "h3") == "action=off\nnodename=h3\nport=h3\n"
+    # fence_host_argument = none: no plug line (fence_ipmilan has one BMC per host, no plug).
+    bmc_agent = CommandFence(f"{dump} off {{host}}", host_argument="none",
+                             hosts={"h4": {"ip": "10.0.0.4"}})
+    with pytest.raises(FenceFailed) as exc:
+        bmc_agent.fence("h4", timeout=5, cancel=NO_CANCEL)  # exit 2: not a success for off
+    assert "(action=off) exited 2" in str(exc.value)
+    assert (tmp_path / "off-h4.stdin").read_text() == "action=off\nnodename=h4\nip=10.0.0.4\n"
 
 
 @pytest.mark.parametrize(("code", "state"), [(0, PowerState.ON), (2, PowerState.OFF),

@@ -104,8 +104,13 @@ class CommandFence(FenceAgent):
         self.action = action
         self.host_map = fenceapi.parse_host_map(host_map)
         self.host_argument = host_argument
+        self.sends_plug = host_argument != fenceapi.NO_HOST_ARGUMENT
+        if self.host_map and not self.sends_plug:
+            raise ConfigError("[ha] fence_host_map needs a fence_host_argument to send the "
+                              "plug in (it is none)")
         self.hosts: Mapping[str, Mapping[str, str]] = fenceapi.parse_device_options(
-            hosts if hosts is not None else {}, hosts_source, host_argument)
+            hosts if hosts is not None else {}, hosts_source,
+            host_argument if self.sends_plug else "")
 
     @classmethod
     def from_conf(cls, conf: Any) -> CommandFence:
@@ -123,6 +128,10 @@ class CommandFence(FenceAgent):
         """Exactly what the fence agent reads for one call."""
         return fenceapi.stdin_text(action, host, self.host_argument, plug,
                                    fenceapi.device_options(self.hosts, host))
+
+    def _what(self, action: str, plug: str) -> str:
+        """``action=off, plug=3``: one call, for messages."""
+        return f"action={action}" + (f", {self.host_argument}={plug}" if self.sends_plug else "")
 
     # -- one call -----------------------------------------------------------------------------
     def _run(self, argv: list[str], stdin: str, deadline: float,
@@ -186,7 +195,7 @@ class CommandFence(FenceAgent):
         argv = build_argv(template, host, plug, action)
         code, out = self._run(argv, self.stdin(action, host, plug), deadline, cancel)
         secrets = fenceapi.secrets_of(fenceapi.device_options(self.hosts, host))
-        what = f"{shlex.join(argv)} (action={action}, {self.host_argument}={plug})"
+        what = f"{shlex.join(argv)} ({self._what(action, plug)})"
         line = f"{what} exited {code}" + (f": {out}" if out else "")
         return code, fenceapi.redact(line, secrets)
 
@@ -196,8 +205,8 @@ class CommandFence(FenceAgent):
             code, line = self._call(action, host, plug, deadline, cancel)
         except FenceFailed as exc:
             secrets = fenceapi.secrets_of(fenceapi.device_options(self.hosts, host))
-            raise FenceFailed(fenceapi.redact(f"{action} of {self.host_argument} {plug}: "
-                                              f"{exc}", secrets)) from None
+            raise FenceFailed(fenceapi.redact(f"{self._what(action, plug)}: {exc}",
+                                              secrets)) from None
         if code != 0:
             raise FenceFailed(line)
         return line
@@ -214,7 +223,7 @@ class CommandFence(FenceAgent):
                 try:
                     code, line = self._call("on", host, p, deadline, cancel)
                 except FenceFailed as exc:
-                    code, line = -1, f"on of {self.host_argument} {p}: {exc}"
+                    code, line = -1, f"{self._what('on', p)}: {exc}"
                 done.append(line if code == 0 else f"{line} (power on failed: the host may "
                             "stay off)")
             return "; ".join(done)

@@ -28,6 +28,9 @@ from vigil.ha.fence.base import PowerState
 FENCE_ACTIONS = ("off", "reboot")
 # Lines Vigil writes itself: a device option of the same name would contradict them.
 RESERVED = frozenset({"action", "nodename"})
+# fence_host_argument = none: no plug line at all (Pacemaker's pcmk_host_argument = none), for
+# agents with one device per host that take no plug (fence_ipmilan, fence_redfish).
+NO_HOST_ARGUMENT = "none"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 # Option names whose values are secrets: never in argv, logs or exception text.
 SECRET_NAME = re.compile(r"passw|secret", re.IGNORECASE)
@@ -135,8 +138,11 @@ def device_options(hosts: Mapping[str, Mapping[str, str]], host: str) -> dict[st
 
 def stdin_text(action: str, host: str, host_argument: str, plug: str,
                options: Mapping[str, str]) -> str:
-    """What the agent reads: ``action``, ``nodename``, the plug, then the device options."""
-    lines = [f"action={action}", f"nodename={host}", f"{host_argument}={plug}"]
+    """What the agent reads: ``action``, ``nodename``, the plug (unless the host argument is
+    ``none``), then the device options."""
+    lines = [f"action={action}", f"nodename={host}"]
+    if host_argument != NO_HOST_ARGUMENT:
+        lines.append(f"{host_argument}={plug}")
     lines += [f"{k}={v}" for k, v in options.items()]
     return "".join(f"{line}\n" for line in lines)
 
