@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -427,7 +428,11 @@ def test_passwords_are_redacted_from_errors_and_details(tmp_path: Path) -> None:
     ok = CommandFence(f"{echo} ok", script(tmp_path, "off", "exit 2\n"), hosts=hosts)
     detail = fence_and_verify(ok, "h1", timeout=5, cancel=NO_CANCEL).detail
     assert SECRET not in detail and "topsecret" not in detail and "verified" in detail
-    assert fenceapi.redact(f"login password = {SECRET} ok", []) == "login password = *** ok"
+    for raw, shown in [(f"login password = {SECRET} ok", "login password = *** ok"),
+                       ('{"password": "x1", "user": "u"}', '{"password": "***", "user": "u"}'),
+                       ("passwd: x2", "passwd: ***"), ("ssl_secret=x3", "ssl_secret=***"),
+                       ("-P x4 -U admin", "-P *** -U admin"), ("no secret here", None)]:
+        assert fenceapi.redact(raw, ["x4"]) == (shown or raw)
 
 
 def pid_alive(pid: int) -> bool:
@@ -622,6 +627,35 @@ def test_ipmi_errors_map_to_fence_failed(ipmi_bmc: int) -> None:
         wrong.fence("nobody", timeout=1, cancel=NO_CANCEL)
     assert power_state_of({"powerstate": "off"}) is PowerState.OFF
     assert power_state_of({"error": "x"}) is PowerState.UNKNOWN
+
+
+FENCE_IPMILAN = shutil.which("fence_ipmilan", path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+@pytest.mark.skipif(FENCE_IPMILAN is None or shutil.which("ipmitool") is None,
+                    reason="ClusterLabs' fence_ipmilan and ipmitool are not installed "
+                    "(Debian: apt-get install fence-agents ipmitool)")
+def test_command_agent_runs_fence_ipmilan_unmodified(ipmi_bmc: int) -> None:
+    """The real fence-agents' fence_ipmilan, configured as an operator would, against the same
+    emulated BMC: options on stdin, status exit codes, a reboot."""
+    assert FENCE_IPMILAN is not None
+    # Cipher suite 3: the emulator's only one (see BMC_SCRIPT); ipmitool does not fall back.
+    hosts = {"*": {"username": "admin", "password": "secret", "lanplus": True, "cipher": 3},
+             "h1": {"ip": "127.0.0.1", "ipport": ipmi_bmc}}
+    agent = CommandFence(FENCE_IPMILAN, host_argument="none", hosts=hosts)
+    assert wait_for(lambda: agent.status("h1", timeout=20) is PowerState.ON, 20, "the BMC")
+    result = fence_and_verify(agent, "h1", timeout=30, cancel=NO_CANCEL)
+    assert result.verified and "power off verified" in result.detail
+    assert agent.status("h1", timeout=20) is PowerState.OFF
+    reboot = CommandFence(FENCE_IPMILAN, host_argument="none", action="reboot", hosts=hosts)
+    assert fence_and_verify(reboot, "h1", timeout=60, cancel=NO_CANCEL).verified
+    assert agent.status("h1", timeout=20) is PowerState.ON  # rebooted: on again
+    wrong = CommandFence(FENCE_IPMILAN, host_argument="none",
+                         hosts={"h1": {**hosts["*"], **hosts["h1"], "password": "wrong-pw"}})
+    assert wrong.status("h1", timeout=20) is PowerState.UNKNOWN  # exit 1: cannot contact
+    with pytest.raises(FenceFailed, match="exited 1") as exc:
+        wrong.fence("h1", timeout=20, cancel=NO_CANCEL)
+    assert "wrong-pw" not in str(exc.value)
 
 
 # -- Redfish against sushy-tools' emulator ---------------------------------------------------

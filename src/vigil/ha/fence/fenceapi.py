@@ -34,7 +34,9 @@ NO_HOST_ARGUMENT = "none"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 # Option names whose values are secrets: never in argv, logs or exception text.
 SECRET_NAME = re.compile(r"passw|secret", re.IGNORECASE)
-_SECRET_ASSIGNMENT = re.compile(r"(\b[\w-]*(?:passw|secret)[\w-]*\s*[=:]\s*)\S+", re.IGNORECASE)
+# password=x, passwd: x, "password": "x" (an agent's debug output, a JSON dump)
+_SECRET_ASSIGNMENT = re.compile(r"""(\b[\w-]*(?:passw|secret)[\w-]*["']?\s*[=:]\s*["']?)"""
+                                r"""[^\s"',]+""", re.IGNORECASE)
 REDACTED = "***"
 
 
