@@ -77,7 +77,8 @@ HA_OPTS: list[cfg.Opt] = [
         "action=, nodename=<host>, <fence_host_argument>=<plug> and the host's "
         "fence_hosts_file options on stdin, one name=value per line; exit 0 = done. The line "
         "is a template: {host}, {plug} and {action} are substituted in its words, nothing is "
-        "appended.",
+        "appended. fence-agents' own agents read stdin only without arguments: give their "
+        "bare path.",
     ),
     cfg.StrOpt(
         "fence_action",

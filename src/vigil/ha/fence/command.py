@@ -12,7 +12,10 @@ call writes its options on the program's stdin (:mod:`vigil.ha.fence.fenceapi`):
 
 and reads its exit code by the same convention. The command line is a template: ``{host}``,
 ``{plug}`` and ``{action}`` are substituted in its words, and nothing is appended (the host is
-on stdin), so a script of one's own may take its arguments either way.
+on stdin), so a script of one's own may take its arguments either way. (fence-agents' own
+agents read stdin only when they have no argument at all: they are given as a bare path.)
+``[ha] fence_host_argument = none`` leaves the plug line out, for agents with one device per
+host that take no plug.
 
 A host with several plugs (two power supplies, ``h1:1,2``) is off only when every plug is:
 ``off`` powers each off in turn and fails at the first that fails; ``status`` is OFF only if
