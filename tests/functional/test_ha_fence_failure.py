@@ -1,7 +1,8 @@
 """A host whose fence fails: its instances stay where they are, the failure is visible, and
 the recovery carries on by itself once the fence succeeds.
 
-The ``command`` agent's script fails (exit 1, "BMC unreachable") until a flag file exists.
+The ``command`` agent's script (a fence agent of the ClusterLabs convention: action on stdin,
+status exit 2 = off) fails (exit 1, "BMC unreachable") until a flag file exists.
 While it fails: fence attempts are retried with backoff, ``vigil recovery show`` shows the
 error, no instance is handed to the scheduler, the host is not forced down. Once the flag
 exists, the next attempt fences, and the instance is evacuated and runs on exactly one host.
@@ -34,8 +35,11 @@ def test_failed_fence_keeps_instances_put_until_it_succeeds(
     flag = c.tmp / "bmc-reachable"
     log = c.tmp / "fence.log"
     fence = c.tmp / "fence.sh"
-    fence.write_text(f'#!/bin/sh\necho "$1" >> {log}\n[ -e {flag} ] && exit 0\n'
-                     'echo "BMC unreachable"; exit 1\n')
+    fence.write_text(
+        "#!/bin/sh\nwhile IFS='=' read -r k v; do [ \"$k\" = action ] && action=$v; done\n"
+        f'[ "$action" = off ] && echo "$action" >> {log}\n'
+        f'[ -e {flag} ] || {{ echo "BMC unreachable"; exit 1; }}\n'
+        '[ "$action" = status ] && exit 2\nexit 0\n')
     fence.chmod(0o755)
     sections = base_sections(c.tmp, rabbit_vhost_url, exchange)
     # Failed attempts count against max_fences_per_minute too: room for this test's retries.

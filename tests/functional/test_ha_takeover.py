@@ -4,8 +4,9 @@ second fence and no second evacuation.
 The fence is a ``command`` agent that appends a line to a log and then sleeps: the test kills
 the leader (SIGKILL to its process group) while the command runs. The standby takes the lease
 after it expires, finds ``fence_started`` without an outcome, asks the status command (the
-host's process group is gone: off) and records the fence as done without running the fence
-command again; then it forces the host down and evacuates each instance once.
+host's process group is gone: exit 2, off, by the fence-agent convention) and records the
+fence as done without running the fence command again; then it forces the host down and
+evacuates each instance once.
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ def test_a_new_leader_finishes_an_interrupted_fence_without_fencing_again(
     fence.write_text(f'#!/bin/sh\necho "$1 $$" >> {log}\nsleep 4\nexit 0\n')
     fence.chmod(0o755)
     status = c.tmp / "status.sh"
+    # Exit 2 = off, 0 = on (1 = cannot tell): the ClusterLabs status codes.
     status.write_text(
         f"#!/bin/sh\nexec {sys.executable} -c \"import sys; from vigil.ha.fence.process import "
-        f"ProcessFence; sys.exit(0 if ProcessFence('{c.tmp / 'state'}').status(sys.argv[1], "
-        "timeout=1).value == 'off' else 1)\" \"$1\"\n")
+        f"ProcessFence; sys.exit(2 if ProcessFence('{c.tmp / 'state'}').status(sys.argv[1], "
+        "timeout=1).value == 'off' else 0)\" \"$1\"\n")
     status.chmod(0o755)
     sections = base_sections(c.tmp, rabbit_vhost_url, exchange)
-    sections["ha"].update(fence_agent="command", fence_command=str(fence),
-                          fence_status_command=str(status))
+    # Both scripts take the host in argv ({host}); the agent's stdin is left unread.
+    sections["ha"].update(fence_agent="command", fence_command=f"{fence} {{host}}",
+                          fence_status_command=f"{status} {{host}}")
     c.configure(sections)
     instances = c.tmp / "instances"
     c.start_base(["h1", "h2"], monitors=2)

@@ -6,6 +6,8 @@ values are refused at start-up by :func:`validate` (one line, no silent fixing).
 
 from __future__ import annotations
 
+import re
+
 from oslo_config import cfg
 
 from vigil.errors import ConfigError
@@ -70,23 +72,59 @@ HA_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
         "fence_command",
         default="",
-        help="command agent: the command that powers a host off, {host} substituted (else the "
-        "host is appended as the last argument). Exit 0 = fenced.",
+        help="command agent: a fence agent that follows the ClusterLabs convention (fence-"
+        "agents' FenceAgentAPI), e.g. /usr/sbin/fence_ipmilan, unmodified. Each call gets "
+        "action=, nodename=<host>, <fence_host_argument>=<plug> and the host's "
+        "fence_hosts_file options on stdin, one name=value per line; exit 0 = done. The line "
+        "is a template: {host}, {plug} and {action} are substituted in its words, nothing is "
+        "appended. fence-agents' own agents read stdin only without arguments: give their "
+        "bare path.",
+    ),
+    cfg.StrOpt(
+        "fence_action",
+        default="off",
+        choices=("off", "reboot"),
+        help="command agent: the action sent for a fence. off: verified by reading the "
+        "power state back (status must then read off). reboot: verified by the agent's exit "
+        "0, which by the convention means it saw the power-off part done; the host boots "
+        "again, quarantined (docs/ha.md).",
     ),
     cfg.StrOpt(
         "fence_status_command",
         default="",
-        help="command agent, optional: prints/exits the power state of {host}: exit 0 = off, "
-        "exit 1 = on, anything else = cannot tell. Lets a new leader verify a fence that was "
-        "interrupted by a monitor crash instead of issuing it again.",
+        help="command agent, optional: a separate command for action=status (same stdin, "
+        "same placeholders). Exit 0 = on, 2 = off, 1 (or anything else) = cannot tell. "
+        "Empty: fence_command is run with action=status. The power state verifies each "
+        "power-off and lets a new leader resolve a fence interrupted by a monitor crash "
+        "instead of issuing it again.",
+    ),
+    cfg.StrOpt(
+        "fence_host_map",
+        default="",
+        help="command agent: host name -> the fence device's plug(s), Pacemaker's "
+        "pcmk_host_map syntax: h1:1;h2:2,3 (pairs separated by ;, space or comma; a host's "
+        "plugs by comma, all of which must be off for the host to be off). A host the map "
+        "does not list is its own plug.",
+    ),
+    cfg.StrOpt(
+        "fence_host_argument",
+        default="plug",
+        help="command agent: the stdin option the plug goes in (Pacemaker's "
+        "pcmk_host_argument). fence-agents call it plug and accept port as an alias. none: "
+        "send no plug (an agent with one device per host, such as fence_ipmilan or "
+        "fence_redfish; fence_host_map must then be empty).",
     ),
     cfg.StrOpt(
         "fence_hosts_file",
         default="",
-        help="ipmi/redfish: JSON file mapping host name to its BMC: {\"h1\": {\"address\": "
-        "\"10.0.0.5\", \"username\": \"admin\", \"password\": \"...\", \"port\": 623, "
-        "\"system_id\": \"/redfish/v1/Systems/1\", \"verify\": true}}; the key \"*\" gives "
-        "defaults for every host.",
+        help="JSON file of per-host fence device settings; the key \"*\" gives defaults for "
+        "every host, a host's own entry overrides them. ipmi/redfish: the BMC: {\"h1\": "
+        "{\"address\": \"10.0.0.5\", \"username\": \"admin\", \"password\": \"...\", "
+        "\"port\": 623, \"system_id\": \"/redfish/v1/Systems/1\", \"verify\": true}}. "
+        "command: any options of the fence agent, sent on its stdin (never in argv): "
+        "{\"*\": {\"username\": \"admin\", \"password\": \"...\", \"lanplus\": 1}, "
+        "\"h1\": {\"ip\": \"10.0.0.5\"}}; string, number or boolean values (true/false are "
+        "sent as 1/0), {host} in a value becomes the host's name.",
     ),
     cfg.FloatOpt(
         "fence_timeout",
@@ -149,11 +187,23 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
 
 def validate(conf: cfg.ConfigOpts) -> None:
     """Refuse [ha] values that cannot work together."""
-    ha = conf.ha
-    if ha.fence_agent == "command" and not ha.fence_command.strip():
+    try:
+        ha = conf.ha
+        agent, action = ha.fence_agent, ha.fence_action
+    except (cfg.Error, ValueError) as exc:  # a value outside its choices
+        line = str(exc).splitlines()[0]
+        m = re.match(r"Value for option (\S+) .* is not valid: (.*)", line)
+        raise ConfigError(f"[ha] {m[1]}: {m[2]}" if m else f"[ha] {line}") from exc
+    if agent == "command" and not ha.fence_command.strip():
         raise ConfigError("[ha] fence_agent = command needs [ha] fence_command")
-    if ha.fence_agent in ("ipmi", "redfish") and not ha.fence_hosts_file:
-        raise ConfigError(f"[ha] fence_agent = {ha.fence_agent} needs [ha] fence_hosts_file")
+    if agent in ("ipmi", "redfish") and not ha.fence_hosts_file:
+        raise ConfigError(f"[ha] fence_agent = {agent} needs [ha] fence_hosts_file")
+    if agent == "command":
+        from vigil.ha.fence import command
+
+        # The agent's own checks (it runs them again when it is built with the hosts file).
+        command.CommandFence(ha.fence_command, ha.fence_status_command, action=action,
+                             host_map=ha.fence_host_map, host_argument=ha.fence_host_argument)
     if ha.fence_retry_max < ha.fence_retry_base:
         raise ConfigError("[ha] fence_retry_max must be at least fence_retry_base")
     if ha.lease_ttl <= ha.poll_interval:

@@ -1,5 +1,8 @@
 """Per-host BMC settings of the ipmi and redfish agents (``[ha] fence_hosts_file``).
 
+(The command agent reads the same file with its own, open-ended rules: any option its fence
+agent takes, sent on stdin; see :mod:`vigil.ha.fence.fenceapi`.)
+
 One JSON file maps host names to their BMC; the key ``"*"`` gives defaults for every host, so
 a uniform fleet needs only ``{"*": {"username": ..., "password": ...}, "h1": {"address": ...}}``.
 Validated as a whole when the monitor starts: a typo is a one-line configuration error, not a
@@ -52,15 +55,20 @@ def parse_hosts(data: Any, source: str = "fence_hosts_file") -> dict[str, dict[s
     return data
 
 
-def load_hosts(path: str) -> dict[str, dict[str, Any]]:
+def read_hosts_file(path: str) -> Any:
+    """The file's JSON, unchecked: each agent checks the entries it understands."""
     try:
         with open(path) as f:
-            data = json.load(f)
+            return json.load(f)
     except OSError as exc:
         raise ConfigError(f"[ha] fence_hosts_file {path}: {exc.strerror}") from exc
     except ValueError as exc:
         raise ConfigError(f"[ha] fence_hosts_file {path} is not valid JSON: {exc}") from exc
-    return parse_hosts(data, f"fence_hosts_file {path}")
+
+
+def load_hosts(path: str) -> dict[str, dict[str, Any]]:
+    """The ipmi and redfish agents' BMCs: only the keys these agents know."""
+    return parse_hosts(read_hosts_file(path), f"fence_hosts_file {path}")
 
 
 def bmc_for(hosts: dict[str, dict[str, Any]], host: str) -> BmcConfig | None:
