@@ -43,4 +43,10 @@ if ! listening 6379; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_port Redis 6379 30
 fi
-echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening"
+# ClusterLabs' fence agents (and ipmitool, which fence_ipmilan drives): the command fence
+# agent's tests run the real, unmodified fence_ipmilan against an IPMI BMC emulator.
+if [ ! -x /usr/sbin/fence_ipmilan ] || ! command -v ipmitool >/dev/null 2>&1; then
+  if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fence-agents ipmitool >/dev/null
+fi
+echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents installed"

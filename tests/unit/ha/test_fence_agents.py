@@ -632,12 +632,13 @@ def test_ipmi_errors_map_to_fence_failed(ipmi_bmc: int) -> None:
 FENCE_IPMILAN = shutil.which("fence_ipmilan", path="/usr/sbin:/usr/bin:/sbin:/bin")
 
 
-@pytest.mark.skipif(FENCE_IPMILAN is None or shutil.which("ipmitool") is None,
-                    reason="ClusterLabs' fence_ipmilan and ipmitool are not installed "
-                    "(Debian: apt-get install fence-agents ipmitool)")
 def test_command_agent_runs_fence_ipmilan_unmodified(ipmi_bmc: int) -> None:
     """The real fence-agents' fence_ipmilan, configured as an operator would, against the same
-    emulated BMC: options on stdin, status exit codes, a reboot."""
+    emulated BMC: options on stdin, status exit codes, a reboot. (tests/servers/ensure-system.sh
+    installs Debian's fence-agents and ipmitool: nothing here skips.)"""
+    assert FENCE_IPMILAN is not None and shutil.which("ipmitool") is not None, (
+        "ClusterLabs' fence_ipmilan and ipmitool are missing: apt-get install fence-agents "
+        "ipmitool (tests/servers/ensure-system.sh does)")
     assert FENCE_IPMILAN is not None
     # Cipher suite 3: the emulator's only one (see BMC_SCRIPT); ipmitool does not fall back.
     hosts = {"*": {"username": "admin", "password": "secret", "lanplus": True, "cipher": 3},
