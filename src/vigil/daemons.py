@@ -38,7 +38,7 @@ def run_conductor(conf: cfg.ConfigOpts) -> int:
     engine = launch.engine_from(conf, sync=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
-    with launch.stop_on_signals() as stop:
+    with launch.stop_on_signals(conf) as stop:
         conductor, svc = start_conductor(conf, engine, transport, group)
         stop.wait()
         svc.stop()
@@ -56,7 +56,7 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
     from vigil.ha.hostproc import write_record
 
     write_record(conf.state_path, host)
-    with launch.stop_on_signals() as stop:
+    with launch.stop_on_signals(conf) as stop:
         compute = agent.ComputeAgent(conf, host, transport, conductor, group)
         compute.start()
         stop.wait()
@@ -114,7 +114,7 @@ def run_scheduler(conf: cfg.ConfigOpts) -> int:
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
     conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
-    with launch.stop_on_signals() as stop:
+    with launch.stop_on_signals(conf) as stop:
         scheduler, svc = start_scheduler(conf, engine, transport, group, conductor)
         stop.wait()
         svc.stop()
@@ -129,7 +129,7 @@ def run_api(conf: cfg.ConfigOpts) -> int:
     from vigil.api.server import ApiServer
 
     server = ApiServer(create_app_from_conf(conf), conf.api.listen, conf.api.port)
-    with launch.stop_on_signals() as stop:
+    with launch.stop_on_signals(conf) as stop:
         server.start()
         LOG.info("Vigil API listening on %s (auth_strategy %s)", server.url,
                  conf.api.auth_strategy)

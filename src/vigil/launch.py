@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import queue
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,17 +19,6 @@ from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
 
 LOG = logging.getLogger(__name__)
-
-
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("oslo_messaging", "kazoo", "amqp", "oslo.messaging", "urllib3", "httpx",
-                  "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False) -> Engine:
@@ -65,18 +54,61 @@ def registry_over(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> 
     return registry
 
 
+# Signals a daemon takes, queued by the handler and acted on by a thread (stop_on_signals).
+_SIGNALS: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+
+def _queue_signal(signum: int, _frame: object) -> None:
+    """The handler of every signal a daemon takes: it only queues the signal.
+
+    A handler runs between two bytecodes of the main thread, which may be holding a lock the
+    handler's work would need: a log handler's stream (logging from here can raise "reentrant
+    call" or deadlock), an Event's condition (``stop.set()`` from here can deadlock on the very
+    ``stop.wait()`` it interrupts). SimpleQueue.put is documented safe in a signal handler.
+    """
+    _SIGNALS.put(signum)
+
+
+def defer_hangup() -> None:
+    """Queue a SIGHUP that arrives while a daemon starts, instead of dying of it (the default
+    action): :func:`stop_on_signals` acts on it once the daemon is up. Called first thing by
+    the CLI for the daemon commands."""
+    signal.signal(signal.SIGHUP, _queue_signal)
+
+
+def _act_on_signals(conf: cfg.ConfigOpts, stop: threading.Event) -> None:
+    from vigil import logs
+
+    while (signum := _SIGNALS.get()) is not None:
+        name = signal.Signals(signum).name
+        try:
+            if signum == signal.SIGHUP:
+                logs.on_hangup(conf)
+            else:
+                LOG.info("received %s, stopping", name)
+                stop.set()
+        except Exception:  # a failed reload must not end the daemon's signal handling
+            LOG.exception("handling %s failed", name)
+
+
 @contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM or SIGINT (Ctrl-C), for a daemon's main thread to wait on."""
+def stop_on_signals(conf: cfg.ConfigOpts) -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT (Ctrl-C), for a daemon's main thread to wait on.
+
+    SIGHUP never stops the daemon (oslo.service's convention): it reopens the log files and
+    reloads ``conf``'s mutable options (:func:`vigil.logs.on_hangup`). The handlers only queue
+    the signal; a thread of this context does the work, logging included.
+    """
     stop = threading.Event()
-
-    def _handler(signum: int, _frame: object) -> None:
-        LOG.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    old = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    old = {s: signal.signal(s, _queue_signal)
+           for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    worker = threading.Thread(target=_act_on_signals, args=(conf, stop), name="signals",
+                              daemon=True)
+    worker.start()
     try:
         yield stop
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        _SIGNALS.put(None)
+        worker.join(timeout=10)

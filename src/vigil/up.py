@@ -180,7 +180,7 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
         print(f"vigil up: bare-metal hosts tick every {BAREMETAL_DEMO_TICK:g} s "
               "([compute] update_resources_interval)", flush=True)
         conf.set_override("update_resources_interval", BAREMETAL_DEMO_TICK, group="compute")
-    with launch.stop_on_signals() as stop:
+    with launch.stop_on_signals(conf) as stop:
         plane = start_control_plane(conf, engine, transport, group,
                                     rpc_timeout=conf.rpc_response_timeout)
         client = plane.client

@@ -18,6 +18,7 @@ from typing import NoReturn
 from oslo_config import cfg
 
 from vigil import conf as vconf
+from vigil import logs
 from vigil.errors import ConfigError, InvalidInput, VigilError
 
 # Command modules, in help order. Each defines add_parsers(subparsers).
@@ -30,6 +31,10 @@ COMMAND_MODULES = (
     "vigil.cli.node_cmds",
     "vigil.cli.ring_cmds",
 )
+
+# The long-running commands: they log through oslo.log (log_file, syslog, journal...) and take
+# SIGHUP (reopen the log files, reload); the others log to stderr (vigil.logs).
+DAEMON_COMMANDS = frozenset({"conductor", "compute", "scheduler", "api", "monitor", "up"})
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,11 +68,17 @@ def load_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        conf = None if getattr(args, "no_conf", False) else load_conf(args)
+    daemon = args.cmd in DAEMON_COMMANDS
+    if daemon:
         from vigil import launch
 
-        launch.setup_logging(args.verbose)
+        launch.defer_hangup()
+    try:
+        conf = None if getattr(args, "no_conf", False) else load_conf(args)
+        if daemon and conf is not None:
+            logs.setup_daemon(conf, args.verbose)
+        else:
+            logs.setup_cli(args.verbose)
         code: int = args.func(args, conf)
         return code
     except (ConfigError, InvalidInput) as exc:

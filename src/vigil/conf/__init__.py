@@ -17,7 +17,7 @@ from oslo_messaging._tracing import client as _tracing
 from vigil.conf import opts
 from vigil.errors import ConfigError
 
-__all__ = ["load", "make", "validate"]
+__all__ = ["load", "make", "reread", "validate"]
 
 
 def make() -> cfg.ConfigOpts:
@@ -54,6 +54,30 @@ def load(args: Sequence[str] = (), *, default_files: Sequence[str] | None = None
         raise ConfigError(str(exc).splitlines()[0]) from exc
     validate(conf)
     return conf
+
+
+def reread(conf: cfg.ConfigOpts) -> cfg.ConfigOpts:
+    """A fresh ConfigOpts from the files ``conf`` was loaded from, validated, every value read.
+
+    What a SIGHUP checks before it lets ``conf.mutate_config_files()`` touch the running
+    configuration: oslo.config converts values lazily, so a file that became invalid would
+    otherwise be found out only when the daemon next reads the bad option. Raises ConfigError.
+    """
+    args: list[str] = []
+    for path in conf.config_file or ():
+        args += ["--config-file", path]
+    for path in conf.config_dir or ():
+        args += ["--config-dir", path]
+    fresh = load(args, default_files=[])
+    try:
+        for name in fresh:
+            value = fresh[name]
+            if isinstance(value, cfg.ConfigOpts.GroupAttr):
+                for opt in value:
+                    value[opt]
+    except (cfg.Error, ValueError) as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+    return fresh
 
 
 def validate(conf: cfg.ConfigOpts) -> None:

@@ -104,10 +104,11 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Every option, by group; used by ``vigil config sample`` and by :func:`vigil.conf.make`."""
-    from vigil.conf import api, backends, baremetal, compute, ha
+    from vigil.conf import api, backends, baremetal, compute, ha, log
 
     return [
         (None, DEFAULT_OPTS),
+        *log.list_opts(),
         ("database", DATABASE_OPTS),
         ("conductor", CONDUCTOR_OPTS),
         *backends.list_opts(),

@@ -22,6 +22,18 @@ def _default_text(opt: cfg.Opt) -> str:
     return str(default)
 
 
+def _help_text(opt: cfg.Opt) -> str:
+    """The help, with argparse's escapes resolved: oslo.log wrote some of its help texts for the
+    command line (``%%(asctime)s``, ``Default: %(default)s``)."""
+    text = opt.help or ""
+    if "%(default)s" in text or "%%" in text:
+        try:
+            return text % {"default": _default_text(opt)}
+        except (KeyError, ValueError, TypeError):
+            return text
+    return text
+
+
 def render() -> str:
     """The sample: every option commented out at its default, with its help text."""
     lines = ["# Vigil configuration (nova.conf-style). Uncomment to change a default.", ""]
@@ -40,7 +52,7 @@ def render() -> str:
         lines.append(f"[{group or 'DEFAULT'}]")
         lines.append("")
         for opt in options:
-            for chunk in textwrap.wrap(opt.help or "", width=76):
+            for chunk in textwrap.wrap(_help_text(opt), width=76):
                 lines.append(f"# {chunk}")
             kind = type(opt.type).__name__.lower() if opt.type is not None else "string"
             choices = getattr(opt.type, "choices", None)

@@ -320,7 +320,7 @@ def run_monitor(conf: cfg.ConfigOpts, *, dry_run: bool | None = None) -> int:
     monitor = monitor_from(conf, engine, group, dry_run=dry_run, wake_scheduler=wake)
     LOG.info("monitor %s started (driver %s, fence agent %s%s)", monitor.election.holder,
              group.driver.name, monitor.agent.name, ", DRY RUN" if monitor.dry_run else "")
-    with launch.stop_on_signals() as stop:
+    with launch.stop_on_signals(conf) as stop:
         monitor.run(stop)
     close()
     group.driver.close()
