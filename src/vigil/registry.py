@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from vigil.db import api as db
+from vigil.db import hosts_api
 from vigil.db.api import ServiceRecord
+from vigil.db.hosts_api import HostRecord
 from vigil.errors import InvalidInput, Unavailable
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.liveness import State
@@ -35,15 +37,36 @@ def format_time(value: dt.datetime | None) -> str | None:
 
 @dataclass(slots=True)
 class ServiceView:
-    """A service with its computed state, as operators see it."""
+    """A service with its computed state, as operators see it. ``quarantined`` and
+    ``maintenance`` are its host's HA facts (compute services only)."""
 
     record: ServiceRecord
     state: State
     zone: str
+    quarantined: bool = False
+    maintenance: bool = False
 
     @property
     def status(self) -> str:
         return "disabled" if self.record.disabled else "enabled"
+
+    @property
+    def state_reason(self) -> str | None:
+        """Why a service is down when the reason is known: an operator forced it, or it left
+        its group cleanly (a graceful stop, not a failure)."""
+        if self.state is not State.DOWN:
+            return None
+        if self.record.forced_down:
+            return "forced_down"
+        if self.record.left_at is not None:
+            return "left"
+        return None
+
+    @property
+    def host_state(self) -> str:
+        """``quarantined`` / ``maintenance`` (both, comma-separated) or empty."""
+        return ", ".join(n for n, on in (("quarantined", self.quarantined),
+                                         ("maintenance", self.maintenance)) if on)
 
     def to_dict(self) -> dict[str, Any]:
         r = self.record
@@ -55,9 +78,12 @@ class ServiceView:
             "zone": self.zone,
             "status": self.status,
             "state": self.state.value,
+            "state_reason": self.state_reason,
             "updated_at": format_time(r.updated_at),
             "disabled_reason": r.disabled_reason,
             "forced_down": r.forced_down,
+            "quarantined": self.quarantined,
+            "maintenance": self.maintenance,
         }
 
 
@@ -96,9 +122,18 @@ class Registry:
     def _views(self, snap: db.Snapshot) -> list[ServiceView]:
         states = self.group.states(snap)
         zones: Mapping[str, str] = {}
-        if self._zone_source is not None and any(s.topic == "compute" for s in snap.services):
-            zones = self._zone_source()  # one statement for the whole list
-        return [ServiceView(s, states[s.id], self.zone_of(s, zones)) for s in snap.services]
+        ha: Mapping[str, HostRecord] = {}
+        if any(s.topic == "compute" for s in snap.services):
+            if self._zone_source is not None:
+                zones = self._zone_source()  # one statement for the whole list
+            ha = hosts_api.hosts(self.engine)  # one more: the hosts with HA facts
+        out: list[ServiceView] = []
+        for s in snap.services:
+            facts = ha.get(s.host) if s.topic == "compute" else None
+            out.append(ServiceView(s, states[s.id], self.zone_of(s, zones),
+                                   facts is not None and facts.quarantined,
+                                   facts is not None and facts.maintenance))
+        return out
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:
         """Services matching exact filters, with states: O(1) queries for any number."""

@@ -54,6 +54,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.flavors",
     "vigil.api.routes.hypervisors",
     "vigil.api.routes.recoveries",
+    "vigil.api.routes.hosts",
     "vigil.api.routes.nodes",
     "vigil.api.routes.ring",
 )

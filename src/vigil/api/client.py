@@ -40,7 +40,8 @@ def view_from(data: dict[str, Any]) -> ServiceView:
         last_seen_up=_time(data["last_seen"]), left_at=_time(data["left_at"]),
         created_at=created, updated_at=_time(data["updated_at"]),
     )
-    return ServiceView(record, State(data["state"]), data["zone"])
+    return ServiceView(record, State(data["state"]), data["zone"],
+                       bool(data.get("quarantined")), bool(data.get("maintenance")))
 
 
 class ApiError(verr.VigilError):

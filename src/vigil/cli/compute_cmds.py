@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 SERVER_COLUMNS = ("ID", "Name", "Status", "Task State", "Power State", "Host", "Flavor")
 FLAVOR_COLUMNS = ("ID", "Name", "RAM", "Disk", "VCPUs")
 HYPERVISOR_COLUMNS = ("ID", "Hypervisor Hostname", "Hypervisor Type", "Host IP", "State",
-                      "Status")
+                      "Status", "Host State")
 HYPERVISOR_LONG = ("vCPUs Used", "vCPUs", "Memory MB Used", "Memory MB", "Running VMs")
 
 
@@ -203,6 +203,11 @@ def _flavor(args: argparse.Namespace, api: FlavorsAPI | FlavorsClient) -> int:
     return 0
 
 
+def host_state(d: dict[str, Any]) -> str:
+    """``quarantined`` / ``maintenance`` (both, comma-separated) or empty."""
+    return ", ".join(n for n in ("quarantined", "maintenance") if d.get(f"vigil:{n}"))
+
+
 def run_hypervisor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     target = api_target(args, conf)
     if target is None:
@@ -222,7 +227,7 @@ def _hypervisor(args: argparse.Namespace, api: HypervisorsAPI | HypervisorsClien
         dicts = [v.to_dict() for v in api.list(hostname=args.matching)]
         columns = HYPERVISOR_COLUMNS + (HYPERVISOR_LONG if args.long else ())
         rows = [[d["id"], d["hypervisor_hostname"], d["hypervisor_type"], d["host_ip"],
-                 d["state"], d["status"]]
+                 d["state"], d["status"], host_state(d)]
                 + ([d["vcpus_used"], d["vcpus"], d["memory_mb_used"], d["memory_mb"],
                     d["running_vms"]] if args.long else [])
                 for d in dicts]

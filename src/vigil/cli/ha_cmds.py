@@ -7,6 +7,7 @@ the REST API (``/v2.1/vigil/recoveries``) uses too.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -50,7 +51,69 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     revive = hsub.add_parser("revive", help="vigil up's simulated hosts: power a crashed or "
                              "fenced host on again (it reports again and is re-enabled)")
     revive.add_argument("host")
+    hl = hsub.add_parser("list", help="compute hosts with their quarantine and maintenance")
+    hs = hsub.add_parser("show", help="one compute host's quarantine and maintenance")
+    hs.add_argument("host")
+    mt = hsub.add_parser("maintenance", help="put a host in maintenance (the HA monitor does "
+                         "not recover it) or take it out")
+    mt.add_argument("host")
+    onoff = mt.add_mutually_exclusive_group(required=True)
+    onoff.add_argument("--on", dest="maintenance", action="store_true", default=None)
+    onoff.add_argument("--off", dest="maintenance", action="store_false")
+    mt.add_argument("--reason", help="why (recorded, with --on)")
+    rl = hsub.add_parser("release", help="end a host's quarantine before the HA monitor does "
+                         "(it may start instances again; nothing more is evacuated from it)")
+    rl.add_argument("host")
+    rl.add_argument("--reason", required=True, help="why (recorded in the recovery timeline)")
+    for p in (hl, hs, mt, rl):
+        p.add_argument("--format", choices=("table", "json"), default="table")
     host.set_defaults(func=run_host)
+
+
+HOST_COLUMNS = ("Host", "Quarantined", "Acknowledged", "Maintenance", "Reason", "Recovery")
+
+
+def local_actor() -> str:
+    """Who acts from this terminal, as recorded (no token: the local user)."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()} (vigil CLI)"
+
+
+def _host_row(h: dict[str, Any]) -> list[object]:
+    reason = h["quarantine_reason"] if h["quarantined"] else h["maintenance_reason"]
+    rec = (f"{h['open_recovery_id']} ({h['open_recovery_phase']})"
+           if h["open_recovery_id"] is not None else "")
+    return [h["host"], h["quarantined"], h["quarantine_acknowledged"], h["maintenance"],
+            reason or "", rec]
+
+
+def run_host_facts(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    """``vigil host list|show|maintenance|release``."""
+    from vigil import launch
+    from vigil.ha.hosts import HostsAPI
+
+    api = HostsAPI(launch.engine_from(conf))
+    if args.host_cmd == "list":
+        hosts = api.list()
+        print(as_json(hosts) if args.format == "json"
+              else table(HOST_COLUMNS, [_host_row(h) for h in hosts]))
+        return 0
+    if args.host_cmd == "show":
+        h = api.get(args.host)
+    elif args.host_cmd == "maintenance":
+        h = api.set_maintenance(args.host, args.maintenance, reason=args.reason,
+                                actor=local_actor())
+    else:
+        h = api.release(args.host, reason=args.reason, actor=local_actor())
+    print(as_json(h) if args.format == "json"
+          else table(("Field", "Value"), [[k, v] for k, v in h.items()]))
+    return 0
 
 
 def _note(r: dict[str, Any]) -> str:
@@ -140,6 +203,8 @@ def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     if args.host_cmd in ("crash", "revive"):
         return run_power(args, conf)
+    if args.host_cmd in ("list", "show", "maintenance", "release"):
+        return run_host_facts(args, conf)
     from vigil import launch
     from vigil.db import ha_api
     from vigil.ha.monitor import monitor_from, scheduler_waker

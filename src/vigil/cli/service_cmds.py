@@ -19,7 +19,7 @@ from vigil.errors import InvalidInput
 from vigil.registry import Registry, ServiceView, format_time, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
-           "Disabled Reason", "Forced Down")
+           "Disabled Reason", "Forced Down", "Host State")
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,8 +61,10 @@ def rows(views: list[ServiceView]) -> list[list[object]]:
     out: list[list[object]] = []
     for v in views:
         r = v.record
-        out.append([r.id, r.binary, r.host, v.zone, v.status, v.state.value,
-                    format_time(r.updated_at), r.disabled_reason, r.forced_down])
+        state = v.state.value + (f" ({v.state_reason})" if v.state_reason == "left" else "")
+        out.append([r.id, r.binary, r.host, v.zone, v.status, state,
+                    format_time(r.updated_at), r.disabled_reason, r.forced_down,
+                    v.host_state])
     return out
 
 

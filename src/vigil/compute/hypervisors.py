@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from vigil.compute.servers import COMPUTE_TOPIC
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
+from vigil.db import hosts_api
 from vigil.db.api import ServiceRecord
 from vigil.db.compute_api import NodeRecord
 from vigil.errors import NotFound
@@ -42,6 +43,8 @@ class HypervisorView:
     node: NodeRecord
     service: ServiceRecord
     state: State
+    quarantined: bool = False   # its host's HA facts (vigil.db.hosts_api)
+    maintenance: bool = False
 
     @property
     def status(self) -> str:
@@ -77,6 +80,9 @@ class HypervisorView:
             "ram_allocation_ratio": n.ram_allocation_ratio,
             "disk_allocation_ratio": n.disk_allocation_ratio,
             "availability_zone": n.availability_zone,
+            # Vigil's own keys (prefixed, as Nova's extensions were): the host's HA facts.
+            "vigil:quarantined": self.quarantined,
+            "vigil:maintenance": self.maintenance,
         }
 
 
@@ -89,8 +95,16 @@ class HypervisorsAPI:
         snap = db.snapshot(self.engine, topic=COMPUTE_TOPIC)
         states = self.group.states(snap)
         by_host = {s.host: s for s in snap.services}
-        return [HypervisorView(n, by_host[n.host], states[by_host[n.host].id])
-                for n in nodes if n.host in by_host]
+        ha = hosts_api.hosts(self.engine)
+        out: list[HypervisorView] = []
+        for n in nodes:
+            if n.host not in by_host:
+                continue
+            facts = ha.get(n.host)
+            out.append(HypervisorView(n, by_host[n.host], states[by_host[n.host].id],
+                                      facts is not None and facts.quarantined,
+                                      facts is not None and facts.maintenance))
+        return out
 
     def list(self, *, hostname: str | None = None) -> list[HypervisorView]:
         """All nodes (or those whose hypervisor_hostname contains ``hostname``, as Nova's

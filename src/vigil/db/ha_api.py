@@ -361,6 +361,16 @@ def recovery_request(engine: Engine, *, host: str, service_id: int, was_disabled
 
 
 @translate_errors
+def recovery_note(engine: Engine, recovery_id: int, kind: str, detail: str) -> None:
+    """An operator's action in a recovery's timeline (not guarded: it records, it decides
+    nothing; epoch 0 marks it as not the leader's)."""
+    with engine.begin() as conn:
+        conn.execute(insert(RecoveryEvent).values(
+            recovery_id=recovery_id, kind=kind, detail=_text(detail), epoch=0,
+            created_at=utcnow()))
+
+
+@translate_errors
 def recovery_step(engine: Engine, token: LeaderToken, recovery_id: int, *,
                   values: dict[str, Any] | None = None, expect_phase: str | None = None,
                   event: str | None = None, detail: str | None = None,

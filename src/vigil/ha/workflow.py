@@ -166,16 +166,25 @@ class Workflow:
             return ha_api.recovery_get(self.engine, rec.id)
         raise AssertionError(step)
 
-    @staticmethod
-    def _stand_down(rec: RecoveryRecord, tick: Tick) -> str | None:
-        """Why a recovery the monitor opened must stop before its fence (None: it need not).
-
-        An operator's request (``vigil host evacuate``) is never stood down this way: the
-        operator asked for this host explicitly.
+    def _stand_down(self, rec: RecoveryRecord, tick: Tick) -> str | None:
+        """Why a recovery must stop before its fence (None: it need not): an operator released
+        the host from quarantine; or, for a recovery the monitor opened (an operator's
+        ``vigil host evacuate`` asked for this host explicitly), the host was put in
+        maintenance or its compute service left cleanly.
         """
+        if rec.phase not in (ha_api.DETECTED, ha_api.DISABLED):
+            return None  # fenced: the recovery runs to its end
+        host = tick.host(rec.host)
+        if rec.fence_attempts:
+            # Read now, not from the tick: this very pass may have quarantined the host.
+            host = hosts_api.host_get(self.engine, rec.host)
+        if rec.fence_attempts and not (host.quarantined
+                                       and host.quarantine_recovery_id == rec.id):
+            # Quarantined at the first fence attempt, and no longer: an operator released it.
+            return (f"the host was released from quarantine by {host.released_by or '?'}"
+                    + (f": {host.release_reason}" if host.release_reason else ""))
         if rec.trigger == "manual":
             return None
-        host = tick.host(rec.host)
         if host.maintenance:
             return (f"the host was put in maintenance by {host.maintenance_by or 'an operator'}"
                     + (f": {host.maintenance_reason}" if host.maintenance_reason else ""))

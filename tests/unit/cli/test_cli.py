@@ -58,7 +58,8 @@ def test_list_json_keys_and_filters(cli: Any) -> None:
     data = json.loads(out)
     assert [d["host"] for d in data] == ["h1"]
     assert set(data[0]) == {"id", "uuid", "binary", "host", "zone", "status", "state",
-                            "updated_at", "disabled_reason", "forced_down"}
+                            "state_reason", "updated_at", "disabled_reason", "forced_down",
+                            "quarantined", "maintenance"}
     # Registered a moment ago (created_at counts as the first sign of life).
     assert data[0]["state"] == "up"
     code, out, _ = cli("service", "list", "--format", "json", "--binary", "vigil-conductor")

@@ -225,4 +225,4 @@ def test_hypervisor_list_costs_the_same_queries_for_2_or_40_hosts(
         statements.clear()
         assert len(hv.list()) >= n
         counts.append(len(statements))
-    assert counts[0] == counts[1] <= 4, counts
+    assert counts[0] == counts[1] <= 5, counts  # + the hosts' HA facts

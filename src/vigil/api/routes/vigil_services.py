@@ -46,6 +46,16 @@ SERVICE_SCHEMA: dict[str, Any] = {
         "zone": {"type": "string"},
         "status": {"type": "string", "enum": ["enabled", "disabled"]},
         "state": {"type": "string", "enum": ["up", "down", "unknown"]},
+        "state_reason": {"type": ["string", "null"], "enum": ["forced_down", "left", None],
+                         "description": "Why it is down when known: forced down by an "
+                         "operator, or left its group cleanly (a graceful stop, not a "
+                         "failure)"},
+        "quarantined": {"type": "boolean",
+                        "description": "Its host is quarantined: a fence was decided and the "
+                        "host may start no instance until released"},
+        "maintenance": {"type": "boolean",
+                        "description": "Its host is in maintenance: the HA monitor does not "
+                        "recover it"},
         "updated_at": {"type": ["string", "null"]},
         "last_seen": {"type": ["string", "null"],
                       "description": "Last heartbeat, database clock; null before the first"},
@@ -59,8 +69,9 @@ SERVICE_SCHEMA: dict[str, Any] = {
         "version": {"type": "integer", "description": "Starts of this service (one per start)"},
     },
     "required": ["id", "uuid", "binary", "host", "topic", "zone", "status", "state",
-                 "updated_at", "last_seen", "left_at", "disabled_reason", "forced_down",
-                 "created_at", "report_count", "version"],
+                 "state_reason", "updated_at", "last_seen", "left_at", "disabled_reason",
+                 "forced_down", "quarantined", "maintenance", "created_at", "report_count",
+                 "version"],
 }
 _ONE = {"type": "object", "properties": {"service": SERVICE_SCHEMA}, "required": ["service"]}
 
