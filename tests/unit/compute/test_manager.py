@@ -177,3 +177,81 @@ def test_an_instance_the_database_never_heard_of_is_left_alone(sqlite_engine: En
     h1.terminate_instance({}, "99999999-9999-9999-9999-999999999999")
     assert ("destroy", "99999999-9999-9999-9999-999999999999") not in fake(h1).calls
     assert "99999999-9999-9999-9999-999999999999" in fake(h1).list_instances()
+
+
+# -- quarantine and authorized starts ---------------------------------------------------------
+def quarantine(engine: Engine, host: str, recovery_id: int = 1) -> int:
+    from vigil.db import hosts_api
+
+    hosts_api.ensure(engine, host)
+    with engine.begin() as conn:
+        return hosts_api.quarantine(conn, host, recovery_id=recovery_id, reason="fence decided",
+                                    now=db.db_now(engine))
+
+
+def release(engine: Engine, host: str) -> None:
+    from vigil.db import hosts_api
+
+    hosts_api.operator_release(engine, host, actor="test", reason="test")
+
+
+def test_a_quarantined_host_stops_everything_acknowledges_and_starts_nothing(
+        sqlite_engine: Engine) -> None:
+    from vigil.db import hosts_api
+
+    add_host(sqlite_engine, "h1")
+    add_host(sqlite_engine, "h2")
+    h1 = agent(sqlite_engine, "h1")
+    kept, moved = placed(sqlite_engine, "h1", "kept"), placed(sqlite_engine, "h1", "moved")
+    for inst in (kept, moved):
+        h1.build_and_run_instance({}, inst.uuid)
+    waiting = placed(sqlite_engine, "h1", "waiting")  # its build request not delivered yet
+    seq = quarantine(sqlite_engine, "h1")
+    late = placed(sqlite_engine, "h2", "late")  # a request for another host, misrouted here
+    h1.rebuild_instance({}, late.uuid)
+    h1.reconcile()
+    assert h1.quarantined and fake(h1).list_instances() == []
+    assert hosts_api.host_get(sqlite_engine, "h1").quarantine_acked
+    assert hosts_api.host_get(sqlite_engine, "h1").quarantine_seq == seq
+    assert cdb.instance_get(sqlite_engine, kept.uuid).power_state == cdb.SHUTDOWN
+    # While quarantined: no resume, no spawn, whatever asks.
+    fake(h1).calls.clear()
+    h1.reconcile(at_start=True)
+    h1.build_and_run_instance({}, waiting.uuid)
+    assert fake(h1).calls == []
+    # The recovery moves one away; an operator releases the host: it resumes what stays and
+    # spawns what waits, never the moved one.
+    evacuate_to(sqlite_engine, cdb.instance_get(sqlite_engine, moved.uuid), "h2")
+    release(sqlite_engine, "h1")
+    h1.reconcile()
+    assert not h1.quarantined
+    assert sorted(fake(h1).list_instances()) == sorted([kept.uuid, waiting.uuid])
+    assert cdb.instance_get(sqlite_engine, kept.uuid).vm_state == cdb.ACTIVE
+    assert cdb.instance_get(sqlite_engine, kept.uuid).power_state == cdb.RUNNING
+
+
+def test_a_start_refused_or_unconfirmed_leaves_no_copy_running(sqlite_engine: Engine) -> None:
+    """The returning-host race: the agent read an instance as its own and idle, then the
+    monitor took it (new generation) before the agent started it; or the host was quarantined
+    between the grant and the confirmation."""
+
+    class QuarantineDuringSpawn(FakeDriver):
+        def spawn(self, instance: InstanceRecord, *, rebuild: bool = False) -> None:
+            super().spawn(instance, rebuild=rebuild)
+            quarantine(sqlite_engine, "h1")
+
+    add_host(sqlite_engine, "h1")
+    add_host(sqlite_engine, "h2")
+    inst = placed(sqlite_engine, "h1")
+    h1 = agent(sqlite_engine, "h1", QuarantineDuringSpawn.from_conf(make_conf(), "h1"))
+    assert not h1.spawn_if_mine(inst.uuid, cdb.SPAWNING)
+    assert fake(h1).list_instances() == []  # started, not confirmed: destroyed at once
+    assert ("destroy", inst.uuid) in fake(h1).calls
+    release(sqlite_engine, "h1")
+    stale = cdb.instance_get(sqlite_engine, inst.uuid)
+    evacuate_to(sqlite_engine, cdb.instance_update(
+        sqlite_engine, inst.uuid, {"vm_state": cdb.ACTIVE, "task_state": None}, host="h1",
+        task_states=[cdb.SPAWNING]) or stale, "h2")
+    plain = agent(sqlite_engine, "h1")
+    assert not plain._start(stale, "spawn")  # the picture it read is an old generation
+    assert fake(plain).calls == []
