@@ -257,14 +257,21 @@ class Election:
                 return
 
     def stop(self, *, release: bool = True) -> None:
-        """Stop renewing; with ``release`` give the lease up so a standby takes over now."""
+        """Stop renewing; with ``release`` give the lease up so a standby takes over now.
+
+        The release is waited for at most one ttl (in a worker thread: a partitioned
+        database would hold a stopping monitor forever); the lease expires by itself anyway.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         token = self.token
         self.step_down("stopping")
         if release and token is not None:
-            self._release(token)
+            worker = threading.Thread(target=self._release, args=(token,),
+                                      name="ha-lease-release", daemon=True)
+            worker.start()
+            worker.join(timeout=self.ttl)
 
     def _expire_if_due(self) -> None:
         """Step down if the validity deadline has passed (on this monitor's clock)."""

@@ -201,3 +201,19 @@ def test_lease_session_limits_formula() -> None:
                                 "idle_transaction_timeout": 2}
     assert lease_session_limits(2).postgresql()["idle_in_transaction_session_timeout"] == 500
     assert lease_session_limits(2).mariadb()["idle_transaction_timeout"] == 1  # at least 1 s
+
+
+def test_stopping_during_a_partition_does_not_wait_for_the_release(
+        server_url: str, proxy: TcpProxy) -> None:
+    engine = make_engine(through(proxy, server_url))
+    e = Election(engine, "me", ttl=1.0)
+    try:
+        assert e.try_acquire() is not None
+        proxy.stall()
+        started = time.monotonic()
+        e.stop(release=True)  # the release hangs in its worker; the lease expires by itself
+        assert time.monotonic() - started < e.ttl + 0.5
+        assert e.lost.is_set() and not e.is_leader()
+    finally:
+        proxy.heal()
+        engine.dispose()
