@@ -13,7 +13,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil.db import migration
-from vigil.db.engine import make_engine
+from vigil.db.engine import SessionLimits, make_engine
 from vigil.registry import Registry
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
@@ -21,8 +21,11 @@ from vigil.servicegroup.api import ServiceGroup
 LOG = logging.getLogger(__name__)
 
 
-def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False) -> Engine:
-    engine = make_engine(conf.database.connection)
+def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False,
+                limits: SessionLimits | None = None) -> Engine:
+    """The configured database's engine; ``limits`` bound its sessions on the server (the HA
+    monitor's engine, see vigil.ha.election.lease_session_limits)."""
+    engine = make_engine(conf.database.connection, limits=limits)
     if sync:
         migration.sync(engine)
     return engine

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -149,7 +148,7 @@ def test_a_fenced_host_that_comes_back_never_runs_an_instance_twice(
         assert kinds.index("released") > kinds.index("evacuated"), kinds
         released_at = next(e.created_at for e in events if e.kind == "released")
         # The database's clock is this machine's clock (PostgreSQL on 127.0.0.1), in UTC.
-        released = released_at.replace(tzinfo=dt.timezone.utc).timestamp()
+        released = released_at.replace(tzinfo=dt.UTC).timestamp()
         for u in [*moving, pinned]:
             lines = heartbeats(instances, u, killed_at - 5)
             assert not double_writers(lines), (u, double_writers(lines))

@@ -33,7 +33,7 @@ from vigil.db import ha_api, hosts_api
 from vigil.db.ha_api import LeadershipLost
 from vigil.errors import Unavailable
 from vigil.ha import fence, policy
-from vigil.ha.election import Election, make_holder
+from vigil.ha.election import Election, lease_session_limits, make_holder
 from vigil.ha.fence.base import FenceAgent
 from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
 from vigil.servicegroup.api import ServiceGroup
@@ -314,7 +314,9 @@ def run_monitor(conf: cfg.ConfigOpts, *, dry_run: bool | None = None) -> int:
     """``vigil monitor``: until SIGTERM/SIGINT."""
     from vigil import launch
 
-    engine = launch.engine_from(conf)
+    # The monitor's own engine, with server-side session limits: a transaction of this
+    # monitor cut off from the database must not keep the lease row locked (election.py).
+    engine = launch.engine_from(conf, limits=lease_session_limits(conf.ha.lease_ttl))
     group = launch.group_from(conf, engine)
     wake, close = scheduler_waker(conf)
     monitor = monitor_from(conf, engine, group, dry_run=dry_run, wake_scheduler=wake)
