@@ -76,8 +76,13 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine,
     conf.set_override("allow_unproven_death", True, group="ha")
     LOG.info("HA monitor: simulated fence agent, allow_unproven_death = true (embedded demo "
              "only; see docs/ha.md)")
+    from vigil.ha.election import lease_session_limits
+
+    # Its own engine with the monitor's session limits (no-ops on SQLite, the default; they
+    # matter when vigil up is pointed at PostgreSQL or MariaDB).
+    monitor_engine = launch.engine_from(conf, limits=lease_session_limits(conf.ha.lease_ttl))
     stop = threading.Event()
-    return stop, start_in_thread(monitor_from(conf, engine, group), stop)
+    return stop, start_in_thread(monitor_from(conf, monitor_engine, group), stop)
 
 
 BAREMETAL_DEMO_TICK = 5.0

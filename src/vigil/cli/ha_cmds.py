@@ -207,10 +207,13 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         return run_host_facts(args, conf)
     from vigil import launch
     from vigil.db import ha_api
+    from vigil.ha.election import lease_session_limits
     from vigil.ha.monitor import monitor_from, scheduler_waker
     from vigil.ha.views import RecoveriesAPI
 
-    engine = launch.engine_from(conf)
+    # This command may run a monitor (below): its sessions get the monitor's server-side
+    # limits, so a cut-off command cannot hold the lease row (vigil.ha.election).
+    engine = launch.engine_from(conf, limits=lease_session_limits(conf.ha.lease_ttl))
     group = launch.group_from(conf, engine)
     api = RecoveriesAPI(engine, group)
     rec = api.request_host_evacuation(args.host)
