@@ -26,3 +26,13 @@ def test_a_fenced_host_that_comes_back_never_runs_an_instance_twice(
                         exchange=exchange, point=point)
     out = returning.run(ha_cluster, point=point)
     assert out.ok, out
+
+
+def test_the_judge_sees_a_second_writer() -> None:
+    """The judge itself: overlapping copies are found, a clean hand-over is not."""
+    handover = [(1.0, "h1", 10), (1.2, "h1", 10), (2.0, "h2", 20), (2.2, "h2", 20)]
+    assert returning.double_writers(handover) == []
+    doubled = [(1.0, "h1", 10), (1.4, "h1", 10), (1.2, "h2", 20), (1.6, "h2", 20)]
+    assert len(returning.double_writers(doubled)) == 1
+    restarted = [(1.0, "h1", 10), (1.2, "h1", 11), (1.4, "h1", 10)]  # two pids on one host
+    assert len(returning.double_writers(restarted)) == 1
