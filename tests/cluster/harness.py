@@ -421,7 +421,16 @@ class Cluster:
         times["db_sync"] = time.monotonic() - t0
         for c in self.controllers:
             for s in services:
-                self.vigil_daemon(c, s).start()
+                if s != "monitor":
+                    self.vigil_daemon(c, s).start()
+        if "monitor" in services:
+            # The first controller's monitor first, so that it leads: the lease holder and the
+            # Galera writer are then on one controller (the hardest controller to lose).
+            self.vigil_daemon(self.controllers[0], "monitor").start()
+            wait_until(self.monitor_leader, timeout, "the first monitor to take the lease",
+                       interval=0.5)
+            for c in self.controllers[1:]:
+                self.vigil_daemon(c, "monitor").start()
         if computes:
             for h in self.computes:
                 self.vigil_daemon(h, "compute").start()

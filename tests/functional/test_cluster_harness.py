@@ -146,7 +146,15 @@ def _loss_probes(c: Cluster, victim: str) -> dict[str, Any]:
             [rabbit[x].nodename for x in others], via=rabbit[others[0]]),
         "etcd_others_healthy": lambda: all(c.etcd.members[x].health(0.5) for x in others),
         "haproxy_galera_down": lambda: c.haproxy.servers("galera")[victim] == "DOWN",
+        "first_write_through_haproxy": lambda: _write(c),
     }
+
+
+def _write(c: Cluster) -> bool:
+    """One INSERT through HAProxy on a new connection, 2 s at most (a stalled commit fails)."""
+    with c.db(timeout=2) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO harness.probe (v) VALUES ('probe')")
+    return True
 
 
 def test_killing_a_controller_leaves_the_rest_working_and_it_rejoins_by_itself(

@@ -49,4 +49,24 @@ if [ ! -x /usr/sbin/fence_ipmilan ] || ! command -v ipmitool >/dev/null 2>&1; th
   if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q fence-agents ipmitool >/dev/null
 fi
-echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents installed"
+# The three-controller cluster harness (tests/cluster): it starts its own servers inside network
+# namespaces, so here they are only installed, never started. Galera (galera-4, with
+# mariadb-backup and socat for state transfers), HAProxy, etcd (also start.sh's), nftables
+# (partitions) and iproute2 (namespaces, veth, bridge).
+cluster_pkgs=()
+[ -f /usr/lib/galera/libgalera_smm.so ] || cluster_pkgs+=(galera-4)
+command -v mariabackup >/dev/null 2>&1 || cluster_pkgs+=(mariadb-backup)
+command -v socat >/dev/null 2>&1 || cluster_pkgs+=(socat)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || cluster_pkgs+=(haproxy)
+command -v etcd >/dev/null 2>&1 || cluster_pkgs+=(etcd-server)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || cluster_pkgs+=(nftables)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || cluster_pkgs+=(iproute2)
+command -v mariadb-install-db >/dev/null 2>&1 || cluster_pkgs+=(mariadb-server)
+if ((${#cluster_pkgs[@]})); then
+  if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
+  # policy-rc.d-less machines would start Debian's own haproxy/etcd services: harmless (no
+  # listener in Debian's haproxy.cfg; etcd on 127.0.0.1:2379 is what start.sh wants anyway).
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${cluster_pkgs[@]}" >/dev/null
+fi
+echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents and" \
+  "the cluster harness's packages (galera-4, mariadb-backup, haproxy, etcd, nftables) installed"
