@@ -259,8 +259,13 @@ class Galera:
                 (n.dir / "data").mkdir()
         else:
             raise ValueError(f"initial={initial!r}: 'clone' or 'sst'")
-        for n in others:
+        # One at a time: two nodes joining a fresh cluster at once can make one of them fail
+        # its IST ("IST didn't contain all write sets, expected last: 6 last received: 5")
+        # and hang there, out of the cluster.
+        for i, n in enumerate(others, start=2):
             n.start()
+            wait_until(lambda n=n, i=i: n.synced(i), timeout,
+                       f"{n.name} to join Galera (size {i})", interval=0.2)
         size = len(self.nodes)
         wait_until(lambda: all(n.synced(size) for n in self.nodes.values()), timeout,
                    f"Galera to have {size} Synced nodes", interval=0.2)

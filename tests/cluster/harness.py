@@ -23,7 +23,6 @@ A compute host runs ``compute``.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import json
 import os
@@ -34,11 +33,11 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import pymysql
 
@@ -50,6 +49,7 @@ from tests.cluster.haproxy import HaProxy
 from tests.cluster.net import Network
 from tests.cluster.rabbit import Rabbit
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 PYTHON = sys.executable
@@ -94,6 +94,32 @@ def write_ini(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
         lines.append("")
     path.write_text("\n".join(lines))
     return path
+
+
+def _in_parallel(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Run each call in a daemon thread; return their results, or raise the first error.
+
+    Daemon threads, not a ThreadPoolExecutor: on an interrupt (Ctrl-C, SIGTERM) the caller
+    goes on to remove the cluster at once, and the interpreter does not wait at exit for a
+    thread still polling a server that will never come up."""
+    results: dict[str, T] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, call: Callable[[], T]) -> None:
+        try:
+            results[name] = call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=item, daemon=True, name=f"start-{item[0]}")
+               for item in calls.items()]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads) and not errors:
+        time.sleep(0.1)
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -178,13 +204,12 @@ class Cluster:
         """Start Galera, RabbitMQ and etcd (concurrently), the clustercheck services and
         HAProxy; wait until all is healthy. Returns (and keeps in ``timings``) the seconds."""
         t0 = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            futures = {"galera": pool.submit(self.galera.start_cluster, timeout=timeout),
-                       "rabbit": pool.submit(self.rabbit.start_cluster, timeout=timeout),
-                       "etcd": pool.submit(self.etcd.start_cluster, timeout=timeout)}
-            for name, fut in futures.items():
-                for step, secs in fut.result().items():
-                    self.timings[f"{name}_{step}"] = secs
+        results = _in_parallel({"galera": lambda: self.galera.start_cluster(timeout=timeout),
+                                "rabbit": lambda: self.rabbit.start_cluster(timeout=timeout),
+                                "etcd": lambda: self.etcd.start_cluster(timeout=timeout)})
+        for name, steps in results.items():
+            for step, secs in steps.items():
+                self.timings[f"{name}_{step}"] = secs
         for c in self.controllers:
             self.hosts[c].servers["clustercheck"].start()
         self.haproxy.daemon.start()
