@@ -133,6 +133,33 @@ def test_vigil_runs_on_every_controller_and_compute_host(cluster: Cluster) -> No
     assert status == 200 and len(body["services"]) == len(services), body
 
 
+def test_each_server_stops_or_dies_alone_and_comes_back(cluster: Cluster) -> None:
+    """On a controller that is not the writer: a clean stop of its Galera node, kill -9 of its
+    RabbitMQ and etcd; the rest carries on, and each server rejoins once started again."""
+    c = cluster
+    victim = next(x for x in c.controllers if x != c.writer())
+    t0 = time.monotonic()
+    c.stop_server(victim, "galera")  # SIGTERM: a clean leave, no suspect timeout
+    c.kill_server(victim, "rabbit")
+    c.kill_server(victim, "etcd")
+    stopped = time.monotonic() - t0
+    others = [x for x in c.controllers if x != victim]
+    wait_until(lambda: all(c.galera.nodes[x].synced(2) for x in others), 10,
+               "Galera of 2 (a clean leave needs no suspect timeout)")
+    galera_of_2 = time.monotonic() - t0
+    assert _write(c)
+    assert all(c.etcd.members[x].health() for x in others)
+    t1 = time.monotonic()
+    for name in ("galera", "rabbit", "etcd"):
+        c.start_server(victim, name)
+    back = c.wait_rejoined(victim, timeout=180)
+    node = c.galera.nodes[victim]
+    assert node.how_joined() == "IST"  # the writes it missed, from a donor's gcache
+    note(f"{victim}: galera stopped, rabbit and etcd killed, started again (seconds)",
+         stop_and_kills=stopped, galera_of_2=galera_of_2, galera_join=node.how_joined(),
+         **{f"{k}_after_start": v for k, v in back.items()}, total=time.monotonic() - t1)
+
+
 def _loss_probes(c: Cluster, victim: str) -> dict[str, Any]:
     """What to time after ``victim`` went away: each cluster seeing it gone."""
     others = [x for x in c.controllers if x != victim]
