@@ -259,10 +259,6 @@ class Cluster:
         return self.haproxy.api_url
 
     # -- health -------------------------------------------------------------------------------
-    def up_controllers(self) -> list[str]:
-        return [c for c in self.controllers if c not in self.net.partitioned
-                and self.hosts[c].servers["galera"].running()]
-
     def health(self) -> dict[str, Any]:
         """A snapshot of every server's view (for messages and for people)."""
         out: dict[str, Any] = {"galera": self.galera.describe()}
@@ -340,7 +336,7 @@ class Cluster:
             d.reap()
         return at
 
-    kill_host = kill_controller
+    kill_host = kill_controller  # a compute host dies the same way (what a fence does too)
 
     def start_controller(self, host: str, vigil: bool = True) -> None:
         """Start the host's servers again (Galera after recovering its position; Vigil's
