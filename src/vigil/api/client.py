@@ -44,10 +44,6 @@ def view_from(data: dict[str, Any]) -> ServiceView:
                        bool(data.get("quarantined")), bool(data.get("maintenance")))
 
 
-class ApiError(verr.VigilError):
-    """The API refused the request for a reason outside the usual tree (401, 403, 405, 406)."""
-
-
 class ApiSession:
     """One connection to a Vigil API: the token, the microversion header, and HTTP errors
     mapped back to Vigil's error tree (``not_found`` for a 404)."""
@@ -90,7 +86,7 @@ class ApiSession:
             raise verr.Conflict(message)
         if code >= 500:
             raise verr.Unavailable(f"the API answered {code}: {message}")
-        raise ApiError(f"the API answered {code}: {message}")
+        raise verr.ApiError(f"the API answered {code}: {message}")
 
 
 class RegistryClient(ApiSession):

@@ -40,10 +40,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import oslo_messaging as messaging
 
-from vigil.compute.virt.driver import RUNNING, SHUTDOWN, InstanceExists, VirtDriver
+from vigil.compute.virt.driver import RUNNING, SHUTDOWN, VirtDriver
 from vigil.db import compute_api as cdb
 from vigil.db.compute_api import InstanceRecord, Inventory, NodeRecord, StartGrant
 from vigil.db.hosts_api import HostRecord
+from vigil.errors import InstanceExists
 
 LOG = logging.getLogger(__name__)
 

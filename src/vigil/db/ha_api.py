@@ -36,7 +36,7 @@ from vigil.db.compute_models import Instance
 from vigil.db.ha_models import HaAlert, HaLease, Recovery, RecoveryEvacuation, RecoveryEvent
 from vigil.db.models import Service
 from vigil.db.types import utcnow
-from vigil.errors import Conflict, NotFound, VigilError
+from vigil.errors import AlreadyRecorded, Conflict, LeadershipLost, NotFound
 
 # Recovery phases, in order. A recovery only ever moves forward through them.
 DETECTED = "detected"
@@ -65,14 +65,6 @@ EV_TERMINAL = (EV_DONE, EV_FAILED, EV_GONE)
 MAX_TEXT = 4000
 # Prefix of the disabled_reason the monitor writes: it re-enables only what it disabled.
 REASON_PREFIX = "vigil-ha:"
-
-
-class LeadershipLost(VigilError):
-    """The fencing token no longer holds the lease: stop acting at once."""
-
-
-class AlreadyRecorded(VigilError):
-    """A step with this dedup key is in the timeline already: it must not be done again."""
 
 
 @dataclass(frozen=True)

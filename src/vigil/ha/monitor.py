@@ -30,8 +30,7 @@ from vigil.clock import Clock, RealClock
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
 from vigil.db import ha_api, hosts_api
-from vigil.db.ha_api import LeadershipLost
-from vigil.errors import Unavailable
+from vigil.errors import LeadershipLost, Unavailable
 from vigil.ha import fence, policy
 from vigil.ha.election import Election, lease_session_limits, make_holder
 from vigil.ha.fence.base import FenceAgent

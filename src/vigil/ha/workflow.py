@@ -37,12 +37,12 @@ from sqlalchemy.engine import Engine
 
 from vigil.db import compute_api as cdb
 from vigil.db import ha_api, hosts_api
-from vigil.db.ha_api import AlreadyRecorded, RecoveryRecord
+from vigil.db.ha_api import RecoveryRecord
 from vigil.db.hosts_api import HostRecord
-from vigil.errors import Conflict
+from vigil.errors import AlreadyRecorded, Conflict, FenceFailed
 from vigil.ha import policy
 from vigil.ha.election import Election
-from vigil.ha.fence.base import FenceAgent, FenceFailed, PowerState, fence_and_verify
+from vigil.ha.fence.base import FenceAgent, PowerState, fence_and_verify
 from vigil.ha.policy import Step
 from vigil.servicegroup.liveness import State
 

@@ -14,9 +14,10 @@ import pytest
 from oslo_config import cfg
 
 from tests.unit.compute.helpers import make_conf
-from vigil.compute.virt.driver import NOSTATE, RUNNING, SHUTDOWN, InstanceExists
+from vigil.compute.virt.driver import NOSTATE, RUNNING, SHUTDOWN
 from vigil.compute.virt.process import ProcessDriver, proc_start_time
 from vigil.db.compute_api import InstanceRecord
+from vigil.errors import InstanceExists
 
 T0 = dt.datetime(2026, 1, 1)
 

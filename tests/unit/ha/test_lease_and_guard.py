@@ -15,8 +15,7 @@ from sqlalchemy.engine import Engine
 from vigil.clock import FakeClock
 from vigil.db import api as db
 from vigil.db import ha_api
-from vigil.db.ha_api import AlreadyRecorded, LeadershipLost
-from vigil.errors import Conflict
+from vigil.errors import AlreadyRecorded, Conflict, LeadershipLost
 from vigil.ha.election import Election
 
 

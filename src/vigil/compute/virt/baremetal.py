@@ -42,11 +42,12 @@ from vigil.baremetal.ownership import (
 )
 from vigil.baremetal.source import NodeSource, Provisioner
 from vigil.clock import Clock, RealClock
-from vigil.compute.virt.driver import NOSTATE, RUNNING, SHUTDOWN, InstanceExists, VirtDriver
+from vigil.compute.virt.driver import NOSTATE, RUNNING, SHUTDOWN, VirtDriver
 from vigil.conductor.baremetal import BaremetalConductor, BaremetalConductorAPI
 from vigil.db import baremetal_api as bdb
 from vigil.db.baremetal_api import Node, RecordState
 from vigil.db.compute_api import InstanceRecord, Inventory
+from vigil.errors import InstanceExists, NodeBusy, NotPlacedHere
 from vigil.ring import HashRing
 from vigil.ring.assignment import (
     Membership,
@@ -57,14 +58,6 @@ from vigil.ring.assignment import (
 )
 
 LOG = logging.getLogger(__name__)
-
-
-class NodeBusy(Exception):
-    """The node the claim chose already holds another instance."""
-
-
-class NotPlacedHere(Exception):
-    """The instance is not placed on a node this host manages (any more)."""
 
 
 @dataclass
@@ -270,4 +263,4 @@ class _ConductorNodes:
         return self._conductor.list_nodes()
 
 
-__all__ = ["BaremetalDriver", "NodeBusy", "NotPlacedHere", "SyncReport"]
+__all__ = ["BaremetalDriver", "SyncReport"]

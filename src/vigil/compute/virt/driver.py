@@ -14,11 +14,7 @@ from oslo_config import cfg
 
 from vigil.db.compute_api import NOSTATE, RUNNING, SHUTDOWN, InstanceRecord, Inventory
 
-__all__ = ["NOSTATE", "RUNNING", "SHUTDOWN", "InstanceExists", "VirtDriver", "base_inventory"]
-
-
-class InstanceExists(Exception):
-    """spawn() of an instance that already runs here."""
+__all__ = ["NOSTATE", "RUNNING", "SHUTDOWN", "VirtDriver", "base_inventory"]
 
 
 class VirtDriver(abc.ABC):

@@ -14,11 +14,11 @@ from oslo_config import cfg
 from vigil.compute.virt.driver import (
     NOSTATE,
     RUNNING,
-    InstanceExists,
     VirtDriver,
     base_inventory,
 )
 from vigil.db.compute_api import InstanceRecord, Inventory
+from vigil.errors import InstanceExists
 
 DEFAULT_VCPUS = 16
 DEFAULT_MEMORY_MB = 32768

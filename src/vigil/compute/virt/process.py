@@ -31,11 +31,11 @@ from vigil.compute.virt.driver import (
     NOSTATE,
     RUNNING,
     SHUTDOWN,
-    InstanceExists,
     VirtDriver,
     base_inventory,
 )
 from vigil.db.compute_api import InstanceRecord, Inventory
+from vigil.errors import InstanceExists
 
 LOG = logging.getLogger(__name__)
 
