@@ -43,6 +43,7 @@ from vigil.db import compute_api as cdb
 from vigil.db import migration
 from vigil.db.compute_models import Instance
 from vigil.db.engine import make_engine
+from vigil.objects.compute import PENDING_TASKS, Inventory, VmState
 from vigil.scheduler.manager import SchedulerManager
 from vigil.scheduler.rpcapi import SchedulerAPI
 
@@ -69,7 +70,7 @@ def fresh_engine(url: str) -> Engine:
 def count_active(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(Instance).where(
-            Instance.deleted == 0, Instance.vm_state == cdb.ACTIVE,
+            Instance.deleted == 0, Instance.vm_state == VmState.ACTIVE,
             Instance.task_state.is_(None))).scalar_one())
 
 
@@ -77,7 +78,7 @@ def count_pending(engine: Engine) -> int:
     """Instances still waiting for a scheduler (no host claimed yet)."""
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(Instance).where(
-            Instance.deleted == 0, Instance.task_state.in_(cdb.PENDING_TASKS))).scalar_one())
+            Instance.deleted == 0, Instance.task_state.in_(PENDING_TASKS))).scalar_one())
 
 
 def bench_decisions(url: str, state: Path, hosts: int, instances: int,
@@ -94,7 +95,7 @@ def bench_decisions(url: str, state: Path, hosts: int, instances: int,
         host = f"host-{i:03d}"
         svc, _ = db.service_get_or_create(engine, host, "vigil-compute", "compute")
         db.record_reports(engine, [svc.id], 500)
-        cdb.compute_node_update(engine, host, cdb.Inventory(**{
+        cdb.compute_node_update(engine, host, Inventory(**{
             **inv.to_primitive(), "hypervisor_hostname": host}))
     flavor = cdb.flavor_get(engine, "m1.tiny")
     manager = SchedulerManager(conf, engine, group)

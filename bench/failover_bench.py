@@ -40,6 +40,7 @@ from tests.functional.procs import heartbeats, wait_for
 
 from vigil.db import compute_api as cdb
 from vigil.db import ha_api
+from vigil.objects.compute import VmState
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
 VERBOSE = False
@@ -76,7 +77,7 @@ def one_run(driver: str, virt: str, instances: int) -> dict[str, Any]:
             uuids = [api.create(name=f"b{i}", flavor="m1.tiny", host="h1").record.uuid
                      for i in range(instances)]
             engine = c.db()
-            wait_for(lambda: all(i.vm_state == cdb.ACTIVE and i.task_state is None
+            wait_for(lambda: all(i.vm_state == VmState.ACTIVE and i.task_state is None
                                  for i in cdb.instances(engine, uuids=uuids))
                      and len(cdb.instances(engine, uuids=uuids)) == instances, 120,
                      "instances active on h1")
@@ -100,7 +101,7 @@ def one_run(driver: str, virt: str, instances: int) -> dict[str, Any]:
                             seen.setdefault(e.kind, now)
                 for i in cdb.instances(engine, uuids=uuids):
                     if (i.uuid not in active and i.host not in (None, "h1")
-                            and i.vm_state == cdb.ACTIVE and i.task_state is None):
+                            and i.vm_state == VmState.ACTIVE and i.task_state is None):
                         active[i.uuid] = now
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{len(active)}/{instances} active after 120 s")

@@ -50,9 +50,10 @@ from vigil.db import api as db  # noqa: E402
 from vigil.db import migration  # noqa: E402
 from vigil.db.engine import make_engine  # noqa: E402
 from vigil.errors import BackendUnavailable  # noqa: E402
+from vigil.objects.liveness import State  # noqa: E402
+from vigil.objects.services import ServiceRecord  # noqa: E402
 from vigil.servicegroup import drivers  # noqa: E402
 from vigil.servicegroup.api import ServiceGroup  # noqa: E402
-from vigil.servicegroup.liveness import State  # noqa: E402
 
 
 def make_conf(opts: dict[str, Any]) -> Any:
@@ -112,7 +113,7 @@ class Bench:
         while not self._stop.wait(PATH_BEAT):
             db.beat_report_path(self.engine, "bench-conductor", self.group.path_max_gap)
 
-    def spawn(self, n: int) -> tuple[subprocess.Popen[str], db.ServiceRecord]:
+    def spawn(self, n: int) -> tuple[subprocess.Popen[str], ServiceRecord]:
         host = f"detect-{n}-{uuid.uuid4().hex[:4]}"
         rec, _ = db.service_get_or_create(self.engine, host, "vigil-compute",
                                           self.opts["topic"])
@@ -121,7 +122,7 @@ class Bench:
                                 stdout=subprocess.PIPE, text=True, start_new_session=True)
         return proc, rec
 
-    def read(self, rec: db.ServiceRecord) -> tuple[State, State]:
+    def read(self, rec: ServiceRecord) -> tuple[State, State]:
         snap = db.snapshot(self.engine, ids=[rec.id])
         try:
             verdict = self.reader.get_states(snap.services, self.group.view(snap))[rec.id]
@@ -129,7 +130,7 @@ class Bench:
             verdict = State.UNKNOWN
         return verdict, self.group.states(snap)[rec.id]
 
-    def run_once(self, proc: subprocess.Popen[str], rec: db.ServiceRecord) -> tuple[float,
+    def run_once(self, proc: subprocess.Popen[str], rec: ServiceRecord) -> tuple[float,
                                                                                      float]:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":

@@ -41,10 +41,11 @@ import vigil.conf  # noqa: E402
 from vigil.db import api as db  # noqa: E402
 from vigil.db import migration  # noqa: E402
 from vigil.db.engine import make_engine  # noqa: E402
+from vigil.objects.liveness import LivenessView, State  # noqa: E402
+from vigil.objects.services import ServiceRecord  # noqa: E402
 from vigil.servicegroup import drivers  # noqa: E402
-from vigil.servicegroup.drivers.base import Driver, LivenessView  # noqa: E402
+from vigil.servicegroup.drivers.base import Driver  # noqa: E402
 from vigil.servicegroup.drivers.db import DbDriver  # noqa: E402
-from vigil.servicegroup.liveness import State  # noqa: E402
 
 DOWN_TIME = 300.0  # long enough that nothing expires while 100,000 members are put in place
 
@@ -63,9 +64,9 @@ def make_conf(name: str) -> Any:
     return conf
 
 
-def records(n: int, topic: str) -> list[db.ServiceRecord]:
+def records(n: int, topic: str) -> list[ServiceRecord]:
     now = dt.datetime(2024, 1, 1)
-    return [db.ServiceRecord(id=i, uuid=str(i), host=f"host-{i:06d}", binary="vigil-compute",
+    return [ServiceRecord(id=i, uuid=str(i), host=f"host-{i:06d}", binary="vigil-compute",
                              topic=topic, report_count=0, disabled=False, disabled_reason=None,
                              forced_down=False, version=1, last_seen_up=now, left_at=None,
                              created_at=now, updated_at=None) for i in range(n)]
@@ -75,7 +76,7 @@ VIEW = LivenessView(now=dt.datetime(2024, 1, 1), down_after=dt.timedelta(seconds
                     reports_healthy_since=None)
 
 
-def timed_reads(driver: Driver, recs: list[db.ServiceRecord], reads: int) -> tuple[float, int,
+def timed_reads(driver: Driver, recs: list[ServiceRecord], reads: int) -> tuple[float, int,
                                                                                     bool]:
     times: list[float] = []
     trips = 0
@@ -91,7 +92,7 @@ def timed_reads(driver: Driver, recs: list[db.ServiceRecord], reads: int) -> tup
     return statistics.median(times), trips, all_up
 
 
-def beat_round(driver: Driver, recs: list[db.ServiceRecord], sample: int) -> tuple[float, bool]:
+def beat_round(driver: Driver, recs: list[ServiceRecord], sample: int) -> tuple[float, bool]:
     """Seconds for one heartbeat of every member, measured on ``sample`` of them if fewer."""
     chosen = recs if sample >= len(recs) else recs[:: max(1, len(recs) // sample)][:sample]
     t0 = time.perf_counter()

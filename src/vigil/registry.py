@@ -18,11 +18,11 @@ from sqlalchemy.engine import Engine
 
 from vigil.db import api as db
 from vigil.db import hosts_api
-from vigil.db.api import ServiceRecord
-from vigil.db.hosts_api import HostRecord
 from vigil.errors import InvalidInput, Unavailable
+from vigil.objects.ha import HostRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord, Snapshot
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 MAX_REASON = 255
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
@@ -119,7 +119,7 @@ class Registry:
             return "internal"
         return (zones or {}).get(record.host, self.default_zone)
 
-    def _views(self, snap: db.Snapshot) -> list[ServiceView]:
+    def _views(self, snap: Snapshot) -> list[ServiceView]:
         states = self.group.states(snap)
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}

@@ -24,7 +24,7 @@ from vigil import conf as vconf
 from vigil import launch
 from vigil.api.app import create_app_from_conf
 from vigil.db import api as db
-from vigil.db.api import ServiceRecord
+from vigil.objects.services import ServiceRecord
 from vigil.registry import Registry
 
 TOKENS = {

@@ -15,6 +15,7 @@ from tests.unit.compute.helpers import set_state
 from vigil.api.routes.services import UNKNOWN_HEADER
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
+from vigil.objects.compute import Inventory, TaskState, VmState
 from vigil.scheduler.manager import SchedulerManager
 
 
@@ -23,7 +24,7 @@ def ready(api: Api, *hosts: str) -> None:
     for svc in api.computes:
         if svc.host in hosts:
             db.record_reports(api.engine, [svc.id], 100)
-            cdb.compute_node_update(api.engine, svc.host, cdb.Inventory(
+            cdb.compute_node_update(api.engine, svc.host, Inventory(
                 hypervisor_hostname=svc.host, hypervisor_type="fake", hypervisor_version=1,
                 vcpus=8, memory_mb=16384, local_gb=200, cpu_allocation_ratio=16.0,
                 ram_allocation_ratio=1.5, disk_allocation_ratio=1.0))
@@ -100,8 +101,8 @@ def test_evacuate_action_only_from_a_down_host(api: Api) -> None:
     ready(api, "host1", "host2")
     uuid = boot(api, at("2.74"), host="host1").json()["server"]["id"]
     schedule(api)
-    cdb.instance_update(api.engine, uuid, {"vm_state": cdb.ACTIVE, "task_state": None},
-                        host="host1", task_states=[cdb.SPAWNING])
+    cdb.instance_update(api.engine, uuid, {"vm_state": VmState.ACTIVE, "task_state": None},
+                        host="host1", task_states=[TaskState.SPAWNING])
     url = f"/v2.1/servers/{uuid}/action"
     r = api.client.post(url, json={"evacuate": {}}, headers=ADMIN)
     assert r.status_code == 409 and "still in use" in r.json()["conflictingRequest"]["message"]

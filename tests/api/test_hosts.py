@@ -13,6 +13,7 @@ import pytest
 from tests.api.conftest import ADMIN, MEMBER, READER, Api
 from vigil.db import api as db
 from vigil.db import ha_api, hosts_api
+from vigil.objects.ha import RecoveryRecord
 
 URL = "/v2.1/vigil/hosts"
 
@@ -24,7 +25,7 @@ def quarantine(api: Api, host: str, recovery_id: int) -> None:
                              now=db.db_now(api.engine))
 
 
-def open_recovery(api: Api, host: str) -> ha_api.RecoveryRecord:
+def open_recovery(api: Api, host: str) -> RecoveryRecord:
     svc = db.service_get_by_host_binary(api.engine, host, "vigil-compute")
     return ha_api.recovery_request(api.engine, host=host, service_id=svc.id,
                                    was_disabled=False, was_forced_down=False, detail="test")

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from tests.api.conftest import make_conf, write_tokens
 from vigil import launch
 from vigil.db import api as db
-from vigil.db.api import ServiceRecord
+from vigil.objects.services import ServiceRecord
 
 pytestmark = pytest.mark.slow
 

@@ -123,8 +123,9 @@ def test_compute_zone_is_what_its_agent_reports(api: Api) -> None:
     """Each agent reads its own [compute] availability_zone; the API process shows it from the
     host's compute nodes (a host without one shows default_availability_zone)."""
     from vigil.db import compute_api as cdb
+    from vigil.objects.compute import Inventory
 
-    cdb.compute_node_update(api.engine, "host2", cdb.Inventory(
+    cdb.compute_node_update(api.engine, "host2", Inventory(
         hypervisor_hostname="host2", hypervisor_type="fake", hypervisor_version=1, vcpus=1,
         memory_mb=512, local_gb=1, cpu_allocation_ratio=1.0, ram_allocation_ratio=1.0,
         disk_allocation_ratio=1.0, availability_zone="az-east"))

@@ -83,6 +83,8 @@ def test_up_shows_a_failover_an_operator_can_watch(
     from vigil.db import api as db
     from vigil.db import compute_api as cdb
     from vigil.db import ha_api
+    from vigil.objects.compute import VmState
+    from vigil.objects.ha import Phase
 
     conf, path = make_conf(tmp_path, {
         "DEFAULT": {"report_interval": "0.5", "service_down_time": "2.5"},
@@ -134,12 +136,12 @@ def test_up_shows_a_failover_an_operator_can_watch(
 
         def evacuated() -> bool:
             insts = cdb.instances(engine, uuids=uuids)
-            return all(i.host == "compute-2" and i.vm_state == cdb.ACTIVE for i in insts)
+            return all(i.host == "compute-2" and i.vm_state == VmState.ACTIVE for i in insts)
 
         poll(evacuated, 60, "the instances ACTIVE on compute-2")
         rec = next(r for r in ha_api.recoveries(engine) if r.host == "compute-1")
         # The monitor records each instance's arrival on its next pass.
-        poll(lambda: ha_api.recovery_get(engine, rec.id).phase == ha_api.EVACUATED, 30,
+        poll(lambda: ha_api.recovery_get(engine, rec.id).phase == Phase.EVACUATED, 30,
              "the recovery to record the evacuations")
         kinds = [e.kind for e in ha_api.events(engine, rec.id)]
         for kind in ("detected", "disabled", "fenced", "forced_down"):
@@ -149,7 +151,7 @@ def test_up_shows_a_failover_an_operator_can_watch(
 
         code, out, _ = vigil("host", "revive", "compute-1")
         assert code == 0 and "powered on" in out
-        poll(lambda: ha_api.recovery_get(engine, rec.id).phase == ha_api.COMPLETED, 60,
+        poll(lambda: ha_api.recovery_get(engine, rec.id).phase == Phase.COMPLETED, 60,
              "the recovery to complete")
         svc = db.service_get_by_host_binary(engine, "compute-1", "vigil-compute")
         assert not svc.disabled and not svc.forced_down

@@ -28,6 +28,7 @@ from vigil import launch
 from vigil.compute.servers import ServersAPI, servers_from, settled
 from vigil.db import api as db
 from vigil.db import ha_api
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 
 # The console script (what an operator runs), not ``python -m``.
@@ -118,7 +119,7 @@ class HaCluster:
             self.engine = launch.engine_from(self.conf)
         return self.engine
 
-    def compute_hosts(self) -> dict[str, db.ServiceRecord]:
+    def compute_hosts(self) -> dict[str, ServiceRecord]:
         try:
             return {s.host: s for s in db.snapshot(self.db(), topic="compute").services}
         except Exception:  # the conductor has not created the schema yet

@@ -31,6 +31,7 @@ from tests.functional.hacluster import HaCluster, base_sections, boot
 from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
 from vigil.db import ha_api, hosts_api
+from vigil.objects.ha import RecoveryStatus
 
 # The fence agent: the ClusterLabs stdin convention; ``reboot``/``off`` kill the host's process
 # group (the process fence agent's logic) once the go file exists; ``status`` reads it.
@@ -152,7 +153,7 @@ def run(c: HaCluster, *, point: str, moving: int = 4, hosts: int = 3) -> Outcome
             c.procs["h1"].wait(timeout=10)
             c.start("h1", "compute", "--host", "h1")
         rec = wait_for(lambda: (r := ha_api.recovery_get(c.db(), rec.id)).status
-                       == ha_api.DONE and r, 120, "h1 recovered and re-enabled")
+                       == RecoveryStatus.DONE and r, 120, "h1 recovered and re-enabled")
         done = time.time()
         for u in moved:
             api.wait(u, settled, timeout=30)

@@ -25,6 +25,7 @@ from tests.functional.hacluster import VIGIL, HaCluster, base_sections
 from tests.functional.procs import wait_for
 from tests.tools.tcpproxy import TcpProxy
 from vigil.db import ha_api
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ def fake_hosts(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
 
 def recovered(c: HaCluster, host: str) -> bool:
     recs = ha_api.recoveries(c.db(), host=host)
-    return bool(recs) and recs[0].reached(ha_api.FENCED)
+    return bool(recs) and recs[0].reached(Phase.FENCED)
 
 
 def test_mass_failure_holds_the_brake_and_raises_an_alert(

@@ -25,6 +25,7 @@ from tests.functional.hacluster import (
 from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
 from vigil.db import ha_api
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,7 @@ def test_failed_fence_keeps_instances_put_until_it_succeeds(
         wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 3, 40,
                  "three failed fence attempts")
         rec = ha_api.recoveries(c.db(), host="h1")[0]
-        assert rec.phase == ha_api.DISABLED and "BMC unreachable" in (rec.last_error or "")
+        assert rec.phase == Phase.DISABLED and "BMC unreachable" in (rec.last_error or "")
         assert not c.compute_hosts()["h1"].forced_down
         assert ha_api.evacuations(c.db(), rec.id) == []
         view = api.get(vm)
@@ -65,7 +66,7 @@ def test_failed_fence_keeps_instances_put_until_it_succeeds(
         assert "fence_failed" in out.stdout and "BMC unreachable" in out.stdout, out.stdout
 
         flag.touch()  # the BMC answers again
-        wait_for(lambda: ha_api.recovery_get(c.db(), rec.id).phase == ha_api.EVACUATED, 30,
+        wait_for(lambda: ha_api.recovery_get(c.db(), rec.id).phase == Phase.EVACUATED, 30,
                  "the recovery to go on once fencing works")
         fixed_at = time.time()
         view = api.wait(vm, settled, timeout=20)

@@ -32,6 +32,7 @@ from tests.tools.tcpproxy import TcpProxy
 from vigil.compute.servers import settled
 from vigil.db import ha_api
 from vigil.db.engine import make_engine
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +115,7 @@ def test_a_partitioned_leader_is_replaced_within_the_ttl_and_nothing_doubles(
                 assert new_epoch == epoch + 1
 
                 rec = wait_for(lambda: (rs := ha_api.recoveries(c.db(), host="h1"))
-                               and rs[0].reached(ha_api.EVACUATED) and rs[0], 40,
+                               and rs[0].reached(Phase.EVACUATED) and rs[0], 40,
                                "monitor2 to recover h1")
                 for u in uuids:
                     view = api.wait(u, settled, timeout=30)

@@ -24,6 +24,7 @@ import pytest
 from tests.functional.hacluster import VIGIL, HaCluster, base_sections, boot
 from tests.functional.procs import heartbeats, wait_for
 from vigil.db import ha_api
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ def test_maintenance_and_graceful_stops_open_no_recovery(
         assert out.returncode == 0, out.stderr
         rec = wait_for(lambda: next(iter(ha_api.recoveries(c.db(), host="h1")), None), 30,
                        "the recovery of h1 once out of maintenance")
-        wait_for(lambda: ha_api.recovery_get(c.db(), rec.id).phase == ha_api.EVACUATED, 40,
+        wait_for(lambda: ha_api.recovery_get(c.db(), rec.id).phase == Phase.EVACUATED, 40,
                  "h1 recovered")
         assert c.fences() == 1
 

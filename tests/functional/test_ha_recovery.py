@@ -30,6 +30,7 @@ from tests.functional.hacluster import (
 from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
 from vigil.db import ha_api
+from vigil.objects.ha import Phase, RecoveryStatus
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +55,7 @@ def test_monitor_fences_forces_down_evacuates_and_re_enables(
         rec = wait_for(lambda: next(iter(ha_api.recoveries(c.db(), host="h1")), None), 30,
                        "a recovery of h1")
         rec = wait_for(lambda: (r := ha_api.recovery_get(c.db(), rec.id)).phase
-                       == ha_api.EVACUATED and r, 40, "h1 evacuated")
+                       == Phase.EVACUATED and r, 40, "h1 evacuated")
         for u in moving:
             view = api.wait(u, settled, timeout=20)
             assert view.status == "ACTIVE" and view.record.host in ("h2", "h3"), view.to_dict()
@@ -71,7 +72,7 @@ def test_monitor_fences_forces_down_evacuates_and_re_enables(
 
         c.start("h1", "compute", "--host", "h1")  # the host comes back
         rec = wait_for(lambda: (r := ha_api.recovery_get(c.db(), rec.id)).status
-                       == ha_api.DONE and r, 30, "h1 re-enabled")
+                       == RecoveryStatus.DONE and r, 30, "h1 re-enabled")
         svc = c.compute_hosts()["h1"]
         assert not svc.forced_down and not svc.disabled
         wait_for(lambda: heartbeats(instances, pinned, time.time() - 1), 20,

@@ -20,6 +20,7 @@ from tests.functional.hacluster import HaCluster, assert_each_on_one_host, base_
 from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
 from vigil.db import ha_api
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,7 @@ def test_a_new_leader_finishes_an_interrupted_fence_without_fencing_again(
         survivor = "monitor2" if leader == "monitor1" else "monitor1"
         rec = ha_api.recoveries(c.db(), host="h1")[0]
         rec = wait_for(lambda: (r := ha_api.recovery_get(c.db(), rec.id)).phase
-                       == ha_api.EVACUATED and r, 40, "the survivor to finish the recovery")
+                       == Phase.EVACUATED and r, 40, "the survivor to finish the recovery")
         assert c.leader_name() == survivor
         for u in uuids:
             view = api.wait(u, settled, timeout=20)

@@ -31,6 +31,7 @@ from vigil import conf as vconf
 from vigil import launch
 from vigil.db import api as db
 from vigil.db import ha_api
+from vigil.objects.services import ServiceRecord
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ ROWS = {"conductor": ("ctl", "vigil-conductor"), "scheduler": ("ctl", "vigil-sch
 NOT_WATCHED = {"conductor", "c1", "monitor"}  # log_rotation_type = size
 
 
-def rows(c: HaCluster) -> dict[tuple[str, str], db.ServiceRecord]:
+def rows(c: HaCluster) -> dict[tuple[str, str], ServiceRecord]:
     try:
         return {(s.host, s.binary): s for s in db.snapshot(c.db()).services}
     except Exception:  # the conductor has not created the schema yet

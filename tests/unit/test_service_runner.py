@@ -15,12 +15,12 @@ from vigil import rpc
 from vigil.clock import FakeClock
 from vigil.conductor.manager import Conductor, LocalConductorAPI
 from vigil.db import api as db
-from vigil.db.api import ServiceRecord
 from vigil.errors import MessagingUnavailable
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.service import Service
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.db import DbDriver
-from vigil.servicegroup.liveness import State
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

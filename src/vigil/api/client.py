@@ -17,9 +17,9 @@ from typing import Any, Self
 import httpx
 
 from vigil import errors as verr
-from vigil.db.api import ServiceRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.registry import ServiceView
-from vigil.servicegroup.liveness import State
 
 TIMEOUT = 30.0
 

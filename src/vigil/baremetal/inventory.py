@@ -11,8 +11,8 @@ those ratios are the database's business and not compared here.
 
 from __future__ import annotations
 
-from vigil.db.baremetal_api import HYPERVISOR_TYPE, Node, RecordState
-from vigil.db.compute_api import Inventory
+from vigil.objects.baremetal import HYPERVISOR_TYPE, Node, RecordState
+from vigil.objects.compute import Inventory
 
 
 def schedulable(node: Node, running_vms: int = 0) -> bool:

@@ -17,10 +17,10 @@ from sqlalchemy.engine import Engine
 
 from vigil.baremetal.ownership import host_states
 from vigil.db import baremetal_api as bdb
-from vigil.db.baremetal_api import RELEASED
+from vigil.objects.baremetal import RELEASED
+from vigil.objects.liveness import State
 from vigil.ring import HashRing
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 PREFERENCE = 3  # how much of a node's preference list to show
 

@@ -30,8 +30,8 @@ the one that trusts the operator, as in Nova.
 
 from __future__ import annotations
 
-from vigil.db.hosts_api import HostRecord
-from vigil.servicegroup.liveness import State
+from vigil.objects.ha import HostRecord
+from vigil.objects.liveness import State
 
 
 def _common(host: str, reporting: State, left: bool) -> str | None:

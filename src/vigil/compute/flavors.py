@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from vigil.db import compute_api as cdb
-from vigil.db.compute_api import FlavorRecord
 from vigil.errors import InvalidInput
+from vigil.objects.compute import FlavorRecord
 
 MAX_NAME = 255
 MAX_INT = 2**31 - 1

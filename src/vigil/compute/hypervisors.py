@@ -18,11 +18,11 @@ from vigil.compute.servers import COMPUTE_TOPIC
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
 from vigil.db import hosts_api
-from vigil.db.api import ServiceRecord
-from vigil.db.compute_api import NodeRecord
 from vigil.errors import NotFound
+from vigil.objects.compute import NodeRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 
 def as_uuid(ident: str) -> str | None:

@@ -32,21 +32,22 @@ from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
 from vigil.db import hosts_api
-from vigil.db.api import ServiceRecord
-from vigil.db.compute_api import InstanceRecord
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.objects.compute import InstanceRecord, PowerState, TaskState, VmState
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 COMPUTE_TOPIC = "compute"
 COMPUTE_BINARY = "vigil-compute"
 MAX_NAME = 255
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
-STATUS_BY_VM_STATE = {cdb.BUILDING: "BUILD", cdb.ACTIVE: "ACTIVE", cdb.ERROR: "ERROR",
-                      cdb.DELETED: "DELETED"}
-POWER_STATES = {cdb.NOSTATE: "NOSTATE", cdb.RUNNING: "Running", cdb.SHUTDOWN: "Shutdown"}
+STATUS_BY_VM_STATE = {VmState.BUILDING: "BUILD", VmState.ACTIVE: "ACTIVE", VmState.ERROR: "ERROR",
+                      VmState.DELETED: "DELETED"}
+POWER_STATES = {PowerState.NOSTATE: "NOSTATE", PowerState.RUNNING: "Running",
+                PowerState.SHUTDOWN: "Shutdown"}
 
 
 def nova_time(value: dt.datetime | None) -> str | None:
@@ -112,7 +113,7 @@ class ServerView:
         r = self.record
         if r.deleted:
             return "DELETED"
-        if r.task_state in (cdb.REBUILDING, cdb.REBUILD_SPAWNING):
+        if r.task_state in (TaskState.REBUILDING, TaskState.REBUILD_SPAWNING):
             return "REBUILD"
         return STATUS_BY_VM_STATE.get(r.vm_state, r.vm_state.upper())
 
@@ -273,7 +274,7 @@ class ServersAPI:
         if inst.task_state is not None:
             raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in "
                            f"task_state {inst.task_state}")
-        if inst.vm_state not in (cdb.ACTIVE, cdb.ERROR):
+        if inst.vm_state not in (VmState.ACTIVE, VmState.ERROR):
             raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in vm_state "
                            f"{inst.vm_state}")
         if host is not None:
@@ -291,7 +292,7 @@ class ServersAPI:
             raise Conflict(why)
         # A new ownership generation: the source host can never start this instance again.
         updated = cdb.instance_update(self.engine, inst.uuid,
-                                      {"task_state": cdb.REBUILDING, "requested_host": host},
+                                      {"task_state": TaskState.REBUILDING, "requested_host": host},
                                       host=inst.host, task_states=[None],
                                       generation=inst.generation, new_owner=True)
         if updated is None:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from vigil.db import compute_api as cdb
 from vigil.db import hosts_api
 from vigil.errors import NotFound
+from vigil.objects.compute import Inventory
 
 LOG = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class ComputeConductorManager:
     def compute_node_update(self, ctxt: dict[str, Any], host: str,
                             inventory: dict[str, Any]) -> dict[str, Any]:
         node = cdb.compute_node_update(self._engine, host,
-                                       cdb.Inventory.from_primitive(inventory))
+                                       Inventory.from_primitive(inventory))
         return node.to_primitive()
 
     def instance_get(self, ctxt: dict[str, Any], instance_uuid: str) -> dict[str, Any] | None:

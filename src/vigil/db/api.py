@@ -12,7 +12,6 @@ import datetime as dt
 import functools
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import insert, select, update
@@ -20,9 +19,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vigil.db.models import ReportPath, Service
-from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
 from vigil.errors import DatabaseUnavailable, ServiceNotFound
+from vigil.objects.liveness import PathBeat, next_healthy_since
+from vigil.objects.services import ServiceRecord, Snapshot
 
 P = ParamSpec("P")
 # SQLite, PostgreSQL and MariaDB wordings of "the table is missing".
@@ -49,31 +49,6 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-@dataclass(slots=True)
-class ServiceRecord(Primitive):
-    """A service row as the rest of Vigil sees it: plain data, treated as read-only.
-
-    Not ``frozen``: a frozen dataclass's __init__ pays an object.__setattr__ per field, which
-    showed up as the largest cost of listing 10,000 services.
-    """
-
-    id: int
-    uuid: str
-    host: str
-    binary: str
-    topic: str
-    report_count: int
-    disabled: bool
-    disabled_reason: str | None
-    forced_down: bool
-    version: int
-    last_seen_up: dt.datetime | None
-    left_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime | None
-    deleted: bool = False
-
-
 _COLUMNS = (
     Service.id, Service.uuid, Service.host, Service.binary, Service.topic, Service.report_count,
     Service.disabled, Service.disabled_reason, Service.forced_down, Service.version,
@@ -91,15 +66,6 @@ def _record(row: Any) -> ServiceRecord:
         id_, uuid, host, binary, topic, report_count, bool(disabled), disabled_reason,
         bool(forced_down), version, last_seen_up, left_at, created_at, updated_at, bool(deleted),
     )
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Rows read together with the database's clock and the report-path beats, in one go."""
-
-    now: dt.datetime
-    services: list[ServiceRecord]
-    path_beats: list[tuple[dt.datetime, dt.datetime]]
 
 
 @translate_errors
@@ -312,8 +278,6 @@ def service_soft_delete(engine: Engine, service_id: int) -> None:
 @translate_errors
 def beat_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> dt.datetime:
     """Record that ``conductor``'s report path just worked; returns its healthy_since."""
-    from vigil.servicegroup.liveness import PathBeat, next_healthy_since
-
     with engine.begin() as conn:
         now = conn.execute(select(utcnow())).scalar_one()
         row = conn.execute(

@@ -21,11 +21,8 @@ Transactions that touch instances and records update the instance rows first, as
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import uuid as uuidlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, case, delete, exists, insert, or_, select, update
@@ -34,74 +31,21 @@ from sqlalchemy.exc import IntegrityError
 
 from vigil.db.api import translate_errors
 from vigil.db.baremetal_models import BareMetalMember, BareMetalNode, BareMetalNodeRecord
-from vigil.db.compute_api import Inventory
 from vigil.db.compute_models import ComputeNode, Instance
-from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
 from vigil.errors import Conflict, NotFound
-
-POWER_ON = "power on"
-POWER_OFF = "power off"
-POWER_STATES = (POWER_ON, POWER_OFF)
-RELEASED = ""  # the owner of a released record (same value as vigil.ring.assignment.RELEASED)
-HYPERVISOR_TYPE = "baremetal"
-
-
-@dataclass(frozen=True)
-class Node(Primitive):
-    """A bare-metal node as its source describes it (whatever the source)."""
-
-    uuid: str
-    name: str | None
-    resource_class: str
-    cpus: int
-    memory_mb: int
-    local_gb: int
-    power_state: str
-    maintenance: bool
-    instance_uuid: str | None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class RecordState(Primitive):
-    """A node's compute-node record as the ownership decisions need it.
-
-    ``record_id`` is the record the node's ownership row points to; ``live`` says whether
-    that record still exists (an operator may have deleted it with its service). The other
-    fields are the live record's, for deciding whether its inventory needs rewriting.
-    """
-
-    node_uuid: str
-    record_id: int
-    live: bool
-    host: str | None
-    running_vms: int
-    vcpus: int
-    memory_mb: int
-    local_gb: int
-    cpu_allocation_ratio: float
-    ram_allocation_ratio: float
-    disk_allocation_ratio: float
-    availability_zone: str | None
-
-
-# What crosses RPC of a node (no timestamps) and of a record: positional rows under one list
-# of field names, a fraction of the cost of a dict per row at 500 rows a tick.
-NODE_WIRE = ("uuid", "name", "resource_class", "cpus", "memory_mb", "local_gb", "power_state",
-             "maintenance", "instance_uuid")
-RECORD_WIRE = tuple(f.name for f in dataclasses.fields(RecordState))
-
-
-def pack(items: Sequence[Any], fields: Sequence[str]) -> dict[str, Any]:
-    return {"fields": list(fields), "rows": [[getattr(i, f) for f in fields] for i in items]}
-
-
-def unpack(cls: type[Any], data: Mapping[str, Any]) -> list[Any]:
-    names = data["fields"]
-    return [cls(**dict(zip(names, row, strict=True))) for row in data["rows"]]
-
+from vigil.objects.baremetal import (
+    HYPERVISOR_TYPE,
+    RELEASED,
+    Move,
+    MoveKind,
+    MoveResult,
+    Node,
+    NodePower,
+    Provisioning,
+    RecordState,
+)
+from vigil.objects.compute import Inventory
 
 _NODE_COLS = (BareMetalNode.uuid, BareMetalNode.name, BareMetalNode.resource_class,
               BareMetalNode.properties, BareMetalNode.power_state, BareMetalNode.maintenance,
@@ -113,15 +57,15 @@ def _node(row: Any) -> Node:
     props = props or {}
     return Node(uuid=uuid, name=name, resource_class=rclass, cpus=int(props.get("cpus", 0)),
                 memory_mb=int(props.get("memory_mb", 0)), local_gb=int(props.get("local_gb", 0)),
-                power_state=power, maintenance=bool(maintenance), instance_uuid=instance_uuid,
-                created_at=created, updated_at=updated)
+                power_state=NodePower(power), maintenance=bool(maintenance),
+                instance_uuid=instance_uuid, created_at=created, updated_at=updated)
 
 
 # -- the inventory ------------------------------------------------------------------------------
 @translate_errors
 def node_create(engine: Engine, *, cpus: int, memory_mb: int, local_gb: int,
                 name: str | None = None, uuid: str | None = None,
-                resource_class: str = HYPERVISOR_TYPE, power_state: str = POWER_OFF,
+                resource_class: str = HYPERVISOR_TYPE, power_state: NodePower = NodePower.OFF,
                 maintenance: bool = False) -> Node:
     """A new node; Conflict if a live node already has its uuid or name. The caller has
     validated the values (:mod:`vigil.baremetal.nodes`)."""
@@ -298,31 +242,6 @@ def _record_values(inv: Inventory, *, insert: bool = False) -> dict[str, Any]:
 BATCH = 32  # moves per transaction (see apply_moves)
 
 
-@dataclass(frozen=True)
-class Take:
-    """A compare-and-set to attempt: make the node's record ours if it is still owned by
-    ``expected`` (a DOWN service's host, :data:`RELEASED`, or None: no live record, then
-    ``record_id`` is the deleted record to replace or None if the node never had one)."""
-
-    node: str
-    expected: str | None
-    record_id: int | None
-    inventory: Inventory
-
-
-@dataclass
-class Outcome:
-    """What a batch of moves did: ``taken`` node -> record id; ``lost`` compare-and-sets
-    that matched nothing; ``released``; ``updated`` inventories; ``gone``: records to
-    update that the host no longer owns."""
-
-    taken: dict[str, int] = field(default_factory=dict)
-    lost: list[str] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
-    updated: int = 0
-    gone: list[str] = field(default_factory=list)
-
-
 def _begin_writing(conn: Connection) -> None:
     """Start the transaction as a writer before its first SAVEPOINT.
 
@@ -335,8 +254,10 @@ def _begin_writing(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _take(conn: Connection, host: str, t: Take) -> int:
+def _take(conn: Connection, host: str, t: Move) -> int:
     """One take inside the caller's savepoint; raises _Lost when it matches nothing."""
+    if t.inventory is None:
+        raise ValueError("a take writes the record's inventory: the move needs one")
     if t.inventory.hypervisor_hostname != t.node:
         raise ValueError("a bare-metal record's hypervisor_hostname is its node's uuid")
     if t.expected is None:
@@ -395,12 +316,10 @@ def _update(conn: Connection, host: str, record_id: int, inventory: Inventory) -
 
 
 @translate_errors
-def apply_moves(engine: Engine, host: str, *, takes: Sequence[Take] = (),
-                releases: Sequence[tuple[str, int]] = (),
-                updates: Sequence[tuple[int, Inventory]] = ()) -> Outcome:
-    """One host's moves of one tick, in one transaction: its releases (``(node, record
-    id)``), then its takes (each in a savepoint: one that matches nothing or loses a race is
-    undone alone), then its inventory updates (``(record id, inventory)``).
+def apply_moves(engine: Engine, host: str, moves: Sequence[Move]) -> MoveResult:
+    """One host's moves of one tick, in one transaction: its releases, then its takes (each in
+    a savepoint: one that matches nothing or loses a race is undone alone), then its
+    inventory updates, whatever their order in ``moves``.
 
     One commit per :data:`BATCH` moves, not one per node (after a death a survivor takes a
     fifth of the nodes at once), nor one for them all: on SQLite a transaction holds the
@@ -408,43 +327,50 @@ def apply_moves(engine: Engine, host: str, *, takes: Sequence[Take] = (),
     behind hundreds of moves (a late report-path beat turns every stale service UNKNOWN,
     which stops all hand-overs). Each move is still its own compare-and-set. Whether a take's
     ``expected`` owner is really DOWN is the caller's check (:mod:`vigil.baremetal.ownership`,
-    on a fresh snapshot).
+    on a fresh snapshot). A release or an update is always of a record ``host`` owns.
     """
-    out = Outcome()
-    work: list[tuple[str, Any]] = [("release", r) for r in releases]
-    work += [("take", t) for t in takes]
-    work += [("update", u) for u in updates]
+    for m in moves:
+        if not m.kind.takes and m.expected not in (None, host):
+            raise ValueError(f"{host} may only release or update its own records, not "
+                             f"{m.expected!r}'s")
+    out = MoveResult()
+    order = {MoveKind.RELEASE: 0, MoveKind.UPDATE: 2}
+    work = sorted(moves, key=lambda m: order.get(m.kind, 1))  # stable: takes keep their order
     for start in range(0, len(work), BATCH):
         with engine.begin() as conn:
             _begin_writing(conn)
-            for kind, item in work[start:start + BATCH]:
-                if kind == "release":
-                    node_uuid, record_id = item
-                    (out.released if _release(conn, host, node_uuid, record_id)
-                     else out.lost).append(node_uuid)
-                elif kind == "take":
-                    savepoint = conn.begin_nested()
-                    try:
-                        record = _take(conn, host, item)
-                    except (_Lost, IntegrityError):
-                        savepoint.rollback()
-                        out.lost.append(item.node)
-                    else:
-                        savepoint.commit()
-                        out.taken[item.node] = record
-                else:
-                    record_id, inventory = item
-                    if _update(conn, host, record_id, inventory):
+            for move in work[start:start + BATCH]:
+                if move.kind is MoveKind.RELEASE:
+                    if move.record_id is None:
+                        raise ValueError("a release needs the record's id")
+                    (out.released if _release(conn, host, move.node, move.record_id)
+                     else out.lost).append(move.node)
+                elif move.kind is MoveKind.UPDATE:
+                    if move.record_id is None or move.inventory is None:
+                        raise ValueError("an update needs the record's id and inventory")
+                    if _update(conn, host, move.record_id, move.inventory):
                         out.updated += 1
                     else:
-                        out.gone.append(inventory.hypervisor_hostname)
+                        out.gone.append(move.inventory.hypervisor_hostname)
+                else:
+                    savepoint = conn.begin_nested()
+                    try:
+                        record = _take(conn, host, move)
+                    except (_Lost, IntegrityError):
+                        savepoint.rollback()
+                        out.lost.append(move.node)
+                    else:
+                        savepoint.commit()
+                        out.taken[move.node] = record
     return out
 
 
 def take(engine: Engine, node_uuid: str, host: str, *, expected: str | None,
          record_id: int | None, inventory: Inventory) -> int | None:
-    """One :class:`Take` on its own; the record id if it won, None otherwise."""
-    out = apply_moves(engine, host, takes=[Take(node_uuid, expected, record_id, inventory)])
+    """One take on its own; the record id if it won, None otherwise."""
+    kind = (MoveKind.CREATE if expected is None else MoveKind.TAKE_RELEASED
+            if expected == RELEASED else MoveKind.TAKE_FROM_DOWN)
+    out = apply_moves(engine, host, [Move(node_uuid, kind, record_id, expected, inventory)])
     return out.taken.get(node_uuid)
 
 
@@ -455,56 +381,49 @@ def release(engine: Engine, node_uuid: str, record_id: int, host: str) -> bool:
     nobody, so it must count for nothing (os-hypervisors statistics) and no claim can fit on
     it (a scheduler that read it before the release has its claim refused by the database).
     """
-    return bool(apply_moves(engine, host, releases=[(node_uuid, record_id)]).released)
+    move = Move(node_uuid, MoveKind.RELEASE, record_id, host)
+    return bool(apply_moves(engine, host, [move]).released)
 
 
 def record_update(engine: Engine, record_id: int, host: str, inventory: Inventory) -> bool:
     """Rewrite the inventory of a record ``host`` still owns; False if it does not."""
-    return apply_moves(engine, host, updates=[(record_id, inventory)]).updated == 1
+    move = Move(inventory.hypervisor_hostname, MoveKind.UPDATE, record_id, host, inventory)
+    return apply_moves(engine, host, [move]).updated == 1
 
 
 # -- provisioning (the database inventory's side of spawn and destroy) --------------------------
-PROVISIONED = "provisioned"
-ALREADY = "already"
-BUSY = "busy"
-NOT_HERE = "not_here"
-
-
 @translate_errors
-def provision(engine: Engine, host: str, instance_uuid: str) -> str:
-    """Put ``instance_uuid`` on the node its claim chose, as Ironic's instance_uuid does.
-
-    :data:`PROVISIONED` on success, :data:`ALREADY` if it already is there, :data:`BUSY` if
-    the node holds another instance (two claims raced for one whole node: the later spawn
-    fails), :data:`NOT_HERE` if the instance is not placed on a record ``host`` owns.
-    The record's allocation ratios close with it so no other claim fits on the node.
+def provision(engine: Engine, host: str, instance_uuid: str) -> Provisioning:
+    """Put ``instance_uuid`` on the node its claim chose, as Ironic's instance_uuid does
+    (:class:`~vigil.objects.baremetal.Provisioning` says what each answer means). The record's
+    allocation ratios close with it so no other claim fits on the node.
     """
     with engine.begin() as conn:
         inst = conn.execute(select(Instance.host, Instance.compute_node_id).where(
             Instance.uuid == instance_uuid, Instance.deleted == 0)).first()
         if inst is None or inst.host != host or inst.compute_node_id is None:
-            return NOT_HERE
+            return Provisioning.NOT_HERE
         node_uuid = conn.execute(select(ComputeNode.hypervisor_hostname).where(
             ComputeNode.id == inst.compute_node_id, ComputeNode.host == host,
             ComputeNode.deleted == 0)).scalar()
         if node_uuid is None:
-            return NOT_HERE
+            return Provisioning.NOT_HERE
         holder = conn.execute(select(BareMetalNode.instance_uuid).where(
             BareMetalNode.uuid == node_uuid, BareMetalNode.deleted == 0)).first()
         if holder is None:
-            return NOT_HERE
+            return Provisioning.NOT_HERE
         if holder[0] == instance_uuid:
-            return ALREADY
+            return Provisioning.ALREADY
         result = conn.execute(update(BareMetalNode).where(
             BareMetalNode.uuid == node_uuid, BareMetalNode.deleted == 0,
             BareMetalNode.instance_uuid.is_(None),
-        ).values(instance_uuid=instance_uuid, power_state=POWER_ON, updated_at=utcnow()))
+        ).values(instance_uuid=instance_uuid, power_state=NodePower.ON, updated_at=utcnow()))
         if result.rowcount != 1:
-            return BUSY
+            return Provisioning.BUSY
         conn.execute(update(ComputeNode).where(ComputeNode.id == inst.compute_node_id).values(
             updated_at=utcnow(), **{ratio: _closed_ratio(used, getattr(ComputeNode, total))
                                     for used, total, ratio in _RESOURCES}))
-    return PROVISIONED
+    return Provisioning.PROVISIONED
 
 
 @translate_errors
@@ -523,6 +442,6 @@ def unprovision(engine: Engine, instance_uuid: str) -> int:
                                            BareMetalNode.deleted == 0)
         if home is not None:
             stmt = stmt.where(BareMetalNode.uuid != home)
-        result = conn.execute(stmt.values(instance_uuid=None, power_state=POWER_OFF,
+        result = conn.execute(stmt.values(instance_uuid=None, power_state=NodePower.OFF,
                                           updated_at=utcnow()))
         return int(result.rowcount)

@@ -13,7 +13,6 @@ so two transactions never wait on each other in opposite orders.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,112 +27,21 @@ from sqlalchemy.sql.elements import ColumnElement
 from vigil.db.api import translate_errors
 from vigil.db.compute_models import ComputeNode, Flavor, Instance
 from vigil.db.hosts_api import quarantined_clause
-from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
 from vigil.errors import Conflict, DatabaseUnavailable, NotFound
-
-# vm_state values (Nova's vocabulary).
-BUILDING = "building"
-ACTIVE = "active"
-ERROR = "error"
-DELETED = "deleted"
-
-# task_state values used here.
-SCHEDULING = "scheduling"          # waiting for the scheduler to pick and claim a host
-SPAWNING = "spawning"              # claimed; the chosen agent is (to be) spawning it
-REBUILDING = "rebuilding"          # evacuation requested; waiting for the scheduler
-REBUILD_SPAWNING = "rebuild_spawning"  # evacuation claimed; the new host is spawning it
-PENDING_TASKS = (SCHEDULING, REBUILDING)
-
-# power_state values (Nova's numbers).
-NOSTATE = 0
-RUNNING = 1
-SHUTDOWN = 4
-
-
-@dataclass(frozen=True)
-class NodeRecord(Primitive):
-    id: int
-    uuid: str
-    host: str
-    hypervisor_hostname: str
-    hypervisor_type: str
-    hypervisor_version: int
-    host_ip: str | None
-    availability_zone: str | None
-    vcpus: int
-    memory_mb: int
-    local_gb: int
-    vcpus_used: int
-    memory_mb_used: int
-    local_gb_used: int
-    running_vms: int
-    cpu_allocation_ratio: float
-    ram_allocation_ratio: float
-    disk_allocation_ratio: float
-    created_at: dt.datetime
-    updated_at: dt.datetime | None
-
-    # Capacity after allocation ratios, as Nova computes it: total * ratio - used.
-    @property
-    def free_vcpus(self) -> float:
-        return self.vcpus * self.cpu_allocation_ratio - self.vcpus_used
-
-    @property
-    def free_ram_mb(self) -> float:
-        return self.memory_mb * self.ram_allocation_ratio - self.memory_mb_used
-
-    @property
-    def free_disk_gb(self) -> float:
-        return self.local_gb * self.disk_allocation_ratio - self.local_gb_used
-
-    def fits(self, vcpus: int, memory_mb: int, root_gb: int) -> bool:
-        """The same test as the claim's WHERE clause (the database's answer is the one that
-        counts; this one lets the scheduler skip hosts without a round trip)."""
-        return (self.vcpus_used + vcpus <= self.vcpus * self.cpu_allocation_ratio
-                and self.memory_mb_used + memory_mb <= self.memory_mb * self.ram_allocation_ratio
-                and self.local_gb_used + root_gb <= self.local_gb * self.disk_allocation_ratio)
-
-
-@dataclass(frozen=True)
-class FlavorRecord(Primitive):
-    id: int
-    flavorid: str
-    name: str
-    vcpus: int
-    memory_mb: int
-    root_gb: int
-    description: str | None
-    created_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class InstanceRecord(Primitive):
-    id: int
-    uuid: str
-    name: str
-    flavorid: str
-    flavor_name: str
-    vcpus: int
-    memory_mb: int
-    root_gb: int
-    availability_zone: str | None
-    requested_host: str | None
-    host: str | None
-    node: str | None
-    compute_node_id: int | None
-    vm_state: str
-    task_state: str | None
-    power_state: int
-    generation: int
-    evacuable: bool
-    fault: str | None
-    fault_at: dt.datetime | None
-    launched_at: dt.datetime | None
-    terminated_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime | None
-    deleted: bool
+from vigil.objects.compute import (
+    FlavorRecord,
+    InstanceRecord,
+    Inventory,
+    NodeRecord,
+    PowerState,
+    StartGrant,
+    StartKind,
+    StartRefusal,
+    TaskState,
+    VmState,
+)
+from vigil.objects.primitive import Primitive
 
 
 def _cols(model: Any, record: type[Primitive]) -> list[Any]:
@@ -160,27 +68,14 @@ def _instance(row: Any) -> InstanceRecord:
     values = row._asdict()
     values["evacuable"] = bool(values["evacuable"])
     values["deleted"] = bool(values["deleted"])
+    values["vm_state"] = VmState(values["vm_state"])
+    task = values["task_state"]
+    values["task_state"] = TaskState(task) if task is not None else None
+    values["power_state"] = PowerState(values["power_state"])
     return InstanceRecord(**values)
 
 
 # -- compute nodes -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Inventory(Primitive):
-    """What an agent reports about its node (totals; never usage)."""
-
-    hypervisor_hostname: str
-    hypervisor_type: str
-    hypervisor_version: int
-    vcpus: int
-    memory_mb: int
-    local_gb: int
-    cpu_allocation_ratio: float
-    ram_allocation_ratio: float
-    disk_allocation_ratio: float
-    host_ip: str | None = None
-    availability_zone: str | None = None
-
-
 def _live_node(conn: Connection, host: str, hypervisor_hostname: str) -> Any:
     return conn.execute(
         select(*_NODE_COLS).where(ComputeNode.host == host,
@@ -331,8 +226,9 @@ def instance_create(engine: Engine, *, name: str, flavor: FlavorRecord,
             uuid=new_uuid, name=name, flavorid=flavor.flavorid, flavor_name=flavor.name,
             vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
             availability_zone=availability_zone, requested_host=requested_host,
-            vm_state=BUILDING, task_state=SCHEDULING, power_state=NOSTATE,
-            evacuable=evacuable, created_at=utcnow(), updated_at=utcnow(), deleted=0))
+            vm_state=VmState.BUILDING, task_state=TaskState.SCHEDULING,
+            power_state=PowerState.NOSTATE, evacuable=evacuable, created_at=utcnow(),
+            updated_at=utcnow(), deleted=0))
         row = conn.execute(select(*_INSTANCE_COLS).where(Instance.uuid == new_uuid)).one()
     return _instance(row)
 
@@ -371,28 +267,9 @@ def instances(engine: Engine, *, host: str | None = None, name: str | None = Non
         return [_instance(r) for r in conn.execute(stmt)]
 
 
-# What an agent may start, and the task state the instance must be in for it.
-START_KINDS: dict[str, str | None] = {"spawn": SPAWNING, "rebuild": REBUILD_SPAWNING,
-                                      "resume": None}
-
-
-@dataclass(frozen=True)
-class StartGrant(Primitive):
-    """The answer to "may this host start this instance now?".
-
-    ``reason`` when refused: ``quarantined`` (the host may start nothing until it is released:
-    keep the instance stopped and ask again later), ``moved`` (the instance belongs elsewhere
-    now, or to an evacuation: never start it here), ``deleted``, or ``busy`` (its task changed:
-    read it again before doing anything).
-    """
-
-    granted: bool
-    reason: str | None = None
-
-
 @translate_errors
 def instance_start(engine: Engine, instance_uuid: str, host: str, generation: int,
-                   kind: str) -> StartGrant:
+                   kind: StartKind | str) -> StartGrant:
     """Authorize one start of an instance on ``host``: the only door through which an agent
     spawns, rebuilds or resumes anything.
 
@@ -406,12 +283,14 @@ def instance_start(engine: Engine, instance_uuid: str, host: str, generation: in
     commits is harmless, because the fence that follows the quarantine stops the very process
     that asked; see docs/ha.md, "Quarantine".)
     """
-    if kind not in START_KINDS:
-        raise ValueError(f"unknown start kind {kind!r}")
-    task = START_KINDS[kind]
-    conds = _instance_where(instance_uuid, host=host, task_states=[task], generation=generation)
-    if kind == "resume":
-        conds.append(Instance.vm_state == ACTIVE)
+    try:
+        kind = StartKind(kind)
+    except ValueError:
+        raise ValueError(f"unknown start kind {kind!r}") from None
+    conds = _instance_where(instance_uuid, host=host, task_states=[kind.task_state],
+                            generation=generation)
+    if kind is StartKind.RESUME:
+        conds.append(Instance.vm_state == VmState.ACTIVE)
     conds.append(~quarantined_clause(Instance.host))
     with engine.begin() as conn:
         result = conn.execute(update(Instance).where(*conds).values(updated_at=utcnow()))
@@ -421,12 +300,12 @@ def instance_start(engine: Engine, instance_uuid: str, host: str, generation: in
                            .where(Instance.uuid == instance_uuid)).first()
         quarantined = conn.execute(select(quarantined_clause(host))).scalar()
     if quarantined:
-        return StartGrant(False, "quarantined")
+        return StartGrant(False, StartRefusal.QUARANTINED)
     if row is None or row[2]:
-        return StartGrant(False, "deleted")
+        return StartGrant(False, StartRefusal.DELETED)
     if row[0] != host or row[1] != generation:
-        return StartGrant(False, "moved")
-    return StartGrant(False, "busy")
+        return StartGrant(False, StartRefusal.MOVED)
+    return StartGrant(False, StartRefusal.BUSY)
 
 
 @translate_errors
@@ -618,7 +497,8 @@ def instance_destroy(engine: Engine, instance_uuid: str) -> InstanceRecord:
                 else Instance.compute_node_id == inst.compute_node_id]
         result = conn.execute(update(Instance).where(and_(*cond)).values(
             deleted=Instance.id, deleted_at=utcnow(), terminated_at=utcnow(),
-            updated_at=utcnow(), vm_state=DELETED, task_state=None, power_state=NOSTATE))
+            updated_at=utcnow(), vm_state=VmState.DELETED, task_state=None,
+            power_state=PowerState.NOSTATE))
         if result.rowcount != 1:
             raise Conflict(f"instance {instance_uuid} changed while being deleted; try again")
         if inst.compute_node_id is not None:
@@ -632,7 +512,7 @@ def instance_destroy(engine: Engine, instance_uuid: str) -> InstanceRecord:
 def instance_fail(engine: Engine, instance_uuid: str, fault: str, *,
                   expected_task_state: str, release: bool = False,
                   host: str | EllipsisType | None = ...) -> InstanceRecord | None:
-    """Put an instance in ERROR with ``fault`` (if still in ``expected_task_state``).
+    """Put an instance in VmState.ERROR with ``fault`` (if still in ``expected_task_state``).
 
     With ``release`` the instance also leaves its node and gives the claim back (a failed spawn
     holds nothing); without, it keeps its host (a failed evacuation stays where it was).
@@ -644,12 +524,12 @@ def instance_fail(engine: Engine, instance_uuid: str, fault: str, *,
         if row is None:
             return None
         inst = _instance(row)
-        values: dict[str, Any] = dict(vm_state=ERROR, task_state=None, fault=fault[:65535],
+        values: dict[str, Any] = dict(vm_state=VmState.ERROR, task_state=None, fault=fault[:65535],
                                       fault_at=utcnow(), updated_at=utcnow(),
                                       requested_host=None)
         if release:
-            values.update(host=None, node=None, compute_node_id=None, power_state=NOSTATE,
-                          generation=Instance.generation + 1)
+            values.update(host=None, node=None, compute_node_id=None,
+                          power_state=PowerState.NOSTATE, generation=Instance.generation + 1)
         result = conn.execute(update(Instance).where(
             *_instance_where(instance_uuid, host=host, task_states=[expected_task_state]),
             Instance.compute_node_id == inst.compute_node_id if inst.compute_node_id

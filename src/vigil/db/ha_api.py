@@ -22,14 +22,12 @@ import dataclasses
 import datetime as dt
 import uuid as uuidlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from vigil.db import compute_api as cdb
 from vigil.db import hosts_api
 from vigil.db.api import translate_errors
 from vigil.db.compute_models import Instance
@@ -37,128 +35,22 @@ from vigil.db.ha_models import HaAlert, HaLease, Recovery, RecoveryEvacuation, R
 from vigil.db.models import Service
 from vigil.db.types import utcnow
 from vigil.errors import AlreadyRecorded, Conflict, LeadershipLost, NotFound
-
-# Recovery phases, in order. A recovery only ever moves forward through them.
-DETECTED = "detected"
-DISABLED = "disabled"
-FENCED = "fenced"
-FORCED_DOWN = "forced_down"
-EVACUATED = "evacuated"
-COMPLETED = "completed"
-PHASES = (DETECTED, DISABLED, FENCED, FORCED_DOWN, EVACUATED, COMPLETED)
-
-# Recovery status: open ones have active_host set.
-ACTIVE = "active"          # being worked on
-WAITING = "waiting"        # evacuated; waiting for the host to come back
-DONE = "done"              # host back, re-enabled
-CANCELLED = "cancelled"    # the host came back before it was fenced
-OPEN_STATUSES = (ACTIVE, WAITING)
-
-# Evacuation status.
-EV_REQUESTED = "requested"   # instance handed to the scheduler (task_state rebuilding ...)
-EV_RETRY = "retry"           # no valid host (or cancelled): asked again after a backoff
-EV_DONE = "done"             # active on another host
-EV_FAILED = "failed"         # left the host but its rebuild failed: the operator's turn
-EV_GONE = "gone"             # deleted meanwhile
-EV_TERMINAL = (EV_DONE, EV_FAILED, EV_GONE)
+from vigil.objects.compute import TaskState, VmState
+from vigil.objects.ha import (
+    REASON_PREFIX,
+    AlertRecord,
+    EvacuationRecord,
+    EvacuationStatus,
+    EventRecord,
+    LeaderToken,
+    LeaseRecord,
+    Phase,
+    RecoveryRecord,
+    RecoveryStatus,
+    Trigger,
+)
 
 MAX_TEXT = 4000
-# Prefix of the disabled_reason the monitor writes: it re-enables only what it disabled.
-REASON_PREFIX = "vigil-ha:"
-
-
-@dataclass(frozen=True)
-class LeaderToken:
-    """Proof of leadership, checked by the database on every guarded write."""
-
-    name: str
-    holder: str
-    epoch: int
-
-
-@dataclass(frozen=True)
-class LeaseRecord:
-    name: str
-    holder: str | None
-    epoch: int
-    acquired_at: dt.datetime | None
-    expires_at: dt.datetime
-    now: dt.datetime  # the database's clock when read
-
-    @property
-    def held(self) -> bool:
-        return self.holder is not None and self.expires_at > self.now
-
-
-@dataclass(frozen=True)
-class RecoveryRecord:
-    id: int
-    uuid: str
-    host: str
-    active_host: str | None
-    service_id: int
-    trigger: str
-    phase: str
-    status: str
-    was_disabled: bool
-    was_forced_down: bool
-    fence_agent: str | None
-    fence_attempts: int
-    next_attempt_at: dt.datetime | None
-    last_error: str | None
-    held_reason: str | None
-    epoch: int
-    created_at: dt.datetime
-    updated_at: dt.datetime | None
-    finished_at: dt.datetime | None
-
-    @property
-    def open(self) -> bool:
-        return self.active_host is not None
-
-    def reached(self, phase: str) -> bool:
-        return PHASES.index(self.phase) >= PHASES.index(phase)
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    id: int
-    recovery_id: int
-    kind: str
-    instance_uuid: str | None
-    detail: str | None
-    dedup_key: str | None
-    epoch: int
-    created_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class EvacuationRecord:
-    id: int
-    recovery_id: int
-    instance_uuid: str
-    status: str
-    attempts: int
-    target_host: str | None
-    detail: str | None
-    next_attempt_at: dt.datetime | None
-    requested_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class AlertRecord:
-    id: int
-    kind: str
-    active: bool
-    message: str
-    raised_at: dt.datetime
-    last_seen_at: dt.datetime
-    cleared_at: dt.datetime | None
-
-
 def _cols(model: Any, record: type[Any]) -> list[Any]:
     return [getattr(model, f.name) for f in dataclasses.fields(record)]
 
@@ -174,7 +66,16 @@ def _recovery(row: Any) -> RecoveryRecord:
     values = row._asdict()
     values["was_disabled"] = bool(values["was_disabled"])
     values["was_forced_down"] = bool(values["was_forced_down"])
+    values["trigger"] = Trigger(values["trigger"])
+    values["phase"] = Phase(values["phase"])
+    values["status"] = RecoveryStatus(values["status"])
     return RecoveryRecord(**values)
+
+
+def _evacuation(row: Any) -> EvacuationRecord:
+    values = row._asdict()
+    values["status"] = EvacuationStatus(values["status"])
+    return EvacuationRecord(**values)
 
 
 def _alert(row: Any) -> AlertRecord:
@@ -304,7 +205,7 @@ def _get(conn: Connection, recovery_id: int) -> RecoveryRecord:
 
 @translate_errors
 def recovery_open(engine: Engine, token: LeaderToken, *, host: str, service_id: int,
-                  trigger: str, was_disabled: bool, was_forced_down: bool,
+                  trigger: Trigger, was_disabled: bool, was_forced_down: bool,
                   detail: str) -> RecoveryRecord | None:
     """Open a recovery of ``host`` with its ``detected`` event; None if one is open already."""
     try:
@@ -312,12 +213,13 @@ def recovery_open(engine: Engine, token: LeaderToken, *, host: str, service_id: 
             _guard(conn, token)
             result = conn.execute(insert(Recovery).values(
                 uuid=str(uuidlib.uuid4()), host=host, active_host=host, service_id=service_id,
-                trigger=trigger, phase=DETECTED, status=ACTIVE, was_disabled=was_disabled,
+                trigger=trigger, phase=Phase.DETECTED, status=RecoveryStatus.ACTIVE,
+                was_disabled=was_disabled,
                 was_forced_down=was_forced_down, fence_attempts=0, epoch=token.epoch,
                 created_at=utcnow(), updated_at=utcnow()))
             recovery_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            _event(conn, token, recovery_id, DETECTED, detail=detail,
-                   dedup_key=f"{recovery_id}:{DETECTED}")
+            _event(conn, token, recovery_id, Phase.DETECTED, detail=detail,
+                   dedup_key=f"{recovery_id}:{Phase.DETECTED}")
             return _get(conn, recovery_id)
     except IntegrityError:
         return None
@@ -335,13 +237,14 @@ def recovery_request(engine: Engine, *, host: str, service_id: int, was_disabled
         with engine.begin() as conn:
             result = conn.execute(insert(Recovery).values(
                 uuid=str(uuidlib.uuid4()), host=host, active_host=host, service_id=service_id,
-                trigger="manual", phase=DETECTED, status=ACTIVE, was_disabled=was_disabled,
+                trigger=Trigger.MANUAL, phase=Phase.DETECTED, status=RecoveryStatus.ACTIVE,
+                was_disabled=was_disabled,
                 was_forced_down=was_forced_down, fence_attempts=0, epoch=0,
                 created_at=utcnow(), updated_at=utcnow()))
             recovery_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             conn.execute(insert(RecoveryEvent).values(
-                recovery_id=recovery_id, kind=DETECTED, detail=_text(detail),
-                dedup_key=f"{recovery_id}:{DETECTED}", epoch=0, created_at=utcnow()))
+                recovery_id=recovery_id, kind=Phase.DETECTED, detail=_text(detail),
+                dedup_key=f"{recovery_id}:{Phase.DETECTED}", epoch=0, created_at=utcnow()))
             return _get(conn, recovery_id)
     except IntegrityError:
         with engine.connect() as conn:
@@ -508,8 +411,9 @@ def db_now(engine: Engine) -> dt.datetime:
 
 
 # -- evacuations -------------------------------------------------------------------------------
-EVACUABLE_TASK_STATES: tuple[str | None, ...] = (None, cdb.SPAWNING, cdb.REBUILD_SPAWNING)
-EVACUABLE_VM_STATES = (cdb.ACTIVE, cdb.ERROR, cdb.BUILDING)
+EVACUABLE_TASK_STATES: tuple[TaskState | None, ...] = (None, TaskState.SPAWNING,
+                                                      TaskState.REBUILD_SPAWNING)
+EVACUABLE_VM_STATES = (VmState.ACTIVE, VmState.ERROR, VmState.BUILDING)
 
 
 @translate_errors
@@ -518,7 +422,7 @@ def evacuations(engine: Engine, recovery_id: int) -> list[EvacuationRecord]:
         rows = conn.execute(select(*_EVAC_COLS)
                             .where(RecoveryEvacuation.recovery_id == recovery_id)
                             .order_by(RecoveryEvacuation.id))
-        return [EvacuationRecord(**r._asdict()) for r in rows]
+        return [_evacuation(r) for r in rows]
 
 
 @translate_errors
@@ -548,14 +452,15 @@ def evacuation_request(engine: Engine, token: LeaderToken, recovery_id: int,
                                ).first()
             if row is None:
                 conn.execute(insert(RecoveryEvacuation).values(
-                    recovery_id=recovery_id, instance_uuid=instance_uuid, status=EV_REQUESTED,
-                    attempts=1, requested_at=now, created_at=now, updated_at=now))
+                    recovery_id=recovery_id, instance_uuid=instance_uuid,
+                    status=EvacuationStatus.REQUESTED, attempts=1, requested_at=now,
+                    created_at=now, updated_at=now))
                 attempt = 1
-            elif row[1] == EV_RETRY:
+            elif row[1] == EvacuationStatus.RETRY:
                 conn.execute(update(RecoveryEvacuation)
                              .where(RecoveryEvacuation.id == row[0],
-                                    RecoveryEvacuation.status == EV_RETRY)
-                             .values(status=EV_REQUESTED,
+                                    RecoveryEvacuation.status == EvacuationStatus.RETRY)
+                             .values(status=EvacuationStatus.REQUESTED,
                                      attempts=RecoveryEvacuation.attempts + 1,
                                      requested_at=now, next_attempt_at=None, updated_at=now))
                 attempt = int(conn.execute(select(RecoveryEvacuation.attempts)
@@ -572,7 +477,7 @@ def evacuation_request(engine: Engine, token: LeaderToken, recovery_id: int,
                 cond.append(Instance.generation == generation)
             moved = conn.execute(
                 update(Instance).where(*cond)
-                .values(task_state=cdb.REBUILDING, requested_host=None,
+                .values(task_state=TaskState.REBUILDING, requested_host=None,
                         generation=Instance.generation + 1, updated_at=utcnow()))
             if moved.rowcount != 1:
                 raise _Rollback("the instance is not idle on the host (moved, deleted or busy)")
@@ -609,7 +514,7 @@ def evacuation_update(engine: Engine, token: LeaderToken, recovery_id: int,
                                       "updated_at": now}
             if target_host is not None:
                 values["target_host"] = target_host
-            if status in EV_TERMINAL:
+            if EvacuationStatus(status).finished:
                 values["finished_at"] = now
             values["next_attempt_at"] = (now + dt.timedelta(seconds=retry_after)
                                          if retry_after is not None else None)

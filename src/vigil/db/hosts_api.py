@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -33,41 +32,11 @@ from sqlalchemy.exc import IntegrityError
 
 from vigil.db.api import translate_errors
 from vigil.db.ha_models import Host
-from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
+from vigil.objects.ha import HostRecord
 
 MAX_TEXT = 4000
 MAX_ACTOR = 255
-
-
-@dataclass(frozen=True)
-class HostRecord(Primitive):
-    """A host's HA facts. ``quarantined``: it may start no instance (see the module doc)."""
-
-    host: str
-    quarantine_seq: int = 0
-    quarantined_at: dt.datetime | None = None
-    quarantine_reason: str | None = None
-    quarantine_recovery_id: int | None = None
-    quarantine_acked_seq: int | None = None
-    quarantine_acked_at: dt.datetime | None = None
-    released_at: dt.datetime | None = None
-    released_by: str | None = None
-    release_reason: str | None = None
-    maintenance: bool = False
-    maintenance_reason: str | None = None
-    maintenance_since: dt.datetime | None = None
-    maintenance_by: str | None = None
-    updated_at: dt.datetime | None = None
-
-    @property
-    def quarantined(self) -> bool:
-        return self.quarantined_at is not None
-
-    @property
-    def quarantine_acked(self) -> bool:
-        """The host's agent confirmed it runs nothing since this quarantine began."""
-        return self.quarantined and self.quarantine_acked_seq == self.quarantine_seq
 
 
 _COLS = [getattr(Host, f.name) for f in dataclasses.fields(HostRecord)]

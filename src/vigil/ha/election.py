@@ -41,8 +41,8 @@ from sqlalchemy.engine import Engine
 from vigil.clock import Clock, RealClock
 from vigil.db import ha_api
 from vigil.db.engine import KeepAlive, SessionLimits
-from vigil.db.ha_api import LeaderToken
 from vigil.errors import LeadershipLost, Unavailable
+from vigil.objects.ha import LeaderToken
 
 LOG = logging.getLogger(__name__)
 

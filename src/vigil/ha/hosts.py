@@ -25,8 +25,8 @@ from sqlalchemy.engine import Engine
 
 from vigil.db import api as db
 from vigil.db import ha_api, hosts_api
-from vigil.db.hosts_api import HostRecord
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.objects.ha import HostRecord, RecoveryRecord
 
 COMPUTE_TOPIC = "compute"
 MAX_REASON = 255
@@ -50,7 +50,7 @@ def clean_reason(reason: str | None, *, required: bool) -> str | None:
     return reason
 
 
-def view(rec: HostRecord, recovery: ha_api.RecoveryRecord | None = None) -> dict[str, Any]:
+def view(rec: HostRecord, recovery: RecoveryRecord | None = None) -> dict[str, Any]:
     """A host's HA facts as the CLI and the API show them."""
     return {
         "host": rec.host,
@@ -80,7 +80,7 @@ class HostsAPI:
         if not host or not db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC).services:
             raise NotFound(f"Compute host {host} could not be found.")
 
-    def _open(self) -> dict[str, ha_api.RecoveryRecord]:
+    def _open(self) -> dict[str, RecoveryRecord]:
         return {r.host: r for r in ha_api.recoveries(self.engine, open_only=True)}
 
     def list(self) -> list[dict[str, Any]]:

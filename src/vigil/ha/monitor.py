@@ -35,8 +35,10 @@ from vigil.ha import fence, policy
 from vigil.ha.election import Election, lease_session_limits, make_holder
 from vigil.ha.fence.base import FenceAgent
 from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
+from vigil.objects.ha import HostRecord, RecoveryRecord, Trigger
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 LOG = logging.getLogger(__name__)
 
@@ -52,8 +54,8 @@ class Observation:
     database_ok: bool
     driver_connected: bool
     states: dict[str, State] = field(default_factory=dict)      # ignoring forced_down
-    services: dict[str, db.ServiceRecord] = field(default_factory=dict)
-    hosts: dict[str, hosts_api.HostRecord] = field(default_factory=dict)  # quarantine, maint.
+    services: dict[str, ServiceRecord] = field(default_factory=dict)
+    hosts: dict[str, HostRecord] = field(default_factory=dict)  # quarantine, maint.
 
     @property
     def left(self) -> frozenset[str]:
@@ -61,8 +63,8 @@ class Observation:
         return frozenset(h for h, s in self.services.items() if s.left_at is not None)
 
 
-def without_bare_metal(engine: Engine, services: list[db.ServiceRecord]
-                       ) -> list[db.ServiceRecord]:
+def without_bare_metal(engine: Engine, services: list[ServiceRecord]
+                       ) -> list[ServiceRecord]:
     """The compute services the HA monitor looks after: all but the bare-metal ones.
 
     A bare-metal compute service does not run its instances: they run on the nodes, which
@@ -163,7 +165,7 @@ class Monitor:
         self.ticks += 1
         now = self.clock.monotonic()
         obs = self.observe()
-        open_recs: list[ha_api.RecoveryRecord] = []
+        open_recs: list[RecoveryRecord] = []
         if obs.database_ok:
             try:
                 open_recs = ha_api.recoveries(self.engine, open_only=True)
@@ -189,7 +191,7 @@ class Monitor:
         return decision
 
     def _lead(self, obs: Observation, decision: policy.Decision,
-              open_recs: list[ha_api.RecoveryRecord]) -> None:
+              open_recs: list[RecoveryRecord]) -> None:
         token = self.election.check()
         for brake, kind in ALERT_KINDS.items():
             if decision.brake is brake:
@@ -205,7 +207,7 @@ class Monitor:
             svc = obs.services[host]
             rec = ha_api.recovery_open(
                 self.engine, self.election.check(), host=host, service_id=svc.id,
-                trigger="monitor", was_disabled=svc.disabled, was_forced_down=svc.forced_down,
+                trigger=Trigger.MONITOR, was_disabled=svc.disabled, was_forced_down=svc.forced_down,
                 detail=f"compute service {svc.id} of {host} down for at least "
                 f"{self.policy.detection_grace:g} s (monitor {self.election.holder})")
             if rec is not None:

@@ -15,8 +15,9 @@ from vigil.db import api as db
 from vigil.db import ha_api
 from vigil.errors import Conflict, InvalidInput, NotFound
 from vigil.ha.monitor import without_bare_metal
+from vigil.objects.ha import EvacuationRecord, RecoveryRecord
+from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 COMPUTE_TOPIC = "compute"
 
@@ -52,8 +53,8 @@ class RecoveriesAPI:
         self.engine = engine
         self.group = group
 
-    def summary(self, rec: ha_api.RecoveryRecord,
-                evacuations: list[ha_api.EvacuationRecord] | None = None) -> dict[str, Any]:
+    def summary(self, rec: RecoveryRecord,
+                evacuations: list[EvacuationRecord] | None = None) -> dict[str, Any]:
         evs = evacuations if evacuations is not None else ha_api.evacuations(self.engine, rec.id)
         out = _plain(rec)
         out.pop("active_host")
@@ -91,7 +92,7 @@ class RecoveriesAPI:
         return {"holder": lease.holder, "epoch": lease.epoch,
                 "expires_at": _time(lease.expires_at)}
 
-    def request_host_evacuation(self, host: str) -> ha_api.RecoveryRecord:
+    def request_host_evacuation(self, host: str) -> RecoveryRecord:
         """An operator says ``host`` is dead: open (or join) its recovery.
 
         Refused unless the host really stopped reporting (its liveness, ignoring forced_down,

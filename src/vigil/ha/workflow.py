@@ -37,14 +37,24 @@ from sqlalchemy.engine import Engine
 
 from vigil.db import compute_api as cdb
 from vigil.db import ha_api, hosts_api
-from vigil.db.ha_api import RecoveryRecord
-from vigil.db.hosts_api import HostRecord
 from vigil.errors import AlreadyRecorded, Conflict, FenceFailed
 from vigil.ha import policy
 from vigil.ha.election import Election
 from vigil.ha.fence.base import FenceAgent, PowerState, fence_and_verify
 from vigil.ha.policy import Step
-from vigil.servicegroup.liveness import State
+from vigil.objects.compute import VmState
+from vigil.objects.ha import (
+    REASON_PREFIX,
+    EvacuationRecord,
+    EvacuationStatus,
+    EventRecord,
+    HostRecord,
+    Phase,
+    RecoveryRecord,
+    RecoveryStatus,
+    Trigger,
+)
+from vigil.objects.liveness import State
 
 LOG = logging.getLogger(__name__)
 
@@ -94,9 +104,9 @@ class Tick:
         return self.hosts.get(name) or HostRecord(name)
 
 
-def fence_in_flight(rec: RecoveryRecord, events: list[ha_api.EventRecord]) -> bool:
+def fence_in_flight(rec: RecoveryRecord, events: list[EventRecord]) -> bool:
     """A fence attempt was started and neither its success nor its failure is recorded."""
-    if rec.phase != ha_api.DISABLED or rec.fence_attempts == 0:
+    if rec.phase != Phase.DISABLED or rec.fence_attempts == 0:
         return False
     failed = f"{rec.id}:fence_failed:{rec.fence_attempts}"
     return not any(e.dedup_key == failed for e in events)
@@ -119,12 +129,13 @@ class Workflow:
     # -- the state machine --------------------------------------------------------------------
     def advance(self, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord:
         """Run the steps of ``rec`` that can run now, until one has to wait."""
-        for _ in range(len(ha_api.PHASES) + 2):
+        for _ in range(len(Phase) + 2):
             if not rec.open:
                 return rec
             state = tick.states.get(rec.host, State.UNKNOWN)
-            events = ha_api.events(self.engine, rec.id) if rec.phase == ha_api.DISABLED else []
-            may_fence = tick.may_fence or (rec.trigger == "manual" and tick.manual_may_fence)
+            events = ha_api.events(self.engine, rec.id) if rec.phase == Phase.DISABLED else []
+            may_fence = tick.may_fence or (rec.trigger is Trigger.MANUAL
+                                           and tick.manual_may_fence)
             host = tick.host(rec.host)
             step = policy.next_step(
                 phase=rec.phase, host_state=state,
@@ -172,7 +183,7 @@ class Workflow:
         ``vigil host evacuate`` asked for this host explicitly), the host was put in
         maintenance or its compute service left cleanly.
         """
-        if rec.phase not in (ha_api.DETECTED, ha_api.DISABLED):
+        if rec.phase not in (Phase.DETECTED, Phase.DISABLED):
             return None  # fenced: the recovery runs to its end
         host = tick.host(rec.host)
         if rec.fence_attempts:
@@ -183,7 +194,7 @@ class Workflow:
             # Quarantined at the first fence attempt, and no longer: an operator released it.
             return (f"the host was released from quarantine by {host.released_by or '?'}"
                     + (f": {host.release_reason}" if host.release_reason else ""))
-        if rec.trigger == "manual":
+        if rec.trigger is Trigger.MANUAL:
             return None
         if host.maintenance:
             return (f"the host was put in maintenance by {host.maintenance_by or 'an operator'}"
@@ -207,14 +218,14 @@ class Workflow:
     def _note_hold(self, rec: RecoveryRecord, state: State, tick: Tick, may_fence: bool) -> None:
         """Record why a recovery waiting to be fenced or to evacuate is held (visible in the
         API/CLI)."""
-        if rec.phase == ha_api.FORCED_DOWN:
+        if rec.phase == Phase.FORCED_DOWN:
             reason = ("evacuation held: the host reports again; waiting for its agent to "
                       "confirm that it stopped its instances (quarantine acknowledged)")
             if rec.held_reason != reason:
                 token = self.election.check()
                 ha_api.recovery_step(self.engine, token, rec.id, values={"held_reason": reason})
             return
-        if rec.phase != ha_api.DISABLED:
+        if rec.phase != Phase.DISABLED:
             return
         if not may_fence:
             reason = f"fencing held: {tick.brake}"
@@ -232,13 +243,13 @@ class Workflow:
     def disable(self, rec: RecoveryRecord) -> RecoveryRecord:
         token = self.election.check()
         since = rec.created_at.isoformat(timespec="seconds")
-        reason = f"{ha_api.REASON_PREFIX} host down since {since} (recovery {rec.uuid})"
+        reason = f"{REASON_PREFIX} host down since {since} (recovery {rec.uuid})"
         service = None if rec.was_disabled else {"disabled": True,
                                                  "disabled_reason": reason[:255]}
         LOG.info("recovery %s: disabling the compute service of %s", rec.id, rec.host)
         return ha_api.recovery_step(
-            self.engine, token, rec.id, service=service, values={"phase": ha_api.DISABLED},
-            expect_phase=ha_api.DETECTED, event="disabled",
+            self.engine, token, rec.id, service=service, values={"phase": Phase.DISABLED},
+            expect_phase=Phase.DETECTED, event="disabled",
             detail=reason if service else "already disabled by an operator; left as it was",
             dedup_key=f"{rec.id}:disabled")
 
@@ -247,8 +258,9 @@ class Workflow:
         LOG.warning("recovery %s of %s cancelled before any fence: %s", rec.id, rec.host, why)
         return ha_api.recovery_step(
             self.engine, token, rec.id, enable_service=not rec.was_disabled,
-            values={"status": ha_api.CANCELLED, "held_reason": None}, expect_phase=rec.phase,
-            event="cancelled", detail=why, dedup_key=f"{rec.id}:cancelled", finish=True,
+            values={"status": RecoveryStatus.CANCELLED, "held_reason": None},
+            expect_phase=rec.phase, event="cancelled", detail=why,
+            dedup_key=f"{rec.id}:cancelled", finish=True,
             release=("monitor", f"recovery cancelled: {why}"))
 
     def fence(self, rec: RecoveryRecord) -> RecoveryRecord:
@@ -256,7 +268,7 @@ class Workflow:
         hosts_api.ensure(self.engine, rec.host)
         token = self.election.check()
         rec = ha_api.recovery_step(
-            self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
+            self.engine, token, rec.id, expect_phase=Phase.DISABLED,
             values={"fence_attempts": attempt, "fence_agent": self.agent.name,
                     "held_reason": None},
             event="fence_started", detail=f"attempt {attempt} with the {self.agent.name} agent",
@@ -275,14 +287,14 @@ class Workflow:
             LOG.error("recovery %s: fencing %s failed (attempt %d), retry in %g s: %s", rec.id,
                       rec.host, attempt, wait, exc)
             return ha_api.recovery_step(
-                self.engine, self.election.check(), rec.id, expect_phase=ha_api.DISABLED,
+                self.engine, self.election.check(), rec.id, expect_phase=Phase.DISABLED,
                 values={"last_error": f"fence attempt {attempt} failed: {exc}"},
                 retry_after=wait, event="fence_failed", detail=str(exc),
                 dedup_key=f"{rec.id}:fence_failed:{attempt}")
         LOG.warning("recovery %s: %s fenced: %s", rec.id, rec.host, result.detail)
         return ha_api.recovery_step(
-            self.engine, self.election.check(), rec.id, expect_phase=ha_api.DISABLED,
-            values={"phase": ha_api.FENCED, "last_error": None, "next_attempt_at": None},
+            self.engine, self.election.check(), rec.id, expect_phase=Phase.DISABLED,
+            values={"phase": Phase.FENCED, "last_error": None, "next_attempt_at": None},
             event="fenced", detail=result.detail, dedup_key=f"{rec.id}:fenced")
 
     def resolve_fence(self, rec: RecoveryRecord) -> RecoveryRecord:
@@ -294,15 +306,15 @@ class Workflow:
             LOG.warning("recovery %s: fence attempt %d of %s was interrupted; the host reads "
                         "powered off: not fencing again", rec.id, attempt, rec.host)
             return ha_api.recovery_step(
-                self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
-                values={"phase": ha_api.FENCED, "last_error": None, "next_attempt_at": None},
+                self.engine, token, rec.id, expect_phase=Phase.DISABLED,
+                values={"phase": Phase.FENCED, "last_error": None, "next_attempt_at": None},
                 event="fenced", detail=f"attempt {attempt} was interrupted by a change of "
                 f"leader; the {self.agent.name} agent reads the host powered off, so it was "
                 "not fenced again", dedup_key=f"{rec.id}:fenced")
         LOG.warning("recovery %s: fence attempt %d of %s was interrupted and the power state "
                     "reads %s: fencing again", rec.id, attempt, rec.host, state.value)
         return ha_api.recovery_step(
-            self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
+            self.engine, token, rec.id, expect_phase=Phase.DISABLED,
             values={"last_error": f"fence attempt {attempt} interrupted (power {state.value})"},
             retry_after=0.0, event="fence_failed",
             detail=f"attempt {attempt} was interrupted by a change of leader and the power "
@@ -314,7 +326,7 @@ class Workflow:
         return ha_api.recovery_step(
             self.engine, token, rec.id,
             service=None if rec.was_forced_down else {"forced_down": True},
-            values={"phase": ha_api.FORCED_DOWN}, expect_phase=ha_api.FENCED,
+            values={"phase": Phase.FORCED_DOWN}, expect_phase=Phase.FENCED,
             event="forced_down", dedup_key=f"{rec.id}:forced_down")
 
     def evacuate(self, rec: RecoveryRecord) -> RecoveryRecord:
@@ -326,7 +338,7 @@ class Workflow:
             rec = ha_api.recovery_step(self.engine, self.election.check(), rec.id,
                                        values={"held_reason": None})
         rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
-        self._track(rec, [r for r in rows.values() if r.status == ha_api.EV_REQUESTED])
+        self._track(rec, [r for r in rows.values() if r.status == EvacuationStatus.REQUESTED])
         rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
         on_host = cdb.instances(self.engine, host=rec.host)
         move, stay = policy.evacuation_order((i.uuid, i.evacuable) for i in on_host)
@@ -344,12 +356,12 @@ class Workflow:
                 if uuid not in rows:
                     self._once(rec, "not_evacuated", f"{rec.id}:stay:{uuid}", uuid, released)
             move = [u for u in move if u in rows]
-        inflight = sum(1 for r in rows.values() if r.status == ha_api.EV_REQUESTED)
+        inflight = sum(1 for r in rows.values() if r.status == EvacuationStatus.REQUESTED)
         now = ha_api.db_now(self.engine)
         requested = 0
         for uuid in move:
             row = rows.get(uuid)
-            if row is not None and (row.status != ha_api.EV_RETRY or (
+            if row is not None and (row.status != EvacuationStatus.RETRY or (
                     row.next_attempt_at is not None and row.next_attempt_at > now)):
                 continue
             if inflight >= self.options.max_inflight_evacuations or not self.bucket.take():
@@ -366,21 +378,22 @@ class Workflow:
                      requested, rec.host)
             self.wake_scheduler()
         rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
-        pending_rows = [r for r in rows.values() if r.status not in ha_api.EV_TERMINAL]
+        pending_rows = [r for r in rows.values() if not r.status.finished]
         pending_new = [u for u in move if u not in rows]
         if pending_rows or pending_new or requested:
             return rec
-        done = sum(1 for r in rows.values() if r.status == ha_api.EV_DONE)
-        failed = sum(1 for r in rows.values() if r.status == ha_api.EV_FAILED)
+        done = sum(1 for r in rows.values() if r.status == EvacuationStatus.DONE)
+        failed = sum(1 for r in rows.values() if r.status == EvacuationStatus.FAILED)
         return ha_api.recovery_step(
             self.engine, self.election.check(), rec.id,
-            values={"phase": ha_api.EVACUATED, "status": ha_api.WAITING, "held_reason": None},
-            expect_phase=ha_api.FORCED_DOWN, event="evacuated",
+            values={"phase": Phase.EVACUATED, "status": RecoveryStatus.WAITING,
+                    "held_reason": None},
+            expect_phase=Phase.FORCED_DOWN, event="evacuated",
             detail=f"{done} evacuated, {failed} failed, {len(stay)} not evacuable",
             dedup_key=f"{rec.id}:evacuated",
             release=("monitor", "every evacuation of the recovery is over"))
 
-    def _track(self, rec: RecoveryRecord, requested: list[ha_api.EvacuationRecord]) -> None:
+    def _track(self, rec: RecoveryRecord, requested: list[EvacuationRecord]) -> None:
         if not requested:
             return
         current = {i.uuid: i for i in
@@ -389,17 +402,17 @@ class Workflow:
             inst = current.get(row.instance_uuid)
             uuid = row.instance_uuid
             token = self.election.check()
-            expect = [ha_api.EV_REQUESTED]
+            expect = [EvacuationStatus.REQUESTED]
             if inst is None:
                 ha_api.evacuation_update(self.engine, token, rec.id, uuid, expect=expect,
-                                         status=ha_api.EV_GONE, detail="deleted meanwhile")
+                                         status=EvacuationStatus.GONE, detail="deleted meanwhile")
             elif inst.host is not None and inst.host != rec.host:
                 if inst.task_state is not None:
                     continue  # being rebuilt on its new host
-                if inst.vm_state == cdb.ACTIVE:
+                if inst.vm_state == VmState.ACTIVE:
                     if ha_api.evacuation_update(
                             self.engine, token, rec.id, uuid, expect=expect,
-                            status=ha_api.EV_DONE, target_host=inst.host,
+                            status=EvacuationStatus.DONE, target_host=inst.host,
                             event="instance_evacuated", detail=f"active on {inst.host}",
                             dedup_key=f"{rec.id}:evacuated:{uuid}"):
                         LOG.info("recovery %s: instance %s is active on %s", rec.id, uuid,
@@ -407,14 +420,14 @@ class Workflow:
                 else:
                     ha_api.evacuation_update(
                         self.engine, token, rec.id, uuid, expect=expect,
-                        status=ha_api.EV_FAILED, target_host=inst.host,
+                        status=EvacuationStatus.FAILED, target_host=inst.host,
                         event="evacuation_failed", detail=inst.fault or inst.vm_state,
                         dedup_key=f"{rec.id}:evacuation_failed:{uuid}")
             elif inst.host is None:
                 if inst.task_state is None:
                     ha_api.evacuation_update(
                         self.engine, token, rec.id, uuid, expect=expect,
-                        status=ha_api.EV_FAILED, event="evacuation_failed",
+                        status=EvacuationStatus.FAILED, event="evacuation_failed",
                         detail=inst.fault or "the rebuild failed",
                         dedup_key=f"{rec.id}:evacuation_failed:{uuid}")
             elif inst.task_state is None:
@@ -424,7 +437,7 @@ class Workflow:
                 LOG.warning("recovery %s: evacuation of %s did not find a host (%s); retrying "
                             "in %g s", rec.id, uuid, fault, self.options.evacuation_retry)
                 ha_api.evacuation_update(
-                    self.engine, token, rec.id, uuid, expect=expect, status=ha_api.EV_RETRY,
+                    self.engine, token, rec.id, uuid, expect=expect, status=EvacuationStatus.RETRY,
                     detail=fault, retry_after=self.options.evacuation_retry,
                     event="evacuation_retry", dedup_key=f"{rec.id}:retry:{uuid}:{row.attempts}")
 
@@ -441,8 +454,8 @@ class Workflow:
             self.engine, token, rec.id,
             service=None if rec.was_forced_down else {"forced_down": False},
             enable_service=not rec.was_disabled,
-            values={"phase": ha_api.COMPLETED, "status": ha_api.DONE}, finish=True,
-            expect_phase=ha_api.EVACUATED, event="re_enabled",
+            values={"phase": Phase.COMPLETED, "status": RecoveryStatus.DONE}, finish=True,
+            expect_phase=Phase.EVACUATED, event="re_enabled",
             detail="the host reports again; stale copies are destroyed by its agent",
             dedup_key=f"{rec.id}:re_enabled")
         self.agent.release(rec.host)

@@ -15,11 +15,11 @@ from sqlalchemy.engine import Engine
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
 from vigil.db import hosts_api
-from vigil.db.api import ServiceRecord
-from vigil.db.compute_api import InstanceRecord, NodeRecord
-from vigil.db.hosts_api import HostRecord
+from vigil.objects.compute import InstanceRecord, NodeRecord
+from vigil.objects.ha import HostRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 COMPUTE_TOPIC = "compute"
 

@@ -30,14 +30,14 @@ from sqlalchemy.engine import Engine
 from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.db import compute_api as cdb
-from vigil.db.compute_api import InstanceRecord
 from vigil.errors import Unavailable
+from vigil.objects.compute import PENDING_TASKS, InstanceRecord, TaskState
+from vigil.objects.liveness import State
 from vigil.scheduler import filters as flt
 from vigil.scheduler import rpcapi
 from vigil.scheduler.host_state import HostSnapshot, HostState, read_hosts
 from vigil.scheduler.weights import RAMWeigher, weigh
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Outcome:
 
 
 def spec_of(inst: InstanceRecord) -> flt.RequestSpec:
-    ignore = (inst.host,) if inst.task_state == cdb.REBUILDING and inst.host else ()
+    ignore = (inst.host,) if inst.task_state == TaskState.REBUILDING and inst.host else ()
     return flt.RequestSpec(
         instance_uuid=inst.uuid, flavor_name=inst.flavor_name, vcpus=inst.vcpus,
         memory_mb=inst.memory_mb, root_gb=inst.root_gb,
@@ -97,7 +97,7 @@ class SchedulerManager:
         """Schedule everything waiting, in batches against one host picture each."""
         outcomes: list[Outcome] = []
         while True:
-            pending = cdb.instances(self.engine, task_states=cdb.PENDING_TASKS,
+            pending = cdb.instances(self.engine, task_states=PENDING_TASKS,
                                     limit=self.conf.scheduler.batch_size)
             if not pending:
                 return outcomes
@@ -119,9 +119,9 @@ class SchedulerManager:
         return self.schedule(inst, self.read_hosts())
 
     def schedule(self, inst: InstanceRecord, snap: HostSnapshot) -> Outcome:
-        if inst.task_state == cdb.SCHEDULING:
+        if inst.task_state == TaskState.SCHEDULING:
             return self._place(inst, snap, rebuild=False)
-        if inst.task_state == cdb.REBUILDING:
+        if inst.task_state == TaskState.REBUILDING:
             return self._evacuate(inst, snap)
         return Outcome(inst.uuid)
 
@@ -149,8 +149,8 @@ class SchedulerManager:
 
     def _place(self, inst: InstanceRecord, snap: HostSnapshot, *, rebuild: bool) -> Outcome:
         spec = spec_of(inst)
-        expected = cdb.REBUILDING if rebuild else cdb.SCHEDULING
-        new_task = cdb.REBUILD_SPAWNING if rebuild else cdb.SPAWNING
+        expected = TaskState.REBUILDING if rebuild else TaskState.SCHEDULING
+        new_task = TaskState.REBUILD_SPAWNING if rebuild else TaskState.SPAWNING
         for _ in range(self.max_attempts):
             with self._picture:
                 result = self.select(list(snap.hosts), spec)
@@ -284,7 +284,7 @@ def wait_idle(engine: Engine, timeout: float) -> bool:
     """Until no instance waits for a scheduler (tests and benchmarks)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not cdb.instances(engine, task_states=cdb.PENDING_TASKS, limit=1):
+        if not cdb.instances(engine, task_states=PENDING_TASKS, limit=1):
             return True
         time.sleep(0.01)
     return False

@@ -3,7 +3,7 @@
 ``ServiceGroup`` is the facade; ``liveness`` holds the pure rules; ``drivers`` the backends.
 """
 
+from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 __all__ = ["ServiceGroup", "State"]

@@ -21,10 +21,10 @@ from sqlalchemy.engine import Engine
 
 from vigil.db import api as db
 from vigil.errors import BackendUnavailable, DatabaseUnavailable
-from vigil.servicegroup import liveness
-from vigil.servicegroup.drivers.base import Driver, LivenessView
-from vigil.servicegroup.drivers.db import record_states
-from vigil.servicegroup.liveness import State
+from vigil.objects import liveness
+from vigil.objects.liveness import LivenessView, State, record_states
+from vigil.objects.services import ServiceRecord, Snapshot
+from vigil.servicegroup.drivers.base import Driver
 
 LOG = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class ServiceGroup:
         self.driver.leave(member, group)
 
     # -- liveness -----------------------------------------------------------------------------
-    def view(self, snap: db.Snapshot) -> LivenessView:
+    def view(self, snap: Snapshot) -> LivenessView:
         beats = [liveness.PathBeat(last, since) for last, since in snap.path_beats]
         return LivenessView(
             now=snap.now,
@@ -77,7 +77,7 @@ class ServiceGroup:
                                                                  self.path_max_gap),
         )
 
-    def states(self, snap: db.Snapshot, *, honour_forced_down: bool = True) -> dict[int, State]:
+    def states(self, snap: Snapshot, *, honour_forced_down: bool = True) -> dict[int, State]:
         """The state of every service in a snapshot: O(1) backend round trips in all.
 
         ``honour_forced_down=False`` answers whether each service really reports, whatever an
@@ -111,7 +111,7 @@ class ServiceGroup:
             raise RuntimeError("this ServiceGroup has no database engine (agent side only)")
         return self.engine
 
-    def state(self, service: db.ServiceRecord | int) -> State:
+    def state(self, service: ServiceRecord | int) -> State:
         """One service's state, read fresh. A database error is UNKNOWN, never DOWN."""
         service_id = service if isinstance(service, int) else service.id
         try:
@@ -123,7 +123,7 @@ class ServiceGroup:
             return State.DOWN if not isinstance(service, int) else State.UNKNOWN
         return self.states(snap)[service_id]
 
-    def is_up(self, service: db.ServiceRecord | int) -> bool:
+    def is_up(self, service: ServiceRecord | int) -> bool:
         return self.state(service) is State.UP
 
     def get_all(self, group: str) -> list[str]:
@@ -132,12 +132,12 @@ class ServiceGroup:
         states = self.states(snap)
         return [s.host for s in snap.services if states[s.id] is State.UP]
 
-    def get_updated_time(self, service: db.ServiceRecord | int) -> dt.datetime | None:
+    def get_updated_time(self, service: ServiceRecord | int) -> dt.datetime | None:
         """When the service last reported (database clock), or None if it never did."""
         service_id = service if isinstance(service, int) else service.id
         return db.service_get(self._engine(), service_id).last_seen_up
 
-    def states_of(self, services: Sequence[db.ServiceRecord]) -> dict[int, State]:
+    def states_of(self, services: Sequence[ServiceRecord]) -> dict[int, State]:
         """Batch liveness of given records (re-read with one snapshot)."""
         snap = db.snapshot(self._engine(), ids=[s.id for s in services])
         return self.states(snap)

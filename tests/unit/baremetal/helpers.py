@@ -13,8 +13,10 @@ from vigil.baremetal.inventory import record_inventory
 from vigil.db import api as db
 from vigil.db import baremetal_api as bdb
 from vigil.db import compute_api as cdb
-from vigil.db.baremetal_api import Node
 from vigil.db.compute_models import ComputeNode
+from vigil.objects.baremetal import Node
+from vigil.objects.compute import InstanceRecord, TaskState
+from vigil.objects.services import ServiceRecord
 
 T = TypeVar("T")
 
@@ -24,7 +26,7 @@ def node(engine: Engine, name: str, *, cpus: int = 8, memory_mb: int = 16384,
     return bdb.node_create(engine, name=name, cpus=cpus, memory_mb=memory_mb, local_gb=local_gb)
 
 
-def service(engine: Engine, host: str, state: str = "up") -> db.ServiceRecord:
+def service(engine: Engine, host: str, state: str = "up") -> ServiceRecord:
     """A compute service, UP (fresh heartbeat) or DOWN (a clean leave)."""
     svc, _ = db.service_get_or_create(engine, host, "vigil-compute", "compute")
     if state == "up":
@@ -59,12 +61,12 @@ def live_records(engine: Engine, node_uuid: str) -> list[tuple[int, str]]:
                 ComputeNode.hypervisor_hostname == node_uuid, ComputeNode.deleted == 0))]
 
 
-def boot_on(engine: Engine, record_id: int, name: str = "vm") -> cdb.InstanceRecord:
+def boot_on(engine: Engine, record_id: int, name: str = "vm") -> InstanceRecord:
     """An instance claimed onto a record, as the scheduler does."""
     flavor = cdb.flavor_get(engine, "m1.tiny")
     inst = cdb.instance_create(engine, name=name, flavor=flavor)
     result = cdb.claim(engine, inst, cdb.compute_node_get(engine, record_id),
-                       expected_task_state=cdb.SCHEDULING, new_task_state=cdb.SPAWNING)
+                       expected_task_state=TaskState.SCHEDULING, new_task_state=TaskState.SPAWNING)
     assert result.instance is not None, result.reason
     return result.instance
 

@@ -19,14 +19,15 @@ from tests.unit.baremetal.helpers import (
 from vigil.baremetal.inventory import record_inventory
 from vigil.db import baremetal_api as bdb
 from vigil.db import compute_api as cdb
-from vigil.db.baremetal_api import RELEASED
 from vigil.db.compute_models import ComputeNode
 from vigil.errors import Conflict
+from vigil.objects.baremetal import RELEASED, Node, NodePower, Provisioning
+from vigil.objects.compute import NodeRecord, TaskState
 
 TAKERS = 8
 
 
-def closed(rec: cdb.NodeRecord) -> bool:
+def closed(rec: NodeRecord) -> bool:
     """No room for even the smallest instance, and the usage within capacity (whole node)."""
     return (not rec.fits(1, 1, 0) and rec.vcpus_used <= rec.vcpus * rec.cpu_allocation_ratio
             and rec.memory_mb_used <= rec.memory_mb * rec.ram_allocation_ratio
@@ -112,8 +113,8 @@ def test_a_released_record_refuses_a_claim_decided_before_the_release(
     assert bdb.release(any_engine, n.uuid, rid, "a")
     flavor = cdb.flavor_get(any_engine, "m1.tiny")
     inst = cdb.instance_create(any_engine, name="late", flavor=flavor)
-    result = cdb.claim(any_engine, inst, seen, expected_task_state=cdb.SCHEDULING,
-                       new_task_state=cdb.SPAWNING)
+    result = cdb.claim(any_engine, inst, seen, expected_task_state=TaskState.SCHEDULING,
+                       new_task_state=TaskState.SPAWNING)
     assert result.instance is None and result.reason == "node"
 
 
@@ -137,7 +138,7 @@ def test_a_deleted_record_is_replaced_once(any_engine: Engine) -> None:
 def test_inventory_updates_only_by_the_owner(any_engine: Engine) -> None:
     n = node(any_engine, "n1", cpus=8)
     rid = own(any_engine, n, "a")
-    bigger = record_inventory(bdb.Node(**{**n.__dict__, "cpus": 16}), "nova")
+    bigger = record_inventory(Node(**{**n.__dict__, "cpus": 16}), "nova")
     assert not bdb.record_update(any_engine, rid, "b", bigger)
     assert record(any_engine, rid)[1] == 8
     assert bdb.record_update(any_engine, rid, "a", bigger)
@@ -149,10 +150,10 @@ def test_provisioning_takes_whole_nodes(any_engine: Engine) -> None:
     rid = own(any_engine, n, "a")
     first = boot_on(any_engine, rid, "first")
     second = boot_on(any_engine, rid, "second")  # raced in before the record closed
-    assert bdb.provision(any_engine, "b", first.uuid) == bdb.NOT_HERE
-    assert bdb.provision(any_engine, "a", first.uuid) == bdb.PROVISIONED
-    assert bdb.provision(any_engine, "a", first.uuid) == bdb.ALREADY
-    assert bdb.provision(any_engine, "a", second.uuid) == bdb.BUSY
+    assert bdb.provision(any_engine, "b", first.uuid) == Provisioning.NOT_HERE
+    assert bdb.provision(any_engine, "a", first.uuid) == Provisioning.PROVISIONED
+    assert bdb.provision(any_engine, "a", first.uuid) == Provisioning.ALREADY
+    assert bdb.provision(any_engine, "a", second.uuid) == Provisioning.BUSY
     assert bdb.node_get(any_engine, n.uuid).instance_uuid == first.uuid
     assert closed(cdb.compute_node_get(any_engine, rid))
     # The node's instance is placed there: a stale copy's cleanup keeps it.
@@ -160,7 +161,7 @@ def test_provisioning_takes_whole_nodes(any_engine: Engine) -> None:
     cdb.instance_destroy(any_engine, first.uuid)
     assert bdb.unprovision(any_engine, first.uuid) == 1
     cleared = bdb.node_get(any_engine, n.uuid)
-    assert (cleared.instance_uuid, cleared.power_state) == (None, bdb.POWER_OFF)
+    assert (cleared.instance_uuid, cleared.power_state) == (None, NodePower.OFF)
 
 
 def test_delete_refuses_a_node_with_an_instance_and_changes_nothing(any_engine: Engine) -> None:

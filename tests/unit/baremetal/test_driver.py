@@ -19,7 +19,8 @@ from vigil.conductor.baremetal import BaremetalConductorManager, LocalBaremetalC
 from vigil.db import api as db
 from vigil.db import baremetal_api as bdb
 from vigil.db import compute_api as cdb
-from vigil.db.baremetal_api import RELEASED
+from vigil.objects.baremetal import RELEASED, Node
+from vigil.objects.compute import PowerState, TaskState, VmState
 from vigil.ring import HashRing
 from vigil.scheduler.manager import SchedulerManager
 
@@ -102,8 +103,8 @@ def test_a_dead_services_nodes_are_taken_instance_included(fleet: Fleet) -> None
     inst = cdb.instance_create(fleet.engine, name="vm",
                                flavor=cdb.flavor_get(fleet.engine, "m1.tiny"))
     assert cdb.claim(fleet.engine, inst, cdb.compute_node_get(fleet.engine, rec.record_id),
-                     expected_task_state=cdb.SCHEDULING,
-                     new_task_state=cdb.SPAWNING).instance is not None
+                     expected_task_state=TaskState.SCHEDULING,
+                     new_task_state=TaskState.SPAWNING).instance is not None
     fleet.drivers["h2"].spawn(cdb.instance_get(fleet.engine, inst.uuid))
 
     set_state(fleet.engine, db.service_get_by_host_binary(fleet.engine, "h2", "vigil-compute"),
@@ -117,11 +118,11 @@ def test_a_dead_services_nodes_are_taken_instance_included(fleet: Fleet) -> None
     assert moved.host == new_owner and moved.node == busy
     # The new owner runs it: its reconciliation finds it powered on, not lost.
     manager = ComputeManager(new_owner, fleet.drivers[new_owner], DirectConductor(fleet.engine))
-    cdb.instance_update(fleet.engine, inst.uuid, {"vm_state": cdb.ACTIVE, "task_state": None,
-                                                  "power_state": cdb.RUNNING},
-                        task_states=[cdb.SPAWNING])
+    cdb.instance_update(fleet.engine, inst.uuid, {"vm_state": VmState.ACTIVE, "task_state": None,
+                                                  "power_state": PowerState.RUNNING},
+                        task_states=[TaskState.SPAWNING])
     manager.reconcile()
-    assert cdb.instance_get(fleet.engine, inst.uuid).vm_state == cdb.ACTIVE
+    assert cdb.instance_get(fleet.engine, inst.uuid).vm_state == VmState.ACTIVE
     assert inst.uuid in fleet.drivers[new_owner].list_instances()
     # The dead agent, had it survived, learns it lost everything and reports none of it.
     fleet.drivers["h2"].report_nodes()
@@ -215,7 +216,7 @@ def test_instances_take_whole_nodes(fleet: Fleet) -> None:
         assert out.host is not None, out
         managers[out.host].build_and_run_instance({}, inst.uuid)
         placed.append(cdb.instance_get(fleet.engine, inst.uuid))
-    assert all(i.vm_state == cdb.ACTIVE for i in placed)
+    assert all(i.vm_state == VmState.ACTIVE for i in placed)
     assert len({i.node for i in placed}) == 30  # every instance on a node of its own
     inst = cdb.instance_create(fleet.engine, name="one-too-many", flavor=flavor)
     assert scheduler.schedule_instance(inst.uuid).fault is not None
@@ -228,12 +229,12 @@ def test_instances_take_whole_nodes(fleet: Fleet) -> None:
     first, second = (cdb.instance_create(fleet.engine, name=n, flavor=flavor)
                      for n in ("first", "second"))
     for inst in (first, second):
-        assert cdb.claim(fleet.engine, inst, rec, expected_task_state=cdb.SCHEDULING,
-                         new_task_state=cdb.SPAWNING).instance is not None
+        assert cdb.claim(fleet.engine, inst, rec, expected_task_state=TaskState.SCHEDULING,
+                         new_task_state=TaskState.SPAWNING).instance is not None
     for inst in (first, second):
         managers[rec.host].build_and_run_instance({}, inst.uuid)
     states = [cdb.instance_get(fleet.engine, i.uuid).vm_state for i in (first, second)]
-    assert states == [cdb.ACTIVE, cdb.ERROR]
+    assert states == [VmState.ACTIVE, VmState.ERROR]
     assert cdb.compute_node_get(fleet.engine, rec.id).running_vms == 1
     assert bdb.node_get(fleet.engine, rec.hypervisor_hostname).instance_uuid == first.uuid
 
@@ -264,7 +265,8 @@ def test_capacity_is_never_over_reported_while_nodes_move(fleet: Fleet) -> None:
 def test_node_sources_conform_and_agree(fleet: Fleet) -> None:
     """The database source (API, CLI) and the agents' source through the conductor are the
     same inventory behind the same small protocols."""
-    from vigil.baremetal.source import DatabaseNodeSource, NodeSource, Provisioner
+    from vigil.baremetal.nodes import DatabaseNodeSource
+    from vigil.baremetal.source import NodeSource, Provisioner
     from vigil.compute.virt.baremetal import _ConductorNodes
 
     direct = DatabaseNodeSource(fleet.engine)
@@ -272,7 +274,7 @@ def test_node_sources_conform_and_agree(fleet: Fleet) -> None:
     assert isinstance(direct, NodeSource) and isinstance(remote, NodeSource)
     assert isinstance(direct, Provisioner) and isinstance(fleet.conductor, Provisioner)
 
-    def key(n: bdb.Node) -> tuple[object, ...]:
+    def key(n: Node) -> tuple[object, ...]:
         return (n.uuid, n.name, n.cpus, n.memory_mb, n.local_gb, n.power_state,
                 n.maintenance, n.instance_uuid)
 

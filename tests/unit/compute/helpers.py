@@ -20,8 +20,10 @@ from sqlalchemy.engine import Engine
 from vigil import conf as vconf
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
-from vigil.db.hosts_api import HostRecord
 from vigil.db.models import ReportPath, Service
+from vigil.objects.compute import FlavorRecord, InstanceRecord, Inventory, NodeRecord, StartGrant
+from vigil.objects.ha import HostRecord
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.db import DbDriver
 
@@ -53,7 +55,7 @@ def clear(engine: Engine) -> None:
             conn.execute(sa.delete(table))
 
 
-def set_state(engine: Engine, svc: db.ServiceRecord, state: str) -> None:
+def set_state(engine: Engine, svc: ServiceRecord, state: str) -> None:
     if state in ("up", "disabled"):
         # A service that left comes back only by registering again (a restart), as a real one.
         db.service_get_or_create(engine, svc.host, svc.binary, svc.topic)
@@ -86,17 +88,17 @@ def set_state(engine: Engine, svc: db.ServiceRecord, state: str) -> None:
 def add_host(engine: Engine, host: str, *, state: str = "up", vcpus: int = 16,
              memory_mb: int = 32768, local_gb: int = 1024, cpu_ratio: float = 1.0,
              ram_ratio: float = 1.0, disk_ratio: float = 1.0,
-             zone: str | None = None) -> cdb.NodeRecord:
+             zone: str | None = None) -> NodeRecord:
     svc, _ = db.service_get_or_create(engine, host, "vigil-compute", "compute")
     set_state(engine, svc, state)
-    return cdb.compute_node_update(engine, host, cdb.Inventory(
+    return cdb.compute_node_update(engine, host, Inventory(
         hypervisor_hostname=host, hypervisor_type="fake", hypervisor_version=1, vcpus=vcpus,
         memory_mb=memory_mb, local_gb=local_gb, cpu_allocation_ratio=cpu_ratio,
         ram_allocation_ratio=ram_ratio, disk_allocation_ratio=disk_ratio,
         availability_zone=zone))
 
 
-def add_flavor(engine: Engine, vcpus: int, memory_mb: int, root_gb: int) -> cdb.FlavorRecord:
+def add_flavor(engine: Engine, vcpus: int, memory_mb: int, root_gb: int) -> FlavorRecord:
     name = f"f-{vcpus}-{memory_mb}-{root_gb}"
     try:
         return cdb.flavor_get(engine, name)
@@ -143,37 +145,37 @@ class DirectConductor:
 
         return json.loads(json.dumps(value))
 
-    def compute_node_update(self, host: str, inventory: cdb.Inventory) -> cdb.NodeRecord:
-        return cdb.NodeRecord.from_primitive(self._wire(self.endpoint.compute_node_update(
+    def compute_node_update(self, host: str, inventory: Inventory) -> NodeRecord:
+        return NodeRecord.from_primitive(self._wire(self.endpoint.compute_node_update(
             {}, host, self._wire(inventory.to_primitive()))))
 
-    def host_view(self, host: str) -> tuple[HostRecord, list[cdb.InstanceRecord]]:
+    def host_view(self, host: str) -> tuple[HostRecord, list[InstanceRecord]]:
         data = self._wire(self.endpoint.host_view({}, host))
         return (HostRecord.from_primitive(data["host"]),
-                [cdb.InstanceRecord.from_primitive(d) for d in data["instances"]])
+                [InstanceRecord.from_primitive(d) for d in data["instances"]])
 
     def instance_start(self, instance_uuid: str, host: str, generation: int,
-                       kind: str) -> cdb.StartGrant:
-        return cdb.StartGrant.from_primitive(self._wire(self.endpoint.instance_start(
+                       kind: str) -> StartGrant:
+        return StartGrant.from_primitive(self._wire(self.endpoint.instance_start(
             {}, instance_uuid, host, generation, kind)))
 
     def quarantine_ack(self, host: str, seq: int) -> bool:
         return bool(self.endpoint.quarantine_ack({}, host, seq))
 
-    def instance_get(self, instance_uuid: str) -> cdb.InstanceRecord | None:
+    def instance_get(self, instance_uuid: str) -> InstanceRecord | None:
         data = self._wire(self.endpoint.instance_get({}, instance_uuid))
-        return cdb.InstanceRecord.from_primitive(data) if data is not None else None
+        return InstanceRecord.from_primitive(data) if data is not None else None
 
     def instance_update(self, instance_uuid: str, host: str, values: dict[str, Any],
                         task_states: Any, now_fields: Any = (), generation: int | None = None,
-                        unless_quarantined: bool = False) -> cdb.InstanceRecord | None:
+                        unless_quarantined: bool = False) -> InstanceRecord | None:
         data = self._wire(self.endpoint.instance_update(
             {}, instance_uuid, host, self._wire(values), list(task_states), list(now_fields),
             generation, unless_quarantined))
-        return cdb.InstanceRecord.from_primitive(data) if data is not None else None
+        return InstanceRecord.from_primitive(data) if data is not None else None
 
     def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: str,
-                              fault: str) -> cdb.InstanceRecord | None:
+                              fault: str) -> InstanceRecord | None:
         data = self._wire(self.endpoint.instance_spawn_failed({}, instance_uuid, host,
                                                               task_state, fault))
-        return cdb.InstanceRecord.from_primitive(data) if data is not None else None
+        return InstanceRecord.from_primitive(data) if data is not None else None

@@ -14,8 +14,8 @@ from vigil.compute.hypervisors import HypervisorsAPI
 from vigil.compute.servers import settled
 from vigil.db import api as db
 from vigil.errors import Conflict
+from vigil.objects.liveness import State
 from vigil.registry import Registry
-from vigil.servicegroup.liveness import State
 
 
 def reporting(stack: Stack, host: str) -> State:

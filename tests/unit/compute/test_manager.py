@@ -19,7 +19,7 @@ from vigil.compute.manager import ComputeManager
 from vigil.compute.virt.fake import FakeDriver
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
-from vigil.db.compute_api import InstanceRecord
+from vigil.objects.compute import InstanceRecord, PowerState, StartKind, TaskState, VmState
 from vigil.scheduler.manager import SchedulerManager
 
 
@@ -46,7 +46,7 @@ def evacuate_to(engine: Engine, inst: InstanceRecord, target: str) -> InstanceRe
     """An evacuation from a host that stopped reporting, as ServersAPI.evacuate requests it."""
     set_state(engine, db.service_get_by_host_binary(engine, inst.host or "", "vigil-compute"),
               "stale")
-    assert cdb.instance_update(engine, inst.uuid, {"task_state": cdb.REBUILDING,
+    assert cdb.instance_update(engine, inst.uuid, {"task_state": TaskState.REBUILDING,
                                                    "requested_host": target},
                                host=inst.host, task_states=[None], new_owner=True) is not None
     out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
@@ -58,10 +58,11 @@ def test_build_request_spawns_and_reports_active(sqlite_engine: Engine) -> None:
     add_host(sqlite_engine, "h1")
     h1 = agent(sqlite_engine, "h1")
     inst = placed(sqlite_engine, "h1")
-    assert inst.task_state == cdb.SPAWNING
+    assert inst.task_state == TaskState.SPAWNING
     h1.build_and_run_instance({}, inst.uuid)
     now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert (now.vm_state, now.task_state, now.power_state) == (cdb.ACTIVE, None, cdb.RUNNING)
+    assert (now.vm_state, now.task_state, now.power_state) == (VmState.ACTIVE, None,
+                                                               PowerState.RUNNING)
     assert now.launched_at is not None
     assert fake(h1).calls == [("spawn", inst.uuid)]
     h1.build_and_run_instance({}, inst.uuid)  # a duplicate message changes nothing
@@ -77,7 +78,7 @@ def test_a_late_build_request_for_an_instance_placed_elsewhere_is_ignored(
     h1.build_and_run_instance({}, inst.uuid)
     h1.rebuild_instance({}, inst.uuid)
     assert fake(h1).calls == []
-    assert cdb.instance_get(sqlite_engine, inst.uuid).task_state == cdb.SPAWNING
+    assert cdb.instance_get(sqlite_engine, inst.uuid).task_state == TaskState.SPAWNING
 
 
 def test_returning_host_destroys_evacuated_and_deleted_copies_and_resumes_its_own(
@@ -102,7 +103,7 @@ def test_returning_host_destroys_evacuated_and_deleted_copies_and_resumes_its_ow
                                            ("spawn", kept.uuid)])
     assert driver.list_instances() == [kept.uuid]
     # The evacuated instance is left as it is: waiting for h2, not touched by h1.
-    assert cdb.instance_get(sqlite_engine, moved.uuid).task_state == cdb.REBUILD_SPAWNING
+    assert cdb.instance_get(sqlite_engine, moved.uuid).task_state == TaskState.REBUILD_SPAWNING
     assert cdb.instance_get(sqlite_engine, moved.uuid).host == "h2"
 
 
@@ -111,7 +112,7 @@ def test_lost_spawn_request_is_redone_by_reconciliation(sqlite_engine: Engine) -
     inst = placed(sqlite_engine, "h1")  # the cast to h1 was never delivered
     h1 = agent(sqlite_engine, "h1")
     h1.reconcile()
-    assert cdb.instance_get(sqlite_engine, inst.uuid).vm_state == cdb.ACTIVE
+    assert cdb.instance_get(sqlite_engine, inst.uuid).vm_state == VmState.ACTIVE
     assert fake(h1).calls == [("spawn", inst.uuid)]
 
 
@@ -124,7 +125,7 @@ def test_an_instance_that_stopped_running_goes_to_error_not_restarted(
     fake(h1).destroy(inst.uuid, keep_disk=True)  # the instance died behind the agent's back
     h1.reconcile()
     now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert now.vm_state == cdb.ERROR and now.power_state == cdb.SHUTDOWN
+    assert now.vm_state == VmState.ERROR and now.power_state == PowerState.SHUTDOWN
     assert now.fault is not None and "not running on h1" in now.fault
     assert fake(h1).list_instances() == []
 
@@ -141,7 +142,7 @@ def test_failed_spawn_is_an_error_with_fault_and_gives_the_claim_back(
     h1 = agent(sqlite_engine, "h1", BrokenDriver.from_conf(make_conf(), "h1"))
     h1.build_and_run_instance({}, inst.uuid)
     now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert now.vm_state == cdb.ERROR and now.host is None
+    assert now.vm_state == VmState.ERROR and now.host is None
     assert now.fault == "Spawn failed on h1: no space left on device"
     assert cdb.compute_node_get(sqlite_engine, node.id).running_vms == 0
     assert_accounting(sqlite_engine)
@@ -152,7 +153,7 @@ def test_agents_cannot_write_placement_through_the_conductor(sqlite_engine: Engi
     inst = placed(sqlite_engine, "h1")
     with pytest.raises(ValueError, match="may not write"):
         DirectConductor(sqlite_engine).endpoint.instance_update(
-            {}, inst.uuid, "h1", {"host": "h9"}, [cdb.SPAWNING], [])
+            {}, inst.uuid, "h1", {"host": "h9"}, [TaskState.SPAWNING], [])
 
 
 def test_inventory_report_creates_then_updates_one_node(sqlite_engine: Engine) -> None:
@@ -213,7 +214,7 @@ def test_a_quarantined_host_stops_everything_acknowledges_and_starts_nothing(
     assert h1.quarantined and fake(h1).list_instances() == []
     assert hosts_api.host_get(sqlite_engine, "h1").quarantine_acked
     assert hosts_api.host_get(sqlite_engine, "h1").quarantine_seq == seq
-    assert cdb.instance_get(sqlite_engine, kept.uuid).power_state == cdb.SHUTDOWN
+    assert cdb.instance_get(sqlite_engine, kept.uuid).power_state == PowerState.SHUTDOWN
     # While quarantined: no resume, no spawn, whatever asks.
     fake(h1).calls.clear()
     h1.reconcile(at_start=True)
@@ -226,8 +227,8 @@ def test_a_quarantined_host_stops_everything_acknowledges_and_starts_nothing(
     h1.reconcile()
     assert not h1.quarantined
     assert sorted(fake(h1).list_instances()) == sorted([kept.uuid, waiting.uuid])
-    assert cdb.instance_get(sqlite_engine, kept.uuid).vm_state == cdb.ACTIVE
-    assert cdb.instance_get(sqlite_engine, kept.uuid).power_state == cdb.RUNNING
+    assert cdb.instance_get(sqlite_engine, kept.uuid).vm_state == VmState.ACTIVE
+    assert cdb.instance_get(sqlite_engine, kept.uuid).power_state == PowerState.RUNNING
 
 
 def test_a_start_refused_or_unconfirmed_leaves_no_copy_running(sqlite_engine: Engine) -> None:
@@ -244,14 +245,14 @@ def test_a_start_refused_or_unconfirmed_leaves_no_copy_running(sqlite_engine: En
     add_host(sqlite_engine, "h2")
     inst = placed(sqlite_engine, "h1")
     h1 = agent(sqlite_engine, "h1", QuarantineDuringSpawn.from_conf(make_conf(), "h1"))
-    assert not h1.spawn_if_mine(inst.uuid, cdb.SPAWNING)
+    assert not h1.spawn_if_mine(inst.uuid, TaskState.SPAWNING)
     assert fake(h1).list_instances() == []  # started, not confirmed: destroyed at once
     assert ("destroy", inst.uuid) in fake(h1).calls
     release(sqlite_engine, "h1")
     stale = cdb.instance_get(sqlite_engine, inst.uuid)
     evacuate_to(sqlite_engine, cdb.instance_update(
-        sqlite_engine, inst.uuid, {"vm_state": cdb.ACTIVE, "task_state": None}, host="h1",
-        task_states=[cdb.SPAWNING]) or stale, "h2")
+        sqlite_engine, inst.uuid, {"vm_state": VmState.ACTIVE, "task_state": None}, host="h1",
+        task_states=[TaskState.SPAWNING]) or stale, "h2")
     plain = agent(sqlite_engine, "h1")
-    assert not plain._start(stale, "spawn")  # the picture it read is an old generation
+    assert not plain._start(stale, StartKind.SPAWN)  # the picture it read is an old generation
     assert fake(plain).calls == []

@@ -13,6 +13,7 @@ from vigil.compute.servers import ServersAPI, compute_delete_guard
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.objects.compute import InstanceRecord, TaskState, VmState
 from vigil.registry import Registry
 from vigil.scheduler.manager import SchedulerManager
 
@@ -25,12 +26,12 @@ def schedule(engine: Engine) -> None:
     SchedulerManager(make_conf(), engine, make_group(engine)).schedule_pending()
 
 
-def active_on(engine: Engine, host: str, name: str = "vm") -> cdb.InstanceRecord:
+def active_on(engine: Engine, host: str, name: str = "vm") -> InstanceRecord:
     view = api(engine).create(name=name, flavor="m1.small", host=host)
     schedule(engine)
     inst = cdb.instance_update(engine, view.record.uuid,
-                               {"vm_state": cdb.ACTIVE, "task_state": None}, host=host,
-                               task_states=[cdb.SPAWNING])
+                               {"vm_state": VmState.ACTIVE, "task_state": None}, host=host,
+                               task_states=[TaskState.SPAWNING])
     assert inst is not None
     return inst
 
@@ -112,7 +113,7 @@ def test_evacuate_from_a_down_host_moves_to_the_scheduler_choice(sqlite_engine: 
         api(sqlite_engine).evacuate(inst.uuid)
     schedule(sqlite_engine)
     now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert (now.host, now.task_state) == ("h3", cdb.REBUILD_SPAWNING)
+    assert (now.host, now.task_state) == ("h3", TaskState.REBUILD_SPAWNING)
 
 
 def test_evacuate_from_a_reporting_host_whose_agent_acknowledged_a_quarantine(
@@ -157,7 +158,7 @@ def test_evacuation_is_cancelled_if_the_source_comes_back_before_scheduling(
     set_state(sqlite_engine, svc, "up")  # it reports again, and nothing quarantined it
     schedule(sqlite_engine)
     now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert now.host == "h1" and now.vm_state == cdb.ERROR and now.task_state is None
+    assert now.host == "h1" and now.vm_state == VmState.ERROR and now.task_state is None
     assert now.fault is not None and "cancelled" in now.fault and "still in use" in now.fault
 
 

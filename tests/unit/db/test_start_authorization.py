@@ -10,10 +10,12 @@ from tests.unit.compute.helpers import add_host, make_conf, make_group, set_stat
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
 from vigil.db import ha_api, hosts_api
+from vigil.objects.compute import InstanceRecord, TaskState, VmState
+from vigil.objects.ha import HostRecord
 from vigil.scheduler.manager import SchedulerManager
 
 
-def placed(engine: Engine, host: str) -> cdb.InstanceRecord:
+def placed(engine: Engine, host: str) -> InstanceRecord:
     flavor = cdb.flavor_get(engine, "m1.tiny")
     inst = cdb.instance_create(engine, name="vm", flavor=flavor, requested_host=host)
     out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
@@ -32,7 +34,7 @@ def test_a_claim_starts_a_new_generation_and_grants_only_it(any_engine: Engine) 
     add_host(any_engine, "h1")
     add_host(any_engine, "h2")
     inst = placed(any_engine, "h1")
-    assert inst.generation == 1 and inst.task_state == cdb.SPAWNING
+    assert inst.generation == 1 and inst.task_state == TaskState.SPAWNING
     grant = cdb.instance_start(any_engine, inst.uuid, "h1", inst.generation, "spawn")
     assert grant.granted and grant.reason is None
     # Another host, an old generation, the wrong kind: refused, and why.
@@ -53,15 +55,15 @@ def test_an_evacuation_takes_the_instance_out_of_its_hosts_generation(
     add_host(any_engine, "h1")
     add_host(any_engine, "h2")
     inst = placed(any_engine, "h1")
-    active = cdb.instance_update(any_engine, inst.uuid, {"vm_state": cdb.ACTIVE,
+    active = cdb.instance_update(any_engine, inst.uuid, {"vm_state": VmState.ACTIVE,
                                                          "task_state": None},
-                                 host="h1", task_states=[cdb.SPAWNING])
+                                 host="h1", task_states=[TaskState.SPAWNING])
     assert active is not None
     assert cdb.instance_start(any_engine, inst.uuid, "h1", active.generation,
                               "resume").granted
     set_state(any_engine, db.service_get_by_host_binary(any_engine, "h1", "vigil-compute"),
               "stale")
-    moved = cdb.instance_update(any_engine, inst.uuid, {"task_state": cdb.REBUILDING},
+    moved = cdb.instance_update(any_engine, inst.uuid, {"task_state": TaskState.REBUILDING},
                                 host="h1", task_states=[None], generation=active.generation,
                                 new_owner=True)
     assert moved is not None and moved.generation == active.generation + 1
@@ -88,9 +90,9 @@ def test_a_quarantined_host_is_granted_nothing_until_released(any_engine: Engine
     assert cdb.instance_start(any_engine, inst.uuid, "h1", inst.generation,
                               "spawn").reason == "quarantined"
     # The confirmation of a start in flight fails too.
-    assert cdb.instance_update(any_engine, inst.uuid, {"vm_state": cdb.ACTIVE,
+    assert cdb.instance_update(any_engine, inst.uuid, {"vm_state": VmState.ACTIVE,
                                                        "task_state": None},
-                               host="h1", task_states=[cdb.SPAWNING],
+                               host="h1", task_states=[TaskState.SPAWNING],
                                generation=inst.generation, unless_quarantined=True) is None
     facts = hosts_api.host_get(any_engine, "h1")
     assert facts.quarantined and facts.quarantine_recovery_id == 7 and not facts.quarantine_acked
@@ -113,7 +115,7 @@ def test_a_quarantined_host_is_granted_nothing_until_released(any_engine: Engine
 
 
 def test_operator_release_and_maintenance_record_the_actor(any_engine: Engine) -> None:
-    assert hosts_api.host_get(any_engine, "nowhere") == hosts_api.HostRecord("nowhere")
+    assert hosts_api.host_get(any_engine, "nowhere") == HostRecord("nowhere")
     rec, held = hosts_api.operator_release(any_engine, "h1", actor="alice", reason="r")
     assert held is None and not rec.quarantined and rec.released_by is None
     quarantine(any_engine, "h1", recovery_id=3)
@@ -149,4 +151,4 @@ def test_evacuation_request_needs_the_quarantine_and_starts_a_generation(
     assert ha_api.evacuation_request(any_engine, token, rec.id, inst.uuid, "h1",
                                      inst.generation) is None
     now = cdb.instance_get(any_engine, inst.uuid)
-    assert (now.task_state, now.generation) == (cdb.REBUILDING, inst.generation + 1)
+    assert (now.task_state, now.generation) == (TaskState.REBUILDING, inst.generation + 1)

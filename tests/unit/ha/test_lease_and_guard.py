@@ -17,6 +17,7 @@ from vigil.db import api as db
 from vigil.db import ha_api
 from vigil.errors import AlreadyRecorded, Conflict, LeadershipLost
 from vigil.ha.election import Election
+from vigil.objects.ha import LeaderToken, Phase, RecoveryRecord, RecoveryStatus
 
 
 def test_one_holder_at_a_time_and_epochs_grow(sqlite_engine: Engine) -> None:
@@ -42,7 +43,7 @@ def test_expiry_is_the_database_clock(sqlite_engine: Engine) -> None:
     ha_api.check_token(sqlite_engine, b)
 
 
-def _recovery(engine: Engine, token: ha_api.LeaderToken) -> ha_api.RecoveryRecord:
+def _recovery(engine: Engine, token: LeaderToken) -> RecoveryRecord:
     svc, _ = db.service_get_or_create(engine, "h1", "vigil-compute", "compute")
     rec = ha_api.recovery_open(engine, token, host="h1", service_id=svc.id, trigger="monitor",
                                was_disabled=False, was_forced_down=False, detail="test")
@@ -58,17 +59,17 @@ def test_a_deposed_leaders_late_write_is_rejected(any_engine: Engine) -> None:
     new = ha_api.lease_acquire(any_engine, "L", "new", ttl=30)
     assert new is not None
     with pytest.raises(LeadershipLost):
-        ha_api.recovery_step(any_engine, old, rec.id, values={"phase": ha_api.DISABLED},
+        ha_api.recovery_step(any_engine, old, rec.id, values={"phase": Phase.DISABLED},
                              service={"disabled": True, "disabled_reason": "late"},
                              event="disabled", dedup_key=f"{rec.id}:disabled")
     # Nothing of the rejected transaction was committed: neither the service nor the timeline.
     assert not db.service_get(any_engine, rec.service_id).disabled
     assert [e.kind for e in ha_api.events(any_engine, rec.id)] == ["detected"]
-    assert ha_api.recovery_get(any_engine, rec.id).phase == ha_api.DETECTED
-    done = ha_api.recovery_step(any_engine, new, rec.id, values={"phase": ha_api.DISABLED},
-                                expect_phase=ha_api.DETECTED, event="disabled",
+    assert ha_api.recovery_get(any_engine, rec.id).phase == Phase.DETECTED
+    done = ha_api.recovery_step(any_engine, new, rec.id, values={"phase": Phase.DISABLED},
+                                expect_phase=Phase.DETECTED, event="disabled",
                                 dedup_key=f"{rec.id}:disabled")
-    assert done.phase == ha_api.DISABLED and done.epoch == new.epoch
+    assert done.phase == Phase.DISABLED and done.epoch == new.epoch
 
 
 def test_a_step_is_recorded_once(any_engine: Engine) -> None:
@@ -81,8 +82,8 @@ def test_a_step_is_recorded_once(any_engine: Engine) -> None:
         ha_api.recovery_step(any_engine, token, rec.id, event="fence_started",
                              dedup_key=f"{rec.id}:fence_started:1")
     with pytest.raises(Conflict):  # a phase another leader already left
-        ha_api.recovery_step(any_engine, token, rec.id, values={"phase": ha_api.FENCED},
-                             expect_phase=ha_api.DISABLED)
+        ha_api.recovery_step(any_engine, token, rec.id, values={"phase": Phase.FENCED},
+                             expect_phase=Phase.DISABLED)
     assert [e.kind for e in ha_api.events(any_engine, rec.id)] == ["detected", "fence_started"]
     assert ha_api.fences_since(any_engine, 60) == 1
 
@@ -94,7 +95,7 @@ def test_one_open_recovery_per_host(sqlite_engine: Engine) -> None:
     assert ha_api.recovery_open(sqlite_engine, token, host="h1", service_id=rec.service_id,
                                 trigger="monitor", was_disabled=False, was_forced_down=False,
                                 detail="again") is None
-    ha_api.recovery_step(sqlite_engine, token, rec.id, values={"status": ha_api.CANCELLED},
+    ha_api.recovery_step(sqlite_engine, token, rec.id, values={"status": RecoveryStatus.CANCELLED},
                          finish=True)
     again = ha_api.recovery_open(sqlite_engine, token, host="h1", service_id=rec.service_id,
                                  trigger="monitor", was_disabled=False, was_forced_down=False,

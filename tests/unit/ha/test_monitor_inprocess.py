@@ -18,6 +18,7 @@ from vigil.compute.servers import settled
 from vigil.db import api as db
 from vigil.db import ha_api, hosts_api
 from vigil.ha.fence.simulated import SimulatedFence
+from vigil.objects.ha import Phase, RecoveryStatus
 
 
 @pytest.fixture
@@ -49,8 +50,8 @@ def test_monitor_recovers_a_dead_host_and_re_enables_it(stack: Stack) -> None:
     rec = wait_for(lambda: next(iter(ha_api.recoveries(engine, host="c1")), None), 15,
                    "a recovery of c1")
     rec = wait_for(lambda: (r := ha_api.recovery_get(engine, rec.id)).phase
-                   == ha_api.EVACUATED and r, 20, "c1 evacuated")
-    assert rec.status == ha_api.WAITING and rec.fence_attempts == 1
+                   == Phase.EVACUATED and r, 20, "c1 evacuated")
+    assert rec.status == RecoveryStatus.WAITING and rec.fence_attempts == 1
     for u in moving:
         view = servers.get(u)
         assert view.status == "ACTIVE" and view.record.host in ("c2", "c3"), view.to_dict()
@@ -63,7 +64,7 @@ def test_monitor_recovers_a_dead_host_and_re_enables_it(stack: Stack) -> None:
 
     agents["c1"] = stack.new_agent("c1")  # the host comes back
     rec = wait_for(lambda: (r := ha_api.recovery_get(engine, rec.id)).status
-                   == ha_api.DONE and r, 15, "c1 re-enabled")
+                   == RecoveryStatus.DONE and r, 15, "c1 re-enabled")
     svc = db.service_get_by_host_binary(engine, "c1", "vigil-compute")
     assert not svc.forced_down and not svc.disabled
     kinds = [e.kind for e in ha_api.events(engine, rec.id)]

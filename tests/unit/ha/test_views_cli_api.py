@@ -17,10 +17,11 @@ from vigil.cli.main import main
 from vigil.db import ha_api
 from vigil.errors import Conflict
 from vigil.ha.views import RecoveriesAPI
+from vigil.objects.ha import Phase, RecoveryRecord
 
 
 @pytest.fixture
-def seeded(api: Api) -> tuple[Api, ha_api.RecoveryRecord]:
+def seeded(api: Api) -> tuple[Api, RecoveryRecord]:
     token = ha_api.lease_acquire(api.engine, "ha-monitor", "m1", ttl=60)
     assert token is not None
     host1 = api.computes[0]
@@ -28,7 +29,7 @@ def seeded(api: Api) -> tuple[Api, ha_api.RecoveryRecord]:
                                trigger="monitor", was_disabled=False, was_forced_down=False,
                                detail="down for 10 s")
     assert rec is not None
-    ha_api.recovery_step(api.engine, token, rec.id, values={"phase": ha_api.DISABLED,
+    ha_api.recovery_step(api.engine, token, rec.id, values={"phase": Phase.DISABLED,
                                                             "last_error": "fence failed"},
                          event="disabled", dedup_key=f"{rec.id}:disabled")
     ha_api.alert_raise(api.engine, token, "mass_failure", "3 of 4 compute hosts are down")

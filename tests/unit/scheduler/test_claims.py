@@ -21,12 +21,13 @@ from tests.unit.compute.helpers import (
 from vigil.db import api as db
 from vigil.db import compute_api as cdb
 from vigil.errors import Conflict
+from vigil.objects.compute import FlavorRecord, InstanceRecord, TaskState, VmState
+from vigil.objects.liveness import State
 from vigil.scheduler.manager import SchedulerManager
-from vigil.servicegroup.liveness import State
 
 
-def boot(engine: Engine, flavor: cdb.FlavorRecord, name: str = "vm",
-         **kw: object) -> cdb.InstanceRecord:
+def boot(engine: Engine, flavor: FlavorRecord, name: str = "vm",
+         **kw: object) -> InstanceRecord:
     return cdb.instance_create(engine, name=name, flavor=flavor, **kw)  # type: ignore[arg-type]
 
 
@@ -35,15 +36,15 @@ def test_claim_takes_room_and_refuses_when_full(any_engine: Engine) -> None:
     flavor = add_flavor(any_engine, 1, 512, 5)
     a, b, c = (boot(any_engine, flavor, f"vm{i}") for i in range(3))
     for inst in (a, b):
-        res = cdb.claim(any_engine, inst, node, expected_task_state=cdb.SCHEDULING,
-                        new_task_state=cdb.SPAWNING)
+        res = cdb.claim(any_engine, inst, node, expected_task_state=TaskState.SCHEDULING,
+                        new_task_state=TaskState.SPAWNING)
         assert res.instance is not None and res.instance.host == "h1"
-        assert res.instance.task_state == cdb.SPAWNING
-    res = cdb.claim(any_engine, c, node, expected_task_state=cdb.SCHEDULING,
-                    new_task_state=cdb.SPAWNING)
+        assert res.instance.task_state == TaskState.SPAWNING
+    res = cdb.claim(any_engine, c, node, expected_task_state=TaskState.SCHEDULING,
+                    new_task_state=TaskState.SPAWNING)
     assert res.instance is None and res.reason == "node"
     # The refused claim changed nothing: c still waits, the node is exactly full.
-    assert cdb.instance_get(any_engine, c.uuid).task_state == cdb.SCHEDULING
+    assert cdb.instance_get(any_engine, c.uuid).task_state == TaskState.SCHEDULING
     full = cdb.compute_node_get(any_engine, node.id)
     assert (full.vcpus_used, full.memory_mb_used, full.local_gb_used, full.running_vms) == (
         2, 1024, 10, 2)
@@ -55,15 +56,15 @@ def test_claim_of_a_taken_or_deleted_instance_changes_nothing(any_engine: Engine
     n2 = add_host(any_engine, "h2")
     flavor = add_flavor(any_engine, 1, 512, 1)
     inst = boot(any_engine, flavor)
-    assert cdb.claim(any_engine, inst, n1, expected_task_state=cdb.SCHEDULING,
-                     new_task_state=cdb.SPAWNING).instance is not None
-    again = cdb.claim(any_engine, inst, n2, expected_task_state=cdb.SCHEDULING,
-                      new_task_state=cdb.SPAWNING)
+    assert cdb.claim(any_engine, inst, n1, expected_task_state=TaskState.SCHEDULING,
+                     new_task_state=TaskState.SPAWNING).instance is not None
+    again = cdb.claim(any_engine, inst, n2, expected_task_state=TaskState.SCHEDULING,
+                      new_task_state=TaskState.SPAWNING)
     assert again.instance is None and again.reason == "instance"
     gone = boot(any_engine, flavor, "gone")
     cdb.instance_destroy(any_engine, gone.uuid)
-    assert cdb.claim(any_engine, gone, n2, expected_task_state=cdb.SCHEDULING,
-                     new_task_state=cdb.SPAWNING).reason == "instance"
+    assert cdb.claim(any_engine, gone, n2, expected_task_state=TaskState.SCHEDULING,
+                     new_task_state=TaskState.SPAWNING).reason == "instance"
     assert cdb.compute_node_get(any_engine, n2.id).running_vms == 0
     assert_accounting(any_engine)
 
@@ -73,22 +74,23 @@ def test_evacuation_claim_moves_usage_and_delete_releases(any_engine: Engine) ->
     n2 = add_host(any_engine, "h2")
     flavor = add_flavor(any_engine, 2, 1024, 10)
     inst = cdb.claim(any_engine, boot(any_engine, flavor), n1,
-                     expected_task_state=cdb.SCHEDULING, new_task_state=cdb.SPAWNING).instance
+                     expected_task_state=TaskState.SCHEDULING,
+                     new_task_state=TaskState.SPAWNING).instance
     assert inst is not None
-    inst = cdb.instance_update(any_engine, inst.uuid, {"task_state": cdb.REBUILDING},
-                               host="h1", task_states=[cdb.SPAWNING])
+    inst = cdb.instance_update(any_engine, inst.uuid, {"task_state": TaskState.REBUILDING},
+                               host="h1", task_states=[TaskState.SPAWNING])
     assert inst is not None
-    moved = cdb.claim(any_engine, inst, n2, expected_task_state=cdb.REBUILDING,
-                      new_task_state=cdb.REBUILD_SPAWNING, source_host="h1").instance
+    moved = cdb.claim(any_engine, inst, n2, expected_task_state=TaskState.REBUILDING,
+                      new_task_state=TaskState.REBUILD_SPAWNING, source_host="h1").instance
     assert moved is not None and moved.host == "h2" and moved.compute_node_id == n2.id
     assert cdb.compute_node_get(any_engine, n1.id).vcpus_used == 0
     assert cdb.compute_node_get(any_engine, n2.id).vcpus_used == 2
     assert_accounting(any_engine)
     # An agent of the old host cannot write the instance any more.
-    assert cdb.instance_update(any_engine, inst.uuid, {"vm_state": cdb.ACTIVE}, host="h1",
-                               task_states=[cdb.REBUILD_SPAWNING]) is None
+    assert cdb.instance_update(any_engine, inst.uuid, {"vm_state": VmState.ACTIVE}, host="h1",
+                               task_states=[TaskState.REBUILD_SPAWNING]) is None
     dead = cdb.instance_destroy(any_engine, inst.uuid)
-    assert dead.deleted and dead.vm_state == cdb.DELETED
+    assert dead.deleted and dead.vm_state == VmState.DELETED
     assert cdb.compute_node_get(any_engine, n2.id).running_vms == 0
     assert_accounting(any_engine)
 
@@ -163,9 +165,9 @@ def test_concurrent_boots_never_oversubscribe_nor_use_unfit_hosts(
     nodes = {n.host: n for n in cdb.compute_nodes(any_engine)}
     for inst in cdb.instances(any_engine):
         if inst.host is not None:
-            assert inst.host in eligible and inst.task_state == cdb.SPAWNING
+            assert inst.host in eligible and inst.task_state == TaskState.SPAWNING
         else:
-            assert inst.vm_state == cdb.ERROR and inst.fault is not None
+            assert inst.vm_state == VmState.ERROR and inst.fault is not None
             assert inst.fault.startswith("No valid host was found.")
             # Usage only grew during the burst: what does not fit now did not fit then.
             assert not any(nodes[h].fits(inst.vcpus, inst.memory_mb, inst.root_gb)

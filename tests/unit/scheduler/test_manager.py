@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine
 
 from tests.unit.compute.helpers import add_host, assert_accounting, make_conf, make_group
 from vigil.db import compute_api as cdb
+from vigil.objects.compute import VmState
 from vigil.scheduler.manager import SchedulerManager
 
 
@@ -64,7 +65,7 @@ def test_zone_and_requested_host(sqlite_engine: Engine) -> None:
     assert cdb.instance_get(sqlite_engine, in_a).host == "a1"
     assert cdb.instance_get(sqlite_engine, on_b2).host == "b2"
     failed = cdb.instance_get(sqlite_engine, nowhere)
-    assert failed.vm_state == cdb.ERROR and "AvailabilityZoneFilter removed 3" in (
+    assert failed.vm_state == VmState.ERROR and "AvailabilityZoneFilter removed 3" in (
         failed.fault or "")
 
 
@@ -86,4 +87,4 @@ def test_parallel_workers_of_one_pass_never_oversubscribe(any_engine: Engine) ->
     assert sum(1 for o in outcomes if o.host is not None) == 12
     assert_accounting(any_engine)
     for inst in cdb.instances(any_engine):
-        assert (inst.host is None) == (inst.vm_state == cdb.ERROR)
+        assert (inst.host is None) == (inst.vm_state == VmState.ERROR)

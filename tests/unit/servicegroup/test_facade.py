@@ -12,10 +12,11 @@ from vigil.db import api as db
 from vigil.db.engine import make_engine
 from vigil.db.models import ReportPath, Service
 from vigil.errors import BackendUnavailable
+from vigil.objects.liveness import LivenessView, State
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.drivers.base import Capabilities, Driver, LivenessView
+from vigil.servicegroup.drivers.base import Capabilities, Driver
 from vigil.servicegroup.drivers.db import DbDriver
-from vigil.servicegroup.liveness import State
 
 from ..db.test_services_db import count_statements
 
@@ -98,13 +99,13 @@ class _Broken(Driver):
     def heartbeat(self, member: str, group: str) -> None: ...
     def leave(self, member: str, group: str) -> None: ...
 
-    def get_states(self, services: Sequence[db.ServiceRecord],
+    def get_states(self, services: Sequence[ServiceRecord],
                    view: LivenessView) -> dict[int, State]:
         raise BackendUnavailable("backend gone")
 
 
 class _SaysDown(_Broken):
-    def get_states(self, services: Sequence[db.ServiceRecord],
+    def get_states(self, services: Sequence[ServiceRecord],
                    view: LivenessView) -> dict[int, State]:
         return {s.id: State.DOWN for s in services}
 
