@@ -25,9 +25,10 @@ from tests.conftest import write_config
 from tests.functional.procs import heartbeats, wait_for
 from vigil import conf as vconf
 from vigil import launch
-from vigil.compute.servers import ServersAPI, servers_from, settled
+from vigil.compute.servers import ServersAPI, settled
 from vigil.db import api as db
 from vigil.db import ha_api
+from vigil.launch import servers_from
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil.compute import evacuation
@@ -317,21 +316,3 @@ class ServersAPI:
 def settled(view: Server) -> bool:
     """Neither waiting for a host nor spawning: ACTIVE or ERROR with no task."""
     return view.status in ("ACTIVE", "ERROR") and view.task_state is None
-
-
-def servers_from(conf: cfg.ConfigOpts, engine: Engine | None = None,
-                 group: ServiceGroup | None = None) -> ServersAPI:
-    """ServersAPI over the configured database and messaging.
-
-    On ``fake://`` (in-process only) nothing is sent: the scheduler's scan picks requests up,
-    and the agents' reconciliation destroys deleted instances.
-    """
-    from vigil import launch, rpc
-
-    engine = engine or launch.engine_from(conf)
-    group = group or launch.group_from(conf, engine)
-    if str(conf.transport_url).startswith("fake:"):
-        return ServersAPI(engine, group)
-    transport = rpc.get_transport(conf)
-    return ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
-                      computes=ComputeAgentAPI(transport), close=transport.cleanup)

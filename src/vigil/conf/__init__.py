@@ -16,6 +16,7 @@ from oslo_messaging._tracing import client as _tracing
 
 from vigil.conf import opts
 from vigil.errors import ConfigError
+from vigil.objects.liveness import REPORT_JITTER, path_max_gap
 
 __all__ = ["load", "make", "reread", "validate"]
 
@@ -109,8 +110,6 @@ def _validate_report_path(conf: cfg.ConfigOpts, report_interval: float, down_tim
     every ``probe_interval + coalesce_interval``; if that alone exceeds the tolerance, no
     service could ever be shown down (and the HA monitor would never act).
     """
-    from vigil.objects.liveness import REPORT_JITTER, path_max_gap
-
     coalesce = conf.conductor.coalesce_interval
     beat = conf.conductor.probe_interval + coalesce
     gap = path_max_gap(down_time, report_interval, coalesce).total_seconds()

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from vigil.clock import Clock, RealClock
 from vigil.db import api as db
+from vigil.db import baremetal_api as bdb
 from vigil.db import compute_api as cdb
 from vigil.db import ha_api, hosts_api
 from vigil.errors import LeadershipLost, Unavailable
@@ -73,8 +74,6 @@ def without_bare_metal(engine: Engine, services: list[ServiceRecord]
     service counts as bare metal while its ring membership matches its current version (an
     agent restarted with another driver does not register again, and is looked after).
     """
-    from vigil.db import baremetal_api as bdb
-
     members = bdb.members(engine)
     if not members:
         return services

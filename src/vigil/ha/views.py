@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from vigil.db import api as db
 from vigil.db import ha_api
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.ha.election import LEASE_NAME
 from vigil.ha.monitor import without_bare_metal
 from vigil.objects.ha import EvacuationRecord, RecoveryRecord
 from vigil.objects.liveness import State
@@ -84,8 +85,6 @@ class RecoveriesAPI:
                                                  limit=50)]
 
     def leader(self) -> dict[str, Any] | None:
-        from vigil.ha.election import LEASE_NAME
-
         lease = ha_api.lease_get(self.engine, LEASE_NAME)
         if lease is None or not lease.held:
             return None

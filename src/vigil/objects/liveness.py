@@ -160,7 +160,7 @@ def path_max_gap(
     ``g + 2 * (1 + REPORT_JITTER) * report_interval + 2 * coalesce_interval`` apart. While that
     stays within ``service_down_time``, a stale heartbeat still proves a death; a longer gap
     breaks the path's continuity, and stale heartbeats read ``unknown`` until the path has
-    been healthy for a whole ``service_down_time`` again. (``tests/unit/servicegroup/
+    been healthy for a whole ``service_down_time`` again. (``tests/unit/objects/
     test_path_tolerance.py`` checks this bound by simulation.) Negative when the intervals
     leave no room at all; :func:`vigil.conf.validate` refuses such settings.
     """
