@@ -38,9 +38,11 @@ from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.daemons import start_control_plane
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
 from vigil.db import migration
+from vigil.db import services as services_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.db.compute_models import Instance
 from vigil.db.engine import make_engine
 from vigil.objects.compute import PENDING_TASKS, Inventory, VmState
@@ -93,16 +95,16 @@ def bench_decisions(url: str, state: Path, hosts: int, instances: int,
     inv = virt.load(conf, "x", "fake").inventory()
     for i in range(hosts):
         host = f"host-{i:03d}"
-        svc, _ = db.service_get_or_create(engine, host, "vigil-compute", "compute")
-        db.record_reports(engine, [svc.id], 500)
-        cdb.compute_node_update(engine, host, Inventory(**{
+        svc, _ = services_db.service_get_or_create(engine, host, "vigil-compute", "compute")
+        services_db.record_reports(engine, [svc.id], 500)
+        nodes_db.compute_node_update(engine, host, Inventory(**{
             **inv.to_primitive(), "hypervisor_hostname": host}))
-    flavor = cdb.flavor_get(engine, "m1.tiny")
+    flavor = flavors_db.flavor_get(engine, "m1.tiny")
     manager = SchedulerManager(conf, engine, group)
     out: dict[str, float] = {}
 
     for label in ("batch", "single"):
-        uuids = [cdb.instance_create(engine, name=f"{label}-{i}", flavor=flavor).uuid
+        uuids = [instances_db.instance_create(engine, name=f"{label}-{i}", flavor=flavor).uuid
                  for i in range(instances)]
         t0 = time.perf_counter()
         if label == "batch":

@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import vigil.conf  # noqa: E402
-from vigil.db import api as db  # noqa: E402
 from vigil.db import migration  # noqa: E402
+from vigil.db import services as services_db  # noqa: E402
 from vigil.db.engine import make_engine  # noqa: E402
 from vigil.objects.liveness import LivenessView, State  # noqa: E402
 from vigil.objects.services import ServiceRecord  # noqa: E402
@@ -67,9 +67,9 @@ def make_conf(name: str) -> Any:
 def records(n: int, topic: str) -> list[ServiceRecord]:
     now = dt.datetime(2024, 1, 1)
     return [ServiceRecord(id=i, uuid=str(i), host=f"host-{i:06d}", binary="vigil-compute",
-                             topic=topic, report_count=0, disabled=False, disabled_reason=None,
-                             forced_down=False, version=1, last_seen_up=now, left_at=None,
-                             created_at=now, updated_at=None) for i in range(n)]
+                          topic=topic, report_count=0, disabled=False, disabled_reason=None,
+                          forced_down=False, version=1, last_seen_up=now, left_at=None,
+                          created_at=now, updated_at=None) for i in range(n)]
 
 
 VIEW = LivenessView(now=dt.datetime(2024, 1, 1), down_after=dt.timedelta(seconds=DOWN_TIME),
@@ -77,7 +77,7 @@ VIEW = LivenessView(now=dt.datetime(2024, 1, 1), down_after=dt.timedelta(seconds
 
 
 def timed_reads(driver: Driver, recs: list[ServiceRecord], reads: int) -> tuple[float, int,
-                                                                                    bool]:
+                                                                                bool]:
     times: list[float] = []
     trips = 0
     all_up = True
@@ -204,17 +204,17 @@ def bench_db(n: int, args: argparse.Namespace) -> dict[str, Any]:
              "topic": "compute", "report_count": 0, "disabled": False, "forced_down": False,
              "version": 1, "created_at": now, "deleted": 0} for i in range(n)])
     populate = time.perf_counter() - t0
-    ids = [r.id for r in db.snapshot(engine).services]
+    ids = [r.id for r in services_db.snapshot(engine).services]
     t0 = time.perf_counter()
-    db.record_reports(engine, ids, 500)
+    services_db.record_reports(engine, ids, 500)
     hb = time.perf_counter() - t0
-    db.beat_report_path(engine, "c1", dt.timedelta(seconds=10))
+    services_db.beat_report_path(engine, "c1", dt.timedelta(seconds=10))
     driver = DbDriver()
     times: list[float] = []
     all_up = True
     for _ in range(args.reads):
         t0 = time.perf_counter()
-        snap = db.snapshot(engine, topic="compute")
+        snap = services_db.snapshot(engine, topic="compute")
         view = LivenessView(now=snap.now, down_after=dt.timedelta(seconds=60),
                             reports_healthy_since=None)
         states = driver.get_states(snap.services, view)

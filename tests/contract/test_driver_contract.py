@@ -35,8 +35,8 @@ from sqlalchemy.engine import Engine
 
 import vigil.conf
 from tests.tools.tcpproxy import TcpProxy
-from vigil.db import api as db
 from vigil.db import migration
+from vigil.db import services as services_db
 from vigil.db.engine import make_engine
 from vigil.errors import BackendUnavailable, ConfigError, DatabaseUnavailable
 from vigil.objects.liveness import State, path_max_gap
@@ -132,7 +132,7 @@ class Agent:
         with self._lock:
             self.records.remove(rec)
             self.driver.leave(rec.host, rec.topic)
-            db.record_leave(self.world.engine, rec.id)
+            services_db.record_leave(self.world.engine, rec.id)
 
     def stop(self) -> None:
         self._stop.set()
@@ -176,7 +176,7 @@ class World:
         while not self._stop.is_set():
             if self.path_ok.is_set():
                 try:
-                    db.beat_report_path(self.engine, "c1", self.path_max_gap)
+                    services_db.beat_report_path(self.engine, "c1", self.path_max_gap)
                     self._path_beaten = True
                 except DatabaseUnavailable:
                     pass
@@ -231,12 +231,12 @@ class World:
     def register(self, n: int, topic: str | None = None, prefix: str = "host") -> list[
             ServiceRecord]:
         topic = topic or self.topic
-        return [db.service_get_or_create(self.engine, f"{prefix}-{i}", "vigil-compute",
-                                         topic)[0] for i in range(n)]
+        return [services_db.service_get_or_create(self.engine, f"{prefix}-{i}", "vigil-compute",
+                                                  topic)[0] for i in range(n)]
 
     def report(self, ids: Sequence[int]) -> None:
         if self.path_ok.is_set():  # a report-path outage loses the reports too
-            db.record_reports(self.engine, ids, 500)
+            services_db.record_reports(self.engine, ids, 500)
 
     def agent(self, records: Sequence[ServiceRecord], *, via_proxy: bool = False,
               report_delay: float = 0.0, loop: bool = True) -> Agent:
@@ -249,7 +249,7 @@ class World:
     def verdict(self, records: Sequence[ServiceRecord],
                 reader: Driver | None = None) -> dict[int, State]:
         """The driver's own answer (raises BackendUnavailable)."""
-        snap = db.snapshot(self.engine, ids=[r.id for r in records])
+        snap = services_db.snapshot(self.engine, ids=[r.id for r in records])
         return (reader or self.reader).get_states(snap.services, self.group.view(snap))
 
     def states(self, records: Sequence[ServiceRecord],
@@ -272,7 +272,7 @@ class World:
             except BackendUnavailable:
                 return False
         wait_for(probe, self.down_time + 8, "the backend to be trusted")
-        db.service_soft_delete(self.engine, ghost[0].id)
+        services_db.service_soft_delete(self.engine, ghost[0].id)
 
     def close(self) -> None:
         self._stop.set()
@@ -383,7 +383,7 @@ def test_batch_liveness_in_constant_round_trips(make_world: Callable[..., World]
     leavers = recs[::10]
     for rec in leavers:
         agent.leave(rec)
-    snap = db.snapshot(world.engine, ids=[r.id for r in recs])
+    snap = services_db.snapshot(world.engine, ids=[r.id for r in recs])
     redis_before = _redis_mget_calls(world)
     before = getattr(world.reader, "round_trips", 0)
     verdict = world.reader.get_states(snap.services, world.group.view(snap))

@@ -26,8 +26,9 @@ from tests.functional.procs import heartbeats, wait_for
 from vigil import conf as vconf
 from vigil import launch
 from vigil.compute.servers import ServersAPI, settled
-from vigil.db import api as db
-from vigil.db import ha_api
+from vigil.db import services as services_db
+from vigil.db.ha import lease as lease_db
+from vigil.db.ha import recoveries as recoveries_db
 from vigil.launch import servers_from
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
@@ -122,7 +123,7 @@ class HaCluster:
 
     def compute_hosts(self) -> dict[str, ServiceRecord]:
         try:
-            return {s.host: s for s in db.snapshot(self.db(), topic="compute").services}
+            return {s.host: s for s in services_db.snapshot(self.db(), topic="compute").services}
         except Exception:  # the conductor has not created the schema yet
             return {}
 
@@ -132,7 +133,7 @@ class HaCluster:
             self.group = launch.group_from(self.conf, self.db())
         group = self.group
         try:
-            snap = db.snapshot(self.db(), topic="compute")
+            snap = services_db.snapshot(self.db(), topic="compute")
         except Exception:  # schema not there yet
             return {}
         states = group.states(snap)
@@ -140,7 +141,7 @@ class HaCluster:
 
     def fences(self) -> int:
         try:
-            return len(ha_api.events_of_kind(self.db(), "fence_started"))
+            return len(recoveries_db.events_of_kind(self.db(), "fence_started"))
         except Exception:  # schema not there yet
             return 0
 
@@ -160,7 +161,7 @@ class HaCluster:
         wait_for(lambda: self.states() == dict.fromkeys(hosts, "up"), 90, "all hosts up")
 
     def leader_name(self) -> str | None:
-        lease = ha_api.lease_get(self.db(), "ha-monitor")
+        lease = lease_db.lease_get(self.db(), "ha-monitor")
         if lease is None or not lease.held or lease.holder is None:
             return None
         pid = int(lease.holder.split(":")[1])

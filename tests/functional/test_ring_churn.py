@@ -49,9 +49,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from vigil.db import baremetal_api as bdb
-from vigil.db import compute_api as cdb
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import provisioning as provisioning_db
 from vigil.db.baremetal_models import BareMetalNodeRecord
+from vigil.db.compute import claims as claims_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.db.compute_models import ComputeNode, Instance
 from vigil.db.engine import make_engine
 from vigil.db.models import ReportPath, Service
@@ -349,7 +353,7 @@ def settled(engine: Engine, inventory: dict[str, Node], members: list[str]) -> b
     """Every node owned by a member; every free one by its ring target."""
     s = read_sample(engine, inventory)
     ring = HashRing(members)
-    busy = {r.hypervisor_hostname for r in cdb.compute_nodes(engine) if r.running_vms}
+    busy = {r.hypervisor_hostname for r in nodes_db.compute_nodes(engine) if r.running_vms}
     return all(o in members and (u in busy or o == ring.get_node(u))
                for u, o in s.owners.items())
 
@@ -371,18 +375,18 @@ def steady(engine: Engine, inventory: dict[str, Node], members: list[str],
 
 def boot_instances(engine: Engine, count: int, rnd: random.Random) -> list[str]:
     """Instances on whole nodes, as the scheduler and an agent's spawn would put them."""
-    flavor = cdb.flavor_get(engine, "m1.tiny")
-    records = rnd.sample([r for r in cdb.compute_nodes(engine)
+    flavor = flavors_db.flavor_get(engine, "m1.tiny")
+    records = rnd.sample([r for r in nodes_db.compute_nodes(engine)
                           if r.hypervisor_type == HYPERVISOR_TYPE], count)
     out = []
     for i, rec in enumerate(records):
-        inst = cdb.instance_create(engine, name=f"churn-{i}", flavor=flavor)
-        claimed = cdb.claim(engine, inst, rec, expected_task_state=TaskState.SCHEDULING,
-                            new_task_state=TaskState.SPAWNING).instance
+        inst = instances_db.instance_create(engine, name=f"churn-{i}", flavor=flavor)
+        claimed = claims_db.claim(engine, inst, rec, expected_task_state=TaskState.SCHEDULING,
+                                  new_task_state=TaskState.SPAWNING).instance
         assert claimed is not None
-        outcome = bdb.provision(engine, rec.host, inst.uuid)
+        outcome = provisioning_db.provision(engine, rec.host, inst.uuid)
         assert outcome == Provisioning.PROVISIONED, (outcome, rec)
-        assert cdb.instance_update(engine, inst.uuid, {
+        assert instances_db.instance_update(engine, inst.uuid, {
             "vm_state": VmState.ACTIVE, "task_state": None, "power_state": PowerState.RUNNING},
             host=rec.host, task_states=[TaskState.SPAWNING]) is not None
         out.append(inst.uuid)
@@ -406,8 +410,8 @@ def run_churn(settings: Settings, config: Path, db_url: str, logs: Path,
         engine = make_engine(db_url)
         inventory = {}
         for i in range(settings.nodes):
-            n = bdb.node_create(engine, name=f"node-{i}", cpus=rnd.choice((8, 16, 32)),
-                                memory_mb=rnd.choice((32768, 65536)), local_gb=500)
+            n = inventory_db.node_create(engine, name=f"node-{i}", cpus=rnd.choice((8, 16, 32)),
+                                         memory_mb=rnd.choice((32768, 65536)), local_gb=500)
             inventory[n.uuid] = n
         members = hosts(settings.computes)
         for host in members:

@@ -5,7 +5,7 @@ Instances take whole nodes: a record is schedulable (allocation ratios 1.0) only
 node is free and not in maintenance. In maintenance or holding an instance nobody claimed
 here, its ratios are 0. With an instance claimed on it, the database closes its ratios
 itself, in every statement that writes them (``(used + 0.5) / total``: no room for another
-claim, usage still within capacity; see :func:`vigil.db.baremetal_api._closed_ratio`), so
+claim, usage still within capacity; see :func:`vigil.db.baremetal.ownership.closed_ratio`), so
 those ratios are the database's business and not compared here.
 """
 

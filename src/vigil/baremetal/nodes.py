@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import baremetal_api as bdb
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import ownership as ownership_db
+from vigil.db.baremetal import provisioning as provisioning_db
 from vigil.errors import InvalidInput
 from vigil.objects.baremetal import HYPERVISOR_TYPE, RELEASED, Node, NodePower, Provisioning
 from vigil.registry import format_time
@@ -96,7 +98,7 @@ class NodesAPI:
 
     def _owners(self) -> dict[str, str | None]:
         return {r.node_uuid: (r.host if r.live and r.host != RELEASED else None)
-                for r in bdb.record_states(self.engine)}
+                for r in ownership_db.record_states(self.engine)}
 
     def create(self, *, cpus: Any, memory_mb: Any, local_gb: Any, name: Any = None,
                uuid: Any = None, resource_class: Any = HYPERVISOR_TYPE,
@@ -104,19 +106,19 @@ class NodesAPI:
         values = validate(name=name, cpus=cpus, memory_mb=memory_mb, local_gb=local_gb,
                           uuid=uuid, resource_class=resource_class, power_state=power_state,
                           maintenance=maintenance)
-        return NodeView(bdb.node_create(self.engine, **values), None)
+        return NodeView(inventory_db.node_create(self.engine, **values), None)
 
     def list(self) -> list[NodeView]:
         owners = self._owners()
-        return [NodeView(n, owners.get(n.uuid)) for n in bdb.nodes(self.engine)]
+        return [NodeView(n, owners.get(n.uuid)) for n in inventory_db.nodes(self.engine)]
 
     def get(self, ident: str) -> NodeView:
-        node = bdb.node_get(self.engine, ident.strip())
+        node = inventory_db.node_get(self.engine, ident.strip())
         return NodeView(node, self._owners().get(node.uuid))
 
     def delete(self, ident: str) -> NodeView:
         """Refused (Conflict, nothing changed) while the node holds an instance."""
-        return NodeView(bdb.node_delete(self.engine, ident.strip()), None)
+        return NodeView(inventory_db.node_delete(self.engine, ident.strip()), None)
 
 
 class DatabaseNodeSource:
@@ -127,10 +129,10 @@ class DatabaseNodeSource:
         self.engine = engine
 
     def list_nodes(self) -> list[Node]:
-        return bdb.nodes(self.engine)
+        return inventory_db.nodes(self.engine)
 
     def provision(self, host: str, instance_uuid: str) -> Provisioning:
-        return bdb.provision(self.engine, host, instance_uuid)
+        return provisioning_db.provision(self.engine, host, instance_uuid)
 
     def unprovision(self, host: str, instance_uuid: str) -> int:
-        return bdb.unprovision(self.engine, instance_uuid)
+        return provisioning_db.unprovision(self.engine, instance_uuid)

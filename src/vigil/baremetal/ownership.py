@@ -9,7 +9,7 @@ host's liveness, and every node's record), decides its moves with
 take from a named owner it re-reads liveness (one snapshot for the whole batch) and refuses
 unless that owner is DOWN *now* and the taker is UP *now* -- the re-check memberlist makes
 before acting on a suspicion. Then every move is a compare-and-set in the database
-(:mod:`vigil.db.baremetal_api`), so a move decided on a stale picture matches nothing.
+(:mod:`vigil.db.baremetal.ownership`), so a move decided on a stale picture matches nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import api as db
-from vigil.db import baremetal_api as bdb
+from vigil.db import services as services_db
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import members as members_db
+from vigil.db.baremetal import ownership as ownership_db
 from vigil.objects.baremetal import RELEASED, Move, MoveKind, MoveResult, RingView
 from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
@@ -32,7 +34,7 @@ COMPUTE_TOPIC = "compute"
 
 def host_states(engine: Engine, group: ServiceGroup) -> tuple[dict[str, State], dict[str, int]]:
     """Every compute host's state (batch liveness, one snapshot) and service version."""
-    snap = db.snapshot(engine, topic=COMPUTE_TOPIC)
+    snap = services_db.snapshot(engine, topic=COMPUTE_TOPIC)
     states = group.states(snap)
     return ({s.host: states[s.id] for s in snap.services},
             {s.host: s.version for s in snap.services})
@@ -51,19 +53,20 @@ class Ownership:
         Registration writes only when the host's service version changed (at each start of
         the agent), so a steady fleet's ticks are reads only.
         """
-        nodes = bdb.nodes(self.engine) if with_nodes else None
+        nodes = inventory_db.nodes(self.engine) if with_nodes else None
         states, versions = host_states(self.engine, self.group)
-        registered = bdb.members(self.engine)
+        registered = members_db.members(self.engine)
         if host is not None and host in versions and registered.get(host) != versions[host]:
-            bdb.member_register(self.engine, host, versions[host])
+            members_db.member_register(self.engine, host, versions[host])
             registered[host] = versions[host]
         members = sorted(h for h, v in registered.items() if versions.get(h) == v)
-        return RingView(states=states, members=members, records=bdb.record_states(self.engine),
+        return RingView(states=states, members=members,
+                        records=ownership_db.record_states(self.engine),
                         nodes=nodes)
 
     def apply(self, host: str, moves: Sequence[Move]) -> MoveResult:
         """Releases, then takes, then inventory updates: one transaction, each move its own
-        compare-and-set (:func:`vigil.db.baremetal_api.apply_moves`). A take from a named
+        compare-and-set (:func:`vigil.db.baremetal.ownership.apply_moves`). A take from a named
         owner is refused unless, read now, that owner is DOWN and ``host`` is UP."""
         refused: list[str] = []
         allowed: list[Move] = []
@@ -77,8 +80,8 @@ class Ownership:
                     refused.append(t.node)  # came back (or unreadable) since
                 else:
                     allowed.append(t)
-        result = bdb.apply_moves(self.engine, host,
-                                 [m for m in moves if not m.kind.takes] + allowed)
+        result = ownership_db.apply_moves(self.engine, host,
+                                          [m for m in moves if not m.kind.takes] + allowed)
         result.refused = refused
         if result.taken or result.released:
             from_down = sum(1 for t in allowed if t.node in result.taken

@@ -183,12 +183,12 @@ def progress_line(rec: dict[str, Any], width: int = 30) -> str:
 def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     """``vigil host crash|revive``: the simulated hosts' power marks (vigil up)."""
     from vigil import launch
-    from vigil.db import api as db
+    from vigil.db import services as services_db
     from vigil.errors import ServiceNotFound
     from vigil.ha.fence.simulated import SimulatedPower
 
     try:
-        db.service_get_by_host_binary(launch.engine_from(conf), args.host, "vigil-compute")
+        services_db.service_get_by_host_binary(launch.engine_from(conf), args.host, "vigil-compute")
     except ServiceNotFound:
         print(f"vigil: error: no compute service on host {args.host!r}", file=sys.stderr)
         return 2

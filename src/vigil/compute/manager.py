@@ -7,10 +7,10 @@ agent was down, or overtaken by an evacuation) is checked against the instance's
 and task state first.
 
 **No start on a local decision.** Spawning, rebuilding or resuming an instance happens only
-after the conductor granted it (:func:`vigil.db.compute_api.instance_start`: one statement that
-fails if the instance is no longer this host's in the ownership generation the agent read, or
-if this host is quarantined), and it is confirmed afterwards with the same conditions: a copy
-whose confirmation fails is destroyed at once, never left running.
+after the conductor granted it (:func:`vigil.db.compute.instances.instance_start`: one
+statement that fails if the instance is no longer this host's in the ownership generation the
+agent read, or if this host is quarantined), and it is confirmed afterwards with the same
+conditions: a copy whose confirmation fails is destroyed at once, never left running.
 
 **Quarantine.** A host whose fence was decided is quarantined until the HA monitor (or an
 operator) releases it. While quarantined the agent runs nothing: it stops every local instance

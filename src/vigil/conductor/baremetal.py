@@ -19,7 +19,8 @@ import oslo_messaging as messaging
 from sqlalchemy.engine import Engine
 
 from vigil.baremetal.ownership import Ownership
-from vigil.db import baremetal_api as bdb
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import provisioning as provisioning_db
 from vigil.errors import DatabaseUnavailable, MessagingUnavailable
 from vigil.objects.baremetal import NODE_WIRE, Move, MoveResult, Node, Provisioning, RingView
 from vigil.objects.primitive import pack, unpack
@@ -56,7 +57,7 @@ class BaremetalConductorManager:
             return self._ownership
 
     def baremetal_list_nodes(self, ctxt: dict[str, Any]) -> dict[str, Any]:
-        return pack(bdb.nodes(self._engine), NODE_WIRE)
+        return pack(inventory_db.nodes(self._engine), NODE_WIRE)
 
     def baremetal_ring_view(self, ctxt: dict[str, Any], host: str,
                             with_nodes: bool = False) -> dict[str, Any]:
@@ -68,11 +69,11 @@ class BaremetalConductorManager:
             host, [Move.from_primitive(m) for m in moves]).to_primitive()
 
     def baremetal_provision(self, ctxt: dict[str, Any], host: str, instance_uuid: str) -> str:
-        return bdb.provision(self._engine, host, instance_uuid)
+        return provisioning_db.provision(self._engine, host, instance_uuid)
 
     def baremetal_unprovision(self, ctxt: dict[str, Any], host: str,
                               instance_uuid: str) -> int:
-        return bdb.unprovision(self._engine, instance_uuid)
+        return provisioning_db.unprovision(self._engine, instance_uuid)
 
 
 class LocalBaremetalConductor:

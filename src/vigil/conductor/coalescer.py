@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from vigil.clock import Clock, RealClock
-from vigil.db import api as db
+from vigil.db import services as services_db
 from vigil.errors import DatabaseUnavailable
 from vigil.objects.services import ReportVerdict
 
@@ -94,9 +94,9 @@ class ReportCoalescer:
             ids, self._pending = self._pending, set()
             probed, self._probed = self._probed, False
         try:
-            missing = db.record_reports(self._engine, sorted(ids), self._batch_size)
+            missing = services_db.record_reports(self._engine, sorted(ids), self._batch_size)
             if probed:
-                db.beat_report_path(self._engine, self._conductor, self._path_max_gap)
+                services_db.beat_report_path(self._engine, self._conductor, self._path_max_gap)
         except DatabaseUnavailable as exc:
             self.stats.failures += 1
             if self._failing_since is None:

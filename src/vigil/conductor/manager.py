@@ -14,7 +14,7 @@ from vigil import launch, rpc
 from vigil.conductor.baremetal import BaremetalConductorManager
 from vigil.conductor.coalescer import ReportCoalescer
 from vigil.conductor.compute import ComputeConductorManager
-from vigil.db import api as db
+from vigil.db import services as services_db
 from vigil.errors import DatabaseUnavailable, MessagingUnavailable
 from vigil.objects import liveness
 from vigil.objects.services import ReportVerdict, ServiceRecord
@@ -35,7 +35,7 @@ class ConductorManager:
     def service_get_or_create(
         self, ctxt: dict[str, Any], host: str, binary: str, topic: str
     ) -> dict[str, Any]:
-        record, created = db.service_get_or_create(
+        record, created = services_db.service_get_or_create(
             self._engine, host, binary, topic, enabled=self._conf.enable_new_services
         )
         self.coalescer.forget_deleted(record.id)
@@ -49,7 +49,7 @@ class ConductorManager:
 
     def service_leave(self, ctxt: dict[str, Any], service_id: int) -> None:
         self.coalescer.discard(int(service_id))
-        db.record_leave(self._engine, int(service_id))
+        services_db.record_leave(self._engine, int(service_id))
 
     def probe(self, ctxt: dict[str, Any]) -> None:
         self.coalescer.probe()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import api as db
+from vigil.db import services as services_db
 from vigil.errors import BackendUnavailable, DatabaseUnavailable
 from vigil.objects import liveness
 from vigil.objects.liveness import LivenessView, State, record_states
@@ -115,7 +115,7 @@ class ServiceGroup:
         """One service's state, read fresh. A database error is UNKNOWN, never DOWN."""
         service_id = service if isinstance(service, int) else service.id
         try:
-            snap = db.snapshot(self._engine(), ids=[service_id])
+            snap = services_db.snapshot(self._engine(), ids=[service_id])
         except DatabaseUnavailable as exc:
             LOG.warning("cannot read liveness of service %s: %s", service_id, exc)
             return State.UNKNOWN
@@ -128,16 +128,16 @@ class ServiceGroup:
 
     def get_all(self, group: str) -> list[str]:
         """Hosts of the members of ``group`` that are up."""
-        snap = db.snapshot(self._engine(), topic=group)
+        snap = services_db.snapshot(self._engine(), topic=group)
         states = self.states(snap)
         return [s.host for s in snap.services if states[s.id] is State.UP]
 
     def get_updated_time(self, service: ServiceRecord | int) -> dt.datetime | None:
         """When the service last reported (database clock), or None if it never did."""
         service_id = service if isinstance(service, int) else service.id
-        return db.service_get(self._engine(), service_id).last_seen_up
+        return services_db.service_get(self._engine(), service_id).last_seen_up
 
     def states_of(self, services: Sequence[ServiceRecord]) -> dict[int, State]:
         """Batch liveness of given records (re-read with one snapshot)."""
-        snap = db.snapshot(self._engine(), ids=[s.id for s in services])
+        snap = services_db.snapshot(self._engine(), ids=[s.id for s in services])
         return self.states(snap)
