@@ -8,7 +8,9 @@ Policy lives here, mechanism in the drivers (as in Nova's servicegroup):
 RPC liveness is the services row's heartbeat age on the database's clock, gated by the health of
 the report path; the driver verdict is the configured backend's own answer (for ``db`` the two
 are the same fact). Either saying DOWN makes it DOWN; a source that could not answer makes it
-UNKNOWN, never DOWN.
+UNKNOWN, never DOWN. The RPC half is a pure rule of :mod:`vigil.objects.liveness`
+(``record_states``), which the ``db`` driver applies too: the facade takes it from the words, not
+from a driver module.
 """
 
 from __future__ import annotations
