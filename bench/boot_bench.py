@@ -38,11 +38,14 @@ from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.daemons import start_control_plane
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
 from vigil.db import migration
+from vigil.db import services as services_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.db.compute_models import Instance
 from vigil.db.engine import make_engine
+from vigil.objects.compute import PENDING_TASKS, Inventory, VmState
 from vigil.scheduler.manager import SchedulerManager
 from vigil.scheduler.rpcapi import SchedulerAPI
 
@@ -69,7 +72,7 @@ def fresh_engine(url: str) -> Engine:
 def count_active(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(Instance).where(
-            Instance.deleted == 0, Instance.vm_state == cdb.ACTIVE,
+            Instance.deleted == 0, Instance.vm_state == VmState.ACTIVE,
             Instance.task_state.is_(None))).scalar_one())
 
 
@@ -77,7 +80,7 @@ def count_pending(engine: Engine) -> int:
     """Instances still waiting for a scheduler (no host claimed yet)."""
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(Instance).where(
-            Instance.deleted == 0, Instance.task_state.in_(cdb.PENDING_TASKS))).scalar_one())
+            Instance.deleted == 0, Instance.task_state.in_(PENDING_TASKS))).scalar_one())
 
 
 def bench_decisions(url: str, state: Path, hosts: int, instances: int,
@@ -92,16 +95,16 @@ def bench_decisions(url: str, state: Path, hosts: int, instances: int,
     inv = virt.load(conf, "x", "fake").inventory()
     for i in range(hosts):
         host = f"host-{i:03d}"
-        svc, _ = db.service_get_or_create(engine, host, "vigil-compute", "compute")
-        db.record_reports(engine, [svc.id], 500)
-        cdb.compute_node_update(engine, host, cdb.Inventory(**{
+        svc, _ = services_db.service_get_or_create(engine, host, "vigil-compute", "compute")
+        services_db.record_reports(engine, [svc.id], 500)
+        nodes_db.compute_node_update(engine, host, Inventory(**{
             **inv.to_primitive(), "hypervisor_hostname": host}))
-    flavor = cdb.flavor_get(engine, "m1.tiny")
+    flavor = flavors_db.flavor_get(engine, "m1.tiny")
     manager = SchedulerManager(conf, engine, group)
     out: dict[str, float] = {}
 
     for label in ("batch", "single"):
-        uuids = [cdb.instance_create(engine, name=f"{label}-{i}", flavor=flavor).uuid
+        uuids = [instances_db.instance_create(engine, name=f"{label}-{i}", flavor=flavor).uuid
                  for i in range(instances)]
         t0 = time.perf_counter()
         if label == "batch":

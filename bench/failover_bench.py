@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.functional.hacluster import HaCluster, base_sections
 from tests.functional.procs import heartbeats, wait_for
 
-from vigil.db import compute_api as cdb
-from vigil.db import ha_api
+from vigil.db.compute import instances as instances_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.compute import VmState
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
 VERBOSE = False
@@ -76,9 +77,9 @@ def one_run(driver: str, virt: str, instances: int) -> dict[str, Any]:
             uuids = [api.create(name=f"b{i}", flavor="m1.tiny", host="h1").record.uuid
                      for i in range(instances)]
             engine = c.db()
-            wait_for(lambda: all(i.vm_state == cdb.ACTIVE and i.task_state is None
-                                 for i in cdb.instances(engine, uuids=uuids))
-                     and len(cdb.instances(engine, uuids=uuids)) == instances, 120,
+            wait_for(lambda: all(i.vm_state == VmState.ACTIVE and i.task_state is None
+                                 for i in instances_db.instances(engine, uuids=uuids))
+                     and len(instances_db.instances(engine, uuids=uuids)) == instances, 120,
                      "instances active on h1")
             time.sleep(1.5)  # a settled fleet: a few reports since the boots
             c.kill("h1")
@@ -90,17 +91,17 @@ def one_run(driver: str, virt: str, instances: int) -> dict[str, Any]:
             while len(active) < instances:
                 now = time.monotonic() - t0
                 if rec_id is None:
-                    recs = ha_api.recoveries(engine, host="h1")
+                    recs = recoveries_db.recoveries(engine, host="h1")
                     if recs:
                         rec_id = recs[0].id
                         seen["detected"] = now
                 if rec_id is not None and ("fenced" not in seen or "forced_down" not in seen):
-                    for e in ha_api.events(engine, rec_id):
+                    for e in recoveries_db.events(engine, rec_id):
                         if e.kind in ("fenced", "forced_down"):
                             seen.setdefault(e.kind, now)
-                for i in cdb.instances(engine, uuids=uuids):
+                for i in instances_db.instances(engine, uuids=uuids):
                     if (i.uuid not in active and i.host not in (None, "h1")
-                            and i.vm_state == cdb.ACTIVE and i.task_state is None):
+                            and i.vm_state == VmState.ACTIVE and i.task_state is None):
                         active[i.uuid] = now
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{len(active)}/{instances} active after 120 s")
@@ -108,11 +109,11 @@ def one_run(driver: str, virt: str, instances: int) -> dict[str, Any]:
             seen["all_active"] = max(active.values())
             assert rec_id is not None
             # Zero duplicates: once requested, once fenced, one host each.
-            events = ha_api.events(engine, rec_id)
+            events = recoveries_db.events(engine, rec_id)
             requested = [e.instance_uuid for e in events if e.kind == "evacuation_requested"]
             dups = len(requested) - len(set(requested))
             dups += sum(1 for e in events if e.kind == "fence_started") - 1
-            hosts = {i.uuid: i.host for i in cdb.instances(engine, uuids=uuids)}
+            hosts = {i.uuid: i.host for i in instances_db.instances(engine, uuids=uuids)}
             dups += sum(1 for h in hosts.values() if h in (None, "h1"))
             if virt == "process":
                 since = time.time()

@@ -3,7 +3,7 @@
 Per driver, --runs times (default 50), one agent at a time:
   1. an agent process starts (this file with --agent): it joins its member through the driver
      and then, every report_interval, heartbeats the driver *and* writes its row heartbeat
-     with ``vigil.db.api.record_reports`` into the shared SQLite database (the write the
+     with ``vigil.db.services.record_reports`` into the shared SQLite database (the write the
      conductor makes for an RPC state report; there is no conductor or broker in this bench);
   2. once a reader sees it UP, the bench waits a random fraction of report_interval (so the
      kill lands anywhere in the beat cycle) and sends SIGKILL;
@@ -46,13 +46,14 @@ PATH_BEAT = 0.2
 sys.path.insert(0, str(ROOT / "src"))
 
 import vigil.conf  # noqa: E402
-from vigil.db import api as db  # noqa: E402
 from vigil.db import migration  # noqa: E402
+from vigil.db import services as services_db  # noqa: E402
 from vigil.db.engine import make_engine  # noqa: E402
 from vigil.errors import BackendUnavailable  # noqa: E402
+from vigil.objects.liveness import State  # noqa: E402
+from vigil.objects.services import ServiceRecord  # noqa: E402
 from vigil.servicegroup import drivers  # noqa: E402
 from vigil.servicegroup.api import ServiceGroup  # noqa: E402
-from vigil.servicegroup.liveness import State  # noqa: E402
 
 
 def make_conf(opts: dict[str, Any]) -> Any:
@@ -71,7 +72,7 @@ def agent_main(opts: dict[str, Any]) -> None:
     driver = drivers.load(make_conf(opts))
     engine = make_engine(opts["db"])
     driver.join(opts["host"], opts["topic"])
-    db.record_reports(engine, [opts["service_id"]], 500)
+    services_db.record_reports(engine, [opts["service_id"]], 500)
     print("ready", flush=True)
     interval = float(opts["report_interval"])
     parent = os.getppid()
@@ -83,7 +84,7 @@ def agent_main(opts: dict[str, Any]) -> None:
             driver.heartbeat(opts["host"], opts["topic"])
         except BackendUnavailable as exc:
             print(f"heartbeat failed: {exc}", file=sys.stderr, flush=True)
-        db.record_reports(engine, [opts["service_id"]], 500)
+        services_db.record_reports(engine, [opts["service_id"]], 500)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -110,27 +111,27 @@ class Bench:
 
     def _beat_path(self) -> None:
         while not self._stop.wait(PATH_BEAT):
-            db.beat_report_path(self.engine, "bench-conductor", self.group.path_max_gap)
+            services_db.beat_report_path(self.engine, "bench-conductor", self.group.path_max_gap)
 
-    def spawn(self, n: int) -> tuple[subprocess.Popen[str], db.ServiceRecord]:
+    def spawn(self, n: int) -> tuple[subprocess.Popen[str], ServiceRecord]:
         host = f"detect-{n}-{uuid.uuid4().hex[:4]}"
-        rec, _ = db.service_get_or_create(self.engine, host, "vigil-compute",
-                                          self.opts["topic"])
+        rec, _ = services_db.service_get_or_create(self.engine, host, "vigil-compute",
+                                                   self.opts["topic"])
         opts = {**self.opts, "host": host, "service_id": rec.id}
         proc = subprocess.Popen([sys.executable, __file__, "--agent", json.dumps(opts)],
                                 stdout=subprocess.PIPE, text=True, start_new_session=True)
         return proc, rec
 
-    def read(self, rec: db.ServiceRecord) -> tuple[State, State]:
-        snap = db.snapshot(self.engine, ids=[rec.id])
+    def read(self, rec: ServiceRecord) -> tuple[State, State]:
+        snap = services_db.snapshot(self.engine, ids=[rec.id])
         try:
             verdict = self.reader.get_states(snap.services, self.group.view(snap))[rec.id]
         except BackendUnavailable:
             verdict = State.UNKNOWN
         return verdict, self.group.states(snap)[rec.id]
 
-    def run_once(self, proc: subprocess.Popen[str], rec: db.ServiceRecord) -> tuple[float,
-                                                                                     float]:
+    def run_once(self, proc: subprocess.Popen[str], rec: ServiceRecord) -> tuple[float,
+                                                                                 float]:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError(f"agent for {rec.host} did not start")

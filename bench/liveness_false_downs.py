@@ -43,11 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import vigil.conf  # noqa: E402
-from vigil.db.api import ServiceRecord  # noqa: E402
 from vigil.errors import BackendUnavailable  # noqa: E402
+from vigil.objects.liveness import LivenessView, State  # noqa: E402
+from vigil.objects.services import ServiceRecord  # noqa: E402
 from vigil.servicegroup import drivers  # noqa: E402
-from vigil.servicegroup.drivers.base import Driver, LivenessView  # noqa: E402
-from vigil.servicegroup.liveness import State  # noqa: E402
+from vigil.servicegroup.drivers.base import Driver  # noqa: E402
 
 PORTS = {"mc": 11211, "zk": 2181, "etcd": 2379, "redis": 6379}
 

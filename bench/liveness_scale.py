@@ -38,13 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import vigil.conf  # noqa: E402
-from vigil.db import api as db  # noqa: E402
 from vigil.db import migration  # noqa: E402
+from vigil.db import services as services_db  # noqa: E402
 from vigil.db.engine import make_engine  # noqa: E402
+from vigil.objects.liveness import LivenessView, State  # noqa: E402
+from vigil.objects.services import ServiceRecord  # noqa: E402
 from vigil.servicegroup import drivers  # noqa: E402
-from vigil.servicegroup.drivers.base import Driver, LivenessView  # noqa: E402
+from vigil.servicegroup.drivers.base import Driver  # noqa: E402
 from vigil.servicegroup.drivers.db import DbDriver  # noqa: E402
-from vigil.servicegroup.liveness import State  # noqa: E402
 
 DOWN_TIME = 300.0  # long enough that nothing expires while 100,000 members are put in place
 
@@ -63,20 +64,20 @@ def make_conf(name: str) -> Any:
     return conf
 
 
-def records(n: int, topic: str) -> list[db.ServiceRecord]:
+def records(n: int, topic: str) -> list[ServiceRecord]:
     now = dt.datetime(2024, 1, 1)
-    return [db.ServiceRecord(id=i, uuid=str(i), host=f"host-{i:06d}", binary="vigil-compute",
-                             topic=topic, report_count=0, disabled=False, disabled_reason=None,
-                             forced_down=False, version=1, last_seen_up=now, left_at=None,
-                             created_at=now, updated_at=None) for i in range(n)]
+    return [ServiceRecord(id=i, uuid=str(i), host=f"host-{i:06d}", binary="vigil-compute",
+                          topic=topic, report_count=0, disabled=False, disabled_reason=None,
+                          forced_down=False, version=1, last_seen_up=now, left_at=None,
+                          created_at=now, updated_at=None) for i in range(n)]
 
 
 VIEW = LivenessView(now=dt.datetime(2024, 1, 1), down_after=dt.timedelta(seconds=DOWN_TIME),
                     reports_healthy_since=None)
 
 
-def timed_reads(driver: Driver, recs: list[db.ServiceRecord], reads: int) -> tuple[float, int,
-                                                                                    bool]:
+def timed_reads(driver: Driver, recs: list[ServiceRecord], reads: int) -> tuple[float, int,
+                                                                                bool]:
     times: list[float] = []
     trips = 0
     all_up = True
@@ -91,7 +92,7 @@ def timed_reads(driver: Driver, recs: list[db.ServiceRecord], reads: int) -> tup
     return statistics.median(times), trips, all_up
 
 
-def beat_round(driver: Driver, recs: list[db.ServiceRecord], sample: int) -> tuple[float, bool]:
+def beat_round(driver: Driver, recs: list[ServiceRecord], sample: int) -> tuple[float, bool]:
     """Seconds for one heartbeat of every member, measured on ``sample`` of them if fewer."""
     chosen = recs if sample >= len(recs) else recs[:: max(1, len(recs) // sample)][:sample]
     t0 = time.perf_counter()
@@ -203,17 +204,17 @@ def bench_db(n: int, args: argparse.Namespace) -> dict[str, Any]:
              "topic": "compute", "report_count": 0, "disabled": False, "forced_down": False,
              "version": 1, "created_at": now, "deleted": 0} for i in range(n)])
     populate = time.perf_counter() - t0
-    ids = [r.id for r in db.snapshot(engine).services]
+    ids = [r.id for r in services_db.snapshot(engine).services]
     t0 = time.perf_counter()
-    db.record_reports(engine, ids, 500)
+    services_db.record_reports(engine, ids, 500)
     hb = time.perf_counter() - t0
-    db.beat_report_path(engine, "c1", dt.timedelta(seconds=10))
+    services_db.beat_report_path(engine, "c1", dt.timedelta(seconds=10))
     driver = DbDriver()
     times: list[float] = []
     all_up = True
     for _ in range(args.reads):
         t0 = time.perf_counter()
-        snap = db.snapshot(engine, topic="compute")
+        snap = services_db.snapshot(engine, topic="compute")
         view = LivenessView(now=snap.now, down_after=dt.timedelta(seconds=60),
                             reports_healthy_since=None)
         states = driver.get_states(snap.services, view)

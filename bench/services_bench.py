@@ -78,14 +78,14 @@ def main() -> None:
 
     # (a) list, in-process. Wall time and this process's CPU time (the machine is shared; CPU
     # time is what the list itself costs), split into read, liveness and rendering.
-    from vigil.db import api as dbapi
+    from vigil.db import services as services_db
 
     times, cpus, stmts = [], [], []
     split: dict[str, list[float]] = {"snapshot": [], "states": [], "render": []}
     for _ in range(args.repeat):
         before = counter.n
         t0, c0 = time.perf_counter(), time.process_time()
-        snap = dbapi.snapshot(engine)
+        snap = services_db.snapshot(engine)
         c1 = time.process_time()
         states = registry.group.states(snap)
         c2 = time.process_time()

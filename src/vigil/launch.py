@@ -1,4 +1,10 @@
-"""Assembly of the daemons from configuration (shared by the CLI and ``vigil up``)."""
+"""Assembly of the daemons from configuration (shared by the CLI and ``vigil up``).
+
+The composition root's factories: domain modules take what these build (an engine, a
+ServiceGroup, the registry, the servers service), and none of them imports this module to
+build it themselves (``servers_from`` lived in :mod:`vigil.compute.servers` and made the
+only import cycle of the package).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,13 @@ from contextlib import contextmanager
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
+from vigil import logs, rpc
+from vigil.compute.rpcapi import ComputeAgentAPI
+from vigil.compute.servers import ServersAPI, compute_delete_guard, compute_zones
 from vigil.db import migration
 from vigil.db.engine import SessionLimits, make_engine
 from vigil.registry import Registry
+from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
 
@@ -49,12 +59,26 @@ def registry_from(conf: cfg.ConfigOpts) -> Registry:
 
 def registry_over(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> Registry:
     """A Registry with the compute feature's hooks: its delete guard and its zones."""
-    from vigil.compute.servers import compute_delete_guard, compute_zones
-
     registry = Registry(engine, group, default_zone=conf.default_availability_zone)
     registry.add_delete_guard(compute_delete_guard(engine))  # "still hosts instances": 409
     registry.set_zone_source(compute_zones(engine))
     return registry
+
+
+def servers_from(conf: cfg.ConfigOpts, engine: Engine | None = None,
+                 group: ServiceGroup | None = None) -> ServersAPI:
+    """ServersAPI over the configured database and messaging.
+
+    On ``fake://`` (in-process only) nothing is sent: the scheduler's scan picks requests up,
+    and the agents' reconciliation destroys deleted instances.
+    """
+    engine = engine or engine_from(conf)
+    group = group or group_from(conf, engine)
+    if str(conf.transport_url).startswith("fake:"):
+        return ServersAPI(engine, group)
+    transport = rpc.get_transport(conf)
+    return ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
+                      computes=ComputeAgentAPI(transport), close=transport.cleanup)
 
 
 # Signals a daemon takes, queued by the handler and acted on by a thread (stop_on_signals).
@@ -80,8 +104,6 @@ def defer_hangup() -> None:
 
 
 def _act_on_signals(conf: cfg.ConfigOpts, stop: threading.Event) -> None:
-    from vigil import logs
-
     while (signum := _SIGNALS.get()) is not None:
         name = signal.Signals(signum).name
         try:

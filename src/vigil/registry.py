@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import api as db
-from vigil.db import hosts_api
-from vigil.db.api import ServiceRecord
-from vigil.db.hosts_api import HostRecord
+from vigil.db import services as services_db
+from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
+from vigil.objects.ha import HostRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord, Snapshot
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 MAX_REASON = 255
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
@@ -119,14 +119,14 @@ class Registry:
             return "internal"
         return (zones or {}).get(record.host, self.default_zone)
 
-    def _views(self, snap: db.Snapshot) -> list[ServiceView]:
+    def _views(self, snap: Snapshot) -> list[ServiceView]:
         states = self.group.states(snap)
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}
         if any(s.topic == "compute" for s in snap.services):
             if self._zone_source is not None:
                 zones = self._zone_source()  # one statement for the whole list
-            ha = hosts_api.hosts(self.engine)  # one more: the hosts with HA facts
+            ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
         out: list[ServiceView] = []
         for s in snap.services:
             facts = ha.get(s.host) if s.topic == "compute" else None
@@ -137,14 +137,14 @@ class Registry:
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:
         """Services matching exact filters, with states: O(1) queries for any number."""
-        return self._views(db.snapshot(self.engine, host=host, binary=binary))
+        return self._views(services_db.snapshot(self.engine, host=host, binary=binary))
 
     def get(self, ident: int | str) -> ServiceView:
-        record = db.service_get(self.engine, ident)
-        return self._views(db.snapshot(self.engine, ids=[record.id]))[0]
+        record = services_db.service_get(self.engine, ident)
+        return self._views(services_db.snapshot(self.engine, ids=[record.id]))[0]
 
     def find(self, host: str, binary: str) -> ServiceRecord:
-        return db.service_get_by_host_binary(self.engine, host, binary)
+        return services_db.service_get_by_host_binary(self.engine, host, binary)
 
     def update(
         self,
@@ -157,7 +157,7 @@ class Registry:
         """Enable/disable (with a reason) and force down/up. Validates before writing."""
         values = self.validate_update(enabled=enabled, disabled_reason=disabled_reason,
                                       forced_down=forced_down)
-        db.service_update(self.engine, record.id, values)
+        services_db.service_update(self.engine, record.id, values)
         return self.get(record.id)
 
     @staticmethod
@@ -182,10 +182,10 @@ class Registry:
 
     def delete(self, ident: int | str) -> ServiceRecord:
         """Soft-delete a service and remove it from the liveness backend at once."""
-        record = db.service_get(self.engine, ident)
+        record = services_db.service_get(self.engine, ident)
         for guard in self._delete_guards:
             guard(record)
-        db.service_soft_delete(self.engine, record.id)
+        services_db.service_soft_delete(self.engine, record.id)
         # If the backend is away, its record expires by itself after service_down_time.
         with contextlib.suppress(Unavailable):
             self.group.leave(record.host, record.topic)

@@ -13,8 +13,8 @@ from typing import Any
 import oslo_messaging as messaging
 from oslo_config import cfg
 
-from vigil.db.api import ServiceRecord
 from vigil.errors import ConfigError, MessagingUnavailable
+from vigil.objects.services import ReportVerdict, ServiceRecord
 
 CONDUCTOR_TOPIC = "vigil-conductor"
 
@@ -58,9 +58,8 @@ class ConductorAPI(ConductorClientBase):
         data = self._call("service_get_or_create", host=host, binary=binary, topic=topic)
         return ServiceRecord.from_primitive(data)
 
-    def report_state(self, service_id: int) -> str:
-        result: str = self._call("report_state", service_id=service_id)
-        return result
+    def report_state(self, service_id: int) -> ReportVerdict:
+        return ReportVerdict(self._call("report_state", service_id=service_id))
 
     def service_leave(self, service_id: int) -> None:
         self._call("service_leave", service_id=service_id)

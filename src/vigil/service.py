@@ -17,20 +17,34 @@ import threading
 from typing import Protocol
 
 from vigil.clock import Clock, RealClock
-from vigil.db.api import ServiceRecord
 from vigil.errors import Unavailable
-from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import REPORT_JITTER as JITTER
+from vigil.objects.liveness import REPORT_JITTER as JITTER
+from vigil.objects.services import ReportVerdict, ServiceRecord
 
 LOG = logging.getLogger(__name__)
 
 
 class ConductorClient(Protocol):
+    """What the runner asks of the conductor (:class:`vigil.rpc.ConductorAPI` over RPC)."""
+
     def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord: ...
 
-    def report_state(self, service_id: int) -> str: ...
+    def report_state(self, service_id: int) -> ReportVerdict: ...
 
     def service_leave(self, service_id: int) -> None: ...
+
+
+class GroupMembership(Protocol):
+    """What the runner asks of the liveness backend: the agent side of the ServiceGroup facade
+    (:class:`vigil.servicegroup.api.ServiceGroup` in production). Only these three calls: an
+    agent keeps itself alive, it never reads anyone's liveness (that side needs the database,
+    which agents never open)."""
+
+    def join(self, member: str, group: str) -> None: ...
+
+    def heartbeat(self, member: str, group: str) -> None: ...
+
+    def leave(self, member: str, group: str) -> None: ...
 
 
 class Service:
@@ -43,7 +57,7 @@ class Service:
         binary: str,
         topic: str,
         conductor: ConductorClient,
-        group: ServiceGroup,
+        group: GroupMembership,
         report_interval: float,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -110,7 +124,7 @@ class Service:
         except Unavailable as exc:
             self._note_failure("report state", exc)
             return False
-        if verdict == "deleted":
+        if verdict is ReportVerdict.DELETED:
             if not self._deleted_logged:
                 LOG.error(
                     "%s: service row %d was deleted while this service is running; its "

@@ -168,8 +168,8 @@ def baremetal_driver(conf: cfg.ConfigOpts, host: str,
     """A simulated host's bare-metal driver, over the in-process transport every component
     of ``vigil up`` shares (a driver building its own fake:// transport would talk to no
     one)."""
+    from vigil.baremetal.rpcapi import BaremetalConductorAPI
     from vigil.compute.virt.baremetal import BaremetalDriver
-    from vigil.conductor.baremetal import BaremetalConductorAPI
 
     return BaremetalDriver(host, BaremetalConductorAPI(transport, conf.rpc_response_timeout),
                            debounce=conf.baremetal.membership_debounce,

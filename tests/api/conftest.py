@@ -23,8 +23,8 @@ from sqlalchemy.engine import Engine
 from vigil import conf as vconf
 from vigil import launch
 from vigil.api.app import create_app_from_conf
-from vigil.db import api as db
-from vigil.db.api import ServiceRecord
+from vigil.db import services as services_db
+from vigil.objects.services import ServiceRecord
 from vigil.registry import Registry
 
 TOKENS = {
@@ -93,10 +93,11 @@ def api_factory(tmp_path: Path) -> Iterator[Any]:
         api_opts = {"token_file": str(token_file), **(api_section or {})}
         conf, path = make_conf(tmp_path, {"api": api_opts, **sections})
         engine = launch.engine_from(conf, sync=True)
-        computes = [db.service_get_or_create(engine, f"host{i}", "vigil-compute", "compute")[0]
+        computes = [services_db.service_get_or_create(engine, f"host{i}", "vigil-compute",
+                                                      "compute")[0]
                     for i in (1, 2, 3)]
-        conductor = db.service_get_or_create(engine, "host1", "vigil-conductor",
-                                             "conductor")[0]
+        conductor = services_db.service_get_or_create(engine, "host1", "vigil-conductor",
+                                                      "conductor")[0]
         registry = launch.registry_over(conf, engine, launch.group_from(conf, engine))
         client = TestClient(create_app_from_conf(conf, registry))
         api = Api(client, conf, path, engine, registry, computes, conductor)

@@ -25,8 +25,10 @@ from tests.api.test_real_clients import Server, vigil
 from tests.unit.compute.helpers import add_host
 from vigil.compute.servers import ServerView
 from vigil.conf import load
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
+from vigil.db import services as services_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.db.engine import make_engine
 
 pytestmark = pytest.mark.slow
@@ -170,7 +172,7 @@ def test_hypervisor_commands(run: Any, engine: Engine, server: Server) -> None:
     add_host(engine, "compute1", state="up", vcpus=8, memory_mb=16384, local_gb=200)
     add_host(engine, "compute2", state="unknown", vcpus=4)
     add_host(engine, "compute3", state="down")
-    db.record_reports(engine, [server.computes[0].id], 100)  # fresh: up for this test
+    services_db.record_reports(engine, [server.computes[0].id], 100)  # fresh: up for this test
 
     for fmt in ("table", "json"):
         for extra in ((), ("--long",), ("--matching", "compute"), ("--matching", "2")):
@@ -182,7 +184,7 @@ def test_hypervisor_commands(run: Any, engine: Engine, server: Server) -> None:
         ("compute1", "up"), ("compute2", "unknown"), ("compute3", "down")]
     assert "unknown" in run.api("hypervisor", "list")[1]
 
-    nodes = {n.hypervisor_hostname: n for n in cdb.compute_nodes(engine)}
+    nodes = {n.hypervisor_hostname: n for n in nodes_db.compute_nodes(engine)}
     for ident in ("compute2", nodes["compute2"].uuid, str(nodes["compute2"].id),
                   nodes["compute2"].uuid.replace("-", "").upper()):
         for fmt in ("table", "json"):
@@ -234,7 +236,7 @@ def test_server_commands(run: Any, engine: Engine) -> None:
     # delete prints the deleted server (as the database holds it now), by name or by id
     deleted = run.api("server", "delete", "vm-api", "--format", "json")
     assert deleted[0] == 0
-    dead = ServerView(cdb.instance_get(engine, api_vm["id"], read_deleted=True))
+    dead = ServerView(instances_db.instance_get(engine, api_vm["id"], read_deleted=True))
     assert json.loads(deleted[1]) == dead.to_dict()
     assert dead.status == "DELETED"
     vm_db = json.loads(direct[1])["id"]
@@ -318,7 +320,8 @@ def test_missing_or_wrong_token_changes_nothing(run: Any, engine: Engine,
 def test_routes_the_clients_rely_on(server: Server, engine: Engine) -> None:
     """Nova's admin ``uuid``/``deleted`` filters, and ``vigil:state`` next to Nova's state."""
     headers = {"X-Auth-Token": server.token, "OpenStack-API-Version": "compute 2.53"}
-    live = cdb.instance_create(engine, name="filtered", flavor=cdb.flavor_get(engine, "m1.tiny"))
+    live = instances_db.instance_create(engine, name="filtered",
+                                        flavor=flavors_db.flavor_get(engine, "m1.tiny"))
     detail = f"{server.compute}/servers/detail"
     got = httpx.get(detail, params={"uuid": live.uuid}, headers=headers)
     assert [s["id"] for s in got.json()["servers"]] == [live.uuid]
@@ -326,7 +329,7 @@ def test_routes_the_clients_rely_on(server: Server, engine: Engine) -> None:
     assert got.json() == {"servers": []}  # deleted=true: deleted servers only
     got = httpx.get(detail, params={"deleted": "true"}, headers=headers)
     assert got.status_code == 400 and "give uuid=" in got.json()["badRequest"]["message"]
-    cdb.instance_destroy(engine, live.uuid)
+    instances_db.instance_destroy(engine, live.uuid)
     got = httpx.get(f"{server.compute}/servers", params={"uuid": live.uuid, "deleted": "1"},
                     headers=headers)
     assert [s["id"] for s in got.json()["servers"]] == [live.uuid]

@@ -13,8 +13,10 @@ import pytest
 from tests.api.conftest import ADMIN, MEMBER, Api, at
 from tests.unit.compute.helpers import set_state
 from vigil.api.routes.services import UNKNOWN_HEADER
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
+from vigil.db import services as services_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
+from vigil.objects.compute import Inventory, TaskState, VmState
 from vigil.scheduler.manager import SchedulerManager
 
 
@@ -22,8 +24,8 @@ def ready(api: Api, *hosts: str) -> None:
     """Give hosts a node and a fresh heartbeat (the other fixture computes stay silent)."""
     for svc in api.computes:
         if svc.host in hosts:
-            db.record_reports(api.engine, [svc.id], 100)
-            cdb.compute_node_update(api.engine, svc.host, cdb.Inventory(
+            services_db.record_reports(api.engine, [svc.id], 100)
+            nodes_db.compute_node_update(api.engine, svc.host, Inventory(
                 hypervisor_hostname=svc.host, hypervisor_type="fake", hypervisor_version=1,
                 vcpus=8, memory_mb=16384, local_gb=200, cpu_allocation_ratio=16.0,
                 ram_allocation_ratio=1.5, disk_allocation_ratio=1.0))
@@ -80,14 +82,14 @@ def test_create_rejects_bad_input_with_nova_messages(api: Api, server: dict[str,
                                                      version: str, message: str) -> None:
     r = boot(api, at(version), **server)
     assert r.status_code == 400 and message in r.json()["badRequest"]["message"], r.text
-    assert cdb.instances(api.engine) == []
+    assert instances_db.instances(api.engine) == []
 
 
 def test_requested_host_at_274(api: Api) -> None:
     ready(api, "host1", "host2")
     uuid = boot(api, at("2.74"), host="host2").json()["server"]["id"]
     schedule(api)
-    assert cdb.instance_get(api.engine, uuid).host == "host2"
+    assert instances_db.instance_get(api.engine, uuid).host == "host2"
 
 
 def test_server_rules_default_to_admin(api: Api) -> None:
@@ -100,8 +102,8 @@ def test_evacuate_action_only_from_a_down_host(api: Api) -> None:
     ready(api, "host1", "host2")
     uuid = boot(api, at("2.74"), host="host1").json()["server"]["id"]
     schedule(api)
-    cdb.instance_update(api.engine, uuid, {"vm_state": cdb.ACTIVE, "task_state": None},
-                        host="host1", task_states=[cdb.SPAWNING])
+    instances_db.instance_update(api.engine, uuid, {"vm_state": VmState.ACTIVE, "task_state": None},
+                                 host="host1", task_states=[TaskState.SPAWNING])
     url = f"/v2.1/servers/{uuid}/action"
     r = api.client.post(url, json={"evacuate": {}}, headers=ADMIN)
     assert r.status_code == 409 and "still in use" in r.json()["conflictingRequest"]["message"]
@@ -122,7 +124,7 @@ def test_evacuate_action_only_from_a_down_host(api: Api) -> None:
     assert api.client.get(f"/v2.1/servers/{uuid}",
                           headers=ADMIN).json()["server"]["status"] == "REBUILD"
     schedule(api)
-    assert cdb.instance_get(api.engine, uuid).host == "host2"
+    assert instances_db.instance_get(api.engine, uuid).host == "host2"
 
 
 def test_hypervisors_list_detail_show(api: Api) -> None:
@@ -161,7 +163,7 @@ def test_hypervisor_statistics_count_enabled_services_only(api: Api) -> None:
     assert stats["running_vms"] == 1 and stats["vcpus_used"] == 1
     assert stats["free_ram_mb"] == stats["memory_mb"] - stats["memory_mb_used"]
     host2 = next(s for s in api.computes if s.host == "host2")
-    db.service_update(api.engine, host2.id, {"disabled": True})
+    services_db.service_update(api.engine, host2.id, {"disabled": True})
     after = api.client.get("/v2.1/os-hypervisors/statistics", headers=ADMIN).json()[
         "hypervisor_statistics"]
     assert (after["count"], after["vcpus"]) == (1, 8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import ADMIN, MEMBER, Api
-from vigil.db import compute_api as cdb
+from vigil.db.compute import flavors as flavors_db
 
 
 def test_list_detail_show(api: Api) -> None:
@@ -54,9 +54,9 @@ def test_create_and_delete(api: Api) -> None:
 ])
 def test_bad_input_is_400_and_creates_nothing(api: Api, change: dict[str, object],
                                                message: str) -> None:
-    before = len(cdb.flavors(api.engine))
+    before = len(flavors_db.flavors(api.engine))
     body = {"flavor": {"name": "f", "ram": 512, "vcpus": 1, "disk": 1, **change}}
     r = api.client.post("/v2.1/flavors", json=body, headers=ADMIN)
     assert r.status_code == 400, r.text
     assert message in r.json()["badRequest"]["message"]
-    assert len(cdb.flavors(api.engine)) == before
+    assert len(flavors_db.flavors(api.engine)) == before

@@ -11,23 +11,26 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import ADMIN, MEMBER, READER, Api
-from vigil.db import api as db
-from vigil.db import ha_api, hosts_api
+from vigil.db import db_now
+from vigil.db import services as services_db
+from vigil.db.ha import hosts as hosts_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import RecoveryRecord
 
 URL = "/v2.1/vigil/hosts"
 
 
 def quarantine(api: Api, host: str, recovery_id: int) -> None:
-    hosts_api.ensure(api.engine, host)
+    hosts_db.ensure(api.engine, host)
     with api.engine.begin() as conn:
-        hosts_api.quarantine(conn, host, recovery_id=recovery_id, reason="fence decided",
-                             now=db.db_now(api.engine))
+        hosts_db.quarantine(conn, host, recovery_id=recovery_id, reason="fence decided",
+                            now=db_now(api.engine))
 
 
-def open_recovery(api: Api, host: str) -> ha_api.RecoveryRecord:
-    svc = db.service_get_by_host_binary(api.engine, host, "vigil-compute")
-    return ha_api.recovery_request(api.engine, host=host, service_id=svc.id,
-                                   was_disabled=False, was_forced_down=False, detail="test")
+def open_recovery(api: Api, host: str) -> RecoveryRecord:
+    svc = services_db.service_get_by_host_binary(api.engine, host, "vigil-compute")
+    return recoveries_db.recovery_request(api.engine, host=host, service_id=svc.id,
+                                          was_disabled=False, was_forced_down=False, detail="test")
 
 
 def test_list_and_show(api: Api) -> None:
@@ -66,7 +69,7 @@ def test_maintenance_on_and_off_records_who(api: Api) -> None:
 def test_bad_maintenance_bodies_are_400_and_change_nothing(api: Api, body: Any) -> None:
     r = api.client.put(f"{URL}/host1", headers=ADMIN, json=body)
     assert r.status_code == 400 and "badRequest" in r.json(), r.text
-    assert not hosts_api.hosts(api.engine)
+    assert not hosts_db.hosts(api.engine)
 
 
 def test_release_ends_the_quarantine_and_is_noted_in_the_recovery(api: Api) -> None:
@@ -79,7 +82,7 @@ def test_release_ends_the_quarantine_and_is_noted_in_the_recovery(api: Api) -> N
     h = r.json()["host"]
     assert not h["quarantined"] and h["released_by"] == "admin (project p1)"
     assert h["release_reason"] == "disk replaced" and h["open_recovery_id"] == rec.id
-    notes = [e for e in ha_api.events(api.engine, rec.id) if e.kind == "released"]
+    notes = [e for e in recoveries_db.events(api.engine, rec.id) if e.kind == "released"]
     assert len(notes) == 1 and "disk replaced" in (notes[0].detail or "")
     r = api.client.post(f"{URL}/host2/action", headers=ADMIN,
                         json={"release": {"reason": "again"}})
@@ -94,7 +97,7 @@ def test_bad_release_bodies_are_400_and_release_nothing(api: Api, body: Any) -> 
     quarantine(api, "host1", 1)
     r = api.client.post(f"{URL}/host1/action", headers=ADMIN, json=body)
     assert r.status_code == 400, r.text
-    assert hosts_api.host_get(api.engine, "host1").quarantined
+    assert hosts_db.host_get(api.engine, "host1").quarantined
 
 
 @pytest.mark.parametrize("headers", [MEMBER, READER])
@@ -105,8 +108,8 @@ def test_only_admins_act(api: Api, headers: dict[str, str]) -> None:
                           json={"host": {"maintenance": True}}).status_code == 403
     assert api.client.post(f"{URL}/host1/action", headers=headers,
                            json={"release": {"reason": "x"}}).status_code == 403
-    assert hosts_api.host_get(api.engine, "host1").quarantined
-    assert not hosts_api.host_get(api.engine, "host1").maintenance
+    assert hosts_db.host_get(api.engine, "host1").quarantined
+    assert not hosts_db.host_get(api.engine, "host1").maintenance
 
 
 def vigil(api: Api, *args: str) -> subprocess.CompletedProcess[str]:
@@ -135,6 +138,6 @@ def test_cli_maintenance_release_and_one_line_errors(api: Api) -> None:
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     done = vigil(api, "host", "release", "host3", "--reason", "checked by hand")
     assert done.returncode == 0, done.stderr
-    assert not hosts_api.host_get(api.engine, "host3").quarantined
+    assert not hosts_db.host_get(api.engine, "host3").quarantined
     again = vigil(api, "host", "release", "host3", "--reason", "twice")
     assert again.returncode == 1 and "not quarantined" in again.stderr

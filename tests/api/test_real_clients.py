@@ -25,8 +25,8 @@ import sqlalchemy as sa
 
 from tests.api.conftest import make_conf, write_tokens
 from vigil import launch
-from vigil.db import api as db
-from vigil.db.api import ServiceRecord
+from vigil.db import services as services_db
+from vigil.objects.services import ServiceRecord
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +57,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tokens = write_tokens(tmp / "tokens.json")
     conf, path = make_conf(tmp, {"api": {"port": port, "token_file": str(tokens)}})
     engine = launch.engine_from(conf, sync=True)
-    computes = [db.service_get_or_create(engine, f"compute{i}", "vigil-compute", "compute")[0]
+    computes = [services_db.service_get_or_create(engine, f"compute{i}", "vigil-compute",
+                                                  "compute")[0]
                 for i in (1, 2, 3)]
-    conductor = db.service_get_or_create(engine, "compute1", "vigil-conductor", "conductor")[0]
+    conductor = services_db.service_get_or_create(engine, "compute1", "vigil-conductor",
+                                                  "conductor")[0]
     engine.dispose()
     log = (tmp / "api.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file", str(path),
@@ -235,17 +237,18 @@ def test_delete_guard_is_wired_in_vigil_api(server: Server) -> None:
     """``vigil api`` refuses to delete a compute service that still hosts an instance (409,
     Nova's body), through the real SDK; the service stays."""
     from vigil.conf import load
-    from vigil.db import compute_api as cdb
+    from vigil.db.compute import flavors as flavors_db
+    from vigil.db.compute import instances as instances_db
     from vigil.db.engine import make_engine
 
     conf = load(["--config-file", str(server.conf_path)], default_files=[])
     engine = make_engine(conf.database.connection)
-    flavor = cdb.flavor_create(engine, name="guard-test", vcpus=1, memory_mb=64, root_gb=1)
-    inst = cdb.instance_create(engine, name="pinned", flavor=flavor)
+    flavor = flavors_db.flavor_create(engine, name="guard-test", vcpus=1, memory_mb=64, root_gb=1)
+    inst = instances_db.instance_create(engine, name="pinned", flavor=flavor)
     with engine.begin() as c:  # placed by hand: the scheduler is not what is under test
         c.execute(sa.text("UPDATE instances SET host = 'compute1' WHERE uuid = :u"),
                   {"u": inst.uuid})
-    assert cdb.instance_count_on_host(engine, "compute1") == 1
+    assert instances_db.instance_count_on_host(engine, "compute1") == 1
     engine.dispose()
     conn = sdk(server)
     (c1,) = [s for s in conn.compute.services() if (s.host, s.binary) ==

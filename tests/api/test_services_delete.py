@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import Api, at
-from vigil.db.api import ServiceRecord
 from vigil.errors import Conflict, ServiceNotFound
+from vigil.objects.services import ServiceRecord
 
 
 def test_delete_by_id_before_253(api: Api) -> None:

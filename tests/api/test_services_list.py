@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.api.conftest import ADMIN, Api, at
-from vigil.db import api as db
+from vigil.db import services as services_db
 
 BASE_KEYS = {"id", "binary", "host", "zone", "status", "state", "updated_at", "disabled_reason"}
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
@@ -97,7 +97,7 @@ def test_unknown_state_is_down_never_up_and_counted(api: Api) -> None:
 
 
 def test_clean_leave_is_down(api: Api) -> None:
-    db.record_leave(api.engine, api.computes[0].id)
+    services_db.record_leave(api.engine, api.computes[0].id)
     r = api.client.get("/v2.1/os-services", params={"host": "host1", "binary": "vigil-compute"},
                        headers=ADMIN)
     assert r.json()["services"][0]["state"] == "down"
@@ -122,9 +122,10 @@ def test_vigil_resource_keys_and_show(api: Api) -> None:
 def test_compute_zone_is_what_its_agent_reports(api: Api) -> None:
     """Each agent reads its own [compute] availability_zone; the API process shows it from the
     host's compute nodes (a host without one shows default_availability_zone)."""
-    from vigil.db import compute_api as cdb
+    from vigil.db.compute import nodes as nodes_db
+    from vigil.objects.compute import Inventory
 
-    cdb.compute_node_update(api.engine, "host2", cdb.Inventory(
+    nodes_db.compute_node_update(api.engine, "host2", Inventory(
         hypervisor_hostname="host2", hypervisor_type="fake", hypervisor_version=1, vcpus=1,
         memory_mb=512, local_gb=1, cpu_allocation_ratio=1.0, ram_allocation_ratio=1.0,
         disk_allocation_ratio=1.0, availability_zone="az-east"))

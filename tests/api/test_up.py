@@ -80,9 +80,11 @@ def test_up_shows_a_failover_an_operator_can_watch(
     re-enabled. Driven through the CLI, as an operator in another terminal would."""
     from vigil import launch
     from vigil.cli.main import main
-    from vigil.db import api as db
-    from vigil.db import compute_api as cdb
-    from vigil.db import ha_api
+    from vigil.db import services as services_db
+    from vigil.db.compute import instances as instances_db
+    from vigil.db.ha import recoveries as recoveries_db
+    from vigil.objects.compute import VmState
+    from vigil.objects.ha import Phase
 
     conf, path = make_conf(tmp_path, {
         "DEFAULT": {"report_interval": "0.5", "service_down_time": "2.5"},
@@ -115,7 +117,7 @@ def test_up_shows_a_failover_an_operator_can_watch(
         group = launch.group_from(conf, engine)
 
         def states() -> dict[str, str]:
-            snap = db.snapshot(engine, topic="compute")
+            snap = services_db.snapshot(engine, topic="compute")
             by_id = group.states(snap)
             return {s.host: by_id[s.id].value for s in snap.services}
 
@@ -124,7 +126,7 @@ def test_up_shows_a_failover_an_operator_can_watch(
             code, _, err = vigil("server", "create", "--flavor", "m1.tiny", "--name", name,
                                  "--host", "compute-1", "--wait")
             assert code == 0, err
-        uuids = [i.uuid for i in cdb.instances(engine, host="compute-1")]
+        uuids = [i.uuid for i in instances_db.instances(engine, host="compute-1")]
         assert len(uuids) == 2
 
         code, _, err = vigil("host", "crash", "nowhere")
@@ -133,15 +135,15 @@ def test_up_shows_a_failover_an_operator_can_watch(
         assert code == 0 and "crashed" in out
 
         def evacuated() -> bool:
-            insts = cdb.instances(engine, uuids=uuids)
-            return all(i.host == "compute-2" and i.vm_state == cdb.ACTIVE for i in insts)
+            insts = instances_db.instances(engine, uuids=uuids)
+            return all(i.host == "compute-2" and i.vm_state == VmState.ACTIVE for i in insts)
 
         poll(evacuated, 60, "the instances ACTIVE on compute-2")
-        rec = next(r for r in ha_api.recoveries(engine) if r.host == "compute-1")
+        rec = next(r for r in recoveries_db.recoveries(engine) if r.host == "compute-1")
         # The monitor records each instance's arrival on its next pass.
-        poll(lambda: ha_api.recovery_get(engine, rec.id).phase == ha_api.EVACUATED, 30,
+        poll(lambda: recoveries_db.recovery_get(engine, rec.id).phase == Phase.EVACUATED, 30,
              "the recovery to record the evacuations")
-        kinds = [e.kind for e in ha_api.events(engine, rec.id)]
+        kinds = [e.kind for e in recoveries_db.events(engine, rec.id)]
         for kind in ("detected", "disabled", "fenced", "forced_down"):
             assert kinds.count(kind) == 1, kinds
         code, out, _ = vigil("recovery", "show", str(rec.id))
@@ -149,9 +151,9 @@ def test_up_shows_a_failover_an_operator_can_watch(
 
         code, out, _ = vigil("host", "revive", "compute-1")
         assert code == 0 and "powered on" in out
-        poll(lambda: ha_api.recovery_get(engine, rec.id).phase == ha_api.COMPLETED, 60,
+        poll(lambda: recoveries_db.recovery_get(engine, rec.id).phase == Phase.COMPLETED, 60,
              "the recovery to complete")
-        svc = db.service_get_by_host_binary(engine, "compute-1", "vigil-compute")
+        svc = services_db.service_get_by_host_binary(engine, "compute-1", "vigil-compute")
         assert not svc.disabled and not svc.forced_down
         poll(lambda: states()["compute-1"] == "up", 30, "compute-1 up again")
         assert evacuated()  # nothing moved back, nothing ran twice

@@ -35,15 +35,16 @@ from sqlalchemy.engine import Engine
 
 import vigil.conf
 from tests.tools.tcpproxy import TcpProxy
-from vigil.db import api as db
 from vigil.db import migration
+from vigil.db import services as services_db
 from vigil.db.engine import make_engine
 from vigil.errors import BackendUnavailable, ConfigError, DatabaseUnavailable
+from vigil.objects.liveness import State, path_max_gap
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.base import Driver
 from vigil.servicegroup.drivers.mc import InProcessCache, MemcachedDriver
-from vigil.servicegroup.liveness import State, path_max_gap
 
 from .conftest import Etcd, Server, ZooKeeper
 
@@ -74,7 +75,7 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float =
 class Agent:
     """The members of one service process: one driver, a heartbeat thread, row reports."""
 
-    def __init__(self, world: World, records: Sequence[db.ServiceRecord],
+    def __init__(self, world: World, records: Sequence[ServiceRecord],
                  proxy: TcpProxy | None = None, report_delay: float = 0.0) -> None:
         self.world = world
         self.records = list(records)
@@ -127,11 +128,11 @@ class Agent:
         if self.proxy is not None:
             self.proxy.blackhole = True
 
-    def leave(self, rec: db.ServiceRecord) -> None:
+    def leave(self, rec: ServiceRecord) -> None:
         with self._lock:
             self.records.remove(rec)
             self.driver.leave(rec.host, rec.topic)
-            db.record_leave(self.world.engine, rec.id)
+            services_db.record_leave(self.world.engine, rec.id)
 
     def stop(self) -> None:
         self._stop.set()
@@ -175,7 +176,7 @@ class World:
         while not self._stop.is_set():
             if self.path_ok.is_set():
                 try:
-                    db.beat_report_path(self.engine, "c1", self.path_max_gap)
+                    services_db.beat_report_path(self.engine, "c1", self.path_max_gap)
                     self._path_beaten = True
                 except DatabaseUnavailable:
                     pass
@@ -228,16 +229,16 @@ class World:
                             engine=engine or self.engine)
 
     def register(self, n: int, topic: str | None = None, prefix: str = "host") -> list[
-            db.ServiceRecord]:
+            ServiceRecord]:
         topic = topic or self.topic
-        return [db.service_get_or_create(self.engine, f"{prefix}-{i}", "vigil-compute",
-                                         topic)[0] for i in range(n)]
+        return [services_db.service_get_or_create(self.engine, f"{prefix}-{i}", "vigil-compute",
+                                                  topic)[0] for i in range(n)]
 
     def report(self, ids: Sequence[int]) -> None:
         if self.path_ok.is_set():  # a report-path outage loses the reports too
-            db.record_reports(self.engine, ids, 500)
+            services_db.record_reports(self.engine, ids, 500)
 
-    def agent(self, records: Sequence[db.ServiceRecord], *, via_proxy: bool = False,
+    def agent(self, records: Sequence[ServiceRecord], *, via_proxy: bool = False,
               report_delay: float = 0.0, loop: bool = True) -> Agent:
         proxy = self.proxy() if via_proxy and self.server is not None else None
         agent = Agent(self, records, proxy, report_delay).start(loop)
@@ -245,13 +246,13 @@ class World:
         return agent
 
     # -- reading --------------------------------------------------------------------------------
-    def verdict(self, records: Sequence[db.ServiceRecord],
+    def verdict(self, records: Sequence[ServiceRecord],
                 reader: Driver | None = None) -> dict[int, State]:
         """The driver's own answer (raises BackendUnavailable)."""
-        snap = db.snapshot(self.engine, ids=[r.id for r in records])
+        snap = services_db.snapshot(self.engine, ids=[r.id for r in records])
         return (reader or self.reader).get_states(snap.services, self.group.view(snap))
 
-    def states(self, records: Sequence[db.ServiceRecord],
+    def states(self, records: Sequence[ServiceRecord],
                group: ServiceGroup | None = None) -> dict[int, State]:
         """The facade's combined answer (never raises for a backend outage)."""
         return (group or self.group).states_of(list(records))
@@ -271,7 +272,7 @@ class World:
             except BackendUnavailable:
                 return False
         wait_for(probe, self.down_time + 8, "the backend to be trusted")
-        db.service_soft_delete(self.engine, ghost[0].id)
+        services_db.service_soft_delete(self.engine, ghost[0].id)
 
     def close(self) -> None:
         self._stop.set()
@@ -382,7 +383,7 @@ def test_batch_liveness_in_constant_round_trips(make_world: Callable[..., World]
     leavers = recs[::10]
     for rec in leavers:
         agent.leave(rec)
-    snap = db.snapshot(world.engine, ids=[r.id for r in recs])
+    snap = services_db.snapshot(world.engine, ids=[r.id for r in recs])
     redis_before = _redis_mget_calls(world)
     before = getattr(world.reader, "round_trips", 0)
     verdict = world.reader.get_states(snap.services, world.group.view(snap))
@@ -657,7 +658,7 @@ def test_unreachable_backend_fails_join_with_one_line(name: str) -> None:
 
 def test_in_process_cache_expires_on_its_clock_and_distrusts_its_youth() -> None:
     from vigil.clock import FakeClock
-    from vigil.servicegroup.drivers.base import LivenessView
+    from vigil.objects.liveness import LivenessView
 
     clock = FakeClock()
     conf = vigil.conf.make()
@@ -667,7 +668,7 @@ def test_in_process_cache_expires_on_its_clock_and_distrusts_its_youth() -> None
     conf.set_override("report_interval", 0.5)
     driver = MemcachedDriver(conf, cache=InProcessCache(clock))
     now = dt.datetime(2024, 1, 1)
-    rec = {name: db.ServiceRecord(
+    rec = {name: ServiceRecord(
         id=i, uuid=name, host=name, binary="vigil-compute", topic="compute", report_count=0,
         disabled=False, disabled_reason=None, forced_down=False, version=1, last_seen_up=now,
         left_at=None, created_at=now, updated_at=None) for i, name in enumerate(["a", "b"])}

@@ -25,9 +25,12 @@ from tests.conftest import write_config
 from tests.functional.procs import heartbeats, wait_for
 from vigil import conf as vconf
 from vigil import launch
-from vigil.compute.servers import ServersAPI, servers_from, settled
-from vigil.db import api as db
-from vigil.db import ha_api
+from vigil.compute.servers import ServersAPI, settled
+from vigil.db import services as services_db
+from vigil.db.ha import lease as lease_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.launch import servers_from
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 
 # The console script (what an operator runs), not ``python -m``.
@@ -118,9 +121,9 @@ class HaCluster:
             self.engine = launch.engine_from(self.conf)
         return self.engine
 
-    def compute_hosts(self) -> dict[str, db.ServiceRecord]:
+    def compute_hosts(self) -> dict[str, ServiceRecord]:
         try:
-            return {s.host: s for s in db.snapshot(self.db(), topic="compute").services}
+            return {s.host: s for s in services_db.snapshot(self.db(), topic="compute").services}
         except Exception:  # the conductor has not created the schema yet
             return {}
 
@@ -130,7 +133,7 @@ class HaCluster:
             self.group = launch.group_from(self.conf, self.db())
         group = self.group
         try:
-            snap = db.snapshot(self.db(), topic="compute")
+            snap = services_db.snapshot(self.db(), topic="compute")
         except Exception:  # schema not there yet
             return {}
         states = group.states(snap)
@@ -138,7 +141,7 @@ class HaCluster:
 
     def fences(self) -> int:
         try:
-            return len(ha_api.events_of_kind(self.db(), "fence_started"))
+            return len(recoveries_db.events_of_kind(self.db(), "fence_started"))
         except Exception:  # schema not there yet
             return 0
 
@@ -158,7 +161,7 @@ class HaCluster:
         wait_for(lambda: self.states() == dict.fromkeys(hosts, "up"), 90, "all hosts up")
 
     def leader_name(self) -> str | None:
-        lease = ha_api.lease_get(self.db(), "ha-monitor")
+        lease = lease_db.lease_get(self.db(), "ha-monitor")
         if lease is None or not lease.held or lease.holder is None:
             return None
         pid = int(lease.holder.split(":")[1])

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from tests.functional.hacluster import HaCluster, base_sections, boot
 from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
-from vigil.db import ha_api, hosts_api
+from vigil.db.ha import hosts as hosts_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import RecoveryStatus
 
 # The fence agent: the ClusterLabs stdin convention; ``reboot``/``off`` kill the host's process
 # group (the process fence agent's logic) once the go file exists; ``status`` reads it.
@@ -135,24 +137,24 @@ def run(c: HaCluster, *, point: str, moving: int = 4, hosts: int = 3) -> Outcome
 
         c.kill("h1")
         killed_at = time.time()
-        rec = wait_for(lambda: next(iter(ha_api.recoveries(c.db(), host="h1")), None), 30,
+        rec = wait_for(lambda: next(iter(recoveries_db.recoveries(c.db(), host="h1")), None), 30,
                        "a recovery of h1")
 
         def seen(kind: str) -> bool:
-            return any(e.kind == kind for e in ha_api.events(c.db(), rec.id))
+            return any(e.kind == kind for e in recoveries_db.events(c.db(), rec.id))
 
         wait_for(lambda: seen(point), 60, f"the recovery to reach {point}")
         c.start("h1", "compute", "--host", "h1")  # the host is back
         if point == "fence_started":
             # Back while its fence still runs: its agent must hold everything...
-            wait_for(lambda: hosts_api.host_get(c.db(), "h1").quarantine_acked, 30,
+            wait_for(lambda: hosts_db.host_get(c.db(), "h1").quarantine_acked, 30,
                      "h1 to acknowledge its quarantine")
             (c.tmp / "fence.go").touch()  # ...then the reboot kills it, and it boots again
             wait_for(lambda: seen("fenced"), 30, "the fence")
             c.procs["h1"].wait(timeout=10)
             c.start("h1", "compute", "--host", "h1")
-        rec = wait_for(lambda: (r := ha_api.recovery_get(c.db(), rec.id)).status
-                       == ha_api.DONE and r, 120, "h1 recovered and re-enabled")
+        rec = wait_for(lambda: (r := recoveries_db.recovery_get(c.db(), rec.id)).status
+                       == RecoveryStatus.DONE and r, 120, "h1 recovered and re-enabled")
         done = time.time()
         for u in moved:
             api.wait(u, settled, timeout=30)
@@ -160,7 +162,7 @@ def run(c: HaCluster, *, point: str, moving: int = 4, hosts: int = 3) -> Outcome
                  "the pinned instance resumed on h1 after the release")
         time.sleep(1.0)  # one more second of heartbeats from every copy
 
-        events = ha_api.events(c.db(), rec.id)
+        events = recoveries_db.events(c.db(), rec.id)
         kinds = [e.kind for e in events]
         out = Outcome(point, len(everything), fences=kinds.count("fence_started"),
                       evacuation_requests=kinds.count("evacuation_requested"),

@@ -28,8 +28,9 @@ from oslo_config import cfg
 from tests.functional.procs import heartbeats, pid_alive, wait_for
 from vigil import launch
 from vigil.compute.hypervisors import HypervisorsAPI
-from vigil.compute.servers import ServersAPI, servers_from, settled
+from vigil.compute.servers import ServersAPI, settled
 from vigil.errors import Conflict
+from vigil.launch import servers_from
 
 pytestmark = pytest.mark.slow
 

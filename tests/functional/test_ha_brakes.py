@@ -24,7 +24,10 @@ from tests.conftest import PG_ADMIN, _create_database, _drop_database
 from tests.functional.hacluster import VIGIL, HaCluster, base_sections
 from tests.functional.procs import wait_for
 from tests.tools.tcpproxy import TcpProxy
-from vigil.db import ha_api
+from vigil.db.ha import alerts as alerts_db
+from vigil.db.ha import lease as lease_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +40,8 @@ def fake_hosts(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
 
 
 def recovered(c: HaCluster, host: str) -> bool:
-    recs = ha_api.recoveries(c.db(), host=host)
-    return bool(recs) and recs[0].reached(ha_api.FENCED)
+    recs = recoveries_db.recoveries(c.db(), host=host)
+    return bool(recs) and recs[0].reached(Phase.FENCED)
 
 
 def test_mass_failure_holds_the_brake_and_raises_an_alert(
@@ -50,10 +53,10 @@ def test_mass_failure_holds_the_brake_and_raises_an_alert(
     c.start_base(["h1", "h2", "h3", "h4"])
     c.kill("h1")
     c.kill("h2")
-    wait_for(lambda: ha_api.alerts(c.db(), active_only=True), 20, "the mass-failure alert")
+    wait_for(lambda: alerts_db.alerts(c.db(), active_only=True), 20, "the mass-failure alert")
     time.sleep(OBSERVE)
-    assert c.fences() == 0 and not ha_api.recoveries(c.db())
-    alert = ha_api.alerts(c.db(), active_only=True)[0]
+    assert c.fences() == 0 and not recoveries_db.recoveries(c.db())
+    alert = alerts_db.alerts(c.db(), active_only=True)[0]
     assert alert.kind == "mass_failure" and "2 of 4" in alert.message
     out = subprocess.run([VIGIL, "--config-file", str(c.configs["main"]), "recovery", "list"],
                          capture_output=True, text=True, timeout=30)
@@ -62,8 +65,8 @@ def test_mass_failure_holds_the_brake_and_raises_an_alert(
 
     c.start("h2", "compute", "--host", "h2")  # one back: 1 of 4 down is within the limit
     wait_for(lambda: recovered(c, "h1"), 30, "h1 recovered once the brake releases")
-    wait_for(lambda: not ha_api.alerts(c.db(), active_only=True), 10, "the alert cleared")
-    assert c.fences() == 1 and not ha_api.recoveries(c.db(), host="h2")
+    wait_for(lambda: not alerts_db.alerts(c.db(), active_only=True), 10, "the alert cleared")
+    assert c.fences() == 1 and not recoveries_db.recoveries(c.db(), host="h2")
 
 
 @pytest.fixture
@@ -83,7 +86,7 @@ def test_a_database_outage_fences_nothing(ha_cluster: HaCluster, rabbit_vhost_ur
         sections["database"]["connection"] = url
         c.configure(sections)
         c.start_base(["h1", "h2", "h3"])
-        wait_for(lambda: ha_api.lease_get(c.db(), "ha-monitor") is not None, 20, "a leader")
+        wait_for(lambda: lease_db.lease_get(c.db(), "ha-monitor") is not None, 20, "a leader")
         c.db().dispose()
         proxy.refuse = True  # the database "stops": connections reset, new ones refused
         proxy.cut()
@@ -92,7 +95,7 @@ def test_a_database_outage_fences_nothing(ha_cluster: HaCluster, rabbit_vhost_ur
         wait_for(lambda: c.states() == dict.fromkeys(["h1", "h2", "h3"], "up"), 30,
                  "all hosts up again")
         time.sleep(OBSERVE)
-        assert c.fences() == 0 and not ha_api.recoveries(c.db())
+        assert c.fences() == 0 and not recoveries_db.recoveries(c.db())
         c.kill("h3")  # positive control: a real failure is still recovered
         wait_for(lambda: recovered(c, "h3"), 30, "h3 recovered")
         assert c.fences() == 1
@@ -119,7 +122,7 @@ def test_liveness_backend_partitions_fence_nothing(
         c.start("monitor1", "monitor", config="monitor")
         wait_for(lambda: c.states() == dict.fromkeys(["h1", "h2", "h3"], "up"), 40,
                  "all hosts up")
-        wait_for(lambda: ha_api.lease_get(c.db(), "ha-monitor") is not None, 20, "a leader")
+        wait_for(lambda: lease_db.lease_get(c.db(), "ha-monitor") is not None, 20, "a leader")
 
         mon.blackhole = True  # the monitor alone is partitioned from ZooKeeper
         mon.cut()
@@ -135,7 +138,7 @@ def test_liveness_backend_partitions_fence_nothing(
         wait_for(lambda: c.states() == dict.fromkeys(["h1", "h2", "h3"], "up"), 45,
                  "all hosts up again")
         time.sleep(OBSERVE)
-        assert c.fences() == 0 and not ha_api.recoveries(c.db())
+        assert c.fences() == 0 and not recoveries_db.recoveries(c.db())
         c.kill("h3")  # positive control
         wait_for(lambda: recovered(c, "h3"), 30, "h3 recovered")
         assert c.fences() == 1

@@ -25,7 +25,9 @@ import pytest
 from tests.functional.hacluster import HaCluster, base_sections, boot
 from tests.functional.procs import wait_for
 from vigil.compute.servers import settled
-from vigil.db import ha_api
+from vigil.db.ha import evacuations as evacuations_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import EventRecord, Phase, RecoveryRecord
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +57,19 @@ def test_only_a_power_off_read_back_as_off_leads_to_evacuation(
         (vm,) = boot(api, "h1", 1)
         c.kill("h1")
 
-        def failures(words: str) -> list[ha_api.EventRecord]:
-            recs = ha_api.recoveries(c.db(), host="h1")
+        def failures(words: str) -> list[EventRecord]:
+            recs = recoveries_db.recoveries(c.db(), host="h1")
             if not recs:
                 return []
-            return [e for e in ha_api.events(c.db(), recs[0].id)
+            return [e for e in recoveries_db.events(c.db(), recs[0].id)
                     if e.kind == "fence_failed" and words in (e.detail or "")]
 
-        def held(words: str) -> ha_api.RecoveryRecord:
+        def held(words: str) -> RecoveryRecord:
             """The recovery is still waiting to be fenced, with this error; nothing moved."""
-            rec = ha_api.recoveries(c.db(), host="h1")[0]
-            assert rec.phase == ha_api.DISABLED and words in (rec.last_error or ""), rec
+            rec = recoveries_db.recoveries(c.db(), host="h1")[0]
+            assert rec.phase == Phase.DISABLED and words in (rec.last_error or ""), rec
             assert not c.compute_hosts()["h1"].forced_down
-            assert ha_api.evacuations(c.db(), rec.id) == []
+            assert evacuations_db.evacuations(c.db(), rec.id) == []
             view = api.get(vm)
             assert view.record.host == "h1" and view.record.task_state is None
             return rec
@@ -83,16 +85,16 @@ def test_only_a_power_off_read_back_as_off_leads_to_evacuation(
         wait_for(lambda: len(failures("power state could not be read after the fence")) >= 2,
                  30, "two fence attempts failed on a device that cannot be read")
         wait_for(lambda: "could not be read" in (
-            ha_api.recoveries(c.db(), host="h1")[0].last_error or ""), 10, "last_error")
+            recoveries_db.recoveries(c.db(), host="h1")[0].last_error or ""), 10, "last_error")
         rec = held("power state could not be read after the fence")
 
         # (b) status 2 on both plugs: fenced, then evacuated.
         (device / "h1-psu2.mode").unlink()
-        wait_for(lambda: ha_api.recovery_get(c.db(), rec.id).phase == ha_api.EVACUATED, 30,
+        wait_for(lambda: recoveries_db.recovery_get(c.db(), rec.id).phase == Phase.EVACUATED, 30,
                  "the recovery to go on once the power reads off")
         view = api.wait(vm, settled, timeout=20)
         assert view.status == "ACTIVE" and view.record.host == "h2", view.to_dict()
-        events = ha_api.events(c.db(), rec.id)
+        events = recoveries_db.events(c.db(), rec.id)
         kinds = [e.kind for e in events]
         assert kinds.count("fenced") == 1 and kinds.index("fenced") > max(
             i for i, k in enumerate(kinds) if k == "fence_failed")

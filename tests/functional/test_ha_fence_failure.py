@@ -24,7 +24,9 @@ from tests.functional.hacluster import (
 )
 from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
-from vigil.db import ha_api
+from vigil.db.ha import evacuations as evacuations_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -54,10 +56,10 @@ def test_failed_fence_keeps_instances_put_until_it_succeeds(
         c.kill("h1")
         wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 3, 40,
                  "three failed fence attempts")
-        rec = ha_api.recoveries(c.db(), host="h1")[0]
-        assert rec.phase == ha_api.DISABLED and "BMC unreachable" in (rec.last_error or "")
+        rec = recoveries_db.recoveries(c.db(), host="h1")[0]
+        assert rec.phase == Phase.DISABLED and "BMC unreachable" in (rec.last_error or "")
         assert not c.compute_hosts()["h1"].forced_down
-        assert ha_api.evacuations(c.db(), rec.id) == []
+        assert evacuations_db.evacuations(c.db(), rec.id) == []
         view = api.get(vm)
         assert view.record.host == "h1" and view.record.task_state is None
         out = subprocess.run([VIGIL, "--config-file", str(c.configs["main"]), "recovery",
@@ -65,12 +67,12 @@ def test_failed_fence_keeps_instances_put_until_it_succeeds(
         assert "fence_failed" in out.stdout and "BMC unreachable" in out.stdout, out.stdout
 
         flag.touch()  # the BMC answers again
-        wait_for(lambda: ha_api.recovery_get(c.db(), rec.id).phase == ha_api.EVACUATED, 30,
+        wait_for(lambda: recoveries_db.recovery_get(c.db(), rec.id).phase == Phase.EVACUATED, 30,
                  "the recovery to go on once fencing works")
         fixed_at = time.time()
         view = api.wait(vm, settled, timeout=20)
         assert view.status == "ACTIVE" and view.record.host == "h2", view.to_dict()
-        kinds = [e.kind for e in ha_api.events(c.db(), rec.id)]
+        kinds = [e.kind for e in recoveries_db.events(c.db(), rec.id)]
         failures = kinds.count("fence_failed")
         assert failures >= 3 and kinds.count("fence_started") == failures + 1
         assert kinds.count("fenced") == 1

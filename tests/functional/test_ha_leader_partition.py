@@ -30,8 +30,10 @@ from tests.functional.hacluster import HaCluster, assert_each_on_one_host, base_
 from tests.functional.procs import heartbeats, poll, wait_for
 from tests.tools.tcpproxy import TcpProxy
 from vigil.compute.servers import settled
-from vigil.db import ha_api
 from vigil.db.engine import make_engine
+from vigil.db.ha import lease as lease_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +61,7 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def lease_holder(c: HaCluster) -> tuple[str | None, int]:
-    lease = ha_api.lease_get(c.db(), "ha-monitor")
+    lease = lease_db.lease_get(c.db(), "ha-monitor")
     if lease is None or not lease.held:
         return None, lease.epoch if lease is not None else 0
     return c.leader_name(), lease.epoch
@@ -113,8 +115,8 @@ def test_a_partitioned_leader_is_replaced_within_the_ttl_and_nothing_doubles(
                 new_epoch = lease_holder(c)[1]
                 assert new_epoch == epoch + 1
 
-                rec = wait_for(lambda: (rs := ha_api.recoveries(c.db(), host="h1"))
-                               and rs[0].reached(ha_api.EVACUATED) and rs[0], 40,
+                rec = wait_for(lambda: (rs := recoveries_db.recoveries(c.db(), host="h1"))
+                               and rs[0].reached(Phase.EVACUATED) and rs[0], 40,
                                "monitor2 to recover h1")
                 for u in uuids:
                     view = api.wait(u, settled, timeout=30)
@@ -131,14 +133,14 @@ def test_a_partitioned_leader_is_replaced_within_the_ttl_and_nothing_doubles(
             time.sleep(max(0.0, healed_at + OBSERVE - time.monotonic()))
             assert lease_holder(c) == ("monitor2", new_epoch)
             assert c.fences() == 1
-            events = ha_api.events(c.db(), rec.id)
+            events = recoveries_db.events(c.db(), rec.id)
             kinds = [e.kind for e in events]
             assert kinds.count("fence_started") == 1, kinds
             for u in uuids:
                 assert sum(1 for e in events if e.kind == "evacuation_requested"
                            and e.instance_uuid == u) == 1, kinds
             assert all(e.epoch == new_epoch for e in events), [(e.kind, e.epoch) for e in events]
-            assert len(ha_api.recoveries(c.db())) == 1
+            assert len(recoveries_db.recoveries(c.db())) == 1
             assert_each_on_one_host(instances, uuids, window, {"h2"})
             for u in uuids:
                 view = api.get(u)

@@ -23,7 +23,8 @@ import pytest
 
 from tests.functional.hacluster import VIGIL, HaCluster, base_sections, boot
 from tests.functional.procs import heartbeats, wait_for
-from vigil.db import ha_api
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def no_recovery_while_down(c: HaCluster, host: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert c.states().get(host) == "down"
-        assert not ha_api.recoveries(c.db(), host=host), "a recovery was opened"
+        assert not recoveries_db.recoveries(c.db(), host=host), "a recovery was opened"
         time.sleep(0.2)
 
 
@@ -74,9 +75,9 @@ def test_maintenance_and_graceful_stops_open_no_recovery(
 
         out = vigil(c, "host", "maintenance", "h1", "--off")
         assert out.returncode == 0, out.stderr
-        rec = wait_for(lambda: next(iter(ha_api.recoveries(c.db(), host="h1")), None), 30,
+        rec = wait_for(lambda: next(iter(recoveries_db.recoveries(c.db(), host="h1")), None), 30,
                        "the recovery of h1 once out of maintenance")
-        wait_for(lambda: ha_api.recovery_get(c.db(), rec.id).phase == ha_api.EVACUATED, 40,
+        wait_for(lambda: recoveries_db.recovery_get(c.db(), rec.id).phase == Phase.EVACUATED, 40,
                  "h1 recovered")
         assert c.fences() == 1
 

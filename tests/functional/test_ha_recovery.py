@@ -29,7 +29,8 @@ from tests.functional.hacluster import (
 )
 from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
-from vigil.db import ha_api
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import Phase, RecoveryStatus
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +48,14 @@ def test_monitor_fences_forces_down_evacuates_and_re_enables(
         started = time.time()
         wait_for(lambda: all(heartbeats(instances, u, started) for u in [*moving, pinned]), 10,
                  "every instance writing")
-        assert c.fences() == 0 and not ha_api.recoveries(c.db())
+        assert c.fences() == 0 and not recoveries_db.recoveries(c.db())
 
         c.kill("h1")
         killed_at = time.time()
-        rec = wait_for(lambda: next(iter(ha_api.recoveries(c.db(), host="h1")), None), 30,
+        rec = wait_for(lambda: next(iter(recoveries_db.recoveries(c.db(), host="h1")), None), 30,
                        "a recovery of h1")
-        rec = wait_for(lambda: (r := ha_api.recovery_get(c.db(), rec.id)).phase
-                       == ha_api.EVACUATED and r, 40, "h1 evacuated")
+        rec = wait_for(lambda: (r := recoveries_db.recovery_get(c.db(), rec.id)).phase
+                       == Phase.EVACUATED and r, 40, "h1 evacuated")
         for u in moving:
             view = api.wait(u, settled, timeout=20)
             assert view.status == "ACTIVE" and view.record.host in ("h2", "h3"), view.to_dict()
@@ -70,8 +71,8 @@ def test_monitor_fences_forces_down_evacuates_and_re_enables(
         assert heartbeats(instances, pinned, window) == []  # it died with h1, stays there
 
         c.start("h1", "compute", "--host", "h1")  # the host comes back
-        rec = wait_for(lambda: (r := ha_api.recovery_get(c.db(), rec.id)).status
-                       == ha_api.DONE and r, 30, "h1 re-enabled")
+        rec = wait_for(lambda: (r := recoveries_db.recovery_get(c.db(), rec.id)).status
+                       == RecoveryStatus.DONE and r, 30, "h1 re-enabled")
         svc = c.compute_hosts()["h1"]
         assert not svc.forced_down and not svc.disabled
         wait_for(lambda: heartbeats(instances, pinned, time.time() - 1), 20,
@@ -81,7 +82,7 @@ def test_monitor_fences_forces_down_evacuates_and_re_enables(
         where = assert_each_on_one_host(instances, [*moving, pinned], window,
                                         {"h1", "h2", "h3"})
         assert where[pinned] == "h1" and all(where[u] != "h1" for u in moving)
-        kinds = [e.kind for e in ha_api.events(c.db(), rec.id)]
+        kinds = [e.kind for e in recoveries_db.events(c.db(), rec.id)]
         assert kinds.count("fence_started") == 1 and kinds.count("fenced") == 1
         assert kinds.count("evacuation_requested") == 2 and kinds[-1] == "re_enabled"
         assert c.fences() == 1

@@ -19,7 +19,8 @@ import pytest
 from tests.functional.hacluster import HaCluster, assert_each_on_one_host, base_sections, boot
 from tests.functional.procs import heartbeats, wait_for
 from vigil.compute.servers import settled
-from vigil.db import ha_api
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.objects.ha import Phase
 
 pytestmark = pytest.mark.slow
 
@@ -55,16 +56,16 @@ def test_a_new_leader_finishes_an_interrupted_fence_without_fencing_again(
         assert c.leader_name() == leader
         c.kill(leader)  # mid-fence: the command sleeps for 4 s
         survivor = "monitor2" if leader == "monitor1" else "monitor1"
-        rec = ha_api.recoveries(c.db(), host="h1")[0]
-        rec = wait_for(lambda: (r := ha_api.recovery_get(c.db(), rec.id)).phase
-                       == ha_api.EVACUATED and r, 40, "the survivor to finish the recovery")
+        rec = recoveries_db.recoveries(c.db(), host="h1")[0]
+        rec = wait_for(lambda: (r := recoveries_db.recovery_get(c.db(), rec.id)).phase
+                       == Phase.EVACUATED and r, 40, "the survivor to finish the recovery")
         assert c.leader_name() == survivor
         for u in uuids:
             view = api.wait(u, settled, timeout=20)
             assert view.status == "ACTIVE" and view.record.host == "h2", view.to_dict()
         time.sleep(5)  # the orphaned command finishes; nobody may start another
         assert len(log.read_text().splitlines()) == 1, log.read_text()
-        events = ha_api.events(c.db(), rec.id)
+        events = recoveries_db.events(c.db(), rec.id)
         kinds = [e.kind for e in events]
         assert kinds.count("fence_started") == 1, kinds
         fenced = [e for e in events if e.kind == "fenced"]

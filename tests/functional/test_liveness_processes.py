@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from vigil import launch
+from vigil.objects.liveness import State
 from vigil.registry import Registry
-from vigil.servicegroup.liveness import State
 
 from .procs import Proc, poll
 

@@ -49,15 +49,21 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from vigil.db import baremetal_api as bdb
-from vigil.db import compute_api as cdb
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import provisioning as provisioning_db
 from vigil.db.baremetal_models import BareMetalNodeRecord
+from vigil.db.compute import claims as claims_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.db.compute_models import ComputeNode, Instance
 from vigil.db.engine import make_engine
 from vigil.db.models import ReportPath, Service
 from vigil.db.types import utcnow
+from vigil.objects import liveness
+from vigil.objects.baremetal import HYPERVISOR_TYPE, Node, Provisioning
+from vigil.objects.compute import PowerState, TaskState, VmState
 from vigil.ring import HashRing
-from vigil.servicegroup import liveness
 
 from .procs import Proc, poll
 
@@ -115,7 +121,7 @@ class Sample:
     misplaced: list[str]  # instances whose host does not own their node
 
 
-def read_sample(engine: Engine, inventory: dict[str, bdb.Node],
+def read_sample(engine: Engine, inventory: dict[str, Node],
                 settings: Settings | None = None) -> Sample:
     cn = ComputeNode
     with engine.connect() as conn:
@@ -128,7 +134,7 @@ def read_sample(engine: Engine, inventory: dict[str, bdb.Node],
         beats = conn.execute(sa.select(ReportPath.last_beat, ReportPath.healthy_since)).all()
         records = conn.execute(sa.select(cn.id, cn.hypervisor_hostname, cn.host, cn.vcpus,
                                          cn.memory_mb, cn.local_gb).where(
-            cn.deleted == 0, cn.hypervisor_type == bdb.HYPERVISOR_TYPE)).all()
+            cn.deleted == 0, cn.hypervisor_type == HYPERVISOR_TYPE)).all()
         links = dict(conn.execute(sa.select(BareMetalNodeRecord.node_uuid,
                                             BareMetalNodeRecord.compute_node_id)).all())
         placed = conn.execute(sa.select(Instance.uuid, Instance.host, Instance.compute_node_id)
@@ -204,7 +210,7 @@ class Report:
 class Checker(threading.Thread):
     """Samples the database until stopped; every sample is checked at once."""
 
-    def __init__(self, engine: Engine, inventory: dict[str, bdb.Node],
+    def __init__(self, engine: Engine, inventory: dict[str, Node],
                  alive: Callable[[], set[str]], settings: Settings, report: Report) -> None:
         super().__init__(name="churn-checker", daemon=True)
         self.engine = engine
@@ -343,16 +349,16 @@ def hosts(n: int) -> list[str]:
     return [f"bm{i}" for i in range(1, n + 1)]
 
 
-def settled(engine: Engine, inventory: dict[str, bdb.Node], members: list[str]) -> bool:
+def settled(engine: Engine, inventory: dict[str, Node], members: list[str]) -> bool:
     """Every node owned by a member; every free one by its ring target."""
     s = read_sample(engine, inventory)
     ring = HashRing(members)
-    busy = {r.hypervisor_hostname for r in cdb.compute_nodes(engine) if r.running_vms}
+    busy = {r.hypervisor_hostname for r in nodes_db.compute_nodes(engine) if r.running_vms}
     return all(o in members and (u in busy or o == ring.get_node(u))
                for u, o in s.owners.items())
 
 
-def steady(engine: Engine, inventory: dict[str, bdb.Node], members: list[str],
+def steady(engine: Engine, inventory: dict[str, Node], members: list[str],
            hold: float) -> Callable[[], bool]:
     """A poll condition: :func:`settled`, and still so ``hold`` seconds later."""
     since: list[float] = []
@@ -369,20 +375,20 @@ def steady(engine: Engine, inventory: dict[str, bdb.Node], members: list[str],
 
 def boot_instances(engine: Engine, count: int, rnd: random.Random) -> list[str]:
     """Instances on whole nodes, as the scheduler and an agent's spawn would put them."""
-    flavor = cdb.flavor_get(engine, "m1.tiny")
-    records = rnd.sample([r for r in cdb.compute_nodes(engine)
-                          if r.hypervisor_type == bdb.HYPERVISOR_TYPE], count)
+    flavor = flavors_db.flavor_get(engine, "m1.tiny")
+    records = rnd.sample([r for r in nodes_db.compute_nodes(engine)
+                          if r.hypervisor_type == HYPERVISOR_TYPE], count)
     out = []
     for i, rec in enumerate(records):
-        inst = cdb.instance_create(engine, name=f"churn-{i}", flavor=flavor)
-        claimed = cdb.claim(engine, inst, rec, expected_task_state=cdb.SCHEDULING,
-                            new_task_state=cdb.SPAWNING).instance
+        inst = instances_db.instance_create(engine, name=f"churn-{i}", flavor=flavor)
+        claimed = claims_db.claim(engine, inst, rec, expected_task_state=TaskState.SCHEDULING,
+                                  new_task_state=TaskState.SPAWNING).instance
         assert claimed is not None
-        outcome = bdb.provision(engine, rec.host, inst.uuid)
-        assert outcome == bdb.PROVISIONED, (outcome, rec)
-        assert cdb.instance_update(engine, inst.uuid, {
-            "vm_state": cdb.ACTIVE, "task_state": None, "power_state": cdb.RUNNING},
-            host=rec.host, task_states=[cdb.SPAWNING]) is not None
+        outcome = provisioning_db.provision(engine, rec.host, inst.uuid)
+        assert outcome == Provisioning.PROVISIONED, (outcome, rec)
+        assert instances_db.instance_update(engine, inst.uuid, {
+            "vm_state": VmState.ACTIVE, "task_state": None, "power_state": PowerState.RUNNING},
+            host=rec.host, task_states=[TaskState.SPAWNING]) is not None
         out.append(inst.uuid)
     return out
 
@@ -404,8 +410,8 @@ def run_churn(settings: Settings, config: Path, db_url: str, logs: Path,
         engine = make_engine(db_url)
         inventory = {}
         for i in range(settings.nodes):
-            n = bdb.node_create(engine, name=f"node-{i}", cpus=rnd.choice((8, 16, 32)),
-                                memory_mb=rnd.choice((32768, 65536)), local_gb=500)
+            n = inventory_db.node_create(engine, name=f"node-{i}", cpus=rnd.choice((8, 16, 32)),
+                                         memory_mb=rnd.choice((32768, 65536)), local_gb=500)
             inventory[n.uuid] = n
         members = hosts(settings.computes)
         for host in members:

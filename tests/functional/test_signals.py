@@ -29,8 +29,9 @@ from tests.functional.hacluster import HaCluster, base_sections
 from tests.functional.procs import wait_for
 from vigil import conf as vconf
 from vigil import launch
-from vigil.db import api as db
-from vigil.db import ha_api
+from vigil.db import services as services_db
+from vigil.db.ha import lease as lease_db
+from vigil.objects.services import ServiceRecord
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +48,9 @@ ROWS = {"conductor": ("ctl", "vigil-conductor"), "scheduler": ("ctl", "vigil-sch
 NOT_WATCHED = {"conductor", "c1", "monitor"}  # log_rotation_type = size
 
 
-def rows(c: HaCluster) -> dict[tuple[str, str], db.ServiceRecord]:
+def rows(c: HaCluster) -> dict[tuple[str, str], ServiceRecord]:
     try:
-        return {(s.host, s.binary): s for s in db.snapshot(c.db()).services}
+        return {(s.host, s.binary): s for s in services_db.snapshot(c.db()).services}
     except Exception:  # the conductor has not created the schema yet
         return {}
 
@@ -60,7 +61,7 @@ def report_counts(c: HaCluster) -> dict[str, int]:
 
 
 def lease_expiry(c: HaCluster) -> Any:
-    lease = ha_api.lease_get(c.db(), "ha-monitor")
+    lease = lease_db.lease_get(c.db(), "ha-monitor")
     return lease.expires_at if lease is not None and lease.held else None
 
 
@@ -190,7 +191,7 @@ def test_vigil_up_survives_sighup_and_reopens_its_log(ha_cluster: HaCluster) -> 
     engine = launch.engine_from(vconf.load(["--config-file", str(path)], default_files=[]))
     try:
         def count() -> int:
-            svc = db.snapshot(engine, binary="vigil-compute").services
+            svc = services_db.snapshot(engine, binary="vigil-compute").services
             return svc[0].report_count if svc else 0
 
         wait_for(count, 30, "compute-1 reporting")
@@ -206,7 +207,7 @@ def test_vigil_up_survives_sighup_and_reopens_its_log(ha_cluster: HaCluster) -> 
         assert c.procs["up"].wait(timeout=30) == 0
         assert "Vigil stopped" in log.read_text()
         assert moved.stat().st_size == size and "SIGHUP" not in moved.read_text()
-        [svc] = db.snapshot(engine, binary="vigil-compute").services
+        [svc] = services_db.snapshot(engine, binary="vigil-compute").services
         assert svc.left_at is not None
     finally:
         engine.dispose()

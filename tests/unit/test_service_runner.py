@@ -14,13 +14,13 @@ from sqlalchemy.engine import Engine
 from vigil import rpc
 from vigil.clock import FakeClock
 from vigil.conductor.manager import Conductor, LocalConductorAPI
-from vigil.db import api as db
-from vigil.db.api import ServiceRecord
+from vigil.db import services as services_db
 from vigil.errors import MessagingUnavailable
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.service import Service
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.db import DbDriver
-from vigil.servicegroup.liveness import State
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -62,7 +62,7 @@ def test_reports_and_graceful_leave(stack: dict[str, Any]) -> None:
     svc.start()
     assert svc.registered.wait(10)
     engine = stack["engine"]
-    wait_for(lambda: db.service_get(engine, svc.record.id).report_count >= 3)  # type: ignore[union-attr]
+    wait_for(lambda: services_db.service_get(engine, svc.record.id).report_count >= 3)  # type: ignore[union-attr]
     assert stack["group"].state(svc.record.id) is State.UP  # type: ignore[union-attr]
     svc.stop()
     assert stack["group"].state(svc.record.id) is State.DOWN  # type: ignore[union-attr]
@@ -86,7 +86,7 @@ def test_deleted_row_while_running_is_logged(stack: dict[str, Any],
     with caplog.at_level(logging.ERROR, logger="vigil.service"):
         svc.start()
         assert svc.registered.wait(10)
-        db.service_soft_delete(stack["engine"], svc.record.id)  # type: ignore[union-attr]
+        services_db.service_soft_delete(stack["engine"], svc.record.id)  # type: ignore[union-attr]
         wait_for(lambda: any("was deleted while this service is running" in r.getMessage()
                              for r in caplog.records))
     svc.stop(leave=False)

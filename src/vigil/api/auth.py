@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import yaml
 from oslo_config import cfg
 
-from vigil.errors import ConfigError
+from vigil.errors import BackendUnavailable, ConfigError
 
 TOKEN_HEADER = "x-auth-token"
 
@@ -205,8 +205,6 @@ class KeystoneAuth:
             pass
         code = int(status[0].split()[0]) if status else 500
         if code == 503:
-            from vigil.errors import BackendUnavailable
-
             raise BackendUnavailable("the identity service is unavailable")
         if not env.get("vigil.authenticated") or env.get("HTTP_X_IDENTITY_STATUS") != "Confirmed":
             raise Unauthenticated("token rejected by keystonemiddleware")

@@ -17,9 +17,9 @@ from typing import Any, Self
 import httpx
 
 from vigil import errors as verr
-from vigil.db.api import ServiceRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.registry import ServiceView
-from vigil.servicegroup.liveness import State
 
 TIMEOUT = 30.0
 
@@ -42,10 +42,6 @@ def view_from(data: dict[str, Any]) -> ServiceView:
     )
     return ServiceView(record, State(data["state"]), data["zone"],
                        bool(data.get("quarantined")), bool(data.get("maintenance")))
-
-
-class ApiError(verr.VigilError):
-    """The API refused the request for a reason outside the usual tree (401, 403, 405, 406)."""
 
 
 class ApiSession:
@@ -90,7 +86,7 @@ class ApiSession:
             raise verr.Conflict(message)
         if code >= 500:
             raise verr.Unavailable(f"the API answered {code}: {message}")
-        raise ApiError(f"the API answered {code}: {message}")
+        raise verr.ApiError(f"the API answered {code}: {message}")
 
 
 class RegistryClient(ApiSession):

@@ -5,14 +5,14 @@ Instances take whole nodes: a record is schedulable (allocation ratios 1.0) only
 node is free and not in maintenance. In maintenance or holding an instance nobody claimed
 here, its ratios are 0. With an instance claimed on it, the database closes its ratios
 itself, in every statement that writes them (``(used + 0.5) / total``: no room for another
-claim, usage still within capacity; see :func:`vigil.db.baremetal_api._closed_ratio`), so
+claim, usage still within capacity; see :func:`vigil.db.baremetal.ownership.closed_ratio`), so
 those ratios are the database's business and not compared here.
 """
 
 from __future__ import annotations
 
-from vigil.db.baremetal_api import HYPERVISOR_TYPE, Node, RecordState
-from vigil.db.compute_api import Inventory
+from vigil.objects.baremetal import HYPERVISOR_TYPE, Node, RecordState
+from vigil.objects.compute import Inventory
 
 
 def schedulable(node: Node, running_vms: int = 0) -> bool:

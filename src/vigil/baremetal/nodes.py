@@ -13,12 +13,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import baremetal_api as bdb
-from vigil.db.baremetal_api import POWER_STATES, RELEASED, Node
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import ownership as ownership_db
+from vigil.db.baremetal import provisioning as provisioning_db
 from vigil.errors import InvalidInput
+from vigil.objects.baremetal import HYPERVISOR_TYPE, RELEASED, Node, NodePower, Provisioning
 from vigil.registry import format_time
 
 MAX_INT = 2**31 - 1
+POWER_VALUES = tuple(p.value for p in NodePower)
 MAX_NAME = 255
 _RESOURCE_CLASS = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
@@ -78,12 +81,12 @@ def validate(*, name: Any, cpus: Any, memory_mb: Any, local_gb: Any, uuid: Any,
         uuid = str(uuidlib.UUID(uuid))
     if not isinstance(resource_class, str) or not _RESOURCE_CLASS.match(resource_class):
         raise InvalidInput("resource_class must be 1-80 letters, digits, '_', '.' or '-'")
-    if power_state not in POWER_STATES:
-        raise InvalidInput(f"power_state must be one of {', '.join(POWER_STATES)}")
+    if power_state not in POWER_VALUES:
+        raise InvalidInput(f"power_state must be one of {', '.join(POWER_VALUES)}")
     if not isinstance(maintenance, bool):
         raise InvalidInput("maintenance must be true or false")
     return {"name": name, "uuid": uuid, "resource_class": resource_class,
-            "power_state": power_state, "maintenance": maintenance,
+            "power_state": NodePower(power_state), "maintenance": maintenance,
             "cpus": _count("cpus", cpus, minimum=1),
             "memory_mb": _count("memory_mb", memory_mb, minimum=1),
             "local_gb": _count("local_gb", local_gb, minimum=0)}
@@ -95,24 +98,41 @@ class NodesAPI:
 
     def _owners(self) -> dict[str, str | None]:
         return {r.node_uuid: (r.host if r.live and r.host != RELEASED else None)
-                for r in bdb.record_states(self.engine)}
+                for r in ownership_db.record_states(self.engine)}
 
     def create(self, *, cpus: Any, memory_mb: Any, local_gb: Any, name: Any = None,
-               uuid: Any = None, resource_class: Any = bdb.HYPERVISOR_TYPE,
-               power_state: Any = bdb.POWER_OFF, maintenance: Any = False) -> NodeView:
+               uuid: Any = None, resource_class: Any = HYPERVISOR_TYPE,
+               power_state: Any = NodePower.OFF, maintenance: Any = False) -> NodeView:
         values = validate(name=name, cpus=cpus, memory_mb=memory_mb, local_gb=local_gb,
                           uuid=uuid, resource_class=resource_class, power_state=power_state,
                           maintenance=maintenance)
-        return NodeView(bdb.node_create(self.engine, **values), None)
+        return NodeView(inventory_db.node_create(self.engine, **values), None)
 
     def list(self) -> list[NodeView]:
         owners = self._owners()
-        return [NodeView(n, owners.get(n.uuid)) for n in bdb.nodes(self.engine)]
+        return [NodeView(n, owners.get(n.uuid)) for n in inventory_db.nodes(self.engine)]
 
     def get(self, ident: str) -> NodeView:
-        node = bdb.node_get(self.engine, ident.strip())
+        node = inventory_db.node_get(self.engine, ident.strip())
         return NodeView(node, self._owners().get(node.uuid))
 
     def delete(self, ident: str) -> NodeView:
         """Refused (Conflict, nothing changed) while the node holds an instance."""
-        return NodeView(bdb.node_delete(self.engine, ident.strip()), None)
+        return NodeView(inventory_db.node_delete(self.engine, ident.strip()), None)
+
+
+class DatabaseNodeSource:
+    """Vigil's own inventory (:mod:`vigil.baremetal.source`'s protocols), for the processes
+    that may open the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def list_nodes(self) -> list[Node]:
+        return inventory_db.nodes(self.engine)
+
+    def provision(self, host: str, instance_uuid: str) -> Provisioning:
+        return provisioning_db.provision(self.engine, host, instance_uuid)
+
+    def unprovision(self, host: str, instance_uuid: str) -> int:
+        return provisioning_db.unprovision(self.engine, instance_uuid)

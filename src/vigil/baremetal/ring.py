@@ -16,11 +16,13 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from vigil.baremetal.ownership import host_states
-from vigil.db import baremetal_api as bdb
-from vigil.db.baremetal_api import RELEASED
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import members as members_db
+from vigil.db.baremetal import ownership as ownership_db
+from vigil.objects.baremetal import RELEASED
+from vigil.objects.liveness import State
 from vigil.ring import HashRing
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 PREFERENCE = 3  # how much of a node's preference list to show
 
@@ -48,14 +50,14 @@ class RingAPI:
     def show(self, node: str | None = None) -> RingReport:
         """Members (live or not) with the nodes each owns and the ring maps to it; with
         ``node`` (uuid or name), where that node maps and who owns it."""
-        wanted = bdb.node_get(self.engine, node.strip()) if node is not None else None
+        wanted = inventory_db.node_get(self.engine, node.strip()) if node is not None else None
         states, versions = host_states(self.engine, self.group)
-        registered = bdb.members(self.engine)
+        registered = members_db.members(self.engine)
         members = sorted(h for h, v in registered.items() if versions.get(h) == v)
         live = [m for m in members if states.get(m) is State.UP]
         ring = HashRing(live)
-        inventory = bdb.nodes(self.engine)
-        records = {r.node_uuid: r for r in bdb.record_states(self.engine)}
+        inventory = inventory_db.nodes(self.engine)
+        records = {r.node_uuid: r for r in ownership_db.record_states(self.engine)}
         owners: dict[str, str | None] = {}
         for n in inventory:
             r = records.get(n.uuid)

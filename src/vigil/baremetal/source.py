@@ -2,21 +2,20 @@
 
 The compute agent only needs to *list* nodes (and, to run an instance on one, to provision
 it). Vigil ships one source, its own ``baremetal_nodes`` table, which agents read through
-the conductor (they never open the database) and the API and CLI read directly. A real
-Ironic would be another implementation of the same protocols over openstacksdk
-(``conn.baremetal.nodes(details=True)``, and ``instance_uuid`` patches to provision).
+the conductor (they never open the database) and the API and CLI read directly
+(:class:`vigil.baremetal.nodes.DatabaseNodeSource`). A real Ironic would be another
+implementation of the same protocols over openstacksdk (``conn.baremetal.nodes(details=True)``,
+and ``instance_uuid`` patches to provision). This module is the agent's: it speaks in words
+only.
 """
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy.engine import Engine
+from vigil.objects.baremetal import Node, Provisioning
 
-from vigil.db import baremetal_api as bdb
-from vigil.db.baremetal_api import Node
-
-__all__ = ["DatabaseNodeSource", "Node", "NodeSource", "Provisioner"]
+__all__ = ["Node", "NodeSource", "Provisioner"]
 
 
 @runtime_checkable
@@ -35,25 +34,8 @@ class NodeSource(Protocol):
 class Provisioner(Protocol):
     """Putting an instance on a node and taking it off (Ironic's ``instance_uuid``)."""
 
-    def provision(self, host: str, instance_uuid: str) -> str:
-        """One of the ``vigil.db.baremetal_api`` results: PROVISIONED, ALREADY, BUSY,
-        NOT_HERE."""
+    def provision(self, host: str, instance_uuid: str) -> Provisioning:
+        """Put the instance on the node its claim chose (see :class:`Provisioning`)."""
 
     def unprovision(self, host: str, instance_uuid: str) -> int:
         """Clear the instance from the nodes it no longer lives on; how many."""
-
-
-class DatabaseNodeSource:
-    """Vigil's own inventory, for the processes that may open the database."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def list_nodes(self) -> list[Node]:
-        return bdb.nodes(self.engine)
-
-    def provision(self, host: str, instance_uuid: str) -> str:
-        return bdb.provision(self.engine, host, instance_uuid)
-
-    def unprovision(self, host: str, instance_uuid: str) -> int:
-        return bdb.unprovision(self.engine, instance_uuid)

@@ -126,7 +126,8 @@ def _print(fmt: str, data: list[dict[str, Any]] | dict[str, Any],
 
 
 def run_server(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.compute.servers import POWER_STATES, Server, servers_from, settled
+    from vigil.compute.servers import POWER_STATES, Server, settled
+    from vigil.launch import servers_from
 
     target = api_target(args, conf)
     api: ServersAPI | ServersClient

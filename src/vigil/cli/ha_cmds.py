@@ -16,6 +16,7 @@ from typing import Any
 from oslo_config import cfg
 
 from vigil.cli.output import as_json, table
+from vigil.objects.ha import EvacuationStatus, Phase
 
 LIST_COLUMNS = ("ID", "Host", "Trigger", "Phase", "Status", "Fence attempts", "Evacuations",
                 "Note", "Created")
@@ -123,9 +124,9 @@ def _note(r: dict[str, Any]) -> str:
 
 def _evacs(r: dict[str, Any]) -> str:
     by = r["evacuations_by_status"]
-    return f"{by.get('done', 0)}/{r['evacuations_total']}" + (
-        f" ({by['retry']} retrying)" if by.get("retry") else "") + (
-        f" ({by['failed']} failed)" if by.get("failed") else "")
+    retry, failed = by.get(EvacuationStatus.RETRY), by.get(EvacuationStatus.FAILED)
+    return f"{by.get(EvacuationStatus.DONE, 0)}/{r['evacuations_total']}" + (
+        f" ({retry} retrying)" if retry else "") + (f" ({failed} failed)" if failed else "")
 
 
 def run_recovery(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
@@ -170,23 +171,24 @@ def progress_line(rec: dict[str, Any], width: int = 30) -> str:
     """``[#########.....] 3/10 evacuated  phase forced_down``: plain text, one line."""
     total = rec["evacuations_total"]
     by = rec["evacuations_by_status"]
-    finished = by.get("done", 0) + by.get("failed", 0) + by.get("gone", 0)
-    filled = int(width * finished / total) if total else (width if rec["phase"] in (
-        "evacuated", "completed") else 0)
+    finished = sum(by.get(status, 0) for status in EvacuationStatus if status.finished)
+    filled = int(width * finished / total) if total else (
+        width if Phase(rec["phase"]).reached(Phase.EVACUATED) else 0)
     note = _note(rec)
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {by.get('done', 0)}/{total} evacuated"
+    done = by.get(EvacuationStatus.DONE, 0)
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} evacuated"
             f"  phase {rec['phase']}" + (f"  ({note})" if note else ""))
 
 
 def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     """``vigil host crash|revive``: the simulated hosts' power marks (vigil up)."""
     from vigil import launch
-    from vigil.db import api as db
+    from vigil.db import services as services_db
     from vigil.errors import ServiceNotFound
     from vigil.ha.fence.simulated import SimulatedPower
 
     try:
-        db.service_get_by_host_binary(launch.engine_from(conf), args.host, "vigil-compute")
+        services_db.service_get_by_host_binary(launch.engine_from(conf), args.host, "vigil-compute")
     except ServiceNotFound:
         print(f"vigil: error: no compute service on host {args.host!r}", file=sys.stderr)
         return 2
@@ -206,7 +208,6 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     if args.host_cmd in ("list", "show", "maintenance", "release"):
         return run_host_facts(args, conf)
     from vigil import launch
-    from vigil.db import ha_api
     from vigil.ha.election import lease_session_limits
     from vigil.ha.monitor import monitor_from, scheduler_waker
     from vigil.ha.views import RecoveriesAPI
@@ -240,8 +241,8 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
             if line != last:
                 print(line, flush=True)
                 last = line
-            if data["phase"] in (ha_api.EVACUATED, ha_api.COMPLETED) or not data["open"]:
-                failed = data["evacuations_by_status"].get("failed", 0)
+            if Phase(data["phase"]).reached(Phase.EVACUATED) or not data["open"]:
+                failed = data["evacuations_by_status"].get(EvacuationStatus.FAILED, 0)
                 print(f"recovery {rec.id}: {data['status']} ({data['phase']})"
                       + (f", {failed} evacuation(s) failed" if failed else ""))
                 return 1 if failed else 0

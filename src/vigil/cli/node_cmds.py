@@ -12,10 +12,11 @@ import argparse
 from oslo_config import cfg
 
 from vigil.cli.output import as_json, table
+from vigil.objects.baremetal import NodePower
 
 NODE_COLUMNS = ("UUID", "Name", "Resource Class", "CPUs", "Memory MB", "Disk GB",
                 "Power State", "Maintenance", "Instance", "Owner")
-POWER = {"on": "power on", "off": "power off"}
+POWER = {"on": NodePower.ON, "off": NodePower.OFF}
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -15,8 +15,7 @@ from vigil.compute.manager import ComputeConductor, ComputeManager
 from vigil.compute.rpcapi import ComputeConductorAPI, compute_target
 from vigil.compute.virt.driver import VirtDriver
 from vigil.errors import Unavailable
-from vigil.service import ConductorClient, Service
-from vigil.servicegroup.api import ServiceGroup
+from vigil.service import ConductorClient, GroupMembership, Service
 
 LOG = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ TOPIC = "compute"
 
 
 def make_service(
-    conf: cfg.ConfigOpts, host: str, conductor: ConductorClient, group: ServiceGroup
+    conf: cfg.ConfigOpts, host: str, conductor: ConductorClient, group: GroupMembership
 ) -> Service:
     return Service(
         host=host,
@@ -54,7 +53,7 @@ class ComputeAgent:
         host: str,
         transport: messaging.Transport,
         conductor: ConductorClient,
-        group: ServiceGroup,
+        group: GroupMembership,
         *,
         driver: VirtDriver | None = None,
         compute_conductor: ComputeConductor | None = None,

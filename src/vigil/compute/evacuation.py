@@ -5,7 +5,7 @@ copy cannot run, now or later:
 
 - *later* is the ownership generation's job: an evacuation starts a new generation, and no
   host can start an instance outside the generation it read
-  (:func:`vigil.db.compute_api.instance_start`), so a host that comes back never restarts what
+  (:func:`vigil.db.compute.instances.instance_start`), so a host that comes back never restarts what
   was taken from it;
 - *now* is this module's: the source host must not be running the instance. Evidence, from
   strongest to weakest: its agent acknowledged a quarantine (it stopped everything and may
@@ -30,8 +30,8 @@ the one that trusts the operator, as in Nova.
 
 from __future__ import annotations
 
-from vigil.db.hosts_api import HostRecord
-from vigil.servicegroup.liveness import State
+from vigil.objects.ha import HostRecord
+from vigil.objects.liveness import State
 
 
 def _common(host: str, reporting: State, left: bool) -> str | None:

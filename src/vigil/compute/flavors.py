@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import compute_api as cdb
-from vigil.db.compute_api import FlavorRecord
+from vigil.db.compute import flavors as flavors_db
 from vigil.errors import InvalidInput
+from vigil.objects.compute import FlavorRecord
 
 MAX_NAME = 255
 MAX_INT = 2**31 - 1
@@ -42,17 +42,17 @@ class FlavorsAPI:
         for label, value, low in (("vcpus", vcpus, 1), ("ram", ram, 1), ("disk", disk, 0)):
             if not low <= value <= MAX_INT:
                 raise InvalidInput(f"{label} must be between {low} and {MAX_INT}")
-        return FlavorView(cdb.flavor_create(
+        return FlavorView(flavors_db.flavor_create(
             self.engine, name=name, vcpus=vcpus, memory_mb=ram, root_gb=disk,
             flavorid=flavorid.strip() if flavorid else None, description=description))
 
     def list(self) -> list[FlavorView]:
-        return [FlavorView(f) for f in cdb.flavors(self.engine)]
+        return [FlavorView(f) for f in flavors_db.flavors(self.engine)]
 
     def get(self, ident: str) -> FlavorView:
-        return FlavorView(cdb.flavor_get(self.engine, ident))
+        return FlavorView(flavors_db.flavor_get(self.engine, ident))
 
     def delete(self, ident: str) -> FlavorView:
-        record = cdb.flavor_get(self.engine, ident)
-        cdb.flavor_delete(self.engine, record.id)
+        record = flavors_db.flavor_get(self.engine, ident)
+        flavors_db.flavor_delete(self.engine, record.id)
         return FlavorView(record)

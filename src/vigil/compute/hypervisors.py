@@ -15,14 +15,14 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from vigil.compute.servers import COMPUTE_TOPIC
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
-from vigil.db import hosts_api
-from vigil.db.api import ServiceRecord
-from vigil.db.compute_api import NodeRecord
+from vigil.db import services as services_db
+from vigil.db.compute import nodes as nodes_db
+from vigil.db.ha import hosts as hosts_db
 from vigil.errors import NotFound
+from vigil.objects.compute import NodeRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 
 def as_uuid(ident: str) -> str | None:
@@ -43,7 +43,7 @@ class HypervisorView:
     node: NodeRecord
     service: ServiceRecord
     state: State
-    quarantined: bool = False   # its host's HA facts (vigil.db.hosts_api)
+    quarantined: bool = False   # its host's HA facts (vigil.db.ha.hosts)
     maintenance: bool = False
 
     @property
@@ -92,10 +92,10 @@ class HypervisorsAPI:
         self.group = group
 
     def _views(self, nodes: list[NodeRecord]) -> list[HypervisorView]:
-        snap = db.snapshot(self.engine, topic=COMPUTE_TOPIC)
+        snap = services_db.snapshot(self.engine, topic=COMPUTE_TOPIC)
         states = self.group.states(snap)
         by_host = {s.host: s for s in snap.services}
-        ha = hosts_api.hosts(self.engine)
+        ha = hosts_db.hosts(self.engine)
         out: list[HypervisorView] = []
         for n in nodes:
             if n.host not in by_host:
@@ -109,7 +109,7 @@ class HypervisorsAPI:
     def list(self, *, hostname: str | None = None) -> list[HypervisorView]:
         """All nodes (or those whose hypervisor_hostname contains ``hostname``, as Nova's
         hypervisor_hostname_pattern): two queries whatever their number."""
-        nodes = cdb.compute_nodes(self.engine)
+        nodes = nodes_db.compute_nodes(self.engine)
         if hostname is not None:
             nodes = [n for n in nodes if hostname in n.hypervisor_hostname]
         return self._views(nodes)
@@ -119,15 +119,15 @@ class HypervisorsAPI:
         ident = ident.strip()
         nodes: list[NodeRecord]
         if ident.isdigit():
-            nodes = cdb.compute_nodes(self.engine, ids=[int(ident)])
+            nodes = nodes_db.compute_nodes(self.engine, ids=[int(ident)])
         else:
             uuid = as_uuid(ident)
             nodes = []
             if uuid is not None:
                 with contextlib.suppress(NotFound):
-                    nodes = [cdb.compute_node_get(self.engine, uuid)]
+                    nodes = [nodes_db.compute_node_get(self.engine, uuid)]
             if not nodes:
-                nodes = [n for n in cdb.compute_nodes(self.engine)
+                nodes = [n for n in nodes_db.compute_nodes(self.engine)
                          if n.hypervisor_hostname == ident]
         views = self._views(nodes)
         if not views:
@@ -142,9 +142,9 @@ class HypervisorsAPI:
         a released record belongs to no service, so it is not counted at all. Liveness plays
         no part, so it is not read (no backend round trip): two queries.
         """
-        enabled = {s.host for s in db.snapshot(self.engine, topic=COMPUTE_TOPIC).services
+        enabled = {s.host for s in services_db.snapshot(self.engine, topic=COMPUTE_TOPIC).services
                    if not s.disabled}
-        nodes = [n for n in cdb.compute_nodes(self.engine) if n.host in enabled]
+        nodes = [n for n in nodes_db.compute_nodes(self.engine) if n.host in enabled]
         vcpus, memory_mb, local_gb = (sum(n.vcpus for n in nodes),
                                       sum(n.memory_mb for n in nodes),
                                       sum(n.local_gb for n in nodes))

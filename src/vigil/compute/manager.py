@@ -7,10 +7,10 @@ agent was down, or overtaken by an evacuation) is checked against the instance's
 and task state first.
 
 **No start on a local decision.** Spawning, rebuilding or resuming an instance happens only
-after the conductor granted it (:func:`vigil.db.compute_api.instance_start`: one statement that
-fails if the instance is no longer this host's in the ownership generation the agent read, or
-if this host is quarantined), and it is confirmed afterwards with the same conditions: a copy
-whose confirmation fails is destroyed at once, never left running.
+after the conductor granted it (:func:`vigil.db.compute.instances.instance_start`: one
+statement that fails if the instance is no longer this host's in the ownership generation the
+agent read, or if this host is quarantined), and it is confirmed afterwards with the same
+conditions: a copy whose confirmation fails is destroyed at once, never left running.
 
 **Quarantine.** A host whose fence was decided is quarantined until the HA monitor (or an
 operator) releases it. While quarantined the agent runs nothing: it stops every local instance
@@ -40,10 +40,20 @@ from typing import Any, Protocol, runtime_checkable
 
 import oslo_messaging as messaging
 
-from vigil.compute.virt.driver import RUNNING, SHUTDOWN, InstanceExists, VirtDriver
-from vigil.db import compute_api as cdb
-from vigil.db.compute_api import InstanceRecord, Inventory, NodeRecord, StartGrant
-from vigil.db.hosts_api import HostRecord
+from vigil.compute.virt.driver import VirtDriver
+from vigil.errors import InstanceExists
+from vigil.objects.compute import (
+    InstanceRecord,
+    Inventory,
+    NodeRecord,
+    PowerState,
+    StartGrant,
+    StartKind,
+    StartRefusal,
+    TaskState,
+    VmState,
+)
+from vigil.objects.ha import HostRecord
 
 LOG = logging.getLogger(__name__)
 
@@ -58,14 +68,14 @@ class ComputeConductor(Protocol):
     def instance_get(self, instance_uuid: str) -> InstanceRecord | None: ...
 
     def instance_start(self, instance_uuid: str, host: str, generation: int,
-                       kind: str) -> StartGrant: ...
+                       kind: StartKind) -> StartGrant: ...
 
     def instance_update(self, instance_uuid: str, host: str, values: dict[str, Any],
                         task_states: Sequence[str | None], now_fields: Sequence[str] = (),
                         generation: int | None = None,
                         unless_quarantined: bool = False) -> InstanceRecord | None: ...
 
-    def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: str,
+    def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: TaskState,
                               fault: str) -> InstanceRecord | None: ...
 
     def quarantine_ack(self, host: str, seq: int) -> bool: ...
@@ -115,10 +125,10 @@ class ComputeManager:
 
     # -- RPC handlers (casts) -----------------------------------------------------------------
     def build_and_run_instance(self, ctxt: dict[str, Any], instance_uuid: str) -> None:
-        self.spawn_if_mine(instance_uuid, cdb.SPAWNING)
+        self.spawn_if_mine(instance_uuid, TaskState.SPAWNING)
 
     def rebuild_instance(self, ctxt: dict[str, Any], instance_uuid: str) -> None:
-        self.spawn_if_mine(instance_uuid, cdb.REBUILD_SPAWNING)
+        self.spawn_if_mine(instance_uuid, TaskState.REBUILD_SPAWNING)
 
     def terminate_instance(self, ctxt: dict[str, Any], instance_uuid: str) -> None:
         with self._claim(instance_uuid) as mine:
@@ -136,7 +146,7 @@ class ComputeManager:
             self.driver.destroy(instance_uuid, keep_disk=not inst.deleted)
 
     # -- actions ------------------------------------------------------------------------------
-    def spawn_if_mine(self, instance_uuid: str, task_state: str) -> bool:
+    def spawn_if_mine(self, instance_uuid: str, task_state: TaskState) -> bool:
         """Spawn the instance if, read now, it is placed here and waiting in ``task_state``."""
         with self._claim(instance_uuid) as mine:
             if not mine:
@@ -150,20 +160,20 @@ class ComputeManager:
                 LOG.info("not spawning %s: its task is %s, not %s", instance_uuid,
                          inst.task_state, task_state)
                 return False
-            return self._start(inst, "rebuild" if task_state == cdb.REBUILD_SPAWNING
-                               else "spawn")
+            return self._start(inst, StartKind.REBUILD if task_state == TaskState.REBUILD_SPAWNING
+                               else StartKind.SPAWN)
 
-    def _start(self, inst: InstanceRecord, kind: str) -> bool:
+    def _start(self, inst: InstanceRecord, kind: StartKind) -> bool:
         """Ask the database, start, confirm: the one way anything starts on this host."""
-        task = cdb.START_KINDS[kind]
+        task = kind.task_state
         grant = self.conductor.instance_start(inst.uuid, self.host, inst.generation, kind)
         if not grant.granted:
             LOG.info("not starting instance %s (%s) on %s: %s", inst.uuid, kind, self.host,
                      grant.reason)
-            if grant.reason == "quarantined":
+            if grant.reason is StartRefusal.QUARANTINED:
                 self._resume_due = True  # once released, what stays here runs again
             return False
-        rebuild = kind == "rebuild"
+        rebuild = kind is StartKind.REBUILD
         try:
             self.driver.spawn(inst, rebuild=rebuild)
         except InstanceExists:
@@ -174,14 +184,14 @@ class ComputeManager:
             fault = f"{'Rebuild' if rebuild else 'Spawn'} failed on {self.host}: {exc}"
             if task is None:
                 self.conductor.instance_update(
-                    inst.uuid, self.host, {"vm_state": cdb.ERROR, "power_state": SHUTDOWN,
-                                           "fault": fault}, [None],
-                    generation=inst.generation)
+                    inst.uuid, self.host, {"vm_state": VmState.ERROR,
+                                           "power_state": PowerState.SHUTDOWN, "fault": fault},
+                    [None], generation=inst.generation)
             else:
                 self.conductor.instance_spawn_failed(inst.uuid, self.host, task, fault)
             return False
-        values: dict[str, Any] = {"vm_state": cdb.ACTIVE, "task_state": None,
-                                  "power_state": RUNNING}
+        values: dict[str, Any] = {"vm_state": VmState.ACTIVE, "task_state": None,
+                                  "power_state": PowerState.RUNNING}
         done = self.conductor.instance_update(
             inst.uuid, self.host, values, [task], now_fields=["launched_at"],
             generation=inst.generation, unless_quarantined=True)
@@ -274,9 +284,10 @@ class ComputeManager:
                             "deleted" if deleted else "not placed here")
                 self.driver.destroy(instance_uuid, keep_disk=not deleted)
         for inst in owned.values():
-            if inst.power_state == RUNNING and inst.task_state is None:
-                self.conductor.instance_update(inst.uuid, self.host, {"power_state": SHUTDOWN},
-                                               [None], generation=inst.generation)
+            if inst.power_state == PowerState.RUNNING and inst.task_state is None:
+                self.conductor.instance_update(inst.uuid, self.host,
+                                               {"power_state": PowerState.SHUTDOWN}, [None],
+                                               generation=inst.generation)
         if self.driver.list_instances():
             return  # something is still busy: acknowledged by a later pass
         if self.conductor.quarantine_ack(self.host, host.quarantine_seq):
@@ -285,27 +296,28 @@ class ComputeManager:
                         host.quarantine_seq)
 
     def _reconcile_one(self, inst: InstanceRecord, *, resume: bool) -> None:
-        if inst.task_state in (cdb.SPAWNING, cdb.REBUILD_SPAWNING):
+        if inst.task_state in (TaskState.SPAWNING, TaskState.REBUILD_SPAWNING):
             LOG.info("instance %s waits in %s on this host: spawning it", inst.uuid,
                      inst.task_state)
-            self._start(inst, "rebuild" if inst.task_state == cdb.REBUILD_SPAWNING
-                        else "spawn")
+            self._start(inst, StartKind.REBUILD if inst.task_state == TaskState.REBUILD_SPAWNING
+                        else StartKind.SPAWN)
             return
-        if inst.vm_state != cdb.ACTIVE or inst.task_state is not None:
+        if inst.vm_state != VmState.ACTIVE or inst.task_state is not None:
             return  # error, or being evacuated away from here: not ours to run
         power = self.driver.power_state(inst.uuid)
-        if power == RUNNING:
-            if inst.power_state != RUNNING:
+        if power == PowerState.RUNNING:
+            if inst.power_state != PowerState.RUNNING:
                 self.conductor.instance_update(inst.uuid, self.host,
-                                               {"power_state": RUNNING}, [None],
+                                               {"power_state": PowerState.RUNNING}, [None],
                                                generation=inst.generation)
             return
         if resume:
             LOG.info("resuming instance %s (active here, not running)", inst.uuid)
-            self._start(inst, "resume")
+            self._start(inst, StartKind.RESUME)
             return
         fault = f"Instance is not running on {self.host} (its process ended)."
         LOG.error("instance %s: %s", inst.uuid, fault)
         self.conductor.instance_update(inst.uuid, self.host,
-                                       {"vm_state": cdb.ERROR, "power_state": SHUTDOWN,
-                                        "fault": fault}, [None], generation=inst.generation)
+                                       {"vm_state": VmState.ERROR,
+                                        "power_state": PowerState.SHUTDOWN, "fault": fault},
+                                       [None], generation=inst.generation)

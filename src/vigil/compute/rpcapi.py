@@ -15,8 +15,15 @@ from typing import Any
 import oslo_messaging as messaging
 
 from vigil import rpc
-from vigil.db.compute_api import InstanceRecord, Inventory, NodeRecord, StartGrant
-from vigil.db.hosts_api import HostRecord
+from vigil.objects.compute import (
+    InstanceRecord,
+    Inventory,
+    NodeRecord,
+    StartGrant,
+    StartKind,
+    TaskState,
+)
+from vigil.objects.ha import HostRecord
 
 LOG = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ class ComputeConductorAPI(rpc.ConductorClientBase):
                 [InstanceRecord.from_primitive(d) for d in data["instances"]])
 
     def instance_start(self, instance_uuid: str, host: str, generation: int,
-                       kind: str) -> StartGrant:
+                       kind: StartKind) -> StartGrant:
         data = self._call("instance_start", instance_uuid=instance_uuid, host=host,
                           generation=generation, kind=kind)
         return StartGrant.from_primitive(data)
@@ -87,7 +94,7 @@ class ComputeConductorAPI(rpc.ConductorClientBase):
                           unless_quarantined=unless_quarantined)
         return InstanceRecord.from_primitive(data) if data is not None else None
 
-    def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: str,
+    def instance_spawn_failed(self, instance_uuid: str, host: str, task_state: TaskState,
                               fault: str) -> InstanceRecord | None:
         data = self._call("instance_spawn_failed", instance_uuid=instance_uuid, host=host,
                           task_state=task_state, fault=fault)

@@ -24,29 +24,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
-from vigil.db import hosts_api
-from vigil.db.api import ServiceRecord
-from vigil.db.compute_api import InstanceRecord
+from vigil.db import services as services_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
+from vigil.db.ha import hosts as hosts_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.objects.compute import InstanceRecord, PowerState, TaskState, VmState
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 COMPUTE_TOPIC = "compute"
 COMPUTE_BINARY = "vigil-compute"
 MAX_NAME = 255
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
-STATUS_BY_VM_STATE = {cdb.BUILDING: "BUILD", cdb.ACTIVE: "ACTIVE", cdb.ERROR: "ERROR",
-                      cdb.DELETED: "DELETED"}
-POWER_STATES = {cdb.NOSTATE: "NOSTATE", cdb.RUNNING: "Running", cdb.SHUTDOWN: "Shutdown"}
+STATUS_BY_VM_STATE = {VmState.BUILDING: "BUILD", VmState.ACTIVE: "ACTIVE", VmState.ERROR: "ERROR",
+                      VmState.DELETED: "DELETED"}
+POWER_STATES = {PowerState.NOSTATE: "NOSTATE", PowerState.RUNNING: "Running",
+                PowerState.SHUTDOWN: "Shutdown"}
 
 
 def nova_time(value: dt.datetime | None) -> str | None:
@@ -112,7 +114,7 @@ class ServerView:
         r = self.record
         if r.deleted:
             return "DELETED"
-        if r.task_state in (cdb.REBUILDING, cdb.REBUILD_SPAWNING):
+        if r.task_state in (TaskState.REBUILDING, TaskState.REBUILD_SPAWNING):
             return "REBUILD"
         return STATUS_BY_VM_STATE.get(r.vm_state, r.vm_state.upper())
 
@@ -149,7 +151,7 @@ def compute_delete_guard(engine: Engine) -> Callable[[ServiceRecord], None]:
     def guard(record: ServiceRecord) -> None:
         if record.topic != COMPUTE_TOPIC:
             return
-        count = cdb.instance_count_on_host(engine, record.host)
+        count = instances_db.instance_count_on_host(engine, record.host)
         if count:
             raise Conflict(f"compute service {record.host} still hosts {count} instance(s): "
                            "delete or evacuate them first")
@@ -159,7 +161,7 @@ def compute_delete_guard(engine: Engine) -> Callable[[ServiceRecord], None]:
 
 def compute_zones(engine: Engine) -> Callable[[], dict[str, str]]:
     """A Registry zone source: the zone each compute host's agent reports its nodes in."""
-    return lambda: cdb.host_zones(engine)
+    return lambda: nodes_db.host_zones(engine)
 
 
 class ServersAPI:
@@ -190,7 +192,7 @@ class ServersAPI:
             self.scheduler.schedule_pending()
 
     def _compute_service(self, host: str) -> tuple[ServiceRecord, State] | None:
-        snap = db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC)
+        snap = services_db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC)
         if not snap.services:
             return None
         svc = snap.services[0]
@@ -201,8 +203,8 @@ class ServersAPI:
         ident = ident.strip()
         uuid = uuid_of(ident)
         if uuid is not None:
-            return cdb.instance_get(self.engine, uuid)
-        return pick_named(ident, cdb.instances(self.engine, name=ident))
+            return instances_db.instance_get(self.engine, uuid)
+        return pick_named(ident, instances_db.instances(self.engine, name=ident))
 
     # -- operations ---------------------------------------------------------------------------
     def create(self, *, name: str, flavor: str, host: str | None = None,
@@ -211,16 +213,16 @@ class ServersAPI:
         if not name or len(name) > MAX_NAME:
             raise InvalidInput(f"the server name must be 1 to {MAX_NAME} characters")
         try:
-            fl = cdb.flavor_get(self.engine, flavor)
+            fl = flavors_db.flavor_get(self.engine, flavor)
         except NotFound:
             raise InvalidInput(f"Flavor {flavor} could not be found.") from None
         if availability_zone is not None and not (0 < len(availability_zone) <= MAX_NAME):
             raise InvalidInput(f"the availability zone must be 1 to {MAX_NAME} characters")
         if host is not None and self._compute_service(host) is None:
             raise InvalidInput(f"Compute host {host} could not be found.")
-        inst = cdb.instance_create(self.engine, name=name, flavor=fl,
-                                   availability_zone=availability_zone, requested_host=host,
-                                   evacuable=evacuable)
+        inst = instances_db.instance_create(self.engine, name=name, flavor=fl,
+                                            availability_zone=availability_zone,
+                                            requested_host=host, evacuable=evacuable)
         self._wake_scheduler()
         return ServerView(inst)
 
@@ -231,13 +233,13 @@ class ServersAPI:
         those are looked up one at a time: ``deleted`` needs ``uuid``."""
         if not deleted:
             uuids = None if uuid is None else [uuid]
-            return [ServerView(i) for i in cdb.instances(self.engine, host=host, name=name,
-                                                         uuids=uuids)]
+            return [ServerView(i) for i in instances_db.instances(self.engine, host=host, name=name,
+                                                                  uuids=uuids)]
         if uuid is None:
             raise InvalidInput("deleted servers are listed one at a time: give uuid=<server "
                                "id> with deleted=true")
         try:
-            inst = cdb.instance_get(self.engine, uuid, read_deleted=True)
+            inst = instances_db.instance_get(self.engine, uuid, read_deleted=True)
         except NotFound:
             return []
         keep = (inst.deleted and (host is None or inst.host == host)
@@ -253,7 +255,7 @@ class ServersAPI:
         inst = self.resolve(ident)
         for _ in range(3):
             try:
-                dead = cdb.instance_destroy(self.engine, inst.uuid)
+                dead = instances_db.instance_destroy(self.engine, inst.uuid)
                 break
             except Conflict:
                 continue  # moved under us (claimed, evacuated): read the new placement
@@ -273,7 +275,7 @@ class ServersAPI:
         if inst.task_state is not None:
             raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in "
                            f"task_state {inst.task_state}")
-        if inst.vm_state not in (cdb.ACTIVE, cdb.ERROR):
+        if inst.vm_state not in (VmState.ACTIVE, VmState.ERROR):
             raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in vm_state "
                            f"{inst.vm_state}")
         if host is not None:
@@ -281,19 +283,20 @@ class ServersAPI:
                 raise InvalidInput("The target host can't be the same one.")
             if self._compute_service(host) is None:
                 raise NotFound(f"Compute host {host} could not be found.")
-        snap = db.snapshot(self.engine, host=inst.host, topic=COMPUTE_TOPIC)
+        snap = services_db.snapshot(self.engine, host=inst.host, topic=COMPUTE_TOPIC)
         reporting = (self.group.states(snap, honour_forced_down=False)[snap.services[0].id]
                      if snap.services else State.DOWN)
         left = bool(snap.services) and snap.services[0].left_at is not None
         why = evacuation.operator_refusal(inst.host, reporting, left=left,
-                                          facts=hosts_api.host_get(self.engine, inst.host))
+                                          facts=hosts_db.host_get(self.engine, inst.host))
         if why is not None:
             raise Conflict(why)
         # A new ownership generation: the source host can never start this instance again.
-        updated = cdb.instance_update(self.engine, inst.uuid,
-                                      {"task_state": cdb.REBUILDING, "requested_host": host},
-                                      host=inst.host, task_states=[None],
-                                      generation=inst.generation, new_owner=True)
+        updated = instances_db.instance_update(self.engine, inst.uuid,
+                                               {"task_state": TaskState.REBUILDING,
+                                                "requested_host": host},
+                                               host=inst.host, task_states=[None],
+                                               generation=inst.generation, new_owner=True)
         if updated is None:
             raise Conflict(f"instance {inst.uuid} changed meanwhile; try again")
         self._wake_scheduler()
@@ -307,7 +310,7 @@ class ServersAPI:
             try:
                 view = self.get(ident)
             except NotFound:
-                view = ServerView(cdb.instance_get(self.engine, ident, read_deleted=True))
+                view = ServerView(instances_db.instance_get(self.engine, ident, read_deleted=True))
             if done(view) or view.status == "DELETED" or time.monotonic() >= deadline:
                 return view
             time.sleep(interval)
@@ -316,21 +319,3 @@ class ServersAPI:
 def settled(view: Server) -> bool:
     """Neither waiting for a host nor spawning: ACTIVE or ERROR with no task."""
     return view.status in ("ACTIVE", "ERROR") and view.task_state is None
-
-
-def servers_from(conf: cfg.ConfigOpts, engine: Engine | None = None,
-                 group: ServiceGroup | None = None) -> ServersAPI:
-    """ServersAPI over the configured database and messaging.
-
-    On ``fake://`` (in-process only) nothing is sent: the scheduler's scan picks requests up,
-    and the agents' reconciliation destroys deleted instances.
-    """
-    from vigil import launch, rpc
-
-    engine = engine or launch.engine_from(conf)
-    group = group or launch.group_from(conf, engine)
-    if str(conf.transport_url).startswith("fake:"):
-        return ServersAPI(engine, group)
-    transport = rpc.get_transport(conf)
-    return ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
-                      computes=ComputeAgentAPI(transport), close=transport.cleanup)

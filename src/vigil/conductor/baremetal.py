@@ -1,9 +1,10 @@
-"""Conductor RPC endpoint of the bare-metal driver, and its client.
+"""Conductor RPC endpoint of the bare-metal driver.
 
 Agents never open the database: the ``baremetal`` virt driver asks the conductor for the
 nodes (Vigil's own inventory), the ring's inputs (:meth:`baremetal_ring_view`: members,
 liveness, records), and to apply its moves (:meth:`baremetal_apply`: liveness re-checked,
-then compare-and-set hand-overs). See :mod:`vigil.baremetal.ownership`.
+then compare-and-set hand-overs). See :mod:`vigil.baremetal.ownership`; the agent's side of
+these calls (what it asks, and the RPC client) is :mod:`vigil.baremetal.rpcapi`.
 """
 
 from __future__ import annotations
@@ -12,42 +13,20 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import oslo_messaging as messaging
 from sqlalchemy.engine import Engine
 
-from vigil import rpc
-from vigil.baremetal.ownership import (
-    ApplyResult,
-    Ownership,
-    ReleaseRequest,
-    RingView,
-    TakeRequest,
-    UpdateRequest,
-)
-from vigil.db import baremetal_api as bdb
-from vigil.db.baremetal_api import Node
+from vigil.baremetal.ownership import Ownership
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import provisioning as provisioning_db
 from vigil.errors import DatabaseUnavailable, MessagingUnavailable
+from vigil.objects.baremetal import NODE_WIRE, Move, MoveResult, Node, Provisioning, RingView
+from vigil.objects.primitive import pack, unpack
 from vigil.servicegroup.api import ServiceGroup
 
 LOG = logging.getLogger(__name__)
-
-
-class BaremetalConductor(Protocol):
-    """What the bare-metal driver asks of the conductor (RPC in production)."""
-
-    def list_nodes(self) -> list[Node]: ...
-
-    def ring_view(self, host: str, *, with_nodes: bool = False) -> RingView: ...
-
-    def apply(self, host: str, takes: Sequence[TakeRequest],
-              releases: Sequence[ReleaseRequest],
-              updates: Sequence[UpdateRequest]) -> ApplyResult: ...
-
-    def provision(self, host: str, instance_uuid: str) -> str: ...
-
-    def unprovision(self, host: str, instance_uuid: str) -> int: ...
 
 
 class BaremetalConductorManager:
@@ -78,54 +57,23 @@ class BaremetalConductorManager:
             return self._ownership
 
     def baremetal_list_nodes(self, ctxt: dict[str, Any]) -> dict[str, Any]:
-        return bdb.pack(bdb.nodes(self._engine), bdb.NODE_WIRE)
+        return pack(inventory_db.nodes(self._engine), NODE_WIRE)
 
     def baremetal_ring_view(self, ctxt: dict[str, Any], host: str,
                             with_nodes: bool = False) -> dict[str, Any]:
         return self.ownership.view(host, with_nodes=with_nodes).to_primitive()
 
-    def baremetal_apply(self, ctxt: dict[str, Any], host: str, takes: list[dict[str, Any]],
-                        releases: list[dict[str, Any]],
-                        updates: list[dict[str, Any]]) -> dict[str, Any]:
+    def baremetal_apply(self, ctxt: dict[str, Any], host: str,
+                        moves: list[dict[str, Any]]) -> dict[str, Any]:
         return self.ownership.apply(
-            host, [TakeRequest.from_primitive(t) for t in takes],
-            [ReleaseRequest.from_primitive(r) for r in releases],
-            [UpdateRequest.from_primitive(u) for u in updates]).to_primitive()
+            host, [Move.from_primitive(m) for m in moves]).to_primitive()
 
     def baremetal_provision(self, ctxt: dict[str, Any], host: str, instance_uuid: str) -> str:
-        return bdb.provision(self._engine, host, instance_uuid)
+        return provisioning_db.provision(self._engine, host, instance_uuid)
 
     def baremetal_unprovision(self, ctxt: dict[str, Any], host: str,
                               instance_uuid: str) -> int:
-        return bdb.unprovision(self._engine, instance_uuid)
-
-
-class BaremetalConductorAPI(rpc.ConductorClientBase):
-    """Client side, over RPC; every call raises MessagingUnavailable on failure."""
-
-    def list_nodes(self) -> list[Node]:
-        nodes: list[Node] = bdb.unpack(Node, self._call("baremetal_list_nodes"))
-        return nodes
-
-    def ring_view(self, host: str, *, with_nodes: bool = False) -> RingView:
-        return RingView.from_primitive(self._call("baremetal_ring_view", host=host,
-                                                  with_nodes=with_nodes))
-
-    def apply(self, host: str, takes: Sequence[TakeRequest],
-              releases: Sequence[ReleaseRequest],
-              updates: Sequence[UpdateRequest]) -> ApplyResult:
-        data = self._call("baremetal_apply", host=host,
-                          takes=[t.to_primitive() for t in takes],
-                          releases=[r.to_primitive() for r in releases],
-                          updates=[u.to_primitive() for u in updates])
-        return ApplyResult.from_primitive(data)
-
-    def provision(self, host: str, instance_uuid: str) -> str:
-        result: str = self._call("baremetal_provision", host=host, instance_uuid=instance_uuid)
-        return result
-
-    def unprovision(self, host: str, instance_uuid: str) -> int:
-        return int(self._call("baremetal_unprovision", host=host, instance_uuid=instance_uuid))
+        return provisioning_db.unprovision(self._engine, instance_uuid)
 
 
 class LocalBaremetalConductor:
@@ -144,23 +92,19 @@ class LocalBaremetalConductor:
         return json.loads(json.dumps(answer))
 
     def list_nodes(self) -> list[Node]:
-        nodes: list[Node] = bdb.unpack(Node, self._run(self._m.baremetal_list_nodes))
+        nodes: list[Node] = unpack(Node, self._run(self._m.baremetal_list_nodes))
         return nodes
 
     def ring_view(self, host: str, *, with_nodes: bool = False) -> RingView:
         return RingView.from_primitive(self._run(self._m.baremetal_ring_view, host,
                                                  with_nodes))
 
-    def apply(self, host: str, takes: Sequence[TakeRequest],
-              releases: Sequence[ReleaseRequest],
-              updates: Sequence[UpdateRequest]) -> ApplyResult:
-        return ApplyResult.from_primitive(self._run(
-            self._m.baremetal_apply, host, [t.to_primitive() for t in takes],
-            [r.to_primitive() for r in releases], [u.to_primitive() for u in updates]))
+    def apply(self, host: str, moves: Sequence[Move]) -> MoveResult:
+        return MoveResult.from_primitive(self._run(
+            self._m.baremetal_apply, host, [m.to_primitive() for m in moves]))
 
-    def provision(self, host: str, instance_uuid: str) -> str:
-        result: str = self._run(self._m.baremetal_provision, host, instance_uuid)
-        return result
+    def provision(self, host: str, instance_uuid: str) -> Provisioning:
+        return Provisioning(self._run(self._m.baremetal_provision, host, instance_uuid))
 
     def unprovision(self, host: str, instance_uuid: str) -> int:
         return int(self._run(self._m.baremetal_unprovision, host, instance_uuid))

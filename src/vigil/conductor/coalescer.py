@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from vigil.clock import Clock, RealClock
-from vigil.db import api as db
+from vigil.db import services as services_db
 from vigil.errors import DatabaseUnavailable
+from vigil.objects.services import ReportVerdict
 
 LOG = logging.getLogger(__name__)
 
@@ -63,13 +64,13 @@ class ReportCoalescer:
         self.stats = FlushStats()
 
     # -- called from RPC handlers; never touch the database -----------------------------------
-    def add(self, service_id: int) -> str:
-        """Queue a heartbeat. Returns 'deleted' if the row was found deleted by an earlier flush."""
+    def add(self, service_id: int) -> ReportVerdict:
+        """Queue a heartbeat. DELETED if the row was found deleted by an earlier flush."""
         with self._lock:
             if service_id in self._deleted:
-                return "deleted"
+                return ReportVerdict.DELETED
             self._pending.add(service_id)
-        return "ok"
+        return ReportVerdict.OK
 
     def probe(self) -> None:
         """The report path delivered a probe; the next flush records the path as healthy."""
@@ -93,9 +94,9 @@ class ReportCoalescer:
             ids, self._pending = self._pending, set()
             probed, self._probed = self._probed, False
         try:
-            missing = db.record_reports(self._engine, sorted(ids), self._batch_size)
+            missing = services_db.record_reports(self._engine, sorted(ids), self._batch_size)
             if probed:
-                db.beat_report_path(self._engine, self._conductor, self._path_max_gap)
+                services_db.beat_report_path(self._engine, self._conductor, self._path_max_gap)
         except DatabaseUnavailable as exc:
             self.stats.failures += 1
             if self._failing_since is None:

@@ -14,9 +14,11 @@ from typing import Any
 import oslo_messaging as messaging
 from sqlalchemy.engine import Engine
 
-from vigil.db import compute_api as cdb
-from vigil.db import hosts_api
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
+from vigil.db.ha import hosts as hosts_db
 from vigil.errors import NotFound
+from vigil.objects.compute import Inventory
 
 LOG = logging.getLogger(__name__)
 
@@ -33,32 +35,35 @@ class ComputeConductorManager:
 
     def compute_node_update(self, ctxt: dict[str, Any], host: str,
                             inventory: dict[str, Any]) -> dict[str, Any]:
-        node = cdb.compute_node_update(self._engine, host,
-                                       cdb.Inventory.from_primitive(inventory))
+        node = nodes_db.compute_node_update(self._engine, host,
+                                            Inventory.from_primitive(inventory))
         return node.to_primitive()
 
     def instance_get(self, ctxt: dict[str, Any], instance_uuid: str) -> dict[str, Any] | None:
         """The instance, deleted or not (an agent cleaning up needs to tell moved from gone)."""
         try:
-            return cdb.instance_get(self._engine, instance_uuid, read_deleted=True).to_primitive()
+            return instances_db.instance_get(self._engine, instance_uuid,
+                                             read_deleted=True).to_primitive()
         except NotFound:
             return None
 
     def host_view(self, ctxt: dict[str, Any], host: str) -> dict[str, Any]:
         """What a host's reconciliation needs, in one call: the instances placed on it and its
         HA facts (quarantined? in maintenance?)."""
-        return {"host": hosts_api.host_get(self._engine, host).to_primitive(),
-                "instances": [i.to_primitive() for i in cdb.instances(self._engine, host=host)]}
+        placed = instances_db.instances(self._engine, host=host)
+        return {"host": hosts_db.host_get(self._engine, host).to_primitive(),
+                "instances": [i.to_primitive() for i in placed]}
 
     def instance_start(self, ctxt: dict[str, Any], instance_uuid: str, host: str,
                        generation: int, kind: str) -> dict[str, Any]:
-        """May ``host`` start this instance now? (:func:`vigil.db.compute_api.instance_start`)"""
-        return cdb.instance_start(self._engine, instance_uuid, host, generation,
-                                  kind).to_primitive()
+        """May ``host`` start this instance now?
+        (:func:`vigil.db.compute.instances.instance_start`)"""
+        return instances_db.instance_start(self._engine, instance_uuid, host, generation,
+                                           kind).to_primitive()
 
     def quarantine_ack(self, ctxt: dict[str, Any], host: str, seq: int) -> bool:
         """The host's agent runs nothing any more under quarantine ``seq``."""
-        return hosts_api.quarantine_ack(self._engine, host, seq)
+        return hosts_db.quarantine_ack(self._engine, host, seq)
 
     def instance_update(self, ctxt: dict[str, Any], instance_uuid: str, host: str,
                         values: dict[str, Any], task_states: list[str | None],
@@ -67,15 +72,15 @@ class ComputeConductorManager:
         bad = (set(values) - AGENT_FIELDS) | (set(now_fields) - AGENT_NOW_FIELDS)
         if bad:
             raise ValueError(f"an agent may not write {sorted(bad)}")
-        inst = cdb.instance_update(self._engine, instance_uuid, values, host=host,
-                                   task_states=task_states, now_fields=now_fields,
-                                   generation=generation,
-                                   unless_quarantined=unless_quarantined)
+        inst = instances_db.instance_update(self._engine, instance_uuid, values, host=host,
+                                            task_states=task_states, now_fields=now_fields,
+                                            generation=generation,
+                                            unless_quarantined=unless_quarantined)
         return inst.to_primitive() if inst is not None else None
 
     def instance_spawn_failed(self, ctxt: dict[str, Any], instance_uuid: str, host: str,
                               task_state: str, fault: str) -> dict[str, Any] | None:
         """ERROR with the fault, and the claim given back (a failed spawn holds nothing)."""
-        inst = cdb.instance_fail(self._engine, instance_uuid, fault,
-                                 expected_task_state=task_state, release=True, host=host)
+        inst = instances_db.instance_fail(self._engine, instance_uuid, fault,
+                                          expected_task_state=task_state, release=True, host=host)
         return inst.to_primitive() if inst is not None else None

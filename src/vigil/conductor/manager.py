@@ -14,10 +14,10 @@ from vigil import launch, rpc
 from vigil.conductor.baremetal import BaremetalConductorManager
 from vigil.conductor.coalescer import ReportCoalescer
 from vigil.conductor.compute import ComputeConductorManager
-from vigil.db import api as db
-from vigil.db.api import ServiceRecord
-from vigil.errors import DatabaseUnavailable
-from vigil.servicegroup import liveness
+from vigil.db import services as services_db
+from vigil.errors import DatabaseUnavailable, MessagingUnavailable
+from vigil.objects import liveness
+from vigil.objects.services import ReportVerdict, ServiceRecord
 
 LOG = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ConductorManager:
     def service_get_or_create(
         self, ctxt: dict[str, Any], host: str, binary: str, topic: str
     ) -> dict[str, Any]:
-        record, created = db.service_get_or_create(
+        record, created = services_db.service_get_or_create(
             self._engine, host, binary, topic, enabled=self._conf.enable_new_services
         )
         self.coalescer.forget_deleted(record.id)
@@ -45,11 +45,11 @@ class ConductorManager:
         return record.to_primitive()
 
     def report_state(self, ctxt: dict[str, Any], service_id: int) -> str:
-        return self.coalescer.add(int(service_id))
+        return self.coalescer.add(int(service_id)).value
 
     def service_leave(self, ctxt: dict[str, Any], service_id: int) -> None:
         self.coalescer.discard(int(service_id))
-        db.record_leave(self._engine, int(service_id))
+        services_db.record_leave(self._engine, int(service_id))
 
     def probe(self, ctxt: dict[str, Any]) -> None:
         self.coalescer.probe()
@@ -66,12 +66,10 @@ class LocalConductorAPI:
             return ServiceRecord.from_primitive(
                 self._m.service_get_or_create({}, host, binary, topic))
         except DatabaseUnavailable as exc:
-            from vigil.errors import MessagingUnavailable
-
             raise MessagingUnavailable(str(exc)) from exc
 
-    def report_state(self, service_id: int) -> str:
-        return self._m.report_state({}, service_id)
+    def report_state(self, service_id: int) -> ReportVerdict:
+        return ReportVerdict(self._m.report_state({}, service_id))
 
     def service_leave(self, service_id: int) -> None:
         self._m.service_leave({}, service_id)

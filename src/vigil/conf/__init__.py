@@ -16,6 +16,7 @@ from oslo_messaging._tracing import client as _tracing
 
 from vigil.conf import opts
 from vigil.errors import ConfigError
+from vigil.objects.liveness import REPORT_JITTER, path_max_gap
 
 __all__ = ["load", "make", "reread", "validate"]
 
@@ -105,12 +106,10 @@ def _validate_report_path(conf: cfg.ConfigOpts, report_interval: float, down_tim
     """Refuse intervals that leave the report path no room to prove a death.
 
     A stale heartbeat reads ``down`` only while the conductors' report path has not paused
-    longer than :func:`~vigil.servicegroup.liveness.path_max_gap`. The path is beaten about
+    longer than :func:`~vigil.objects.liveness.path_max_gap`. The path is beaten about
     every ``probe_interval + coalesce_interval``; if that alone exceeds the tolerance, no
     service could ever be shown down (and the HA monitor would never act).
     """
-    from vigil.servicegroup.liveness import REPORT_JITTER, path_max_gap
-
     coalesce = conf.conductor.coalesce_interval
     beat = conf.conductor.probe_interval + coalesce
     gap = path_max_gap(down_time, report_interval, coalesce).total_seconds()

@@ -1,7 +1,7 @@
 """Models of compute resources: compute nodes, flavors and instances.
 
-They live on the same ``Base`` as the services so Alembic sees one metadata (``models.py``
-imports this module at its bottom). Soft delete follows Nova as for services: ``deleted`` is 0
+They live on the same ``Base`` as the services so Alembic sees one metadata (:mod:`.schema`
+gathers every model module). Soft delete follows Nova as for services: ``deleted`` is 0
 for a live row and the row's own id once deleted.
 
 Resource usage (``*_used``, ``running_vms``) of a compute node is never recomputed from a read:
@@ -103,7 +103,7 @@ class Instance(Base):
     power_state: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # Ownership generation: every change of who may run the instance (a claim on a host, an
     # evacuation taking it away, a failed spawn releasing it) adds one. A start on a host is
-    # authorized only for the generation the host read (vigil.db.compute_api.instance_start),
+    # authorized only for the generation the host read (vigil.db.compute.instances.instance_start),
     # so a host acting on a stale picture can never start a copy that belongs elsewhere.
     generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     evacuable: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)

@@ -1,12 +1,12 @@
 """Models of host high availability: the leader lease, recoveries and their timelines.
 
-They share ``Base`` with the services so Alembic sees one metadata (``models.py`` imports this
-module at its bottom).
+They share ``Base`` with the services so Alembic sees one metadata (:mod:`.schema` gathers
+every model module).
 
 Exactly-once is carried by the schema, not by the monitor's memory:
 
 - ``ha_leases``: one row per election. ``epoch`` grows by one at every change of holder; it is
-  the fencing token every workflow write is conditional on (see :mod:`vigil.db.ha_api`).
+  the fencing token every workflow write is conditional on (see :mod:`vigil.db.ha.lease`).
 - ``recoveries``: one row per failed host and incident. ``active_host`` is the host while the
   recovery is open and NULL once it ended; its UNIQUE constraint (NULLs never collide, on all
   three databases) allows one open recovery per host, however many monitors race to open it.
@@ -45,7 +45,8 @@ class HaLease(Base):
     epoch: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     acquired_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     expires_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
-    # Touched by every guarded write: the UPDATE that takes the row lock (see ha_api.guard).
+    # Touched by every guarded write: the UPDATE that takes the row lock
+    # (see vigil.db.ha.lease.guard).
     guarded_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
 
 

@@ -15,6 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from vigil.db import schema
+
 _HERE = os.path.join(os.path.dirname(__file__), "migrations")
 
 
@@ -22,6 +24,7 @@ def _config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", _HERE)
     cfg.attributes["engine"] = engine
+    cfg.attributes["metadata"] = schema.metadata  # every model module (env.py compares to it)
     return cfg
 
 

@@ -62,8 +62,3 @@ class ReportPath(Base):
     last_beat: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
     healthy_since: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-
-# Compute models share this Base; importing them here puts them in the metadata Alembic sees.
-from vigil.db import compute_models as _compute_models  # noqa: E402, F401
-from vigil.db import ha_models as _ha_models  # noqa: E402, F401

@@ -2,7 +2,7 @@
 
 Why the database and not tooz: the workflow's writes go to the database, and a fencing token is
 only worth something if the store that applies a write also checks the token, in the same
-transaction. A lease in the same database gives exactly that (:mod:`vigil.db.ha_api` guards
+transaction. A lease in the same database gives exactly that (:mod:`vigil.db.ha.lease` guards
 every write with it); a tooz lock in ZooKeeper or Redis gives no token the database could
 check, so a deposed leader that has not noticed yet could still write. It also adds no
 dependency: the monitor needs the database anyway, and with the database gone nothing may be
@@ -39,10 +39,10 @@ import uuid as uuidlib
 from sqlalchemy.engine import Engine
 
 from vigil.clock import Clock, RealClock
-from vigil.db import ha_api
 from vigil.db.engine import KeepAlive, SessionLimits
-from vigil.db.ha_api import LeadershipLost, LeaderToken
-from vigil.errors import Unavailable
+from vigil.db.ha import lease as lease_db
+from vigil.errors import LeadershipLost, Unavailable
+from vigil.objects.ha import LeaderToken
 
 LOG = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class Election:
             return self.token
         sent = self.clock.monotonic()
         try:
-            token = ha_api.lease_acquire(self.engine, self.name, self.holder, self.ttl)
+            token = lease_db.lease_acquire(self.engine, self.name, self.holder, self.ttl)
         except Unavailable as exc:
             LOG.debug("lease acquisition failed: %s", exc)
             return None
@@ -178,7 +178,7 @@ class Election:
             return False
         sent = self.clock.monotonic()
         try:
-            ok = ha_api.lease_renew(self.engine, token, self.ttl)
+            ok = lease_db.lease_renew(self.engine, token, self.ttl)
         except Unavailable as exc:
             # Not lost yet: the lease may still be ours. The validity clock decides.
             LOG.warning("monitor %s: lease renewal failed (%s)", self.holder, exc)
@@ -284,6 +284,6 @@ class Election:
 
     def _release(self, token: LeaderToken) -> None:
         try:
-            ha_api.lease_release(self.engine, token)
+            lease_db.lease_release(self.engine, token)
         except Unavailable as exc:
             LOG.warning("could not release the lease (it expires by itself): %s", exc)

@@ -23,10 +23,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import api as db
-from vigil.db import ha_api, hosts_api
-from vigil.db.hosts_api import HostRecord
+from vigil.db import services as services_db
+from vigil.db.ha import hosts as hosts_db
+from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.objects.ha import HostRecord, RecoveryRecord
 
 COMPUTE_TOPIC = "compute"
 MAX_REASON = 255
@@ -50,7 +51,7 @@ def clean_reason(reason: str | None, *, required: bool) -> str | None:
     return reason
 
 
-def view(rec: HostRecord, recovery: ha_api.RecoveryRecord | None = None) -> dict[str, Any]:
+def view(rec: HostRecord, recovery: RecoveryRecord | None = None) -> dict[str, Any]:
     """A host's HA facts as the CLI and the API show them."""
     return {
         "host": rec.host,
@@ -77,23 +78,24 @@ class HostsAPI:
 
     def _known(self, host: str) -> None:
         host = host.strip()
-        if not host or not db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC).services:
+        if not host or not services_db.snapshot(self.engine, host=host,
+                                                topic=COMPUTE_TOPIC).services:
             raise NotFound(f"Compute host {host} could not be found.")
 
-    def _open(self) -> dict[str, ha_api.RecoveryRecord]:
-        return {r.host: r for r in ha_api.recoveries(self.engine, open_only=True)}
+    def _open(self) -> dict[str, RecoveryRecord]:
+        return {r.host: r for r in recoveries_db.recoveries(self.engine, open_only=True)}
 
     def list(self) -> list[dict[str, Any]]:
         """Every compute host (one per compute service), with its HA facts."""
-        services = db.snapshot(self.engine, topic=COMPUTE_TOPIC).services
-        facts = hosts_api.hosts(self.engine)
+        services = services_db.snapshot(self.engine, topic=COMPUTE_TOPIC).services
+        facts = hosts_db.hosts(self.engine)
         open_recs = self._open()
         names = sorted({s.host for s in services})
         return [view(facts.get(h) or HostRecord(h), open_recs.get(h)) for h in names]
 
     def get(self, host: str) -> dict[str, Any]:
         self._known(host)
-        return view(hosts_api.host_get(self.engine, host), self._open().get(host))
+        return view(hosts_db.host_get(self.engine, host), self._open().get(host))
 
     def set_maintenance(self, host: str, on: bool, *, reason: str | None,
                         actor: str) -> dict[str, Any]:
@@ -101,7 +103,7 @@ class HostsAPI:
         if not on and reason is not None:
             raise InvalidInput("a reason is only recorded when turning maintenance on")
         self._known(host)
-        rec = hosts_api.set_maintenance(self.engine, host, on, actor=actor, reason=reason)
+        rec = hosts_db.set_maintenance(self.engine, host, on, actor=actor, reason=reason)
         return view(rec, self._open().get(host))
 
     def release(self, host: str, *, reason: str | None, actor: str) -> dict[str, Any]:
@@ -109,9 +111,9 @@ class HostsAPI:
         why = clean_reason(reason, required=True)
         assert why is not None
         self._known(host)
-        rec, held = hosts_api.operator_release(self.engine, host, actor=actor, reason=why)
+        rec, held = hosts_db.operator_release(self.engine, host, actor=actor, reason=why)
         if held is None:
             raise Conflict(f"host {host} is not quarantined: nothing to release")
-        ha_api.recovery_note(self.engine, held, "released",
-                             f"released from quarantine by {actor}: {why}")
+        recoveries_db.recovery_note(self.engine, held, "released",
+                                    f"released from quarantine by {actor}: {why}")
         return view(rec, self._open().get(host))

@@ -27,17 +27,21 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil.clock import Clock, RealClock
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
-from vigil.db import ha_api, hosts_api
-from vigil.db.ha_api import LeadershipLost
-from vigil.errors import Unavailable
+from vigil.db import services as services_db
+from vigil.db.baremetal import members as members_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.ha import alerts as alerts_db
+from vigil.db.ha import hosts as hosts_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.errors import LeadershipLost, Unavailable
 from vigil.ha import fence, policy
 from vigil.ha.election import Election, lease_session_limits, make_holder
 from vigil.ha.fence.base import FenceAgent
 from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
+from vigil.objects.ha import HostRecord, RecoveryRecord, Trigger
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 LOG = logging.getLogger(__name__)
 
@@ -53,8 +57,8 @@ class Observation:
     database_ok: bool
     driver_connected: bool
     states: dict[str, State] = field(default_factory=dict)      # ignoring forced_down
-    services: dict[str, db.ServiceRecord] = field(default_factory=dict)
-    hosts: dict[str, hosts_api.HostRecord] = field(default_factory=dict)  # quarantine, maint.
+    services: dict[str, ServiceRecord] = field(default_factory=dict)
+    hosts: dict[str, HostRecord] = field(default_factory=dict)  # quarantine, maint.
 
     @property
     def left(self) -> frozenset[str]:
@@ -62,8 +66,8 @@ class Observation:
         return frozenset(h for h, s in self.services.items() if s.left_at is not None)
 
 
-def without_bare_metal(engine: Engine, services: list[db.ServiceRecord]
-                       ) -> list[db.ServiceRecord]:
+def without_bare_metal(engine: Engine, services: list[ServiceRecord]
+                       ) -> list[ServiceRecord]:
     """The compute services the HA monitor looks after: all but the bare-metal ones.
 
     A bare-metal compute service does not run its instances: they run on the nodes, which
@@ -72,9 +76,7 @@ def without_bare_metal(engine: Engine, services: list[db.ServiceRecord]
     service counts as bare metal while its ring membership matches its current version (an
     agent restarted with another driver does not register again, and is looked after).
     """
-    from vigil.db import baremetal_api as bdb
-
-    members = bdb.members(engine)
+    members = members_db.members(engine)
     if not members:
         return services
     return [s for s in services if members.get(s.host) != s.version]
@@ -128,10 +130,10 @@ class Monitor:
     def observe(self) -> Observation:
         connected = self.group.driver.connected()
         try:
-            snap = db.snapshot(self.engine, topic=COMPUTE_TOPIC)
+            snap = services_db.snapshot(self.engine, topic=COMPUTE_TOPIC)
             snap = dataclasses.replace(snap, services=without_bare_metal(self.engine,
                                                                          snap.services))
-            hosts = hosts_api.hosts(self.engine)
+            hosts = hosts_db.hosts(self.engine)
         except Unavailable as exc:
             LOG.warning("monitor: cannot read the compute services: %s", exc)
             return Observation(False, connected)
@@ -164,10 +166,10 @@ class Monitor:
         self.ticks += 1
         now = self.clock.monotonic()
         obs = self.observe()
-        open_recs: list[ha_api.RecoveryRecord] = []
+        open_recs: list[RecoveryRecord] = []
         if obs.database_ok:
             try:
-                open_recs = ha_api.recoveries(self.engine, open_only=True)
+                open_recs = recoveries_db.recoveries(self.engine, open_only=True)
             except Unavailable as exc:
                 LOG.warning("monitor: cannot read recoveries: %s", exc)
                 obs = Observation(False, obs.driver_connected)
@@ -190,29 +192,29 @@ class Monitor:
         return decision
 
     def _lead(self, obs: Observation, decision: policy.Decision,
-              open_recs: list[ha_api.RecoveryRecord]) -> None:
+              open_recs: list[RecoveryRecord]) -> None:
         token = self.election.check()
         for brake, kind in ALERT_KINDS.items():
             if decision.brake is brake:
-                ha_api.alert_raise(self.engine, token, kind, decision.message)
+                alerts_db.alert_raise(self.engine, token, kind, decision.message)
             elif decision.brake is None or decision.brake in ALERT_KINDS:
                 # Cleared only by a reliable view that no longer shows it.
-                ha_api.alert_clear(self.engine, token, kind)
+                alerts_db.alert_clear(self.engine, token, kind)
         if self.only_hosts is not None:
             open_recs = [r for r in open_recs if r.host in self.only_hosts]
         for host in decision.open:
             if self.only_hosts is not None and host not in self.only_hosts:
                 continue
             svc = obs.services[host]
-            rec = ha_api.recovery_open(
+            rec = recoveries_db.recovery_open(
                 self.engine, self.election.check(), host=host, service_id=svc.id,
-                trigger="monitor", was_disabled=svc.disabled, was_forced_down=svc.forced_down,
+                trigger=Trigger.MONITOR, was_disabled=svc.disabled, was_forced_down=svc.forced_down,
                 detail=f"compute service {svc.id} of {host} down for at least "
                 f"{self.policy.detection_grace:g} s (monitor {self.election.holder})")
             if rec is not None:
                 LOG.warning("recovery %s opened for %s", rec.id, host)
                 open_recs.append(rec)
-        slots = policy.fence_slots(ha_api.fences_since(self.engine, 60.0), self.policy)
+        slots = policy.fence_slots(recoveries_db.fences_since(self.engine, 60.0), self.policy)
         view_ok = decision.brake not in (policy.Brake.DATABASE, policy.Brake.DRIVER,
                                          policy.Brake.UNKNOWN)
         tick = Tick(states=obs.states, may_fence=decision.may_fence,
@@ -235,7 +237,7 @@ class Monitor:
                 continue
             self._dry_run_logged.add(host)
             try:
-                on_host = cdb.instances(self.engine, host=host)
+                on_host = instances_db.instances(self.engine, host=host)
             except Unavailable:
                 on_host = []
             move = [i.uuid for i in on_host if i.evacuable]

@@ -30,7 +30,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from vigil.servicegroup.liveness import State
+from vigil.objects.ha import Phase
+from vigil.objects.liveness import State
 
 
 @dataclass(frozen=True)
@@ -193,9 +194,9 @@ class Step(enum.Enum):
     RE_ENABLE = "re_enable"
 
 
-def next_step(*, phase: str, host_state: State, fence_in_flight: bool, may_fence: bool,
+def next_step(*, phase: Phase, host_state: State, fence_in_flight: bool, may_fence: bool,
               retry_due: bool, stand_down: bool = False, may_evacuate: bool = True) -> Step:
-    """The recovery state machine as one pure function (phases of :mod:`vigil.db.ha_api`).
+    """The recovery state machine as one pure function (:class:`~vigil.objects.ha.Phase`).
 
     ``host_state`` ignores forced_down (is the host really reporting?). Before the fence, a
     host that reports again cancels the recovery, and so does ``stand_down`` (the host was put
@@ -205,11 +206,11 @@ def next_step(*, phase: str, host_state: State, fence_in_flight: bool, may_fence
     confirmed that it stopped everything (quarantine acknowledged); a host that reports again
     is re-enabled once its evacuations are over.
     """
-    if phase == "detected":
+    if phase is Phase.DETECTED:
         if host_state is State.UP or stand_down:
             return Step.CANCEL
         return Step.DISABLE
-    if phase == "disabled":
+    if phase is Phase.DISABLED:
         if fence_in_flight:
             return Step.RESOLVE_FENCE
         if host_state is State.UP or stand_down:
@@ -217,11 +218,11 @@ def next_step(*, phase: str, host_state: State, fence_in_flight: bool, may_fence
         if host_state is not State.DOWN or not may_fence or not retry_due:
             return Step.WAIT
         return Step.FENCE
-    if phase == "fenced":
+    if phase is Phase.FENCED:
         return Step.FORCE_DOWN
-    if phase == "forced_down":
+    if phase is Phase.FORCED_DOWN:
         return Step.EVACUATE if may_evacuate else Step.WAIT
-    if phase == "evacuated":
+    if phase is Phase.EVACUATED:
         if host_state is State.UP:
             return Step.RE_ENABLE
         return Step.WAIT

@@ -11,12 +11,17 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import api as db
-from vigil.db import ha_api
+from vigil.db import services as services_db
+from vigil.db.ha import alerts as alerts_db
+from vigil.db.ha import evacuations as evacuations_db
+from vigil.db.ha import lease as lease_db
+from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.ha.election import LEASE_NAME
 from vigil.ha.monitor import without_bare_metal
+from vigil.objects.ha import EvacuationRecord, RecoveryRecord
+from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 COMPUTE_TOPIC = "compute"
 
@@ -52,9 +57,10 @@ class RecoveriesAPI:
         self.engine = engine
         self.group = group
 
-    def summary(self, rec: ha_api.RecoveryRecord,
-                evacuations: list[ha_api.EvacuationRecord] | None = None) -> dict[str, Any]:
-        evs = evacuations if evacuations is not None else ha_api.evacuations(self.engine, rec.id)
+    def summary(self, rec: RecoveryRecord,
+                evacuations: list[EvacuationRecord] | None = None) -> dict[str, Any]:
+        evs = (evacuations if evacuations is not None
+               else evacuations_db.evacuations(self.engine, rec.id))
         out = _plain(rec)
         out.pop("active_host")
         out["open"] = rec.open
@@ -67,31 +73,29 @@ class RecoveriesAPI:
 
     def list_recoveries(self, *, open_only: bool = False, host: str | None = None,
              limit: int = 100) -> list[dict[str, Any]]:
-        return [self.summary(r) for r in ha_api.recoveries(self.engine, open_only=open_only,
-                                                            host=host, limit=limit)]
+        return [self.summary(r) for r in recoveries_db.recoveries(self.engine, open_only=open_only,
+                                                                  host=host, limit=limit)]
 
     def get(self, ident: int | str) -> dict[str, Any]:
-        rec = ha_api.recovery_get(self.engine, ident)
-        evs = ha_api.evacuations(self.engine, rec.id)
+        rec = recoveries_db.recovery_get(self.engine, ident)
+        evs = evacuations_db.evacuations(self.engine, rec.id)
         out = self.summary(rec, evs)
-        out["events"] = [_plain(e) for e in ha_api.events(self.engine, rec.id)]
+        out["events"] = [_plain(e) for e in recoveries_db.events(self.engine, rec.id)]
         out["evacuations"] = [_plain(e) for e in evs]
         return out
 
     def alerts(self, *, active_only: bool = True) -> list[dict[str, Any]]:
-        return [_plain(a) for a in ha_api.alerts(self.engine, active_only=active_only,
-                                                 limit=50)]
+        return [_plain(a) for a in alerts_db.alerts(self.engine, active_only=active_only,
+                                                    limit=50)]
 
     def leader(self) -> dict[str, Any] | None:
-        from vigil.ha.election import LEASE_NAME
-
-        lease = ha_api.lease_get(self.engine, LEASE_NAME)
+        lease = lease_db.lease_get(self.engine, LEASE_NAME)
         if lease is None or not lease.held:
             return None
         return {"holder": lease.holder, "epoch": lease.epoch,
                 "expires_at": _time(lease.expires_at)}
 
-    def request_host_evacuation(self, host: str) -> ha_api.RecoveryRecord:
+    def request_host_evacuation(self, host: str) -> RecoveryRecord:
         """An operator says ``host`` is dead: open (or join) its recovery.
 
         Refused unless the host really stopped reporting (its liveness, ignoring forced_down,
@@ -101,7 +105,7 @@ class RecoveriesAPI:
         """
         if self.group is None:
             raise RuntimeError("RecoveriesAPI needs a ServiceGroup to request an evacuation")
-        snap = db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC)
+        snap = services_db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC)
         if not snap.services:
             raise NotFound(f"Compute host {host} could not be found.")
         svc = snap.services[0]
@@ -115,6 +119,6 @@ class RecoveriesAPI:
         if state is State.UNKNOWN:
             raise Conflict(f"the liveness of {host} cannot be read right now (unknown): not "
                            "evacuating on an unknown state")
-        return ha_api.recovery_request(
+        return recoveries_db.recovery_request(
             self.engine, host=host, service_id=svc.id, was_disabled=svc.disabled,
             was_forced_down=svc.forced_down, detail=f"requested by an operator for {host}")

@@ -7,13 +7,13 @@ resumable by whichever monitor leads next:
    *now* (:func:`vigil.ha.policy.next_step`);
 2. check leadership on this monitor's clock (:meth:`Election.check`);
 3. write the step's effect on the database together with its timeline entry, in one
-   transaction guarded by the fencing token (:func:`vigil.db.ha_api.recovery_step`); a step
+   transaction guarded by the fencing token (:func:`vigil.db.ha.recoveries.recovery_step`); a step
    that must happen once carries a dedup key.
 
 The one step outside the database is the fence. Its intent (``fence_started``, attempt N) is
 recorded first, together with the host's **quarantine**: from that commit on, the host may
 start no instance (every start is a statement conditional on the quarantine's absence, see
-:mod:`vigil.db.hosts_api`), so a host that boots again after the fence (a ``reboot`` action, a
+:mod:`vigil.db.ha.hosts`), so a host that boots again after the fence (a ``reboot`` action, a
 BMC, an operator) cannot run a second copy of anything this recovery moves. Its outcome
 (``fenced`` or ``fence_failed``) is recorded after. A leader that finds an
 intent without outcome (its predecessor died mid-fence) asks the agent for the power state: OFF
@@ -35,16 +35,29 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import compute_api as cdb
-from vigil.db import ha_api, hosts_api
-from vigil.db.ha_api import AlreadyRecorded, RecoveryRecord
-from vigil.db.hosts_api import HostRecord
-from vigil.errors import Conflict
+from vigil.db import db_now
+from vigil.db.compute import instances as instances_db
+from vigil.db.ha import evacuations as evacuations_db
+from vigil.db.ha import hosts as hosts_db
+from vigil.db.ha import recoveries as recoveries_db
+from vigil.errors import AlreadyRecorded, Conflict, FenceFailed
 from vigil.ha import policy
 from vigil.ha.election import Election
-from vigil.ha.fence.base import FenceAgent, FenceFailed, PowerState, fence_and_verify
+from vigil.ha.fence.base import FenceAgent, PowerState, fence_and_verify
 from vigil.ha.policy import Step
-from vigil.servicegroup.liveness import State
+from vigil.objects.compute import VmState
+from vigil.objects.ha import (
+    REASON_PREFIX,
+    EvacuationRecord,
+    EvacuationStatus,
+    EventRecord,
+    HostRecord,
+    Phase,
+    RecoveryRecord,
+    RecoveryStatus,
+    Trigger,
+)
+from vigil.objects.liveness import State
 
 LOG = logging.getLogger(__name__)
 
@@ -94,9 +107,9 @@ class Tick:
         return self.hosts.get(name) or HostRecord(name)
 
 
-def fence_in_flight(rec: RecoveryRecord, events: list[ha_api.EventRecord]) -> bool:
+def fence_in_flight(rec: RecoveryRecord, events: list[EventRecord]) -> bool:
     """A fence attempt was started and neither its success nor its failure is recorded."""
-    if rec.phase != ha_api.DISABLED or rec.fence_attempts == 0:
+    if rec.phase != Phase.DISABLED or rec.fence_attempts == 0:
         return False
     failed = f"{rec.id}:fence_failed:{rec.fence_attempts}"
     return not any(e.dedup_key == failed for e in events)
@@ -119,12 +132,14 @@ class Workflow:
     # -- the state machine --------------------------------------------------------------------
     def advance(self, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord:
         """Run the steps of ``rec`` that can run now, until one has to wait."""
-        for _ in range(len(ha_api.PHASES) + 2):
+        for _ in range(len(Phase) + 2):
             if not rec.open:
                 return rec
             state = tick.states.get(rec.host, State.UNKNOWN)
-            events = ha_api.events(self.engine, rec.id) if rec.phase == ha_api.DISABLED else []
-            may_fence = tick.may_fence or (rec.trigger == "manual" and tick.manual_may_fence)
+            events = (recoveries_db.events(self.engine, rec.id) if rec.phase == Phase.DISABLED
+                      else [])
+            may_fence = tick.may_fence or (rec.trigger is Trigger.MANUAL
+                                           and tick.manual_may_fence)
             host = tick.host(rec.host)
             step = policy.next_step(
                 phase=rec.phase, host_state=state,
@@ -163,7 +178,7 @@ class Workflow:
         except (AlreadyRecorded, Conflict) as exc:
             # Another leader did (or is past) this step: read the recovery again.
             LOG.info("recovery %s (%s): %s; re-reading it", rec.id, rec.host, exc)
-            return ha_api.recovery_get(self.engine, rec.id)
+            return recoveries_db.recovery_get(self.engine, rec.id)
         raise AssertionError(step)
 
     def _stand_down(self, rec: RecoveryRecord, tick: Tick) -> str | None:
@@ -172,18 +187,18 @@ class Workflow:
         ``vigil host evacuate`` asked for this host explicitly), the host was put in
         maintenance or its compute service left cleanly.
         """
-        if rec.phase not in (ha_api.DETECTED, ha_api.DISABLED):
+        if rec.phase not in (Phase.DETECTED, Phase.DISABLED):
             return None  # fenced: the recovery runs to its end
         host = tick.host(rec.host)
         if rec.fence_attempts:
             # Read now, not from the tick: this very pass may have quarantined the host.
-            host = hosts_api.host_get(self.engine, rec.host)
+            host = hosts_db.host_get(self.engine, rec.host)
         if rec.fence_attempts and not (host.quarantined
                                        and host.quarantine_recovery_id == rec.id):
             # Quarantined at the first fence attempt, and no longer: an operator released it.
             return (f"the host was released from quarantine by {host.released_by or '?'}"
                     + (f": {host.release_reason}" if host.release_reason else ""))
-        if rec.trigger == "manual":
+        if rec.trigger is Trigger.MANUAL:
             return None
         if host.maintenance:
             return (f"the host was put in maintenance by {host.maintenance_by or 'an operator'}"
@@ -202,19 +217,20 @@ class Workflow:
     def _retry_due(self, rec: RecoveryRecord) -> bool:
         if rec.next_attempt_at is None:
             return True
-        return ha_api.db_now(self.engine) >= rec.next_attempt_at
+        return db_now(self.engine) >= rec.next_attempt_at
 
     def _note_hold(self, rec: RecoveryRecord, state: State, tick: Tick, may_fence: bool) -> None:
         """Record why a recovery waiting to be fenced or to evacuate is held (visible in the
         API/CLI)."""
-        if rec.phase == ha_api.FORCED_DOWN:
+        if rec.phase == Phase.FORCED_DOWN:
             reason = ("evacuation held: the host reports again; waiting for its agent to "
                       "confirm that it stopped its instances (quarantine acknowledged)")
             if rec.held_reason != reason:
                 token = self.election.check()
-                ha_api.recovery_step(self.engine, token, rec.id, values={"held_reason": reason})
+                recoveries_db.recovery_step(self.engine, token, rec.id,
+                                            values={"held_reason": reason})
             return
-        if rec.phase != ha_api.DISABLED:
+        if rec.phase != Phase.DISABLED:
             return
         if not may_fence:
             reason = f"fencing held: {tick.brake}"
@@ -226,37 +242,38 @@ class Workflow:
             return
         if rec.held_reason != reason:
             token = self.election.check()
-            ha_api.recovery_step(self.engine, token, rec.id, values={"held_reason": reason})
+            recoveries_db.recovery_step(self.engine, token, rec.id, values={"held_reason": reason})
 
     # -- steps --------------------------------------------------------------------------------
     def disable(self, rec: RecoveryRecord) -> RecoveryRecord:
         token = self.election.check()
         since = rec.created_at.isoformat(timespec="seconds")
-        reason = f"{ha_api.REASON_PREFIX} host down since {since} (recovery {rec.uuid})"
+        reason = f"{REASON_PREFIX} host down since {since} (recovery {rec.uuid})"
         service = None if rec.was_disabled else {"disabled": True,
                                                  "disabled_reason": reason[:255]}
         LOG.info("recovery %s: disabling the compute service of %s", rec.id, rec.host)
-        return ha_api.recovery_step(
-            self.engine, token, rec.id, service=service, values={"phase": ha_api.DISABLED},
-            expect_phase=ha_api.DETECTED, event="disabled",
+        return recoveries_db.recovery_step(
+            self.engine, token, rec.id, service=service, values={"phase": Phase.DISABLED},
+            expect_phase=Phase.DETECTED, event="disabled",
             detail=reason if service else "already disabled by an operator; left as it was",
             dedup_key=f"{rec.id}:disabled")
 
     def cancel(self, rec: RecoveryRecord, why: str) -> RecoveryRecord:
         token = self.election.check()
         LOG.warning("recovery %s of %s cancelled before any fence: %s", rec.id, rec.host, why)
-        return ha_api.recovery_step(
+        return recoveries_db.recovery_step(
             self.engine, token, rec.id, enable_service=not rec.was_disabled,
-            values={"status": ha_api.CANCELLED, "held_reason": None}, expect_phase=rec.phase,
-            event="cancelled", detail=why, dedup_key=f"{rec.id}:cancelled", finish=True,
+            values={"status": RecoveryStatus.CANCELLED, "held_reason": None},
+            expect_phase=rec.phase, event="cancelled", detail=why,
+            dedup_key=f"{rec.id}:cancelled", finish=True,
             release=("monitor", f"recovery cancelled: {why}"))
 
     def fence(self, rec: RecoveryRecord) -> RecoveryRecord:
         attempt = rec.fence_attempts + 1
-        hosts_api.ensure(self.engine, rec.host)
+        hosts_db.ensure(self.engine, rec.host)
         token = self.election.check()
-        rec = ha_api.recovery_step(
-            self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
+        rec = recoveries_db.recovery_step(
+            self.engine, token, rec.id, expect_phase=Phase.DISABLED,
             values={"fence_attempts": attempt, "fence_agent": self.agent.name,
                     "held_reason": None},
             event="fence_started", detail=f"attempt {attempt} with the {self.agent.name} agent",
@@ -274,15 +291,15 @@ class Workflow:
                                   cap=self.options.fence_retry_max)
             LOG.error("recovery %s: fencing %s failed (attempt %d), retry in %g s: %s", rec.id,
                       rec.host, attempt, wait, exc)
-            return ha_api.recovery_step(
-                self.engine, self.election.check(), rec.id, expect_phase=ha_api.DISABLED,
+            return recoveries_db.recovery_step(
+                self.engine, self.election.check(), rec.id, expect_phase=Phase.DISABLED,
                 values={"last_error": f"fence attempt {attempt} failed: {exc}"},
                 retry_after=wait, event="fence_failed", detail=str(exc),
                 dedup_key=f"{rec.id}:fence_failed:{attempt}")
         LOG.warning("recovery %s: %s fenced: %s", rec.id, rec.host, result.detail)
-        return ha_api.recovery_step(
-            self.engine, self.election.check(), rec.id, expect_phase=ha_api.DISABLED,
-            values={"phase": ha_api.FENCED, "last_error": None, "next_attempt_at": None},
+        return recoveries_db.recovery_step(
+            self.engine, self.election.check(), rec.id, expect_phase=Phase.DISABLED,
+            values={"phase": Phase.FENCED, "last_error": None, "next_attempt_at": None},
             event="fenced", detail=result.detail, dedup_key=f"{rec.id}:fenced")
 
     def resolve_fence(self, rec: RecoveryRecord) -> RecoveryRecord:
@@ -293,16 +310,16 @@ class Workflow:
         if state is PowerState.OFF:
             LOG.warning("recovery %s: fence attempt %d of %s was interrupted; the host reads "
                         "powered off: not fencing again", rec.id, attempt, rec.host)
-            return ha_api.recovery_step(
-                self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
-                values={"phase": ha_api.FENCED, "last_error": None, "next_attempt_at": None},
+            return recoveries_db.recovery_step(
+                self.engine, token, rec.id, expect_phase=Phase.DISABLED,
+                values={"phase": Phase.FENCED, "last_error": None, "next_attempt_at": None},
                 event="fenced", detail=f"attempt {attempt} was interrupted by a change of "
                 f"leader; the {self.agent.name} agent reads the host powered off, so it was "
                 "not fenced again", dedup_key=f"{rec.id}:fenced")
         LOG.warning("recovery %s: fence attempt %d of %s was interrupted and the power state "
                     "reads %s: fencing again", rec.id, attempt, rec.host, state.value)
-        return ha_api.recovery_step(
-            self.engine, token, rec.id, expect_phase=ha_api.DISABLED,
+        return recoveries_db.recovery_step(
+            self.engine, token, rec.id, expect_phase=Phase.DISABLED,
             values={"last_error": f"fence attempt {attempt} interrupted (power {state.value})"},
             retry_after=0.0, event="fence_failed",
             detail=f"attempt {attempt} was interrupted by a change of leader and the power "
@@ -311,10 +328,10 @@ class Workflow:
     def force_down(self, rec: RecoveryRecord) -> RecoveryRecord:
         token = self.election.check()
         LOG.info("recovery %s: forcing %s down", rec.id, rec.host)
-        return ha_api.recovery_step(
+        return recoveries_db.recovery_step(
             self.engine, token, rec.id,
             service=None if rec.was_forced_down else {"forced_down": True},
-            values={"phase": ha_api.FORCED_DOWN}, expect_phase=ha_api.FENCED,
+            values={"phase": Phase.FORCED_DOWN}, expect_phase=Phase.FENCED,
             event="forced_down", dedup_key=f"{rec.id}:forced_down")
 
     def evacuate(self, rec: RecoveryRecord) -> RecoveryRecord:
@@ -323,19 +340,19 @@ class Workflow:
         released the host from quarantine, nothing more is requested: what was not yet handed
         to the scheduler stays on the host, which owns it again."""
         if rec.held_reason is not None:  # the host confirmed its quarantine: not held now
-            rec = ha_api.recovery_step(self.engine, self.election.check(), rec.id,
-                                       values={"held_reason": None})
-        rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
-        self._track(rec, [r for r in rows.values() if r.status == ha_api.EV_REQUESTED])
-        rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
-        on_host = cdb.instances(self.engine, host=rec.host)
+            rec = recoveries_db.recovery_step(self.engine, self.election.check(), rec.id,
+                                              values={"held_reason": None})
+        rows = {r.instance_uuid: r for r in evacuations_db.evacuations(self.engine, rec.id)}
+        self._track(rec, [r for r in rows.values() if r.status == EvacuationStatus.REQUESTED])
+        rows = {r.instance_uuid: r for r in evacuations_db.evacuations(self.engine, rec.id)}
+        on_host = instances_db.instances(self.engine, host=rec.host)
         move, stay = policy.evacuation_order((i.uuid, i.evacuable) for i in on_host)
         generation = {i.uuid: i.generation for i in on_host}
         for uuid in stay:
             if uuid not in rows:
                 self._once(rec, "not_evacuated", f"{rec.id}:stay:{uuid}", uuid,
                            "the instance is not evacuable (evacuable=false): left on its host")
-        host = hosts_api.host_get(self.engine, rec.host)
+        host = hosts_db.host_get(self.engine, rec.host)
         if not (host.quarantined and host.quarantine_recovery_id == rec.id):
             released = (f"the host was released from quarantine by {host.released_by or '?'}"
                         + (f" ({host.release_reason})" if host.release_reason else "")
@@ -344,18 +361,18 @@ class Workflow:
                 if uuid not in rows:
                     self._once(rec, "not_evacuated", f"{rec.id}:stay:{uuid}", uuid, released)
             move = [u for u in move if u in rows]
-        inflight = sum(1 for r in rows.values() if r.status == ha_api.EV_REQUESTED)
-        now = ha_api.db_now(self.engine)
+        inflight = sum(1 for r in rows.values() if r.status == EvacuationStatus.REQUESTED)
+        now = db_now(self.engine)
         requested = 0
         for uuid in move:
             row = rows.get(uuid)
-            if row is not None and (row.status != ha_api.EV_RETRY or (
+            if row is not None and (row.status != EvacuationStatus.RETRY or (
                     row.next_attempt_at is not None and row.next_attempt_at > now)):
                 continue
             if inflight >= self.options.max_inflight_evacuations or not self.bucket.take():
                 break
-            why = ha_api.evacuation_request(self.engine, self.election.check(), rec.id, uuid,
-                                            rec.host, generation.get(uuid))
+            why = evacuations_db.evacuation_request(self.engine, self.election.check(), rec.id,
+                                                    uuid, rec.host, generation.get(uuid))
             if why is None:
                 inflight += 1
                 requested += 1
@@ -365,56 +382,58 @@ class Workflow:
             LOG.info("recovery %s: %d instance(s) of %s handed to the scheduler", rec.id,
                      requested, rec.host)
             self.wake_scheduler()
-        rows = {r.instance_uuid: r for r in ha_api.evacuations(self.engine, rec.id)}
-        pending_rows = [r for r in rows.values() if r.status not in ha_api.EV_TERMINAL]
+        rows = {r.instance_uuid: r for r in evacuations_db.evacuations(self.engine, rec.id)}
+        pending_rows = [r for r in rows.values() if not r.status.finished]
         pending_new = [u for u in move if u not in rows]
         if pending_rows or pending_new or requested:
             return rec
-        done = sum(1 for r in rows.values() if r.status == ha_api.EV_DONE)
-        failed = sum(1 for r in rows.values() if r.status == ha_api.EV_FAILED)
-        return ha_api.recovery_step(
+        done = sum(1 for r in rows.values() if r.status == EvacuationStatus.DONE)
+        failed = sum(1 for r in rows.values() if r.status == EvacuationStatus.FAILED)
+        return recoveries_db.recovery_step(
             self.engine, self.election.check(), rec.id,
-            values={"phase": ha_api.EVACUATED, "status": ha_api.WAITING, "held_reason": None},
-            expect_phase=ha_api.FORCED_DOWN, event="evacuated",
+            values={"phase": Phase.EVACUATED, "status": RecoveryStatus.WAITING,
+                    "held_reason": None},
+            expect_phase=Phase.FORCED_DOWN, event="evacuated",
             detail=f"{done} evacuated, {failed} failed, {len(stay)} not evacuable",
             dedup_key=f"{rec.id}:evacuated",
             release=("monitor", "every evacuation of the recovery is over"))
 
-    def _track(self, rec: RecoveryRecord, requested: list[ha_api.EvacuationRecord]) -> None:
+    def _track(self, rec: RecoveryRecord, requested: list[EvacuationRecord]) -> None:
         if not requested:
             return
         current = {i.uuid: i for i in
-                   cdb.instances(self.engine, uuids=[r.instance_uuid for r in requested])}
+                   instances_db.instances(self.engine, uuids=[r.instance_uuid for r in requested])}
         for row in requested:
             inst = current.get(row.instance_uuid)
             uuid = row.instance_uuid
             token = self.election.check()
-            expect = [ha_api.EV_REQUESTED]
+            expect = [EvacuationStatus.REQUESTED]
             if inst is None:
-                ha_api.evacuation_update(self.engine, token, rec.id, uuid, expect=expect,
-                                         status=ha_api.EV_GONE, detail="deleted meanwhile")
+                evacuations_db.evacuation_update(self.engine, token, rec.id, uuid, expect=expect,
+                                                 status=EvacuationStatus.GONE,
+                                                 detail="deleted meanwhile")
             elif inst.host is not None and inst.host != rec.host:
                 if inst.task_state is not None:
                     continue  # being rebuilt on its new host
-                if inst.vm_state == cdb.ACTIVE:
-                    if ha_api.evacuation_update(
+                if inst.vm_state == VmState.ACTIVE:
+                    if evacuations_db.evacuation_update(
                             self.engine, token, rec.id, uuid, expect=expect,
-                            status=ha_api.EV_DONE, target_host=inst.host,
+                            status=EvacuationStatus.DONE, target_host=inst.host,
                             event="instance_evacuated", detail=f"active on {inst.host}",
                             dedup_key=f"{rec.id}:evacuated:{uuid}"):
                         LOG.info("recovery %s: instance %s is active on %s", rec.id, uuid,
                                  inst.host)
                 else:
-                    ha_api.evacuation_update(
+                    evacuations_db.evacuation_update(
                         self.engine, token, rec.id, uuid, expect=expect,
-                        status=ha_api.EV_FAILED, target_host=inst.host,
+                        status=EvacuationStatus.FAILED, target_host=inst.host,
                         event="evacuation_failed", detail=inst.fault or inst.vm_state,
                         dedup_key=f"{rec.id}:evacuation_failed:{uuid}")
             elif inst.host is None:
                 if inst.task_state is None:
-                    ha_api.evacuation_update(
+                    evacuations_db.evacuation_update(
                         self.engine, token, rec.id, uuid, expect=expect,
-                        status=ha_api.EV_FAILED, event="evacuation_failed",
+                        status=EvacuationStatus.FAILED, event="evacuation_failed",
                         detail=inst.fault or "the rebuild failed",
                         dedup_key=f"{rec.id}:evacuation_failed:{uuid}")
             elif inst.task_state is None:
@@ -423,26 +442,26 @@ class Workflow:
                 fault = inst.fault or "the scheduler gave it back"
                 LOG.warning("recovery %s: evacuation of %s did not find a host (%s); retrying "
                             "in %g s", rec.id, uuid, fault, self.options.evacuation_retry)
-                ha_api.evacuation_update(
-                    self.engine, token, rec.id, uuid, expect=expect, status=ha_api.EV_RETRY,
+                evacuations_db.evacuation_update(
+                    self.engine, token, rec.id, uuid, expect=expect, status=EvacuationStatus.RETRY,
                     detail=fault, retry_after=self.options.evacuation_retry,
                     event="evacuation_retry", dedup_key=f"{rec.id}:retry:{uuid}:{row.attempts}")
 
     def _once(self, rec: RecoveryRecord, kind: str, key: str, uuid: str, detail: str) -> None:
         with contextlib.suppress(AlreadyRecorded):
-            ha_api.recovery_step(self.engine, self.election.check(), rec.id, event=kind,
-                                 detail=detail, dedup_key=key, instance_uuid=uuid)
+            recoveries_db.recovery_step(self.engine, self.election.check(), rec.id, event=kind,
+                                        detail=detail, dedup_key=key, instance_uuid=uuid)
 
     def re_enable(self, rec: RecoveryRecord) -> RecoveryRecord:
         token = self.election.check()
         LOG.warning("recovery %s: %s reports again and its evacuations are over: clearing "
                     "forced_down and re-enabling it", rec.id, rec.host)
-        done = ha_api.recovery_step(
+        done = recoveries_db.recovery_step(
             self.engine, token, rec.id,
             service=None if rec.was_forced_down else {"forced_down": False},
             enable_service=not rec.was_disabled,
-            values={"phase": ha_api.COMPLETED, "status": ha_api.DONE}, finish=True,
-            expect_phase=ha_api.EVACUATED, event="re_enabled",
+            values={"phase": Phase.COMPLETED, "status": RecoveryStatus.DONE}, finish=True,
+            expect_phase=Phase.EVACUATED, event="re_enabled",
             detail="the host reports again; stale copies are destroyed by its agent",
             dedup_key=f"{rec.id}:re_enabled")
         self.agent.release(rec.host)

@@ -2,6 +2,6 @@
 ownership decisions built on it (``assignment``: live services -> node hand-overs)."""
 
 from vigil.ring.assignment import MembershipDebouncer, NodeOwnership, Plan, plan
-from vigil.ring.hashring import EmptyRingError, HashRing
+from vigil.ring.hashring import HashRing
 
-__all__ = ["EmptyRingError", "HashRing", "MembershipDebouncer", "NodeOwnership", "Plan", "plan"]
+__all__ = ["HashRing", "MembershipDebouncer", "NodeOwnership", "Plan", "plan"]

@@ -3,7 +3,8 @@
 Pure decisions, no I/O and no clock reads: everything is passed in, so every rule is
 table-tested and property-tested apart from the database and the timers around it
 (:mod:`vigil.compute.virt.baremetal` calls these; :mod:`vigil.baremetal.ownership` applies
-the moves as compare-and-set statements).
+the moves as compare-and-set statements). The moves themselves are words every stage shares
+(:class:`vigil.objects.baremetal.Move`).
 
 The ownership model
 -------------------
@@ -54,48 +55,27 @@ was until the membership has settled.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from vigil.objects.baremetal import RELEASED, Move, MoveKind
+from vigil.objects.liveness import State
 from vigil.ring.hashring import HashRing
-from vigil.servicegroup.liveness import State
 
 __all__ = [
     "LADDER",
-    "RELEASED",
     "Membership",
     "MembershipDebouncer",
-    "Move",
-    "MoveKind",
     "NodeOwnership",
     "Plan",
     "plan",
     "targets",
 ]
 
-RELEASED = ""
-"""Owner of a record its live owner gave up and nobody has taken yet."""
-
 LADDER = 3
 """How far down its preference list a departed owner's node may go, one member per debounce
 the owner has been departed."""
-
-
-class MoveKind(enum.Enum):
-    """A compare-and-set the observer may attempt; the caller learns whether it won."""
-
-    CREATE = "create"
-    """No live record: create one owned by me (the ring's target). ``record_id`` is the
-    deleted record to replace, or None if the node never had one."""
-    TAKE_RELEASED = "take_released"
-    """The record was released: ``host = me WHERE host = ''``."""
-    TAKE_FROM_DOWN = "take_from_down"
-    """The owner has departed: ``host = me WHERE host = <owner>``, its instances with it."""
-    RELEASE = "release"
-    """Give my record up (``host = '' WHERE host = me``) for the target to take; only for a
-    node without an instance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +91,6 @@ class NodeOwnership:
     record_id: int | None
     owner: str | None
     busy: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """One compare-and-set: on ``node``'s record ``record_id``, ``expected`` -> new owner."""
-
-    node: str
-    kind: MoveKind
-    record_id: int | None
-    expected: str | None
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,9 @@ from numbers import Real
 from types import MappingProxyType
 from typing import TypeVar
 
-__all__ = ["EmptyRingError", "HashRing"]
+from vigil.errors import EmptyRingError
+
+__all__ = ["HashRing"]
 
 DEFAULT_VNODES = 1024
 DEFAULT_PARTITION_BITS = 17
@@ -107,10 +109,6 @@ _DOMAIN = b"vigil.ring/v1\x00"
 
 K = TypeVar("K", str, bytes)
 T = TypeVar("T")
-
-
-class EmptyRingError(ValueError):
-    """A lookup was made on a ring that has no members."""
 
 
 def _key_bytes(key: str | bytes) -> bytes:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from vigil.errors import ConfigError
+from vigil.objects.liveness import State
 from vigil.scheduler.host_state import HostState
-from vigil.servicegroup.liveness import State
 
 
 @dataclass(frozen=True)

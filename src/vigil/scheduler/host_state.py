@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
-from vigil.db import hosts_api
-from vigil.db.api import ServiceRecord
-from vigil.db.compute_api import InstanceRecord, NodeRecord
-from vigil.db.hosts_api import HostRecord
+from vigil.db import services as services_db
+from vigil.db.compute import nodes as nodes_db
+from vigil.db.ha import hosts as hosts_db
+from vigil.objects.compute import InstanceRecord, NodeRecord
+from vigil.objects.ha import HostRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 COMPUTE_TOPIC = "compute"
 
@@ -61,13 +61,13 @@ class HostSnapshot:
 
 
 def read_hosts(engine: Engine, group: ServiceGroup, default_zone: str) -> HostSnapshot:
-    snap = db.snapshot(engine, topic=COMPUTE_TOPIC)
+    snap = services_db.snapshot(engine, topic=COMPUTE_TOPIC)
     states = group.states(snap)
     raw = group.states(snap, honour_forced_down=False)
     services = {s.host: (s, states[s.id]) for s in snap.services}
-    ha = hosts_api.hosts(engine)
+    ha = hosts_db.hosts(engine)
     hosts: list[HostState] = []
-    for node in cdb.compute_nodes(engine):
+    for node in nodes_db.compute_nodes(engine):
         svc, state = services.get(node.host, (None, State.UNKNOWN))
         facts = ha.get(node.host)
         hosts.append(HostState(node, svc, state, node.availability_zone or default_zone,

@@ -3,7 +3,7 @@
 Work arrives through the database: an instance waiting in task_state ``scheduling`` (a boot) or
 ``rebuilding`` (an evacuation). A cast on the scheduler's topic wakes the worker at once; a scan
 every ``pending_poll_interval`` catches requests whose cast was lost. Any number of schedulers
-may run: each decision ends in an atomic claim (:func:`vigil.db.compute_api.claim`) that takes
+may run: each decision ends in an atomic claim (:func:`vigil.db.compute.claims.claim`) that takes
 the instance and the host's resources together or not at all, so two schedulers never place one
 instance twice and two boots never oversubscribe a host.
 
@@ -29,15 +29,17 @@ from sqlalchemy.engine import Engine
 
 from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
-from vigil.db import compute_api as cdb
-from vigil.db.compute_api import InstanceRecord
+from vigil.db.compute import claims as claims_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.errors import Unavailable
+from vigil.objects.compute import PENDING_TASKS, InstanceRecord, TaskState
+from vigil.objects.liveness import State
 from vigil.scheduler import filters as flt
 from vigil.scheduler import rpcapi
 from vigil.scheduler.host_state import HostSnapshot, HostState, read_hosts
 from vigil.scheduler.weights import RAMWeigher, weigh
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class Outcome:
 
 
 def spec_of(inst: InstanceRecord) -> flt.RequestSpec:
-    ignore = (inst.host,) if inst.task_state == cdb.REBUILDING and inst.host else ()
+    ignore = (inst.host,) if inst.task_state == TaskState.REBUILDING and inst.host else ()
     return flt.RequestSpec(
         instance_uuid=inst.uuid, flavor_name=inst.flavor_name, vcpus=inst.vcpus,
         memory_mb=inst.memory_mb, root_gb=inst.root_gb,
@@ -97,8 +99,8 @@ class SchedulerManager:
         """Schedule everything waiting, in batches against one host picture each."""
         outcomes: list[Outcome] = []
         while True:
-            pending = cdb.instances(self.engine, task_states=cdb.PENDING_TASKS,
-                                    limit=self.conf.scheduler.batch_size)
+            pending = instances_db.instances(self.engine, task_states=PENDING_TASKS,
+                                             limit=self.conf.scheduler.batch_size)
             if not pending:
                 return outcomes
             snap = self.read_hosts()
@@ -115,13 +117,13 @@ class SchedulerManager:
 
     def schedule_instance(self, instance_uuid: str) -> Outcome:
         """Schedule one instance against a fresh host picture (tests, benchmarks)."""
-        inst = cdb.instance_get(self.engine, instance_uuid)
+        inst = instances_db.instance_get(self.engine, instance_uuid)
         return self.schedule(inst, self.read_hosts())
 
     def schedule(self, inst: InstanceRecord, snap: HostSnapshot) -> Outcome:
-        if inst.task_state == cdb.SCHEDULING:
+        if inst.task_state == TaskState.SCHEDULING:
             return self._place(inst, snap, rebuild=False)
-        if inst.task_state == cdb.REBUILDING:
+        if inst.task_state == TaskState.REBUILDING:
             return self._evacuate(inst, snap)
         return Outcome(inst.uuid)
 
@@ -149,8 +151,8 @@ class SchedulerManager:
 
     def _place(self, inst: InstanceRecord, snap: HostSnapshot, *, rebuild: bool) -> Outcome:
         spec = spec_of(inst)
-        expected = cdb.REBUILDING if rebuild else cdb.SCHEDULING
-        new_task = cdb.REBUILD_SPAWNING if rebuild else cdb.SPAWNING
+        expected = TaskState.REBUILDING if rebuild else TaskState.SCHEDULING
+        new_task = TaskState.REBUILD_SPAWNING if rebuild else TaskState.SPAWNING
         for _ in range(self.max_attempts):
             with self._picture:
                 result = self.select(list(snap.hosts), spec)
@@ -158,9 +160,9 @@ class SchedulerManager:
             if not result.hosts:
                 return self._fail(inst, result.explain(spec), release=False)
             chosen = self._pick(result.hosts)
-            claim = cdb.claim(self.engine, inst, chosen.node, expected_task_state=expected,
-                              new_task_state=new_task,
-                              source_host=inst.host if rebuild else None)
+            claim = claims_db.claim(self.engine, inst, chosen.node, expected_task_state=expected,
+                                    new_task_state=new_task,
+                                    source_host=inst.host if rebuild else None)
             if claim.instance is not None:
                 with self._picture:
                     chosen.consume(inst)
@@ -175,7 +177,7 @@ class SchedulerManager:
             if claim.reason == "instance":
                 return Outcome(inst.uuid)  # deleted or taken meanwhile: nothing to do
             # Another scheduler filled the node first: look at it again and decide again.
-            fresh = cdb.compute_nodes(self.engine, ids=[chosen.node.id])
+            fresh = nodes_db.compute_nodes(self.engine, ids=[chosen.node.id])
             with self._picture:
                 if fresh:
                     chosen.node = fresh[0]
@@ -188,8 +190,8 @@ class SchedulerManager:
     def _fail(self, inst: InstanceRecord, fault: str, *, release: bool) -> Outcome:
         LOG.warning("instance %s: %s", inst.uuid, fault)
         assert inst.task_state is not None
-        cdb.instance_fail(self.engine, inst.uuid, fault, expected_task_state=inst.task_state,
-                          release=release)
+        instances_db.instance_fail(self.engine, inst.uuid, fault,
+                                   expected_task_state=inst.task_state, release=release)
         return Outcome(inst.uuid, fault=fault)
 
 
@@ -284,7 +286,7 @@ def wait_idle(engine: Engine, timeout: float) -> bool:
     """Until no instance waits for a scheduler (tests and benchmarks)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not cdb.instances(engine, task_states=cdb.PENDING_TASKS, limit=1):
+        if not instances_db.instances(engine, task_states=PENDING_TASKS, limit=1):
             return True
         time.sleep(0.01)
     return False

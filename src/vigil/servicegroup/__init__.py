@@ -1,9 +1,10 @@
 """ServiceGroup: which services are alive.
 
-``ServiceGroup`` is the facade; ``liveness`` holds the pure rules; ``drivers`` the backends.
+``ServiceGroup`` is the facade (the policy); ``drivers`` the backends (the mechanism). The pure
+rules both apply live below them, with the domain's other words, in :mod:`vigil.objects.liveness`.
 """
 
+from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.liveness import State
 
 __all__ = ["ServiceGroup", "State"]

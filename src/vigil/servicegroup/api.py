@@ -8,7 +8,9 @@ Policy lives here, mechanism in the drivers (as in Nova's servicegroup):
 RPC liveness is the services row's heartbeat age on the database's clock, gated by the health of
 the report path; the driver verdict is the configured backend's own answer (for ``db`` the two
 are the same fact). Either saying DOWN makes it DOWN; a source that could not answer makes it
-UNKNOWN, never DOWN.
+UNKNOWN, never DOWN. The RPC half is a pure rule of :mod:`vigil.objects.liveness`
+(``record_states``), which the ``db`` driver applies too: the facade takes it from the words, not
+from a driver module.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import api as db
+from vigil.db import services as services_db
 from vigil.errors import BackendUnavailable, DatabaseUnavailable
-from vigil.servicegroup import liveness
-from vigil.servicegroup.drivers.base import Driver, LivenessView
-from vigil.servicegroup.drivers.db import record_states
-from vigil.servicegroup.liveness import State
+from vigil.objects import liveness
+from vigil.objects.liveness import LivenessView, State, record_states
+from vigil.objects.services import ServiceRecord, Snapshot
+from vigil.servicegroup.drivers.base import Driver
 
 LOG = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class ServiceGroup:
         self.driver.leave(member, group)
 
     # -- liveness -----------------------------------------------------------------------------
-    def view(self, snap: db.Snapshot) -> LivenessView:
+    def view(self, snap: Snapshot) -> LivenessView:
         beats = [liveness.PathBeat(last, since) for last, since in snap.path_beats]
         return LivenessView(
             now=snap.now,
@@ -77,7 +79,7 @@ class ServiceGroup:
                                                                  self.path_max_gap),
         )
 
-    def states(self, snap: db.Snapshot, *, honour_forced_down: bool = True) -> dict[int, State]:
+    def states(self, snap: Snapshot, *, honour_forced_down: bool = True) -> dict[int, State]:
         """The state of every service in a snapshot: O(1) backend round trips in all.
 
         ``honour_forced_down=False`` answers whether each service really reports, whatever an
@@ -111,11 +113,11 @@ class ServiceGroup:
             raise RuntimeError("this ServiceGroup has no database engine (agent side only)")
         return self.engine
 
-    def state(self, service: db.ServiceRecord | int) -> State:
+    def state(self, service: ServiceRecord | int) -> State:
         """One service's state, read fresh. A database error is UNKNOWN, never DOWN."""
         service_id = service if isinstance(service, int) else service.id
         try:
-            snap = db.snapshot(self._engine(), ids=[service_id])
+            snap = services_db.snapshot(self._engine(), ids=[service_id])
         except DatabaseUnavailable as exc:
             LOG.warning("cannot read liveness of service %s: %s", service_id, exc)
             return State.UNKNOWN
@@ -123,21 +125,21 @@ class ServiceGroup:
             return State.DOWN if not isinstance(service, int) else State.UNKNOWN
         return self.states(snap)[service_id]
 
-    def is_up(self, service: db.ServiceRecord | int) -> bool:
+    def is_up(self, service: ServiceRecord | int) -> bool:
         return self.state(service) is State.UP
 
     def get_all(self, group: str) -> list[str]:
         """Hosts of the members of ``group`` that are up."""
-        snap = db.snapshot(self._engine(), topic=group)
+        snap = services_db.snapshot(self._engine(), topic=group)
         states = self.states(snap)
         return [s.host for s in snap.services if states[s.id] is State.UP]
 
-    def get_updated_time(self, service: db.ServiceRecord | int) -> dt.datetime | None:
+    def get_updated_time(self, service: ServiceRecord | int) -> dt.datetime | None:
         """When the service last reported (database clock), or None if it never did."""
         service_id = service if isinstance(service, int) else service.id
-        return db.service_get(self._engine(), service_id).last_seen_up
+        return services_db.service_get(self._engine(), service_id).last_seen_up
 
-    def states_of(self, services: Sequence[db.ServiceRecord]) -> dict[int, State]:
+    def states_of(self, services: Sequence[ServiceRecord]) -> dict[int, State]:
         """Batch liveness of given records (re-read with one snapshot)."""
-        snap = db.snapshot(self._engine(), ids=[s.id for s in services])
+        snap = services_db.snapshot(self._engine(), ids=[s.id for s in services])
         return self.states(snap)

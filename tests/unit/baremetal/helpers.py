@@ -10,36 +10,43 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from vigil.baremetal.inventory import record_inventory
-from vigil.db import api as db
-from vigil.db import baremetal_api as bdb
-from vigil.db import compute_api as cdb
-from vigil.db.baremetal_api import Node
+from vigil.db import services as services_db
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import ownership as ownership_db
+from vigil.db.compute import claims as claims_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.db.compute_models import ComputeNode
+from vigil.objects.baremetal import Node
+from vigil.objects.compute import InstanceRecord, TaskState
+from vigil.objects.services import ServiceRecord
 
 T = TypeVar("T")
 
 
 def node(engine: Engine, name: str, *, cpus: int = 8, memory_mb: int = 16384,
          local_gb: int = 100) -> Node:
-    return bdb.node_create(engine, name=name, cpus=cpus, memory_mb=memory_mb, local_gb=local_gb)
+    return inventory_db.node_create(engine, name=name, cpus=cpus, memory_mb=memory_mb,
+                                    local_gb=local_gb)
 
 
-def service(engine: Engine, host: str, state: str = "up") -> db.ServiceRecord:
+def service(engine: Engine, host: str, state: str = "up") -> ServiceRecord:
     """A compute service, UP (fresh heartbeat) or DOWN (a clean leave)."""
-    svc, _ = db.service_get_or_create(engine, host, "vigil-compute", "compute")
+    svc, _ = services_db.service_get_or_create(engine, host, "vigil-compute", "compute")
     if state == "up":
-        db.record_reports(engine, [svc.id], 100)
+        services_db.record_reports(engine, [svc.id], 100)
     elif state == "down":
-        db.record_leave(engine, svc.id)
+        services_db.record_leave(engine, svc.id)
     else:
         raise AssertionError(state)
-    return db.service_get(engine, svc.id)
+    return services_db.service_get(engine, svc.id)
 
 
 def own(engine: Engine, n: Node, host: str) -> int:
     """Create ``n``'s record owned by ``host``; its id."""
-    rid = bdb.take(engine, n.uuid, host, expected=None, record_id=None,
-                   inventory=record_inventory(n, "nova"))
+    rid = ownership_db.take(engine, n.uuid, host, expected=None, record_id=None,
+                            inventory=record_inventory(n, "nova"))
     assert rid is not None
     return rid
 
@@ -59,12 +66,13 @@ def live_records(engine: Engine, node_uuid: str) -> list[tuple[int, str]]:
                 ComputeNode.hypervisor_hostname == node_uuid, ComputeNode.deleted == 0))]
 
 
-def boot_on(engine: Engine, record_id: int, name: str = "vm") -> cdb.InstanceRecord:
+def boot_on(engine: Engine, record_id: int, name: str = "vm") -> InstanceRecord:
     """An instance claimed onto a record, as the scheduler does."""
-    flavor = cdb.flavor_get(engine, "m1.tiny")
-    inst = cdb.instance_create(engine, name=name, flavor=flavor)
-    result = cdb.claim(engine, inst, cdb.compute_node_get(engine, record_id),
-                       expected_task_state=cdb.SCHEDULING, new_task_state=cdb.SPAWNING)
+    flavor = flavors_db.flavor_get(engine, "m1.tiny")
+    inst = instances_db.instance_create(engine, name=name, flavor=flavor)
+    result = claims_db.claim(engine, inst, nodes_db.compute_node_get(engine, record_id),
+                             expected_task_state=TaskState.SCHEDULING,
+                             new_task_state=TaskState.SPAWNING)
     assert result.instance is not None, result.reason
     return result.instance
 

@@ -150,9 +150,9 @@ def test_ring_show(cli: Any) -> None:
 
 
 def report_uuid(engine: Engine, name: str) -> str:
-    from vigil.db import baremetal_api as bdb
+    from vigil.db.baremetal import inventory as inventory_db
 
-    return bdb.node_get(engine, name).uuid
+    return inventory_db.node_get(engine, name).uuid
 
 
 # -- REST ---------------------------------------------------------------------------------------

@@ -17,16 +17,22 @@ from tests.unit.baremetal.helpers import (
     record,
 )
 from vigil.baremetal.inventory import record_inventory
-from vigil.db import baremetal_api as bdb
-from vigil.db import compute_api as cdb
-from vigil.db.baremetal_api import RELEASED
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import ownership as ownership_db
+from vigil.db.baremetal import provisioning as provisioning_db
+from vigil.db.compute import claims as claims_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.db.compute_models import ComputeNode
 from vigil.errors import Conflict
+from vigil.objects.baremetal import RELEASED, Node, NodePower, Provisioning
+from vigil.objects.compute import NodeRecord, TaskState
 
 TAKERS = 8
 
 
-def closed(rec: cdb.NodeRecord) -> bool:
+def closed(rec: NodeRecord) -> bool:
     """No room for even the smallest instance, and the usage within capacity (whole node)."""
     return (not rec.fits(1, 1, 0) and rec.vcpus_used <= rec.vcpus * rec.cpu_allocation_ratio
             and rec.memory_mb_used <= rec.memory_mb * rec.ram_allocation_ratio
@@ -36,12 +42,12 @@ def closed(rec: cdb.NodeRecord) -> bool:
 def test_concurrent_creators_of_one_node_one_wins(any_engine: Engine) -> None:
     n = node(any_engine, "n1")
     inv = record_inventory(n, "nova")
-    results = race(TAKERS, lambda i: bdb.take(any_engine, n.uuid, f"h{i}", expected=None,
-                                              record_id=None, inventory=inv))
+    results = race(TAKERS, lambda i: ownership_db.take(any_engine, n.uuid, f"h{i}", expected=None,
+                                                       record_id=None, inventory=inv))
     winners = [i for i, r in enumerate(results) if r is not None]
     assert len(winners) == 1, results
     assert live_records(any_engine, n.uuid) == [(results[winners[0]], f"h{winners[0]}")]
-    (state,) = bdb.record_states(any_engine)
+    (state,) = ownership_db.record_states(any_engine)
     assert (state.record_id, state.host, state.live) == (results[winners[0]],
                                                          f"h{winners[0]}", True)
 
@@ -49,11 +55,12 @@ def test_concurrent_creators_of_one_node_one_wins(any_engine: Engine) -> None:
 def test_concurrent_takers_of_a_released_record_one_wins(any_engine: Engine) -> None:
     n = node(any_engine, "n1")
     rid = own(any_engine, n, "old")
-    assert bdb.release(any_engine, n.uuid, rid, "old")
+    assert ownership_db.release(any_engine, n.uuid, rid, "old")
     assert record(any_engine, rid) == (RELEASED, 0, 0)  # released: counts for nothing
     inv = record_inventory(n, "nova")
-    results = race(TAKERS, lambda i: bdb.take(any_engine, n.uuid, f"h{i}", expected=RELEASED,
-                                              record_id=rid, inventory=inv))
+    results = race(TAKERS, lambda i: ownership_db.take(any_engine, n.uuid, f"h{i}",
+                                                       expected=RELEASED, record_id=rid,
+                                                       inventory=inv))
     winners = [i for i, r in enumerate(results) if r is not None]
     assert len(winners) == 1 and results[winners[0]] == rid
     assert record(any_engine, rid) == (f"h{winners[0]}", n.cpus, 0)
@@ -67,17 +74,17 @@ def test_concurrent_takers_from_a_dead_owner_one_wins_and_gets_the_instance(
     inst = boot_on(any_engine, rid)
     assert inst.host == "dead"
     inv = record_inventory(n, "nova", running_vms=1)
-    results = race(TAKERS, lambda i: bdb.take(any_engine, n.uuid, f"h{i}", expected="dead",
-                                              record_id=rid, inventory=inv))
+    results = race(TAKERS, lambda i: ownership_db.take(any_engine, n.uuid, f"h{i}", expected="dead",
+                                                       record_id=rid, inventory=inv))
     winners = [i for i, r in enumerate(results) if r is not None]
     assert len(winners) == 1
     new_owner = f"h{winners[0]}"
     assert record(any_engine, rid)[0] == new_owner
-    moved = cdb.instance_get(any_engine, inst.uuid)
+    moved = instances_db.instance_get(any_engine, inst.uuid)
     assert (moved.host, moved.compute_node_id, moved.node) == (new_owner, rid, n.uuid)
     # The usage stayed with the record: still one instance claimed on it, and the inventory
     # rewrite kept it closed to other claims (whole node).
-    node_row = cdb.compute_node_get(any_engine, rid)
+    node_row = nodes_db.compute_node_get(any_engine, rid)
     assert node_row.running_vms == 1 and closed(node_row)
 
 
@@ -86,34 +93,35 @@ def test_a_take_on_a_stale_picture_matches_nothing(any_engine: Engine) -> None:
     rid = own(any_engine, n, "a")
     inv = record_inventory(n, "nova")
     # "b" thinks the owner is "c" (a stale view): nothing changes.
-    assert bdb.take(any_engine, n.uuid, "b", expected="c", record_id=rid, inventory=inv) is None
+    assert ownership_db.take(any_engine, n.uuid, "b", expected="c", record_id=rid,
+                             inventory=inv) is None
     # A second creation of a node that has a live record fails on the node's link row.
-    assert bdb.take(any_engine, n.uuid, "b", expected=None, record_id=None,
-                    inventory=inv) is None
+    assert ownership_db.take(any_engine, n.uuid, "b", expected=None, record_id=None,
+                             inventory=inv) is None
     assert live_records(any_engine, n.uuid) == [(rid, "a")]
 
 
 def test_release_only_by_the_owner_and_only_without_an_instance(any_engine: Engine) -> None:
     n = node(any_engine, "n1")
     rid = own(any_engine, n, "a")
-    assert not bdb.release(any_engine, n.uuid, rid, "b")  # not b's to give
+    assert not ownership_db.release(any_engine, n.uuid, rid, "b")  # not b's to give
     inst = boot_on(any_engine, rid)
-    assert not bdb.release(any_engine, n.uuid, rid, "a")  # holds a claim
-    cdb.instance_destroy(any_engine, inst.uuid)
-    assert bdb.release(any_engine, n.uuid, rid, "a")
-    assert not bdb.release(any_engine, n.uuid, rid, "a")  # already released
+    assert not ownership_db.release(any_engine, n.uuid, rid, "a")  # holds a claim
+    instances_db.instance_destroy(any_engine, inst.uuid)
+    assert ownership_db.release(any_engine, n.uuid, rid, "a")
+    assert not ownership_db.release(any_engine, n.uuid, rid, "a")  # already released
 
 
 def test_a_released_record_refuses_a_claim_decided_before_the_release(
         any_engine: Engine) -> None:
     n = node(any_engine, "n1")
     rid = own(any_engine, n, "a")
-    seen = cdb.compute_node_get(any_engine, rid)  # the scheduler's picture
-    assert bdb.release(any_engine, n.uuid, rid, "a")
-    flavor = cdb.flavor_get(any_engine, "m1.tiny")
-    inst = cdb.instance_create(any_engine, name="late", flavor=flavor)
-    result = cdb.claim(any_engine, inst, seen, expected_task_state=cdb.SCHEDULING,
-                       new_task_state=cdb.SPAWNING)
+    seen = nodes_db.compute_node_get(any_engine, rid)  # the scheduler's picture
+    assert ownership_db.release(any_engine, n.uuid, rid, "a")
+    flavor = flavors_db.flavor_get(any_engine, "m1.tiny")
+    inst = instances_db.instance_create(any_engine, name="late", flavor=flavor)
+    result = claims_db.claim(any_engine, inst, seen, expected_task_state=TaskState.SCHEDULING,
+                             new_task_state=TaskState.SPAWNING)
     assert result.instance is None and result.reason == "node"
 
 
@@ -121,15 +129,15 @@ def test_a_deleted_record_is_replaced_once(any_engine: Engine) -> None:
     """Nova's third failure: a compute node record deleted and never recreated."""
     n = node(any_engine, "n1")
     rid = own(any_engine, n, "a")
-    cdb.compute_nodes_soft_delete(any_engine, "a")  # e.g. with its service
-    (state,) = bdb.record_states(any_engine)
+    nodes_db.compute_nodes_soft_delete(any_engine, "a")  # e.g. with its service
+    (state,) = ownership_db.record_states(any_engine)
     assert (state.record_id, state.live, state.host) == (rid, False, None)
     inv = record_inventory(n, "nova")
-    results = race(TAKERS, lambda i: bdb.take(any_engine, n.uuid, f"h{i}", expected=None,
-                                              record_id=rid, inventory=inv))
+    results = race(TAKERS, lambda i: ownership_db.take(any_engine, n.uuid, f"h{i}", expected=None,
+                                                       record_id=rid, inventory=inv))
     winners = [r for r in results if r is not None]
     assert len(winners) == 1 and winners[0] != rid
-    (state,) = bdb.record_states(any_engine)
+    (state,) = ownership_db.record_states(any_engine)
     assert (state.record_id, state.live) == (winners[0], True)
     assert len(live_records(any_engine, n.uuid)) == 1
 
@@ -137,10 +145,10 @@ def test_a_deleted_record_is_replaced_once(any_engine: Engine) -> None:
 def test_inventory_updates_only_by_the_owner(any_engine: Engine) -> None:
     n = node(any_engine, "n1", cpus=8)
     rid = own(any_engine, n, "a")
-    bigger = record_inventory(bdb.Node(**{**n.__dict__, "cpus": 16}), "nova")
-    assert not bdb.record_update(any_engine, rid, "b", bigger)
+    bigger = record_inventory(Node(**{**n.__dict__, "cpus": 16}), "nova")
+    assert not ownership_db.record_update(any_engine, rid, "b", bigger)
     assert record(any_engine, rid)[1] == 8
-    assert bdb.record_update(any_engine, rid, "a", bigger)
+    assert ownership_db.record_update(any_engine, rid, "a", bigger)
     assert record(any_engine, rid)[1] == 16
 
 
@@ -149,18 +157,18 @@ def test_provisioning_takes_whole_nodes(any_engine: Engine) -> None:
     rid = own(any_engine, n, "a")
     first = boot_on(any_engine, rid, "first")
     second = boot_on(any_engine, rid, "second")  # raced in before the record closed
-    assert bdb.provision(any_engine, "b", first.uuid) == bdb.NOT_HERE
-    assert bdb.provision(any_engine, "a", first.uuid) == bdb.PROVISIONED
-    assert bdb.provision(any_engine, "a", first.uuid) == bdb.ALREADY
-    assert bdb.provision(any_engine, "a", second.uuid) == bdb.BUSY
-    assert bdb.node_get(any_engine, n.uuid).instance_uuid == first.uuid
-    assert closed(cdb.compute_node_get(any_engine, rid))
+    assert provisioning_db.provision(any_engine, "b", first.uuid) == Provisioning.NOT_HERE
+    assert provisioning_db.provision(any_engine, "a", first.uuid) == Provisioning.PROVISIONED
+    assert provisioning_db.provision(any_engine, "a", first.uuid) == Provisioning.ALREADY
+    assert provisioning_db.provision(any_engine, "a", second.uuid) == Provisioning.BUSY
+    assert inventory_db.node_get(any_engine, n.uuid).instance_uuid == first.uuid
+    assert closed(nodes_db.compute_node_get(any_engine, rid))
     # The node's instance is placed there: a stale copy's cleanup keeps it.
-    assert bdb.unprovision(any_engine, first.uuid) == 0
-    cdb.instance_destroy(any_engine, first.uuid)
-    assert bdb.unprovision(any_engine, first.uuid) == 1
-    cleared = bdb.node_get(any_engine, n.uuid)
-    assert (cleared.instance_uuid, cleared.power_state) == (None, bdb.POWER_OFF)
+    assert provisioning_db.unprovision(any_engine, first.uuid) == 0
+    instances_db.instance_destroy(any_engine, first.uuid)
+    assert provisioning_db.unprovision(any_engine, first.uuid) == 1
+    cleared = inventory_db.node_get(any_engine, n.uuid)
+    assert (cleared.instance_uuid, cleared.power_state) == (None, NodePower.OFF)
 
 
 def test_delete_refuses_a_node_with_an_instance_and_changes_nothing(any_engine: Engine) -> None:
@@ -175,9 +183,9 @@ def test_delete_refuses_a_node_with_an_instance_and_changes_nothing(any_engine: 
 
     before = rows()
     with pytest.raises(Conflict, match="instance"):
-        bdb.node_delete(any_engine, "n1")
-    assert rows() == before and bdb.node_get(any_engine, "n1").uuid == n.uuid
-    cdb.instance_destroy(any_engine, inst.uuid)
-    bdb.node_delete(any_engine, "n1")
-    assert bdb.nodes(any_engine) == [] and bdb.record_states(any_engine) == []
+        inventory_db.node_delete(any_engine, "n1")
+    assert rows() == before and inventory_db.node_get(any_engine, "n1").uuid == n.uuid
+    instances_db.instance_destroy(any_engine, inst.uuid)
+    inventory_db.node_delete(any_engine, "n1")
+    assert inventory_db.nodes(any_engine) == [] and ownership_db.record_states(any_engine) == []
     assert record(any_engine, rid)[2] != 0  # its record went with it

@@ -16,10 +16,15 @@ from vigil.clock import FakeClock
 from vigil.compute.manager import ComputeManager
 from vigil.compute.virt.baremetal import BaremetalDriver
 from vigil.conductor.baremetal import BaremetalConductorManager, LocalBaremetalConductor
-from vigil.db import api as db
-from vigil.db import baremetal_api as bdb
-from vigil.db import compute_api as cdb
-from vigil.db.baremetal_api import RELEASED
+from vigil.db import services as services_db
+from vigil.db.baremetal import inventory as inventory_db
+from vigil.db.baremetal import ownership as ownership_db
+from vigil.db.compute import claims as claims_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
+from vigil.objects.baremetal import RELEASED, Node
+from vigil.objects.compute import PowerState, TaskState, VmState
 from vigil.ring import HashRing
 from vigil.scheduler.manager import SchedulerManager
 
@@ -55,16 +60,16 @@ class Fleet:
 
     def kill(self, host: str, survivors: Iterable[str]) -> None:
         """``host`` goes DOWN; the survivors see it and take its nodes."""
-        set_state(self.engine, db.service_get_by_host_binary(self.engine, host,
-                                                             "vigil-compute"), "down")
+        set_state(self.engine, services_db.service_get_by_host_binary(self.engine, host,
+                                                                      "vigil-compute"), "down")
         self.tick(1, hosts=survivors)
 
     def owners(self) -> dict[str, str | None]:
-        return {r.node_uuid: r.host for r in bdb.record_states(self.engine) if r.live}
+        return {r.node_uuid: r.host for r in ownership_db.record_states(self.engine) if r.live}
 
     def totals(self) -> tuple[int, int, int]:
         """os-hypervisors statistics over the bare-metal records."""
-        recs = [n for n in cdb.compute_nodes(self.engine) if n.hypervisor_type == "baremetal"]
+        recs = [n for n in nodes_db.compute_nodes(self.engine) if n.hypervisor_type == "baremetal"]
         return (sum(n.vcpus for n in recs), sum(n.memory_mb for n in recs),
                 sum(n.local_gb for n in recs))
 
@@ -98,30 +103,33 @@ def test_a_dead_services_nodes_are_taken_instance_included(fleet: Fleet) -> None
     fleet.settle()
     h2_nodes = {n for n, o in fleet.owners().items() if o == "h2"}
     busy = sorted(h2_nodes)[0]
-    rec = next(r for r in bdb.record_states(fleet.engine) if r.node_uuid == busy)
-    inst = cdb.instance_create(fleet.engine, name="vm",
-                               flavor=cdb.flavor_get(fleet.engine, "m1.tiny"))
-    assert cdb.claim(fleet.engine, inst, cdb.compute_node_get(fleet.engine, rec.record_id),
-                     expected_task_state=cdb.SCHEDULING,
-                     new_task_state=cdb.SPAWNING).instance is not None
-    fleet.drivers["h2"].spawn(cdb.instance_get(fleet.engine, inst.uuid))
+    rec = next(r for r in ownership_db.record_states(fleet.engine) if r.node_uuid == busy)
+    inst = instances_db.instance_create(fleet.engine, name="vm",
+                                        flavor=flavors_db.flavor_get(fleet.engine, "m1.tiny"))
+    assert claims_db.claim(fleet.engine, inst, nodes_db.compute_node_get(fleet.engine,
+                                                                         rec.record_id),
+                     expected_task_state=TaskState.SCHEDULING,
+                     new_task_state=TaskState.SPAWNING).instance is not None
+    fleet.drivers["h2"].spawn(instances_db.instance_get(fleet.engine, inst.uuid))
 
-    set_state(fleet.engine, db.service_get_by_host_binary(fleet.engine, "h2", "vigil-compute"),
+    set_state(fleet.engine, services_db.service_get_by_host_binary(fleet.engine, "h2",
+                                                                   "vigil-compute"),
               "down")
     fleet.tick(1, hosts=["h1", "h3"])  # DOWN: taken at once, without waiting for the ring
     owners = fleet.owners()
     assert not {n for n, o in owners.items() if o == "h2"}
     assert set(owners.values()) == {"h1", "h3"} and len(owners) == 30
     new_owner = owners[busy]
-    moved = cdb.instance_get(fleet.engine, inst.uuid)
+    moved = instances_db.instance_get(fleet.engine, inst.uuid)
     assert moved.host == new_owner and moved.node == busy
     # The new owner runs it: its reconciliation finds it powered on, not lost.
     manager = ComputeManager(new_owner, fleet.drivers[new_owner], DirectConductor(fleet.engine))
-    cdb.instance_update(fleet.engine, inst.uuid, {"vm_state": cdb.ACTIVE, "task_state": None,
-                                                  "power_state": cdb.RUNNING},
-                        task_states=[cdb.SPAWNING])
+    instances_db.instance_update(fleet.engine, inst.uuid, {"vm_state": VmState.ACTIVE,
+                                                           "task_state": None,
+                                                  "power_state": PowerState.RUNNING},
+                        task_states=[TaskState.SPAWNING])
     manager.reconcile()
-    assert cdb.instance_get(fleet.engine, inst.uuid).vm_state == cdb.ACTIVE
+    assert instances_db.instance_get(fleet.engine, inst.uuid).vm_state == VmState.ACTIVE
     assert inst.uuid in fleet.drivers[new_owner].list_instances()
     # The dead agent, had it survived, learns it lost everything and reports none of it.
     fleet.drivers["h2"].report_nodes()
@@ -132,7 +140,7 @@ def test_a_dead_services_nodes_are_taken_instance_included(fleet: Fleet) -> None
 def test_a_returning_service_gets_its_share_back_only_after_the_debounce(fleet: Fleet) -> None:
     fleet.settle()
     before = fleet.owners()
-    h2 = db.service_get_by_host_binary(fleet.engine, "h2", "vigil-compute")
+    h2 = services_db.service_get_by_host_binary(fleet.engine, "h2", "vigil-compute")
     fleet.kill("h2", ["h1", "h3"])
     set_state(fleet.engine, h2, "up")
     fleet.clock.advance(DEBOUNCE / 2)
@@ -146,7 +154,7 @@ def test_a_returning_service_gets_its_share_back_only_after_the_debounce(fleet: 
 
 def test_a_flapping_service_does_not_pull_nodes_back_and_forth(fleet: Fleet) -> None:
     fleet.settle()
-    h2 = db.service_get_by_host_binary(fleet.engine, "h2", "vigil-compute")
+    h2 = services_db.service_get_by_host_binary(fleet.engine, "h2", "vigil-compute")
     fleet.kill("h2", ["h1", "h3"])
     settled = fleet.owners()
     moves = 0
@@ -164,7 +172,8 @@ def test_an_unknown_owner_is_never_robbed(fleet: Fleet) -> None:
     fleet.settle()
     before = fleet.owners()
     # h3's heartbeat is stale but no conductor's report path is healthy: UNKNOWN, not DOWN.
-    set_state(fleet.engine, db.service_get_by_host_binary(fleet.engine, "h3", "vigil-compute"),
+    set_state(fleet.engine, services_db.service_get_by_host_binary(fleet.engine, "h3",
+                                                                   "vigil-compute"),
               "unknown")
     for host in ("h1", "h2"):
         service(fleet.engine, host)
@@ -181,7 +190,7 @@ def test_a_new_node_is_picked_up_and_a_deleted_one_stops_counting(fleet: Fleet) 
     fleet.nodes.append(extra)
     fleet.tick(1)
     assert fleet.owners()[extra.uuid] == HashRing(HOSTS).get_node(extra.uuid)
-    bdb.node_delete(fleet.engine, "late")
+    inventory_db.node_delete(fleet.engine, "late")
     fleet.nodes.remove(extra)
     fleet.tick(1)
     assert extra.uuid not in fleet.owners()
@@ -193,7 +202,7 @@ def test_a_deleted_record_is_recreated(fleet: Fleet) -> None:
     them. Here a record deleted (with its service, by an operator) is replaced at the next
     tick by the node's target."""
     fleet.settle()
-    cdb.compute_nodes_soft_delete(fleet.engine, "h1")
+    nodes_db.compute_nodes_soft_delete(fleet.engine, "h1")
     fleet.tick(1)
     owners = fleet.owners()
     assert len(owners) == 30 and all(o in HOSTS for o in owners.values())
@@ -207,35 +216,35 @@ def test_instances_take_whole_nodes(fleet: Fleet) -> None:
     scheduler = SchedulerManager(conf, fleet.engine, fleet.group)
     managers = {h: ComputeManager(h, d, DirectConductor(fleet.engine))
                 for h, d in fleet.drivers.items()}
-    flavor = cdb.flavor_get(fleet.engine, "m1.tiny")
+    flavor = flavors_db.flavor_get(fleet.engine, "m1.tiny")
     placed = []
     for i in range(30):
-        inst = cdb.instance_create(fleet.engine, name=f"vm{i}", flavor=flavor)
+        inst = instances_db.instance_create(fleet.engine, name=f"vm{i}", flavor=flavor)
         out = scheduler.schedule_instance(inst.uuid)
         assert out.host is not None, out
         managers[out.host].build_and_run_instance({}, inst.uuid)
-        placed.append(cdb.instance_get(fleet.engine, inst.uuid))
-    assert all(i.vm_state == cdb.ACTIVE for i in placed)
+        placed.append(instances_db.instance_get(fleet.engine, inst.uuid))
+    assert all(i.vm_state == VmState.ACTIVE for i in placed)
     assert len({i.node for i in placed}) == 30  # every instance on a node of its own
-    inst = cdb.instance_create(fleet.engine, name="one-too-many", flavor=flavor)
+    inst = instances_db.instance_create(fleet.engine, name="one-too-many", flavor=flavor)
     assert scheduler.schedule_instance(inst.uuid).fault is not None
     # Two claims on one node (the second decided on a picture from before the first):
     # the second spawn fails and gives its claim back.
-    cdb.instance_destroy(fleet.engine, placed[0].uuid)
+    instances_db.instance_destroy(fleet.engine, placed[0].uuid)
     managers[placed[0].host or ""].terminate_instance({}, placed[0].uuid)
     fleet.tick(1)  # the owner reopens the freed node
-    rec = cdb.compute_node_get(fleet.engine, placed[0].compute_node_id or 0)
-    first, second = (cdb.instance_create(fleet.engine, name=n, flavor=flavor)
+    rec = nodes_db.compute_node_get(fleet.engine, placed[0].compute_node_id or 0)
+    first, second = (instances_db.instance_create(fleet.engine, name=n, flavor=flavor)
                      for n in ("first", "second"))
     for inst in (first, second):
-        assert cdb.claim(fleet.engine, inst, rec, expected_task_state=cdb.SCHEDULING,
-                         new_task_state=cdb.SPAWNING).instance is not None
+        assert claims_db.claim(fleet.engine, inst, rec, expected_task_state=TaskState.SCHEDULING,
+                               new_task_state=TaskState.SPAWNING).instance is not None
     for inst in (first, second):
         managers[rec.host].build_and_run_instance({}, inst.uuid)
-    states = [cdb.instance_get(fleet.engine, i.uuid).vm_state for i in (first, second)]
-    assert states == [cdb.ACTIVE, cdb.ERROR]
-    assert cdb.compute_node_get(fleet.engine, rec.id).running_vms == 1
-    assert bdb.node_get(fleet.engine, rec.hypervisor_hostname).instance_uuid == first.uuid
+    states = [instances_db.instance_get(fleet.engine, i.uuid).vm_state for i in (first, second)]
+    assert states == [VmState.ACTIVE, VmState.ERROR]
+    assert nodes_db.compute_node_get(fleet.engine, rec.id).running_vms == 1
+    assert inventory_db.node_get(fleet.engine, rec.hypervisor_hostname).instance_uuid == first.uuid
 
 
 def test_inventory_is_refused_for_a_baremetal_host(fleet: Fleet) -> None:
@@ -246,7 +255,7 @@ def test_inventory_is_refused_for_a_baremetal_host(fleet: Fleet) -> None:
 def test_capacity_is_never_over_reported_while_nodes_move(fleet: Fleet) -> None:
     fleet.settle()
     inventory = fleet.owned_inventory()
-    h1 = db.service_get_by_host_binary(fleet.engine, "h1", "vigil-compute")
+    h1 = services_db.service_get_by_host_binary(fleet.engine, "h1", "vigil-compute")
     seen = Counter[str]()
     moves = 0
     for step in range(10):  # h1 dies twice, long enough to depart, and comes back
@@ -264,7 +273,8 @@ def test_capacity_is_never_over_reported_while_nodes_move(fleet: Fleet) -> None:
 def test_node_sources_conform_and_agree(fleet: Fleet) -> None:
     """The database source (API, CLI) and the agents' source through the conductor are the
     same inventory behind the same small protocols."""
-    from vigil.baremetal.source import DatabaseNodeSource, NodeSource, Provisioner
+    from vigil.baremetal.nodes import DatabaseNodeSource
+    from vigil.baremetal.source import NodeSource, Provisioner
     from vigil.compute.virt.baremetal import _ConductorNodes
 
     direct = DatabaseNodeSource(fleet.engine)
@@ -272,7 +282,7 @@ def test_node_sources_conform_and_agree(fleet: Fleet) -> None:
     assert isinstance(direct, NodeSource) and isinstance(remote, NodeSource)
     assert isinstance(direct, Provisioner) and isinstance(fleet.conductor, Provisioner)
 
-    def key(n: bdb.Node) -> tuple[object, ...]:
+    def key(n: Node) -> tuple[object, ...]:
         return (n.uuid, n.name, n.cpus, n.memory_mb, n.local_gb, n.power_state,
                 n.maintenance, n.instance_uuid)
 
@@ -280,10 +290,11 @@ def test_node_sources_conform_and_agree(fleet: Fleet) -> None:
 
 
 def test_a_node_in_maintenance_is_reported_but_takes_no_instance(fleet: Fleet) -> None:
-    spare = bdb.node_create(fleet.engine, name="spare", cpus=4, memory_mb=4096, local_gb=10,
+    spare = inventory_db.node_create(fleet.engine, name="spare", cpus=4, memory_mb=4096,
+                                     local_gb=10,
                             maintenance=True)
     fleet.settle()
-    rec = next(n for n in cdb.compute_nodes(fleet.engine)
+    rec = next(n for n in nodes_db.compute_nodes(fleet.engine)
                if n.hypervisor_hostname == spare.uuid)
     assert rec.vcpus == 4 and rec.cpu_allocation_ratio == 0.0 and not rec.fits(1, 1, 0)
 
@@ -293,5 +304,5 @@ def test_up_registers_its_nodes_once(sqlite_engine: Engine) -> None:
 
     assert register_baremetal_nodes(sqlite_engine, 4) == 4
     assert register_baremetal_nodes(sqlite_engine, 6) == 2  # a restart finds its nodes
-    assert sorted(n.name or "" for n in bdb.nodes(sqlite_engine)) == [
+    assert sorted(n.name or "" for n in inventory_db.nodes(sqlite_engine)) == [
         f"bm-{i}" for i in range(1, 7)]

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from vigil.cli.main import main
-from vigil.db import api as db
 from vigil.db import migration
+from vigil.db import services as services_db
 from vigil.db.engine import make_engine
 
 from ...conftest import write_config
@@ -26,8 +26,8 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     engine = make_engine(url)
     migration.sync(engine)
     for host in ("h1", "h2"):
-        db.service_get_or_create(engine, host, "vigil-compute", "compute")
-    db.service_get_or_create(engine, "ctl", "vigil-conductor", "conductor")
+        services_db.service_get_or_create(engine, host, "vigil-compute", "compute")
+    services_db.service_get_or_create(engine, "ctl", "vigil-conductor", "conductor")
 
     def run(*args: str) -> tuple[int, str, str]:
         code = main(["--config-file", str(cfg), *args])
@@ -39,7 +39,7 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 def rows(engine: Any) -> list[dict[str, Any]]:
-    return [r.to_primitive() for r in db.snapshot(engine).services]
+    return [r.to_primitive() for r in services_db.snapshot(engine).services]
 
 
 def test_list_table_has_the_openstack_columns(cli: Any) -> None:

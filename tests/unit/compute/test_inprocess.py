@@ -12,15 +12,15 @@ import pytest
 from tests.unit.inprocess import Stack, inprocess_stack, local, wait_for
 from vigil.compute.hypervisors import HypervisorsAPI
 from vigil.compute.servers import settled
-from vigil.db import api as db
+from vigil.db import services as services_db
 from vigil.errors import Conflict
+from vigil.objects.liveness import State
 from vigil.registry import Registry
-from vigil.servicegroup.liveness import State
 
 
 def reporting(stack: Stack, host: str) -> State:
     """The host's compute liveness ignoring forced_down: does it really report?"""
-    snap = db.snapshot(stack.engine, host=host, topic="compute")
+    snap = services_db.snapshot(stack.engine, host=host, topic="compute")
     return stack.group.states(snap, honour_forced_down=False)[snap.services[0].id]
 
 

@@ -17,9 +17,12 @@ from tests.unit.compute.helpers import (
 )
 from vigil.compute.manager import ComputeManager
 from vigil.compute.virt.fake import FakeDriver
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
-from vigil.db.compute_api import InstanceRecord
+from vigil.db import db_now
+from vigil.db import services as services_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
+from vigil.objects.compute import InstanceRecord, PowerState, StartKind, TaskState, VmState
 from vigil.scheduler.manager import SchedulerManager
 
 
@@ -35,33 +38,35 @@ def fake(m: ComputeManager) -> FakeDriver:
 
 def placed(engine: Engine, host: str, name: str = "vm") -> InstanceRecord:
     """An instance booted with a requested host and scheduled (claimed) there."""
-    flavor = cdb.flavor_get(engine, "m1.tiny")
-    inst = cdb.instance_create(engine, name=name, flavor=flavor, requested_host=host)
+    flavor = flavors_db.flavor_get(engine, "m1.tiny")
+    inst = instances_db.instance_create(engine, name=name, flavor=flavor, requested_host=host)
     out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
     assert out.host == host, out
-    return cdb.instance_get(engine, inst.uuid)
+    return instances_db.instance_get(engine, inst.uuid)
 
 
 def evacuate_to(engine: Engine, inst: InstanceRecord, target: str) -> InstanceRecord:
     """An evacuation from a host that stopped reporting, as ServersAPI.evacuate requests it."""
-    set_state(engine, db.service_get_by_host_binary(engine, inst.host or "", "vigil-compute"),
+    set_state(engine, services_db.service_get_by_host_binary(engine, inst.host or "",
+                                                             "vigil-compute"),
               "stale")
-    assert cdb.instance_update(engine, inst.uuid, {"task_state": cdb.REBUILDING,
-                                                   "requested_host": target},
+    assert instances_db.instance_update(engine, inst.uuid, {"task_state": TaskState.REBUILDING,
+                                                            "requested_host": target},
                                host=inst.host, task_states=[None], new_owner=True) is not None
     out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
     assert out.host == target, out
-    return cdb.instance_get(engine, inst.uuid)
+    return instances_db.instance_get(engine, inst.uuid)
 
 
 def test_build_request_spawns_and_reports_active(sqlite_engine: Engine) -> None:
     add_host(sqlite_engine, "h1")
     h1 = agent(sqlite_engine, "h1")
     inst = placed(sqlite_engine, "h1")
-    assert inst.task_state == cdb.SPAWNING
+    assert inst.task_state == TaskState.SPAWNING
     h1.build_and_run_instance({}, inst.uuid)
-    now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert (now.vm_state, now.task_state, now.power_state) == (cdb.ACTIVE, None, cdb.RUNNING)
+    now = instances_db.instance_get(sqlite_engine, inst.uuid)
+    assert (now.vm_state, now.task_state, now.power_state) == (VmState.ACTIVE, None,
+                                                               PowerState.RUNNING)
     assert now.launched_at is not None
     assert fake(h1).calls == [("spawn", inst.uuid)]
     h1.build_and_run_instance({}, inst.uuid)  # a duplicate message changes nothing
@@ -77,7 +82,7 @@ def test_a_late_build_request_for_an_instance_placed_elsewhere_is_ignored(
     h1.build_and_run_instance({}, inst.uuid)
     h1.rebuild_instance({}, inst.uuid)
     assert fake(h1).calls == []
-    assert cdb.instance_get(sqlite_engine, inst.uuid).task_state == cdb.SPAWNING
+    assert instances_db.instance_get(sqlite_engine, inst.uuid).task_state == TaskState.SPAWNING
 
 
 def test_returning_host_destroys_evacuated_and_deleted_copies_and_resumes_its_own(
@@ -90,8 +95,8 @@ def test_returning_host_destroys_evacuated_and_deleted_copies_and_resumes_its_ow
         h1.build_and_run_instance({}, inst.uuid)
     # h1 "dies" here: a new agent process has a driver that still lists moved and gone (a
     # host whose processes survived), and no longer runs kept.
-    evacuate_to(sqlite_engine, cdb.instance_get(sqlite_engine, moved.uuid), "h2")
-    cdb.instance_destroy(sqlite_engine, gone.uuid)
+    evacuate_to(sqlite_engine, instances_db.instance_get(sqlite_engine, moved.uuid), "h2")
+    instances_db.instance_destroy(sqlite_engine, gone.uuid)
     driver = FakeDriver.from_conf(make_conf(), "h1")
     driver.spawn(moved)
     driver.spawn(gone)
@@ -102,8 +107,9 @@ def test_returning_host_destroys_evacuated_and_deleted_copies_and_resumes_its_ow
                                            ("spawn", kept.uuid)])
     assert driver.list_instances() == [kept.uuid]
     # The evacuated instance is left as it is: waiting for h2, not touched by h1.
-    assert cdb.instance_get(sqlite_engine, moved.uuid).task_state == cdb.REBUILD_SPAWNING
-    assert cdb.instance_get(sqlite_engine, moved.uuid).host == "h2"
+    assert instances_db.instance_get(sqlite_engine,
+                                     moved.uuid).task_state == TaskState.REBUILD_SPAWNING
+    assert instances_db.instance_get(sqlite_engine, moved.uuid).host == "h2"
 
 
 def test_lost_spawn_request_is_redone_by_reconciliation(sqlite_engine: Engine) -> None:
@@ -111,7 +117,7 @@ def test_lost_spawn_request_is_redone_by_reconciliation(sqlite_engine: Engine) -
     inst = placed(sqlite_engine, "h1")  # the cast to h1 was never delivered
     h1 = agent(sqlite_engine, "h1")
     h1.reconcile()
-    assert cdb.instance_get(sqlite_engine, inst.uuid).vm_state == cdb.ACTIVE
+    assert instances_db.instance_get(sqlite_engine, inst.uuid).vm_state == VmState.ACTIVE
     assert fake(h1).calls == [("spawn", inst.uuid)]
 
 
@@ -123,8 +129,8 @@ def test_an_instance_that_stopped_running_goes_to_error_not_restarted(
     h1.build_and_run_instance({}, inst.uuid)
     fake(h1).destroy(inst.uuid, keep_disk=True)  # the instance died behind the agent's back
     h1.reconcile()
-    now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert now.vm_state == cdb.ERROR and now.power_state == cdb.SHUTDOWN
+    now = instances_db.instance_get(sqlite_engine, inst.uuid)
+    assert now.vm_state == VmState.ERROR and now.power_state == PowerState.SHUTDOWN
     assert now.fault is not None and "not running on h1" in now.fault
     assert fake(h1).list_instances() == []
 
@@ -140,10 +146,10 @@ def test_failed_spawn_is_an_error_with_fault_and_gives_the_claim_back(
     inst = placed(sqlite_engine, "h1")
     h1 = agent(sqlite_engine, "h1", BrokenDriver.from_conf(make_conf(), "h1"))
     h1.build_and_run_instance({}, inst.uuid)
-    now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert now.vm_state == cdb.ERROR and now.host is None
+    now = instances_db.instance_get(sqlite_engine, inst.uuid)
+    assert now.vm_state == VmState.ERROR and now.host is None
     assert now.fault == "Spawn failed on h1: no space left on device"
-    assert cdb.compute_node_get(sqlite_engine, node.id).running_vms == 0
+    assert nodes_db.compute_node_get(sqlite_engine, node.id).running_vms == 0
     assert_accounting(sqlite_engine)
 
 
@@ -152,7 +158,7 @@ def test_agents_cannot_write_placement_through_the_conductor(sqlite_engine: Engi
     inst = placed(sqlite_engine, "h1")
     with pytest.raises(ValueError, match="may not write"):
         DirectConductor(sqlite_engine).endpoint.instance_update(
-            {}, inst.uuid, "h1", {"host": "h9"}, [cdb.SPAWNING], [])
+            {}, inst.uuid, "h1", {"host": "h9"}, [TaskState.SPAWNING], [])
 
 
 def test_inventory_report_creates_then_updates_one_node(sqlite_engine: Engine) -> None:
@@ -162,7 +168,7 @@ def test_inventory_report_creates_then_updates_one_node(sqlite_engine: Engine) -
     again = h1.update_resources()
     assert first.id == again.id and (again.vcpus, again.cpu_allocation_ratio) == (3, 2.0)
     assert (again.memory_mb, again.ram_allocation_ratio) == (32768, 1.5)  # Nova's defaults
-    assert len(cdb.compute_nodes(sqlite_engine)) == 1
+    assert len(nodes_db.compute_nodes(sqlite_engine)) == 1
 
 
 def test_an_instance_the_database_never_heard_of_is_left_alone(sqlite_engine: Engine) -> None:
@@ -181,23 +187,23 @@ def test_an_instance_the_database_never_heard_of_is_left_alone(sqlite_engine: En
 
 # -- quarantine and authorized starts ---------------------------------------------------------
 def quarantine(engine: Engine, host: str, recovery_id: int = 1) -> int:
-    from vigil.db import hosts_api
+    from vigil.db.ha import hosts as hosts_db
 
-    hosts_api.ensure(engine, host)
+    hosts_db.ensure(engine, host)
     with engine.begin() as conn:
-        return hosts_api.quarantine(conn, host, recovery_id=recovery_id, reason="fence decided",
-                                    now=db.db_now(engine))
+        return hosts_db.quarantine(conn, host, recovery_id=recovery_id, reason="fence decided",
+                                   now=db_now(engine))
 
 
 def release(engine: Engine, host: str) -> None:
-    from vigil.db import hosts_api
+    from vigil.db.ha import hosts as hosts_db
 
-    hosts_api.operator_release(engine, host, actor="test", reason="test")
+    hosts_db.operator_release(engine, host, actor="test", reason="test")
 
 
 def test_a_quarantined_host_stops_everything_acknowledges_and_starts_nothing(
         sqlite_engine: Engine) -> None:
-    from vigil.db import hosts_api
+    from vigil.db.ha import hosts as hosts_db
 
     add_host(sqlite_engine, "h1")
     add_host(sqlite_engine, "h2")
@@ -211,9 +217,9 @@ def test_a_quarantined_host_stops_everything_acknowledges_and_starts_nothing(
     h1.rebuild_instance({}, late.uuid)
     h1.reconcile()
     assert h1.quarantined and fake(h1).list_instances() == []
-    assert hosts_api.host_get(sqlite_engine, "h1").quarantine_acked
-    assert hosts_api.host_get(sqlite_engine, "h1").quarantine_seq == seq
-    assert cdb.instance_get(sqlite_engine, kept.uuid).power_state == cdb.SHUTDOWN
+    assert hosts_db.host_get(sqlite_engine, "h1").quarantine_acked
+    assert hosts_db.host_get(sqlite_engine, "h1").quarantine_seq == seq
+    assert instances_db.instance_get(sqlite_engine, kept.uuid).power_state == PowerState.SHUTDOWN
     # While quarantined: no resume, no spawn, whatever asks.
     fake(h1).calls.clear()
     h1.reconcile(at_start=True)
@@ -221,13 +227,13 @@ def test_a_quarantined_host_stops_everything_acknowledges_and_starts_nothing(
     assert fake(h1).calls == []
     # The recovery moves one away; an operator releases the host: it resumes what stays and
     # spawns what waits, never the moved one.
-    evacuate_to(sqlite_engine, cdb.instance_get(sqlite_engine, moved.uuid), "h2")
+    evacuate_to(sqlite_engine, instances_db.instance_get(sqlite_engine, moved.uuid), "h2")
     release(sqlite_engine, "h1")
     h1.reconcile()
     assert not h1.quarantined
     assert sorted(fake(h1).list_instances()) == sorted([kept.uuid, waiting.uuid])
-    assert cdb.instance_get(sqlite_engine, kept.uuid).vm_state == cdb.ACTIVE
-    assert cdb.instance_get(sqlite_engine, kept.uuid).power_state == cdb.RUNNING
+    assert instances_db.instance_get(sqlite_engine, kept.uuid).vm_state == VmState.ACTIVE
+    assert instances_db.instance_get(sqlite_engine, kept.uuid).power_state == PowerState.RUNNING
 
 
 def test_a_start_refused_or_unconfirmed_leaves_no_copy_running(sqlite_engine: Engine) -> None:
@@ -244,14 +250,14 @@ def test_a_start_refused_or_unconfirmed_leaves_no_copy_running(sqlite_engine: En
     add_host(sqlite_engine, "h2")
     inst = placed(sqlite_engine, "h1")
     h1 = agent(sqlite_engine, "h1", QuarantineDuringSpawn.from_conf(make_conf(), "h1"))
-    assert not h1.spawn_if_mine(inst.uuid, cdb.SPAWNING)
+    assert not h1.spawn_if_mine(inst.uuid, TaskState.SPAWNING)
     assert fake(h1).list_instances() == []  # started, not confirmed: destroyed at once
     assert ("destroy", inst.uuid) in fake(h1).calls
     release(sqlite_engine, "h1")
-    stale = cdb.instance_get(sqlite_engine, inst.uuid)
-    evacuate_to(sqlite_engine, cdb.instance_update(
-        sqlite_engine, inst.uuid, {"vm_state": cdb.ACTIVE, "task_state": None}, host="h1",
-        task_states=[cdb.SPAWNING]) or stale, "h2")
+    stale = instances_db.instance_get(sqlite_engine, inst.uuid)
+    evacuate_to(sqlite_engine, instances_db.instance_update(
+        sqlite_engine, inst.uuid, {"vm_state": VmState.ACTIVE, "task_state": None}, host="h1",
+        task_states=[TaskState.SPAWNING]) or stale, "h2")
     plain = agent(sqlite_engine, "h1")
-    assert not plain._start(stale, "spawn")  # the picture it read is an old generation
+    assert not plain._start(stale, StartKind.SPAWN)  # the picture it read is an old generation
     assert fake(plain).calls == []

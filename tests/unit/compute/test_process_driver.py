@@ -14,9 +14,9 @@ import pytest
 from oslo_config import cfg
 
 from tests.unit.compute.helpers import make_conf
-from vigil.compute.virt.driver import NOSTATE, RUNNING, SHUTDOWN, InstanceExists
 from vigil.compute.virt.process import ProcessDriver, proc_start_time
-from vigil.db.compute_api import InstanceRecord
+from vigil.errors import InstanceExists
+from vigil.objects.compute import InstanceRecord, PowerState
 
 T0 = dt.datetime(2026, 1, 1)
 
@@ -71,12 +71,12 @@ def test_spawn_runs_the_workload_and_destroy_stops_it(conf: cfg.ConfigOpts,
     wait_for(lambda: len(lines(directory)) >= 2, 5)
     first, second = lines(directory)[:2]
     assert first[1:] == ["h1", str(pid)] and float(second[0]) > float(first[0])
-    assert d.list_instances() == [inst.uuid] and d.power_state(inst.uuid) == RUNNING
+    assert d.list_instances() == [inst.uuid] and d.power_state(inst.uuid) == PowerState.RUNNING
     with pytest.raises(InstanceExists):
         d.spawn(inst)
     d.destroy(inst.uuid, keep_disk=True)
     assert proc_start_time(pid) is None
-    assert d.power_state(inst.uuid) == NOSTATE and d.list_instances() == []
+    assert d.power_state(inst.uuid) == PowerState.NOSTATE and d.list_instances() == []
     assert (directory / "heartbeat").exists()  # kept: it may be shared with the new host
     d.destroy(inst.uuid, keep_disk=False)
     assert not directory.exists()
@@ -96,7 +96,7 @@ def test_workload_ignores_sigint_so_ctrl_c_on_the_agent_spares_it(
     os.kill(pid, signal.SIGINT)
     count = len(lines(directory))
     wait_for(lambda: len(lines(directory)) > count, 5)
-    assert d.power_state(inst.uuid) == RUNNING
+    assert d.power_state(inst.uuid) == PowerState.RUNNING
     d.destroy(inst.uuid, keep_disk=False)
 
 
@@ -117,8 +117,8 @@ def test_a_restarted_agent_adopts_survivors_and_can_kill_them(conf: cfg.ConfigOp
     second = ProcessDriver(conf, "h1")
     second.init_host()
     assert sorted(second.list_instances()) == sorted([alive.uuid, killed.uuid])
-    assert second.power_state(alive.uuid) == RUNNING
-    assert second.power_state(killed.uuid) == SHUTDOWN
+    assert second.power_state(alive.uuid) == PowerState.RUNNING
+    assert second.power_state(killed.uuid) == PowerState.SHUTDOWN
     # The dead one can be spawned again; the live one (not its child) can be destroyed.
     second.spawn(killed)
     new_pid = second.pid(killed.uuid)

@@ -10,9 +10,12 @@ from sqlalchemy.engine import Engine
 from tests.unit.compute.helpers import add_host, make_conf, make_group, set_state
 from vigil.compute.hypervisors import HypervisorsAPI
 from vigil.compute.servers import ServersAPI, compute_delete_guard
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
+from vigil.db import db_now
+from vigil.db import services as services_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.objects.compute import InstanceRecord, TaskState, VmState
 from vigil.registry import Registry
 from vigil.scheduler.manager import SchedulerManager
 
@@ -25,12 +28,12 @@ def schedule(engine: Engine) -> None:
     SchedulerManager(make_conf(), engine, make_group(engine)).schedule_pending()
 
 
-def active_on(engine: Engine, host: str, name: str = "vm") -> cdb.InstanceRecord:
+def active_on(engine: Engine, host: str, name: str = "vm") -> InstanceRecord:
     view = api(engine).create(name=name, flavor="m1.small", host=host)
     schedule(engine)
-    inst = cdb.instance_update(engine, view.record.uuid,
-                               {"vm_state": cdb.ACTIVE, "task_state": None}, host=host,
-                               task_states=[cdb.SPAWNING])
+    inst = instances_db.instance_update(engine, view.record.uuid,
+                                        {"vm_state": VmState.ACTIVE, "task_state": None}, host=host,
+                                        task_states=[TaskState.SPAWNING])
     assert inst is not None
     return inst
 
@@ -46,7 +49,7 @@ def test_create_validates_before_writing(sqlite_engine: Engine, kwargs: dict[str
                                          message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         api(sqlite_engine).create(**kwargs)  # type: ignore[arg-type]
-    assert cdb.instances(sqlite_engine) == []
+    assert instances_db.instances(sqlite_engine) == []
 
 
 def test_create_waits_for_the_scheduler_and_resolves_flavor_by_id_or_name(
@@ -86,11 +89,11 @@ def test_evacuate_is_refused_unless_the_source_stopped(sqlite_engine: Engine, st
     add_host(sqlite_engine, "h1")
     add_host(sqlite_engine, "h2")
     inst = active_on(sqlite_engine, "h1")
-    set_state(sqlite_engine, db.service_get_by_host_binary(sqlite_engine, "h1",
-                                                           "vigil-compute"), state)
+    set_state(sqlite_engine, services_db.service_get_by_host_binary(sqlite_engine, "h1",
+                                                                    "vigil-compute"), state)
     with pytest.raises(Conflict, match=why):
         api(sqlite_engine).evacuate(inst.uuid)
-    now = cdb.instance_get(sqlite_engine, inst.uuid)
+    now = instances_db.instance_get(sqlite_engine, inst.uuid)
     assert (now.task_state, now.generation) == (None, inst.generation)
 
 
@@ -101,36 +104,36 @@ def test_evacuate_from_a_down_host_moves_to_the_scheduler_choice(sqlite_engine: 
     add_host(sqlite_engine, "h2", state="disabled")
     add_host(sqlite_engine, "h3")
     inst = active_on(sqlite_engine, "h1")
-    svc = db.service_get_by_host_binary(sqlite_engine, "h1", "vigil-compute")
+    svc = services_db.service_get_by_host_binary(sqlite_engine, "h1", "vigil-compute")
     set_state(sqlite_engine, svc, "stale")  # stopped reporting while reports got through
     if forced:
         set_state(sqlite_engine, svc, "forced_down")
     assert api(sqlite_engine).evacuate(inst.uuid).status == "REBUILD"
     # A new ownership generation: h1 can never start this instance again.
-    assert cdb.instance_get(sqlite_engine, inst.uuid).generation == inst.generation + 1
+    assert instances_db.instance_get(sqlite_engine, inst.uuid).generation == inst.generation + 1
     with pytest.raises(Conflict, match="task_state rebuilding"):
         api(sqlite_engine).evacuate(inst.uuid)
     schedule(sqlite_engine)
-    now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert (now.host, now.task_state) == ("h3", cdb.REBUILD_SPAWNING)
+    now = instances_db.instance_get(sqlite_engine, inst.uuid)
+    assert (now.host, now.task_state) == ("h3", TaskState.REBUILD_SPAWNING)
 
 
 def test_evacuate_from_a_reporting_host_whose_agent_acknowledged_a_quarantine(
         sqlite_engine: Engine) -> None:
     """A fenced host that booted again reports, but its agent stopped everything and may start
     nothing: its instances may go."""
-    from vigil.db import hosts_api
+    from vigil.db.ha import hosts as hosts_db
 
     add_host(sqlite_engine, "h1")
     add_host(sqlite_engine, "h2")
     inst = active_on(sqlite_engine, "h1")
-    hosts_api.ensure(sqlite_engine, "h1")
+    hosts_db.ensure(sqlite_engine, "h1")
     with sqlite_engine.begin() as conn:
-        seq = hosts_api.quarantine(conn, "h1", recovery_id=1, reason="test",
-                                   now=db.db_now(sqlite_engine))
+        seq = hosts_db.quarantine(conn, "h1", recovery_id=1, reason="test",
+                                  now=db_now(sqlite_engine))
     with pytest.raises(Conflict, match="still in use"):
         api(sqlite_engine).evacuate(inst.uuid)  # quarantined, not yet acknowledged
-    assert hosts_api.quarantine_ack(sqlite_engine, "h1", seq)
+    assert hosts_db.quarantine_ack(sqlite_engine, "h1", seq)
     assert api(sqlite_engine).evacuate(inst.uuid).status == "REBUILD"
 
 
@@ -151,13 +154,13 @@ def test_evacuation_is_cancelled_if_the_source_comes_back_before_scheduling(
     add_host(sqlite_engine, "h1")
     add_host(sqlite_engine, "h2")
     inst = active_on(sqlite_engine, "h1")
-    svc = db.service_get_by_host_binary(sqlite_engine, "h1", "vigil-compute")
+    svc = services_db.service_get_by_host_binary(sqlite_engine, "h1", "vigil-compute")
     set_state(sqlite_engine, svc, "stale")
     api(sqlite_engine).evacuate(inst.uuid)
     set_state(sqlite_engine, svc, "up")  # it reports again, and nothing quarantined it
     schedule(sqlite_engine)
-    now = cdb.instance_get(sqlite_engine, inst.uuid)
-    assert now.host == "h1" and now.vm_state == cdb.ERROR and now.task_state is None
+    now = instances_db.instance_get(sqlite_engine, inst.uuid)
+    assert now.host == "h1" and now.vm_state == VmState.ERROR and now.task_state is None
     assert now.fault is not None and "cancelled" in now.fault and "still in use" in now.fault
 
 
@@ -170,10 +173,10 @@ def test_delete_releases_resources_and_the_guard_keeps_busy_services(
     svc = registry.find("h1", "vigil-compute")
     with pytest.raises(Conflict, match="still hosts 1 instance"):
         registry.delete(svc.id)
-    assert cdb.compute_node_get(any_engine, node.id).memory_mb_used == 2048
+    assert nodes_db.compute_node_get(any_engine, node.id).memory_mb_used == 2048
     gone = api(any_engine).delete("vm1")
     assert gone.status == "DELETED" and gone.record.uuid == inst.uuid
-    assert cdb.compute_node_get(any_engine, node.id).memory_mb_used == 0
+    assert nodes_db.compute_node_get(any_engine, node.id).memory_mb_used == 0
     with pytest.raises(NotFound):
         api(any_engine).get(inst.uuid)
     registry.delete(svc.id)  # now allowed
@@ -207,7 +210,7 @@ def test_hypervisors_show_state_status_and_usage(sqlite_engine: Engine) -> None:
     with pytest.raises(NotFound):
         hv.get("h9")
     # A node whose service was deleted is not shown.
-    db.service_soft_delete(sqlite_engine, db.service_get_by_host_binary(
+    services_db.service_soft_delete(sqlite_engine, services_db.service_get_by_host_binary(
         sqlite_engine, "h4", "vigil-compute").id)
     assert "h4" not in {v.node.host for v in hv.list()}
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from vigil.conductor.coalescer import ReportCoalescer
-from vigil.db import api as db
+from vigil.db import services as services_db
 from vigil.db.engine import make_engine
 
 from ..db.test_services_db import count_statements
@@ -21,7 +21,7 @@ def coalescer(engine: Engine, batch: int = 100) -> ReportCoalescer:
 
 
 def test_one_flush_for_many_reports(any_engine: Engine) -> None:
-    ids = [db.service_get_or_create(any_engine, f"h{i}", "b", "compute")[0].id
+    ids = [services_db.service_get_or_create(any_engine, f"h{i}", "b", "compute")[0].id
            for i in range(50)]
     c = coalescer(any_engine, batch=20)
     for _ in range(3):  # three reports each within one tick: still one heartbeat each
@@ -32,19 +32,19 @@ def test_one_flush_for_many_reports(any_engine: Engine) -> None:
         assert c.flush() == 50
     updates = [s for s in seen if s.lstrip().upper().startswith("UPDATE SERVICES")]
     assert len(updates) == 3
-    snap = db.snapshot(any_engine)
+    snap = services_db.snapshot(any_engine)
     assert {s.report_count for s in snap.services} == {1}
     assert len(snap.path_beats) == 1
 
 
 def test_deleted_service_is_told(sqlite_engine: Engine) -> None:
-    rec, _ = db.service_get_or_create(sqlite_engine, "h", "b", "compute")
+    rec, _ = services_db.service_get_or_create(sqlite_engine, "h", "b", "compute")
     c = coalescer(sqlite_engine)
-    db.service_soft_delete(sqlite_engine, rec.id)
+    services_db.service_soft_delete(sqlite_engine, rec.id)
     assert c.add(rec.id) == "ok"
     c.flush()
     assert c.add(rec.id) == "deleted"
-    db.service_get_or_create(sqlite_engine, "h", "b", "compute")
+    services_db.service_get_or_create(sqlite_engine, "h", "b", "compute")
     c.forget_deleted(rec.id)
     assert c.add(rec.id) == "ok"
 

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from vigil.db import api as db
-from vigil.db import migration
+from vigil.db import db_now, migration
+from vigil.db import services as services_db
 from vigil.db.models import ReportPath, Service
 from vigil.errors import ServiceNotFound
 
@@ -35,41 +35,43 @@ def test_sync_is_idempotent(any_engine: Engine) -> None:
 
 
 def test_get_or_create_bumps_version_and_is_unique(any_engine: Engine) -> None:
-    rec, created = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    rec, created = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
     assert created and rec.version == 1 and rec.report_count == 0 and not rec.disabled
-    again, created2 = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    again, created2 = services_db.service_get_or_create(any_engine, "h1", "vigil-compute",
+                                                        "compute")
     assert not created2 and again.id == rec.id and again.version == 2
     with any_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Service)).scalar() == 1
 
 
 def test_created_disabled_when_new_services_disabled(any_engine: Engine) -> None:
-    rec, _ = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute",
-                                      enabled=False)
+    rec, _ = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute",
+                                               enabled=False)
     assert rec.disabled and rec.disabled_reason
 
 
 def test_soft_delete_and_revive_same_row(any_engine: Engine) -> None:
-    rec, _ = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
-    db.service_soft_delete(any_engine, rec.id)
+    rec, _ = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    services_db.service_soft_delete(any_engine, rec.id)
     with pytest.raises(ServiceNotFound):
-        db.service_get(any_engine, rec.id)
+        services_db.service_get(any_engine, rec.id)
     with pytest.raises(ServiceNotFound):
-        db.service_soft_delete(any_engine, rec.id)
-    revived, created = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+        services_db.service_soft_delete(any_engine, rec.id)
+    revived, created = services_db.service_get_or_create(any_engine, "h1", "vigil-compute",
+                                                         "compute")
     assert not created and revived.id == rec.id and revived.uuid == rec.uuid
     assert revived.version == rec.version + 1
-    assert db.service_get(any_engine, rec.uuid).id == rec.id
+    assert services_db.service_get(any_engine, rec.uuid).id == rec.id
 
 
 def test_unique_host_binary_among_live_rows(any_engine: Engine) -> None:
-    rec, _ = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    rec, _ = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
     with pytest.raises(sa.exc.IntegrityError), any_engine.begin() as conn:
         conn.execute(sa.insert(Service).values(
             uuid="00000000-0000-0000-0000-000000000001", host="h1", binary="vigil-compute",
             topic="compute", created_at=dt.datetime(2026, 1, 1), deleted=0))
     # A deleted row of the same pair does not conflict.
-    db.service_soft_delete(any_engine, rec.id)
+    services_db.service_soft_delete(any_engine, rec.id)
     with any_engine.begin() as conn:
         conn.execute(sa.insert(Service).values(
             uuid="00000000-0000-0000-0000-000000000002", host="h1", binary="vigil-compute",
@@ -77,44 +79,44 @@ def test_unique_host_binary_among_live_rows(any_engine: Engine) -> None:
 
 
 def test_reports_use_the_database_clock(any_engine: Engine) -> None:
-    rec, _ = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
-    before = db.db_now(any_engine)
-    assert db.record_reports(any_engine, [rec.id], 100) == set()
-    after = db.db_now(any_engine)
-    got = db.service_get(any_engine, rec.id)
+    rec, _ = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    before = db_now(any_engine)
+    assert services_db.record_reports(any_engine, [rec.id], 100) == set()
+    after = db_now(any_engine)
+    got = services_db.service_get(any_engine, rec.id)
     assert got.last_seen_up is not None
     assert before <= got.last_seen_up <= after
     assert got.report_count == 1
 
 
 def test_coalesced_reports_cost_one_statement_per_batch(any_engine: Engine) -> None:
-    ids = [db.service_get_or_create(any_engine, f"h{i}", "vigil-compute", "compute")[0].id
+    ids = [services_db.service_get_or_create(any_engine, f"h{i}", "vigil-compute", "compute")[0].id
            for i in range(25)]
     with count_statements(any_engine) as seen:
-        missing = db.record_reports(any_engine, ids + ids[:5], batch_size=10)
+        missing = services_db.record_reports(any_engine, ids + ids[:5], batch_size=10)
     updates = [s for s in seen if s.lstrip().upper().startswith("UPDATE")]
     assert missing == set()
     assert len(updates) == 3  # 25 distinct ids in batches of 10
-    snap = db.snapshot(any_engine)
+    snap = services_db.snapshot(any_engine)
     assert all(s.report_count == 1 for s in snap.services)
 
 
 def test_reports_of_deleted_rows_are_returned(any_engine: Engine) -> None:
-    a, _ = db.service_get_or_create(any_engine, "a", "vigil-compute", "compute")
-    b, _ = db.service_get_or_create(any_engine, "b", "vigil-compute", "compute")
-    db.service_soft_delete(any_engine, b.id)
-    assert db.record_reports(any_engine, [a.id, b.id, 999], 100) == {b.id, 999}
+    a, _ = services_db.service_get_or_create(any_engine, "a", "vigil-compute", "compute")
+    b, _ = services_db.service_get_or_create(any_engine, "b", "vigil-compute", "compute")
+    services_db.service_soft_delete(any_engine, b.id)
+    assert services_db.record_reports(any_engine, [a.id, b.id, 999], 100) == {b.id, 999}
 
 
 def test_snapshot_is_constant_statements(any_engine: Engine) -> None:
     for i in range(30):
-        db.service_get_or_create(any_engine, f"h{i}", "vigil-compute", "compute")
+        services_db.service_get_or_create(any_engine, f"h{i}", "vigil-compute", "compute")
     with count_statements(any_engine) as seen:
-        snap = db.snapshot(any_engine)
+        snap = services_db.snapshot(any_engine)
     assert len(snap.services) == 30
     assert len(seen) <= 3
     with count_statements(any_engine) as seen_filtered:
-        only = db.snapshot(any_engine, host="h3", binary="vigil-compute")
+        only = services_db.snapshot(any_engine, host="h3", binary="vigil-compute")
     assert [s.host for s in only.services] == ["h3"]
     assert len(seen_filtered) <= 3
 
@@ -122,32 +124,32 @@ def test_snapshot_is_constant_statements(any_engine: Engine) -> None:
 def test_leave_then_report(any_engine: Engine) -> None:
     """A report that was queued before a clean leave and written after it does not undo the
     leave; only registering again (a restart) does."""
-    rec, _ = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
-    db.record_reports(any_engine, [rec.id], 10)
-    db.record_leave(any_engine, rec.id)
-    left = db.service_get(any_engine, rec.id)
+    rec, _ = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    services_db.record_reports(any_engine, [rec.id], 10)
+    services_db.record_leave(any_engine, rec.id)
+    left = services_db.service_get(any_engine, rec.id)
     assert left.left_at is not None and left.last_seen_up is not None
     assert left.left_at >= left.last_seen_up
-    db.record_reports(any_engine, [rec.id], 10)
-    assert db.service_get(any_engine, rec.id).left_at == left.left_at
-    again, created = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    services_db.record_reports(any_engine, [rec.id], 10)
+    assert services_db.service_get(any_engine, rec.id).left_at == left.left_at
+    again, created = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
     assert not created and again.id == rec.id and again.left_at is None
 
 
 def test_report_path_continuity(any_engine: Engine) -> None:
-    since1 = db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=30))
-    since2 = db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=30))
+    since1 = services_db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=30))
+    since2 = services_db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=30))
     assert since1 == since2
     # A gap longer than max_gap restarts continuity: healthy since this very beat.
-    since3 = db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=-1))
+    since3 = services_db.beat_report_path(any_engine, "c1", dt.timedelta(seconds=-1))
     with any_engine.connect() as conn:
         last_beat = conn.execute(sa.select(ReportPath.last_beat)).scalar_one()
     assert since3 == last_beat and since3 >= since1
 
 
 def test_update_validates_columns(any_engine: Engine) -> None:
-    rec, _ = db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
+    rec, _ = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
     with pytest.raises(ValueError):
-        db.service_update(any_engine, rec.id, {"host": "evil"})
+        services_db.service_update(any_engine, rec.id, {"host": "evil"})
     with pytest.raises(ServiceNotFound):
-        db.service_update(any_engine, 12345, {"disabled": True})
+        services_db.service_update(any_engine, 12345, {"disabled": True})

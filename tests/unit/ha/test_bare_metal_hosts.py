@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine
 from tests.unit.compute.helpers import make_conf, set_state
 from vigil import launch
 from vigil.clock import FakeClock
-from vigil.db import api as db
-from vigil.db import baremetal_api as bdb
-from vigil.db import ha_api
+from vigil.db import services as services_db
+from vigil.db.baremetal import members as members_db
+from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict
 from vigil.ha.fence.simulated import SimulatedFence
 from vigil.ha.monitor import monitor_from
@@ -30,13 +30,13 @@ def test_only_the_vm_host_is_recovered(sqlite_engine: Engine, tmp_path: Path) ->
         ha={"detection_grace": 1, "allow_unproven_death": True, "max_down_fraction": 1.0,
             "fence_agent": "simulated"})
     group = launch.group_from(conf, sqlite_engine)
-    svcs = {h: db.service_get_or_create(sqlite_engine, h, "vigil-compute", "compute")[0]
+    svcs = {h: services_db.service_get_or_create(sqlite_engine, h, "vigil-compute", "compute")[0]
             for h in ("vm1", "vm2", "bm1", "bm2")}
     for host, svc in svcs.items():
         set_state(sqlite_engine, svc, "up")
-        svcs[host] = db.service_get(sqlite_engine, svc.id)
+        svcs[host] = services_db.service_get(sqlite_engine, svc.id)
     for host in ("bm1", "bm2"):  # the bare-metal agents registered as ring members
-        bdb.member_register(sqlite_engine, host, svcs[host].version)
+        members_db.member_register(sqlite_engine, host, svcs[host].version)
     set_state(sqlite_engine, svcs["vm1"], "stale")
     set_state(sqlite_engine, svcs["bm1"], "stale")
 
@@ -47,16 +47,16 @@ def test_only_the_vm_host_is_recovered(sqlite_engine: Engine, tmp_path: Path) ->
     clock.advance(2)
     monitor.tick()
 
-    assert {r.host for r in ha_api.recoveries(sqlite_engine)} == {"vm1"}
+    assert {r.host for r in recoveries_db.recoveries(sqlite_engine)} == {"vm1"}
     assert set(monitor.down_since) == {"vm1"}  # bm1 is not even watched
     views = RecoveriesAPI(sqlite_engine, group)
     with pytest.raises(Conflict, match="bare-metal"):
         views.request_host_evacuation("bm1")
 
     # Restarted with another driver (a new service version, no ring registration): watched.
-    db.service_get_or_create(sqlite_engine, "bm2", "vigil-compute", "compute")
+    services_db.service_get_or_create(sqlite_engine, "bm2", "vigil-compute", "compute")
     set_state(sqlite_engine, svcs["bm2"], "stale")
     monitor.tick()
     clock.advance(2)
     monitor.tick()
-    assert {r.host for r in ha_api.recoveries(sqlite_engine)} == {"vm1", "bm2"}
+    assert {r.host for r in recoveries_db.recoveries(sqlite_engine)} == {"vm1", "bm2"}

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from vigil.conf import ha as ha_conf
-from vigil.errors import ConfigError
+from vigil.errors import ConfigError, FenceFailed
 from vigil.ha import fence, hostproc
 from vigil.ha.fence import fenceapi
-from vigil.ha.fence.base import FenceAgent, FenceFailed, PowerState, fence_and_verify
+from vigil.ha.fence.base import FenceAgent, PowerState, fence_and_verify
 from vigil.ha.fence.bmc import bmc_for, parse_hosts
 from vigil.ha.fence.command import CommandFence, build_argv
 from vigil.ha.fence.fenceapi import parse_host_map, plugs_for

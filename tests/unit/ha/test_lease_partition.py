@@ -21,8 +21,8 @@ from tests.conftest import reset_schema
 from tests.functional.procs import poll
 from tests.tools.tcpproxy import TcpProxy
 from vigil.clock import FakeClock
-from vigil.db import ha_api
 from vigil.db.engine import KeepAlive, SessionLimits, make_engine
+from vigil.db.ha import lease as lease_db
 from vigil.ha.election import Election, lease_session_limits
 
 UPDATE_LEASE = b"UPDATE ha_leases"
@@ -102,7 +102,7 @@ def test_a_hung_renewal_steps_down_exactly_at_the_deadline_and_does_not_pile_up(
         proxy.heal()  # the old renewal hears that its session was ended: it fails, late
         poll(lambda: not e.renewal_in_flight(), 10, what="the hung renewal to end")
         assert not e.is_leader()
-        lease = ha_api.lease_get(direct, "ha-monitor")
+        lease = lease_db.lease_get(direct, "ha-monitor")
         assert lease is not None and lease.epoch == second.epoch
     finally:
         proxy.heal()
@@ -128,9 +128,9 @@ def test_a_renewal_answering_after_the_deadline_brings_nothing_back_and_hands_ov
         assert not e.is_leader() and e.lost.is_set()
         # The renewal did commit, late: the lease was extended in the database, and released
         # at once rather than left to block the standbys for another ttl.
-        lease = ha_api.lease_get(direct, "ha-monitor")
+        lease = lease_db.lease_get(direct, "ha-monitor")
         assert lease is not None and not lease.held and lease.holder is None
-        standby = ha_api.lease_acquire(direct, "ha-monitor", "standby", 30)
+        standby = lease_db.lease_acquire(direct, "ha-monitor", "standby", 30)
         assert standby is not None and standby.epoch == token.epoch + 1
     finally:
         proxy.heal()
@@ -171,7 +171,7 @@ def test_a_takeover_behind_a_dead_holder_fails_fast_and_quietly_then_succeeds(
     limits = lease_session_limits(ttl)
     engine = make_engine(server_url, limits=limits)
     standby = Election(engine, "standby", ttl=ttl)
-    old = ha_api.lease_acquire(direct, "ha-monitor", "old", 0.2)
+    old = lease_db.lease_acquire(direct, "ha-monitor", "old", 0.2)
     assert old is not None
     holder = direct.connect()  # the cut-off leader's transaction, holding the row
     holder.execute(text("UPDATE ha_leases SET guarded_at = guarded_at WHERE name = 'ha-monitor'"))

@@ -6,7 +6,8 @@ import pytest
 
 from vigil.ha import policy
 from vigil.ha.policy import Brake, Health, HostView, Policy, Step
-from vigil.servicegroup.liveness import State
+from vigil.objects.ha import Phase
+from vigil.objects.liveness import State
 
 UP, DOWN, UNK = State.UP, State.DOWN, State.UNKNOWN
 OK = Health(database_ok=True, driver_connected=True, reliable_since=0.0)
@@ -181,7 +182,7 @@ def test_backoff(attempt: int, wait: float) -> None:
 ])
 def test_next_step(phase: str, state: State, in_flight: bool, may_fence: bool, due: bool,
                    stand_down: bool, may_evac: bool, step: Step) -> None:
-    assert policy.next_step(phase=phase, host_state=state, fence_in_flight=in_flight,
+    assert policy.next_step(phase=Phase(phase), host_state=state, fence_in_flight=in_flight,
                             may_fence=may_fence, retry_due=due, stand_down=stand_down,
                             may_evacuate=may_evac) is step
 

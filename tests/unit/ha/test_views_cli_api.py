@@ -14,25 +14,28 @@ import pytest
 
 from tests.api.conftest import ADMIN, MEMBER, Api
 from vigil.cli.main import main
-from vigil.db import ha_api
+from vigil.db.ha import alerts as alerts_db
+from vigil.db.ha import lease as lease_db
+from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict
 from vigil.ha.views import RecoveriesAPI
+from vigil.objects.ha import Phase, RecoveryRecord
 
 
 @pytest.fixture
-def seeded(api: Api) -> tuple[Api, ha_api.RecoveryRecord]:
-    token = ha_api.lease_acquire(api.engine, "ha-monitor", "m1", ttl=60)
+def seeded(api: Api) -> tuple[Api, RecoveryRecord]:
+    token = lease_db.lease_acquire(api.engine, "ha-monitor", "m1", ttl=60)
     assert token is not None
     host1 = api.computes[0]
-    rec = ha_api.recovery_open(api.engine, token, host="host1", service_id=host1.id,
-                               trigger="monitor", was_disabled=False, was_forced_down=False,
-                               detail="down for 10 s")
+    rec = recoveries_db.recovery_open(api.engine, token, host="host1", service_id=host1.id,
+                                      trigger="monitor", was_disabled=False, was_forced_down=False,
+                                      detail="down for 10 s")
     assert rec is not None
-    ha_api.recovery_step(api.engine, token, rec.id, values={"phase": ha_api.DISABLED,
-                                                            "last_error": "fence failed"},
+    recoveries_db.recovery_step(api.engine, token, rec.id, values={"phase": Phase.DISABLED,
+                                                                   "last_error": "fence failed"},
                          event="disabled", dedup_key=f"{rec.id}:disabled")
-    ha_api.alert_raise(api.engine, token, "mass_failure", "3 of 4 compute hosts are down")
-    return api, ha_api.recovery_get(api.engine, rec.id)
+    alerts_db.alert_raise(api.engine, token, "mass_failure", "3 of 4 compute hosts are down")
+    return api, recoveries_db.recovery_get(api.engine, rec.id)
 
 
 def test_api_lists_and_shows_recoveries_with_alerts(seeded: tuple[Api, Any]) -> None:
@@ -73,16 +76,16 @@ def test_cli_lists_and_shows(seeded: tuple[Api, Any], capsys: pytest.CaptureFixt
 
 def test_manual_request_refuses_a_live_or_unknown_host(api: Api, tmp_path: Path) -> None:
     from vigil import launch
-    from vigil.db import api as db
+    from vigil.db import services as services_db
 
     views = RecoveriesAPI(api.engine, launch.group_from(api.conf, api.engine))
-    db.record_reports(api.engine, [api.computes[0].id], 10)
+    services_db.record_reports(api.engine, [api.computes[0].id], 10)
     with pytest.raises(Conflict, match="still reports"):
         views.request_host_evacuation("host1")
     api.make_unknown(api.computes[1])
     with pytest.raises(Conflict, match="unknown"):
         views.request_host_evacuation("host2")
-    db.record_leave(api.engine, api.computes[2].id)  # a clean leave: DOWN
+    services_db.record_leave(api.engine, api.computes[2].id)  # a clean leave: DOWN
     rec = views.request_host_evacuation("host3")
     assert rec.trigger == "manual" and rec.open
     assert views.request_host_evacuation("host3").id == rec.id  # joins the open one

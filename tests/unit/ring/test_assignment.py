@@ -12,20 +12,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vigil.objects.baremetal import RELEASED, Move, MoveKind
+from vigil.objects.liveness import State
 from vigil.ring import HashRing
 from vigil.ring.assignment import (
     LADDER,
-    RELEASED,
     Membership,
     MembershipDebouncer,
-    Move,
-    MoveKind,
     NodeOwnership,
     Plan,
     plan,
     targets,
 )
-from vigil.servicegroup.liveness import State
 
 UP, DOWN, UNKNOWN = State.UP, State.DOWN, State.UNKNOWN
 NODES = [str(uuid.UUID(int=i + 1)) for i in range(64)]

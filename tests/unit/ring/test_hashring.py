@@ -23,7 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vigil.ring
-from vigil.ring import EmptyRingError, HashRing
+from vigil.errors import EmptyRingError
+from vigil.ring import HashRing
 
 SMALL = {"vnodes": 16, "partition_bits": 10}
 

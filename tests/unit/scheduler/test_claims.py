@@ -18,16 +18,20 @@ from tests.unit.compute.helpers import (
     make_conf,
     make_group,
 )
-from vigil.db import api as db
-from vigil.db import compute_api as cdb
+from vigil.db import services as services_db
+from vigil.db.compute import claims as claims_db
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.db.compute import nodes as nodes_db
 from vigil.errors import Conflict
+from vigil.objects.compute import FlavorRecord, InstanceRecord, TaskState, VmState
+from vigil.objects.liveness import State
 from vigil.scheduler.manager import SchedulerManager
-from vigil.servicegroup.liveness import State
 
 
-def boot(engine: Engine, flavor: cdb.FlavorRecord, name: str = "vm",
-         **kw: object) -> cdb.InstanceRecord:
-    return cdb.instance_create(engine, name=name, flavor=flavor, **kw)  # type: ignore[arg-type]
+def boot(engine: Engine, flavor: FlavorRecord, name: str = "vm",
+         **kw: object) -> InstanceRecord:
+    return instances_db.instance_create(engine, name=name, flavor=flavor, **kw)  # type: ignore[arg-type]
 
 
 def test_claim_takes_room_and_refuses_when_full(any_engine: Engine) -> None:
@@ -35,16 +39,16 @@ def test_claim_takes_room_and_refuses_when_full(any_engine: Engine) -> None:
     flavor = add_flavor(any_engine, 1, 512, 5)
     a, b, c = (boot(any_engine, flavor, f"vm{i}") for i in range(3))
     for inst in (a, b):
-        res = cdb.claim(any_engine, inst, node, expected_task_state=cdb.SCHEDULING,
-                        new_task_state=cdb.SPAWNING)
+        res = claims_db.claim(any_engine, inst, node, expected_task_state=TaskState.SCHEDULING,
+                              new_task_state=TaskState.SPAWNING)
         assert res.instance is not None and res.instance.host == "h1"
-        assert res.instance.task_state == cdb.SPAWNING
-    res = cdb.claim(any_engine, c, node, expected_task_state=cdb.SCHEDULING,
-                    new_task_state=cdb.SPAWNING)
+        assert res.instance.task_state == TaskState.SPAWNING
+    res = claims_db.claim(any_engine, c, node, expected_task_state=TaskState.SCHEDULING,
+                          new_task_state=TaskState.SPAWNING)
     assert res.instance is None and res.reason == "node"
     # The refused claim changed nothing: c still waits, the node is exactly full.
-    assert cdb.instance_get(any_engine, c.uuid).task_state == cdb.SCHEDULING
-    full = cdb.compute_node_get(any_engine, node.id)
+    assert instances_db.instance_get(any_engine, c.uuid).task_state == TaskState.SCHEDULING
+    full = nodes_db.compute_node_get(any_engine, node.id)
     assert (full.vcpus_used, full.memory_mb_used, full.local_gb_used, full.running_vms) == (
         2, 1024, 10, 2)
     assert_accounting(any_engine)
@@ -55,16 +59,16 @@ def test_claim_of_a_taken_or_deleted_instance_changes_nothing(any_engine: Engine
     n2 = add_host(any_engine, "h2")
     flavor = add_flavor(any_engine, 1, 512, 1)
     inst = boot(any_engine, flavor)
-    assert cdb.claim(any_engine, inst, n1, expected_task_state=cdb.SCHEDULING,
-                     new_task_state=cdb.SPAWNING).instance is not None
-    again = cdb.claim(any_engine, inst, n2, expected_task_state=cdb.SCHEDULING,
-                      new_task_state=cdb.SPAWNING)
+    assert claims_db.claim(any_engine, inst, n1, expected_task_state=TaskState.SCHEDULING,
+                           new_task_state=TaskState.SPAWNING).instance is not None
+    again = claims_db.claim(any_engine, inst, n2, expected_task_state=TaskState.SCHEDULING,
+                            new_task_state=TaskState.SPAWNING)
     assert again.instance is None and again.reason == "instance"
     gone = boot(any_engine, flavor, "gone")
-    cdb.instance_destroy(any_engine, gone.uuid)
-    assert cdb.claim(any_engine, gone, n2, expected_task_state=cdb.SCHEDULING,
-                     new_task_state=cdb.SPAWNING).reason == "instance"
-    assert cdb.compute_node_get(any_engine, n2.id).running_vms == 0
+    instances_db.instance_destroy(any_engine, gone.uuid)
+    assert claims_db.claim(any_engine, gone, n2, expected_task_state=TaskState.SCHEDULING,
+                           new_task_state=TaskState.SPAWNING).reason == "instance"
+    assert nodes_db.compute_node_get(any_engine, n2.id).running_vms == 0
     assert_accounting(any_engine)
 
 
@@ -72,34 +76,37 @@ def test_evacuation_claim_moves_usage_and_delete_releases(any_engine: Engine) ->
     n1 = add_host(any_engine, "h1")
     n2 = add_host(any_engine, "h2")
     flavor = add_flavor(any_engine, 2, 1024, 10)
-    inst = cdb.claim(any_engine, boot(any_engine, flavor), n1,
-                     expected_task_state=cdb.SCHEDULING, new_task_state=cdb.SPAWNING).instance
+    inst = claims_db.claim(any_engine, boot(any_engine, flavor), n1,
+                           expected_task_state=TaskState.SCHEDULING,
+                           new_task_state=TaskState.SPAWNING).instance
     assert inst is not None
-    inst = cdb.instance_update(any_engine, inst.uuid, {"task_state": cdb.REBUILDING},
-                               host="h1", task_states=[cdb.SPAWNING])
+    inst = instances_db.instance_update(any_engine, inst.uuid, {"task_state": TaskState.REBUILDING},
+                                        host="h1", task_states=[TaskState.SPAWNING])
     assert inst is not None
-    moved = cdb.claim(any_engine, inst, n2, expected_task_state=cdb.REBUILDING,
-                      new_task_state=cdb.REBUILD_SPAWNING, source_host="h1").instance
+    moved = claims_db.claim(any_engine, inst, n2, expected_task_state=TaskState.REBUILDING,
+                            new_task_state=TaskState.REBUILD_SPAWNING, source_host="h1").instance
     assert moved is not None and moved.host == "h2" and moved.compute_node_id == n2.id
-    assert cdb.compute_node_get(any_engine, n1.id).vcpus_used == 0
-    assert cdb.compute_node_get(any_engine, n2.id).vcpus_used == 2
+    assert nodes_db.compute_node_get(any_engine, n1.id).vcpus_used == 0
+    assert nodes_db.compute_node_get(any_engine, n2.id).vcpus_used == 2
     assert_accounting(any_engine)
     # An agent of the old host cannot write the instance any more.
-    assert cdb.instance_update(any_engine, inst.uuid, {"vm_state": cdb.ACTIVE}, host="h1",
-                               task_states=[cdb.REBUILD_SPAWNING]) is None
-    dead = cdb.instance_destroy(any_engine, inst.uuid)
-    assert dead.deleted and dead.vm_state == cdb.DELETED
-    assert cdb.compute_node_get(any_engine, n2.id).running_vms == 0
+    assert instances_db.instance_update(any_engine, inst.uuid, {"vm_state": VmState.ACTIVE},
+                                        host="h1",
+                               task_states=[TaskState.REBUILD_SPAWNING]) is None
+    dead = instances_db.instance_destroy(any_engine, inst.uuid)
+    assert dead.deleted and dead.vm_state == VmState.DELETED
+    assert nodes_db.compute_node_get(any_engine, n2.id).running_vms == 0
     assert_accounting(any_engine)
 
 
 def test_flavor_names_are_unique_among_live_flavors(any_engine: Engine) -> None:
-    f = cdb.flavor_create(any_engine, name="x", vcpus=1, memory_mb=1, root_gb=0)
+    f = flavors_db.flavor_create(any_engine, name="x", vcpus=1, memory_mb=1, root_gb=0)
     with pytest.raises(Conflict):
-        cdb.flavor_create(any_engine, name="x", vcpus=1, memory_mb=1, root_gb=0)
-    cdb.flavor_delete(any_engine, f.id)
-    assert cdb.flavor_create(any_engine, name="x", vcpus=2, memory_mb=1, root_gb=0).vcpus == 2
-    assert [f.name for f in cdb.flavors(any_engine)][:2] == ["x", "m1.tiny"]
+        flavors_db.flavor_create(any_engine, name="x", vcpus=1, memory_mb=1, root_gb=0)
+    flavors_db.flavor_delete(any_engine, f.id)
+    assert flavors_db.flavor_create(any_engine, name="x", vcpus=2, memory_mb=1,
+                                    root_gb=0).vcpus == 2
+    assert [f.name for f in flavors_db.flavors(any_engine)][:2] == ["x", "m1.tiny"]
 
 
 hosts_strategy = st.lists(
@@ -126,7 +133,7 @@ def test_concurrent_boots_never_oversubscribe_nor_use_unfit_hosts(
         add_host(any_engine, f"h{i}", state=state, vcpus=cpu, memory_mb=ram * 256,
                  local_gb=disk * 5)
     group = make_group(any_engine)
-    snap = db.snapshot(any_engine)
+    snap = services_db.snapshot(any_engine)
     by_id = group.states(snap)
     eligible = {f"h{i}" for i, h in enumerate(hosts) if h[0] == "up"}
     # The helpers produce the states they claim to (disabled hosts are up, but disabled).
@@ -160,12 +167,12 @@ def test_concurrent_boots_never_oversubscribe_nor_use_unfit_hosts(
         t.join(timeout=120)
     assert not errors, errors
     assert_accounting(any_engine)
-    nodes = {n.host: n for n in cdb.compute_nodes(any_engine)}
-    for inst in cdb.instances(any_engine):
+    nodes = {n.host: n for n in nodes_db.compute_nodes(any_engine)}
+    for inst in instances_db.instances(any_engine):
         if inst.host is not None:
-            assert inst.host in eligible and inst.task_state == cdb.SPAWNING
+            assert inst.host in eligible and inst.task_state == TaskState.SPAWNING
         else:
-            assert inst.vm_state == cdb.ERROR and inst.fault is not None
+            assert inst.vm_state == VmState.ERROR and inst.fault is not None
             assert inst.fault.startswith("No valid host was found.")
             # Usage only grew during the burst: what does not fit now did not fit then.
             assert not any(nodes[h].fits(inst.vcpus, inst.memory_mb, inst.root_gb)

@@ -7,12 +7,12 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vigil.db.api import ServiceRecord
-from vigil.db.compute_api import NodeRecord
+from vigil.objects.compute import NodeRecord
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.scheduler import filters as flt
 from vigil.scheduler.host_state import HostState
 from vigil.scheduler.weights import RAMWeigher, weigh
-from vigil.servicegroup.liveness import State
 
 T0 = dt.datetime(2026, 1, 1)
 ALL_FILTERS = flt.load(list(flt.ALL))

@@ -6,7 +6,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from tests.unit.compute.helpers import add_host, assert_accounting, make_conf, make_group
-from vigil.db import compute_api as cdb
+from vigil.db.compute import flavors as flavors_db
+from vigil.db.compute import instances as instances_db
+from vigil.objects.compute import VmState
 from vigil.scheduler.manager import SchedulerManager
 
 
@@ -15,8 +17,8 @@ def manager(engine: Engine, **scheduler: object) -> SchedulerManager:
 
 
 def boot(engine: Engine, n: int, flavor: str = "m1.tiny", **kw: object) -> list[str]:
-    fl = cdb.flavor_get(engine, flavor)
-    return [cdb.instance_create(engine, name=f"vm{i}", flavor=fl, **kw).uuid  # type: ignore[arg-type]
+    fl = flavors_db.flavor_get(engine, flavor)
+    return [instances_db.instance_create(engine, name=f"vm{i}", flavor=fl, **kw).uuid  # type: ignore[arg-type]
             for i in range(n)]
 
 
@@ -42,14 +44,14 @@ def test_a_pass_places_more_than_one_batch_and_spreads(sqlite_engine: Engine) ->
     outcomes = manager(sqlite_engine, batch_size=5).schedule_pending()
     assert {o.instance_uuid for o in outcomes} == set(uuids)
     per_host: dict[str | None, int] = {}
-    for inst in cdb.instances(sqlite_engine):
+    for inst in instances_db.instances(sqlite_engine):
         per_host[inst.host] = per_host.get(inst.host, 0) + 1
     assert per_host == {"h1": 4, "h2": 4, "h3": 4}
     assert_accounting(sqlite_engine)
     # Full: the next one fails, with RamFilter named in its fault.
     [late] = boot(sqlite_engine, 1, "m1.small")
     manager(sqlite_engine).schedule_pending()
-    fault = cdb.instance_get(sqlite_engine, late).fault or ""
+    fault = instances_db.instance_get(sqlite_engine, late).fault or ""
     assert "RamFilter removed 3 (short of RAM)" in fault
 
 
@@ -61,10 +63,10 @@ def test_zone_and_requested_host(sqlite_engine: Engine) -> None:
     [on_b2] = boot(sqlite_engine, 1, requested_host="b2")
     [nowhere] = boot(sqlite_engine, 1, availability_zone="az-c")
     manager(sqlite_engine).schedule_pending()
-    assert cdb.instance_get(sqlite_engine, in_a).host == "a1"
-    assert cdb.instance_get(sqlite_engine, on_b2).host == "b2"
-    failed = cdb.instance_get(sqlite_engine, nowhere)
-    assert failed.vm_state == cdb.ERROR and "AvailabilityZoneFilter removed 3" in (
+    assert instances_db.instance_get(sqlite_engine, in_a).host == "a1"
+    assert instances_db.instance_get(sqlite_engine, on_b2).host == "b2"
+    failed = instances_db.instance_get(sqlite_engine, nowhere)
+    assert failed.vm_state == VmState.ERROR and "AvailabilityZoneFilter removed 3" in (
         failed.fault or "")
 
 
@@ -73,7 +75,7 @@ def test_negative_ram_multiplier_stacks(sqlite_engine: Engine) -> None:
     add_host(sqlite_engine, "h2")
     boot(sqlite_engine, 4)
     manager(sqlite_engine, ram_weight_multiplier=-1.0).schedule_pending()
-    assert {i.host for i in cdb.instances(sqlite_engine)} == {"h1"}
+    assert {i.host for i in instances_db.instances(sqlite_engine)} == {"h1"}
 
 
 def test_parallel_workers_of_one_pass_never_oversubscribe(any_engine: Engine) -> None:
@@ -85,5 +87,5 @@ def test_parallel_workers_of_one_pass_never_oversubscribe(any_engine: Engine) ->
     assert {o.instance_uuid for o in outcomes} == set(uuids)
     assert sum(1 for o in outcomes if o.host is not None) == 12
     assert_accounting(any_engine)
-    for inst in cdb.instances(any_engine):
-        assert (inst.host is None) == (inst.vm_state == cdb.ERROR)
+    for inst in instances_db.instances(any_engine):
+        assert (inst.host is None) == (inst.vm_state == VmState.ERROR)

@@ -22,7 +22,7 @@ from vigil.api.errors import Fault
 from vigil.api.routes.services import UNKNOWN_HEADER, errors_doc
 from vigil.compute.hypervisors import HypervisorsAPI, HypervisorView
 from vigil.errors import NotFound
-from vigil.servicegroup.liveness import State
+from vigil.objects.liveness import State
 
 router = APIRouter(prefix="/v2.1/os-hypervisors", tags=["os-hypervisors"])
 

@@ -19,7 +19,7 @@ from vigil.api import policy, validation
 from vigil.api.deps import Ctx, json_response
 from vigil.api.routes.services import errors_doc
 from vigil.baremetal.nodes import NodesAPI, NodeView
-from vigil.db.baremetal_api import POWER_STATES
+from vigil.objects.baremetal import NodePower
 
 router = APIRouter(prefix="/v2.1/vigil", tags=["vigil"])
 
@@ -55,7 +55,7 @@ CREATE: validation.Schema = {
                                           "local_gb": _COUNT},
                            "required": ["cpus", "memory_mb", "local_gb"],
                            "additionalProperties": False},
-            "power_state": {"type": "string", "enum": list(POWER_STATES)},
+            "power_state": {"type": "string", "enum": [p.value for p in NodePower]},
             "maintenance": {"type": "boolean"},
         },
         "required": ["properties"],
@@ -71,7 +71,7 @@ NODE_SCHEMA: dict[str, Any] = {
         "properties": {"type": "object", "properties": {
             "cpus": {"type": "integer"}, "memory_mb": {"type": "integer"},
             "local_gb": {"type": "integer"}}},
-        "power_state": {"type": "string", "enum": list(POWER_STATES)},
+        "power_state": {"type": "string", "enum": [p.value for p in NodePower]},
         "maintenance": {"type": "boolean"},
         "instance_uuid": {"type": ["string", "null"]},
         "owner": {"type": ["string", "null"],

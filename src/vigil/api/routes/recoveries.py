@@ -19,6 +19,7 @@ from vigil.api.errors import Fault
 from vigil.api.routes.services import errors_doc
 from vigil.errors import InvalidInput, NotFound
 from vigil.ha.views import RecoveriesAPI, parse_recovery_ident
+from vigil.objects.ha import Phase, RecoveryStatus, Trigger
 
 router = APIRouter(prefix="/v2.1/vigil", tags=["vigil"])
 
@@ -46,10 +47,9 @@ RECOVERY_SCHEMA: dict[str, Any] = {
     "properties": {
         "id": {"type": "integer"}, "uuid": {"type": "string", "format": "uuid"},
         "host": {"type": "string"}, "service_id": {"type": "integer"},
-        "trigger": {"type": "string", "enum": ["monitor", "manual"]},
-        "phase": {"type": "string", "enum": ["detected", "disabled", "fenced", "forced_down",
-                                             "evacuated", "completed"]},
-        "status": {"type": "string", "enum": ["active", "waiting", "done", "cancelled"]},
+        "trigger": {"type": "string", "enum": [t.value for t in Trigger]},
+        "phase": {"type": "string", "enum": [p.value for p in Phase]},
+        "status": {"type": "string", "enum": [s.value for s in RecoveryStatus]},
         "open": {"type": "boolean"},
         "was_disabled": {"type": "boolean"}, "was_forced_down": {"type": "boolean"},
         "fence_agent": {"type": ["string", "null"]}, "fence_attempts": {"type": "integer"},

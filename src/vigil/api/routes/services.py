@@ -34,10 +34,10 @@ from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
 from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, Schema
-from vigil.db.api import ServiceRecord
 from vigil.errors import ServiceNotFound
+from vigil.objects.liveness import State
+from vigil.objects.services import ServiceRecord
 from vigil.registry import ServiceView, format_time
-from vigil.servicegroup.liveness import State
 
 router = APIRouter(prefix="/v2.1/os-services", tags=["os-services"])
 

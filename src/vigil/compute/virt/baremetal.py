@@ -34,37 +34,25 @@ from oslo_config import cfg
 
 from vigil import rpc
 from vigil.baremetal.inventory import needs_update, record_inventory
-from vigil.baremetal.ownership import (
-    ApplyResult,
-    ReleaseRequest,
-    TakeRequest,
-    UpdateRequest,
-)
+from vigil.baremetal.rpcapi import BaremetalConductor, BaremetalConductorAPI
 from vigil.baremetal.source import NodeSource, Provisioner
 from vigil.clock import Clock, RealClock
-from vigil.compute.virt.driver import NOSTATE, RUNNING, SHUTDOWN, InstanceExists, VirtDriver
-from vigil.conductor.baremetal import BaremetalConductor, BaremetalConductorAPI
-from vigil.db import baremetal_api as bdb
-from vigil.db.baremetal_api import Node, RecordState
-from vigil.db.compute_api import InstanceRecord, Inventory
-from vigil.ring import HashRing
-from vigil.ring.assignment import (
-    Membership,
-    MembershipDebouncer,
+from vigil.compute.virt.driver import VirtDriver
+from vigil.errors import InstanceExists, NodeBusy, NotPlacedHere
+from vigil.objects.baremetal import (
+    Move,
     MoveKind,
-    NodeOwnership,
-    plan,
+    MoveResult,
+    Node,
+    NodePower,
+    Provisioning,
+    RecordState,
 )
+from vigil.objects.compute import InstanceRecord, Inventory, PowerState
+from vigil.ring import HashRing
+from vigil.ring.assignment import Membership, MembershipDebouncer, NodeOwnership, plan
 
 LOG = logging.getLogger(__name__)
-
-
-class NodeBusy(Exception):
-    """The node the claim chose already holds another instance."""
-
-
-class NotPlacedHere(Exception):
-    """The instance is not placed on a node this host manages (any more)."""
 
 
 @dataclass
@@ -74,7 +62,7 @@ class SyncReport:
     members: frozenset[str] = frozenset()
     eligible: frozenset[str] = frozenset()
     owned: frozenset[str] = frozenset()
-    result: ApplyResult = field(default_factory=ApplyResult)
+    result: MoveResult = field(default_factory=MoveResult)
     ring_rebuilt: bool = False
 
 
@@ -158,21 +146,18 @@ class BaremetalDriver(VirtDriver):
                     or (rec is not None and rec.live and rec.running_vms > 0)))
             decided = plan(self.host, facts, self._ring, view.states,
                            eligible=membership.eligible, departed=membership.departed)
-            takes = []
+            moves = [m for m in decided.releases if m.record_id is not None]
             for m in decided.takes:
                 rec = records.get(m.node)
                 running = rec.running_vms if rec is not None and rec.live else 0
-                takes.append(TakeRequest(m.node, m.expected, m.record_id,
-                                         record_inventory(nodes[m.node], self.zone, running)))
-            releases = [ReleaseRequest(m.node, m.record_id) for m in decided.releases
-                        if m.record_id is not None]
-            updates = []
+                moves.append(replace(m, inventory=record_inventory(nodes[m.node], self.zone,
+                                                                   running)))
             for uuid in decided.kept:
                 rec = records[uuid]
                 wanted = record_inventory(nodes[uuid], self.zone, rec.running_vms)
                 if needs_update(rec, wanted):
-                    updates.append(UpdateRequest(uuid, rec.record_id, wanted))
-            result = self.conductor.apply(self.host, takes, releases, updates)
+                    moves.append(Move(uuid, MoveKind.UPDATE, rec.record_id, self.host, wanted))
+            result = self.conductor.apply(self.host, moves)
             owned = (set(decided.kept) - set(result.gone)) | set(result.taken)
             with self._lock:
                 self._owned = {uuid: nodes[uuid] for uuid in owned}
@@ -197,12 +182,12 @@ class BaremetalDriver(VirtDriver):
     # -- the VirtDriver interface --------------------------------------------------------------
     def spawn(self, instance: InstanceRecord, *, rebuild: bool = False) -> None:
         outcome = self.provisioner.provision(self.host, instance.uuid)
-        if outcome == bdb.ALREADY:
+        if outcome == Provisioning.ALREADY:
             raise InstanceExists(instance.uuid)
-        if outcome == bdb.BUSY:
+        if outcome == Provisioning.BUSY:
             raise NodeBusy(f"node {instance.node} already holds another instance (two claims "
                            "raced for one whole node)")
-        if outcome != bdb.PROVISIONED:
+        if outcome != Provisioning.PROVISIONED:
             raise NotPlacedHere(f"instance {instance.uuid} is not placed on a node {self.host} "
                                 "manages")
         with self._lock:
@@ -226,10 +211,10 @@ class BaremetalDriver(VirtDriver):
             found = {n.instance_uuid for n in self._owned.values() if n.instance_uuid}
             return sorted(found | set(self._spawned))
 
-    def power_state(self, instance_uuid: str) -> int:
+    def power_state(self, instance_uuid: str) -> PowerState:
         with self._lock:
             if instance_uuid in self._spawned:
-                return RUNNING
+                return PowerState.RUNNING
             for node in self._owned.values():
                 if node.instance_uuid == instance_uuid:
                     return _power(node)
@@ -239,7 +224,7 @@ class BaremetalDriver(VirtDriver):
         for node in self.source.list_nodes():
             if node.instance_uuid == instance_uuid:
                 return _power(node)
-        return NOSTATE
+        return PowerState.NOSTATE
 
     def inventory(self) -> Inventory:
         raise NotImplementedError(
@@ -252,12 +237,12 @@ class BaremetalDriver(VirtDriver):
             cleanup()
 
 
-def _power(node: Node) -> int:
-    return RUNNING if node.power_state == bdb.POWER_ON else SHUTDOWN
+def _power(node: Node) -> PowerState:
+    return PowerState.RUNNING if node.power_state == NodePower.ON else PowerState.SHUTDOWN
 
 
 def _without_instance(node: Node) -> Node:
-    return replace(node, instance_uuid=None, power_state=bdb.POWER_OFF)
+    return replace(node, instance_uuid=None, power_state=NodePower.OFF)
 
 
 class _ConductorNodes:
@@ -270,4 +255,4 @@ class _ConductorNodes:
         return self._conductor.list_nodes()
 
 
-__all__ = ["BaremetalDriver", "NodeBusy", "NotPlacedHere", "SyncReport"]
+__all__ = ["BaremetalDriver", "SyncReport"]

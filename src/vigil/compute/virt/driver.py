@@ -12,13 +12,9 @@ from typing import ClassVar
 
 from oslo_config import cfg
 
-from vigil.db.compute_api import NOSTATE, RUNNING, SHUTDOWN, InstanceRecord, Inventory
+from vigil.objects.compute import InstanceRecord, Inventory, PowerState
 
-__all__ = ["NOSTATE", "RUNNING", "SHUTDOWN", "InstanceExists", "VirtDriver", "base_inventory"]
-
-
-class InstanceExists(Exception):
-    """spawn() of an instance that already runs here."""
+__all__ = ["VirtDriver", "base_inventory"]
 
 
 class VirtDriver(abc.ABC):
@@ -52,7 +48,7 @@ class VirtDriver(abc.ABC):
         """UUIDs of the instances that exist here (running or not)."""
 
     @abc.abstractmethod
-    def power_state(self, instance_uuid: str) -> int:
+    def power_state(self, instance_uuid: str) -> PowerState:
         """RUNNING, SHUTDOWN (exists but stopped) or NOSTATE (unknown here)."""
 
     @abc.abstractmethod

@@ -11,14 +11,9 @@ import threading
 
 from oslo_config import cfg
 
-from vigil.compute.virt.driver import (
-    NOSTATE,
-    RUNNING,
-    InstanceExists,
-    VirtDriver,
-    base_inventory,
-)
-from vigil.db.compute_api import InstanceRecord, Inventory
+from vigil.compute.virt.driver import VirtDriver, base_inventory
+from vigil.errors import InstanceExists
+from vigil.objects.compute import InstanceRecord, Inventory, PowerState
 
 DEFAULT_VCPUS = 16
 DEFAULT_MEMORY_MB = 32768
@@ -56,9 +51,9 @@ class FakeDriver(VirtDriver):
         with self._lock:
             return list(self._instances)
 
-    def power_state(self, instance_uuid: str) -> int:
+    def power_state(self, instance_uuid: str) -> PowerState:
         with self._lock:
-            return RUNNING if instance_uuid in self._instances else NOSTATE
+            return PowerState.RUNNING if instance_uuid in self._instances else PowerState.NOSTATE
 
     def inventory(self) -> Inventory:
         return self._inventory

@@ -27,15 +27,9 @@ from dataclasses import dataclass
 
 from oslo_config import cfg
 
-from vigil.compute.virt.driver import (
-    NOSTATE,
-    RUNNING,
-    SHUTDOWN,
-    InstanceExists,
-    VirtDriver,
-    base_inventory,
-)
-from vigil.db.compute_api import InstanceRecord, Inventory
+from vigil.compute.virt.driver import VirtDriver, base_inventory
+from vigil.errors import InstanceExists
+from vigil.objects.compute import InstanceRecord, Inventory, PowerState
 
 LOG = logging.getLogger(__name__)
 
@@ -190,12 +184,12 @@ class ProcessDriver(VirtDriver):
         with self._lock:
             return list(self._local)
 
-    def power_state(self, instance_uuid: str) -> int:
+    def power_state(self, instance_uuid: str) -> PowerState:
         with self._lock:
             local = self._local.get(instance_uuid)
             if local is None:
-                return NOSTATE
-            return RUNNING if local.alive() else SHUTDOWN
+                return PowerState.NOSTATE
+            return PowerState.RUNNING if local.alive() else PowerState.SHUTDOWN
 
     def pid(self, instance_uuid: str) -> int | None:
         with self._lock:

@@ -10,9 +10,9 @@ import importlib
 from typing import Any
 
 from vigil.errors import ConfigError
-from vigil.ha.fence.base import FenceAgent, FenceFailed, FenceResult, PowerState
+from vigil.ha.fence.base import FenceAgent, FenceResult, PowerState
 
-__all__ = ["AGENTS", "FenceAgent", "FenceFailed", "FenceResult", "PowerState", "load"]
+__all__ = ["AGENTS", "FenceAgent", "FenceResult", "PowerState", "load"]
 
 AGENTS: dict[str, str] = {
     "process": "vigil.ha.fence.process:ProcessFence",

@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
-from vigil.errors import VigilError
+from vigil.errors import FenceFailed
 
 
 class PowerState(enum.Enum):
@@ -39,11 +39,6 @@ class PowerState(enum.Enum):
     OFF = "off"
     ON = "on"
     UNKNOWN = "unknown"
-
-
-class FenceFailed(VigilError):
-    """The host could not be fenced (yet). The recovery retries with backoff; its instances
-    stay where they are."""
 
 
 @dataclass(frozen=True)

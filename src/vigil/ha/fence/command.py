@@ -45,9 +45,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from vigil.errors import ConfigError
+from vigil.errors import ConfigError, FenceFailed
 from vigil.ha.fence import fenceapi
-from vigil.ha.fence.base import FenceAgent, FenceFailed, PowerState
+from vigil.ha.fence.base import FenceAgent, PowerState
 from vigil.ha.fence.bmc import read_hosts_file
 
 OUTPUT_LIMIT = 2000

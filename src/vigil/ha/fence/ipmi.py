@@ -24,7 +24,8 @@ import sys
 import threading
 from typing import Any
 
-from vigil.ha.fence.base import FenceAgent, FenceFailed, PowerState
+from vigil.errors import FenceFailed
+from vigil.ha.fence.base import FenceAgent, PowerState
 from vigil.ha.fence.bmc import BmcConfig, bmc_for, load_hosts
 
 DEFAULT_PORT = 623

@@ -16,8 +16,9 @@ import threading
 import time
 from typing import Any
 
+from vigil.errors import FenceFailed
 from vigil.ha import hostproc
-from vigil.ha.fence.base import FenceAgent, FenceFailed, PowerState
+from vigil.ha.fence.base import FenceAgent, PowerState
 
 
 class ProcessFence(FenceAgent):

@@ -16,7 +16,8 @@ import threading
 import time
 from typing import Any
 
-from vigil.ha.fence.base import FenceAgent, FenceFailed, PowerState
+from vigil.errors import FenceFailed
+from vigil.ha.fence.base import FenceAgent, PowerState
 from vigil.ha.fence.bmc import BmcConfig, bmc_for, load_hosts
 
 

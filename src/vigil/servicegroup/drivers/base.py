@@ -15,13 +15,12 @@ Contract every driver honours (checked by tests/contract):
 from __future__ import annotations
 
 import abc
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from vigil.db.api import ServiceRecord
-from vigil.servicegroup.liveness import State
+from vigil.objects.liveness import LivenessView, State
+from vigil.objects.services import ServiceRecord
 
 
 @dataclass(frozen=True)
@@ -37,15 +36,6 @@ class Capabilities:
     proves_death: bool
     server_side_expiry: bool
     external_server: bool
-
-
-@dataclass(frozen=True)
-class LivenessView:
-    """What the reader knows besides the rows: the database's now and the report-path health."""
-
-    now: dt.datetime
-    down_after: dt.timedelta
-    reports_healthy_since: dt.datetime | None
 
 
 def member_key(group: str, member: str) -> str:

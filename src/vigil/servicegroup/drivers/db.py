@@ -2,32 +2,17 @@
 
 The heartbeat itself is written by the conductor from the agents' RPC state reports (coalesced,
 with the database clock), so join/heartbeat/leave have nothing of their own to do here: the
-runner's report and the conductor's ``record_leave`` are the db driver's writes.
+runner's report and the conductor's ``record_leave`` are the db driver's writes. Its verdict
+is the facade's own RPC-liveness rule (:func:`vigil.objects.liveness.record_states`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vigil.db.api import ServiceRecord
-from vigil.servicegroup.drivers.base import Capabilities, Driver, LivenessView
-from vigil.servicegroup.liveness import Heartbeat, State, heartbeat_state, heartbeat_states
-
-
-def record_states(
-    records: Sequence[ServiceRecord], view: LivenessView
-) -> dict[int, State]:
-    """RPC liveness of many rows, by id (forced_down excluded)."""
-    return heartbeat_states(
-        ((r.id, r.last_seen_up or r.created_at, r.left_at) for r in records),
-        view.now, view.down_after, view.reports_healthy_since,
-    )
-
-
-def record_state(record: ServiceRecord, view: LivenessView) -> State:
-    """RPC liveness of one row (forced_down excluded: that is the facade's policy)."""
-    hb = Heartbeat(record.last_seen_up, record.created_at, record.left_at)
-    return heartbeat_state(hb, view.now, view.down_after, view.reports_healthy_since)
+from vigil.objects.liveness import LivenessView, State, record_states
+from vigil.objects.services import ServiceRecord
+from vigil.servicegroup.drivers.base import Capabilities, Driver
 
 
 class DbDriver(Driver):

@@ -46,10 +46,10 @@ from pymemcache.client.hash import HashClient
 from pymemcache.exceptions import MemcacheError
 
 from vigil.clock import Clock, RealClock
-from vigil.db.api import ServiceRecord
 from vigil.errors import BackendUnavailable, ConfigError
-from vigil.servicegroup.drivers.base import Capabilities, Driver, LivenessView, member_key
-from vigil.servicegroup.liveness import State
+from vigil.objects.liveness import LivenessView, State
+from vigil.objects.services import ServiceRecord
+from vigil.servicegroup.drivers.base import Capabilities, Driver, member_key
 
 LOG = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from vigil.db.api import ServiceRecord
 from vigil.errors import BackendUnavailable, ConfigError
-from vigil.servicegroup.drivers.base import Capabilities, Driver, LivenessView, member_key
-from vigil.servicegroup.liveness import State
+from vigil.objects.liveness import LivenessView, State
+from vigil.objects.services import ServiceRecord
+from vigil.servicegroup.drivers.base import Capabilities, Driver, member_key
 
 # Keys per MGET inside the one pipelined request: bounds a single reply's size while the batch
 # still costs one round trip.

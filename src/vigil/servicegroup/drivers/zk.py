@@ -37,10 +37,10 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from vigil.db.api import ServiceRecord
 from vigil.errors import BackendUnavailable, ConfigError
-from vigil.servicegroup.drivers.base import Capabilities, Driver, LivenessView
-from vigil.servicegroup.liveness import State
+from vigil.objects.liveness import LivenessView, State
+from vigil.objects.services import ServiceRecord
+from vigil.servicegroup.drivers.base import Capabilities, Driver
 
 LOG = logging.getLogger(__name__)
 

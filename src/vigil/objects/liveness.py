@@ -2,14 +2,22 @@
 
 All timestamps handed to these functions come from *one* clock, the database's (rows are
 written with ``utcnow()`` on the server and read back together with the server's ``now``).
+
+They sit on the ground floor, below the persistence layer and the liveness facade, because
+both apply them: the conductor's report-path write (:func:`next_healthy_since`, inside its
+transaction in :mod:`vigil.db.services`) and every reader's verdict (:func:`record_states`, the
+RPC half of the policy in :mod:`vigil.servicegroup.api`; the ``db`` driver's verdict is the
+same function). A rule that lived in either would make the other climb up to it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from vigil.objects.services import ServiceRecord
 
 # A heartbeat at most this far in the future still counts as fresh: PostgreSQL's statement
 # timestamp of a reader may precede a concurrent writer's commit by a few milliseconds.
@@ -106,6 +114,29 @@ def heartbeat_states(
     return out
 
 
+@dataclass(frozen=True)
+class LivenessView:
+    """What the reader knows besides the rows: the database's now and the report-path health."""
+
+    now: dt.datetime
+    down_after: dt.timedelta
+    reports_healthy_since: dt.datetime | None
+
+
+def record_states(records: Sequence[ServiceRecord], view: LivenessView) -> dict[int, State]:
+    """RPC liveness of many rows, by id (forced_down excluded: that is the facade's policy)."""
+    return heartbeat_states(
+        ((r.id, r.last_seen_up or r.created_at, r.left_at) for r in records),
+        view.now, view.down_after, view.reports_healthy_since,
+    )
+
+
+def record_state(record: ServiceRecord, view: LivenessView) -> State:
+    """RPC liveness of one row (forced_down excluded)."""
+    hb = Heartbeat(record.last_seen_up, record.created_at, record.left_at)
+    return heartbeat_state(hb, view.now, view.down_after, view.reports_healthy_since)
+
+
 def combine(*states: State) -> State:
     """Either source saying DOWN makes it DOWN; else any UNKNOWN makes it UNKNOWN; else UP."""
     if State.DOWN in states:
@@ -129,7 +160,7 @@ def path_max_gap(
     ``g + 2 * (1 + REPORT_JITTER) * report_interval + 2 * coalesce_interval`` apart. While that
     stays within ``service_down_time``, a stale heartbeat still proves a death; a longer gap
     breaks the path's continuity, and stale heartbeats read ``unknown`` until the path has
-    been healthy for a whole ``service_down_time`` again. (``tests/unit/servicegroup/
+    been healthy for a whole ``service_down_time`` again. (``tests/unit/objects/
     test_path_tolerance.py`` checks this bound by simulation.) Negative when the intervals
     leave no room at all; :func:`vigil.conf.validate` refuses such settings.
     """

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vigil.servicegroup.liveness import (
+from vigil.objects.liveness import (
     FUTURE_TOLERANCE,
     Heartbeat,
     PathBeat,

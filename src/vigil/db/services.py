@@ -1,78 +1,32 @@
-"""Query functions over the services and report_paths tables.
+"""Query functions over the services and report_paths tables: registration, heartbeats, the
+snapshot every liveness read starts from, and the conductors' report-path beats.
 
-Each function takes an Engine and opens its own short transaction: no session outlives a call,
-so a database that goes away mid-flight costs one failed call, not a wedged process. Errors
-from the driver are translated into :class:`vigil.errors.DatabaseUnavailable` here, at the
-boundary.
+The rules of :mod:`vigil.db` apply (one short transaction per call, errors translated at the
+boundary, plain records out).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid as uuidlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from vigil.db._query import (
+    Origin,
+    by_id_or_uuid,
+    retry_conflicts,
+    revive_or_insert,
+    translate_errors,
+)
 from vigil.db.models import ReportPath, Service
-from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
-from vigil.errors import DatabaseUnavailable, ServiceNotFound
-
-P = ParamSpec("P")
-# SQLite, PostgreSQL and MariaDB wordings of "the table is missing".
-_NO_SCHEMA = ("no such table", "does not exist", "doesn't exist")
-R = TypeVar("R")
-
-
-def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Map connection-level database failures to DatabaseUnavailable (retryable)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError) as exc:
-            text = str(exc.orig or exc)
-            if any(m in text for m in _NO_SCHEMA):
-                raise DatabaseUnavailable(
-                    "the database has no Vigil schema yet: run 'vigil db sync'") from exc
-            raise DatabaseUnavailable(f"database unavailable: {text}") from exc
-
-    return wrapper
-
-
-@dataclass(slots=True)
-class ServiceRecord(Primitive):
-    """A service row as the rest of Vigil sees it: plain data, treated as read-only.
-
-    Not ``frozen``: a frozen dataclass's __init__ pays an object.__setattr__ per field, which
-    showed up as the largest cost of listing 10,000 services.
-    """
-
-    id: int
-    uuid: str
-    host: str
-    binary: str
-    topic: str
-    report_count: int
-    disabled: bool
-    disabled_reason: str | None
-    forced_down: bool
-    version: int
-    last_seen_up: dt.datetime | None
-    left_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime | None
-    deleted: bool = False
-
+from vigil.errors import ServiceNotFound
+from vigil.objects.liveness import PathBeat, next_healthy_since
+from vigil.objects.services import ServiceRecord, Snapshot
 
 _COLUMNS = (
     Service.id, Service.uuid, Service.host, Service.binary, Service.topic, Service.report_count,
@@ -91,23 +45,6 @@ def _record(row: Any) -> ServiceRecord:
         id_, uuid, host, binary, topic, report_count, bool(disabled), disabled_reason,
         bool(forced_down), version, last_seen_up, left_at, created_at, updated_at, bool(deleted),
     )
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Rows read together with the database's clock and the report-path beats, in one go."""
-
-    now: dt.datetime
-    services: list[ServiceRecord]
-    path_beats: list[tuple[dt.datetime, dt.datetime]]
-
-
-@translate_errors
-def db_now(engine: Engine) -> dt.datetime:
-    with engine.connect() as conn:
-        value = conn.execute(select(utcnow())).scalar_one()
-        assert isinstance(value, dt.datetime)
-        return value
 
 
 @translate_errors
@@ -158,9 +95,9 @@ def _live_by_host_binary(conn: Connection, host: str, binary: str) -> Any:
 @translate_errors
 def service_get(engine: Engine, ident: int | str) -> ServiceRecord:
     """A live service by integer id or uuid; ServiceNotFound otherwise."""
-    cond = Service.id == ident if isinstance(ident, int) else Service.uuid == ident
     with engine.connect() as conn:
-        row = conn.execute(select(*_COLUMNS).where(cond, Service.deleted == 0)).first()
+        row = conn.execute(select(*_COLUMNS).where(by_id_or_uuid(Service, ident),
+                                                   Service.deleted == 0)).first()
     if row is None:
         raise ServiceNotFound(f"service {ident} not found")
     return _record(row)
@@ -185,48 +122,26 @@ def service_get_or_create(
     again. Returns (record, created). Safe against two starts racing: the unique constraint
     decides and the loser reads the winner's row.
     """
-    for _ in range(3):
-        try:
-            with engine.begin() as conn:
-                row = _live_by_host_binary(conn, host, binary)
-                created = False
-                if row is None:
-                    dead = conn.execute(
-                        select(Service.id)
-                        .where(Service.host == host, Service.binary == binary,
-                               Service.deleted != 0)
-                        .order_by(Service.id.desc())
-                        .limit(1)
-                    ).scalar()
-                    if dead is not None:
-                        conn.execute(
-                            update(Service).where(Service.id == dead).values(
-                                deleted=0, deleted_at=None, topic=topic,
-                                created_at=utcnow(), last_seen_up=None,
-                            )
-                        )
-                    else:
-                        created = True
-                        conn.execute(
-                            insert(Service).values(
-                                uuid=str(uuidlib.uuid4()), host=host, binary=binary,
-                                topic=topic, report_count=0, disabled=not enabled,
-                                disabled_reason=None if enabled else "disabled on creation "
-                                "(enable_new_services=false)",
-                                forced_down=False, version=0, created_at=utcnow(),
-                                deleted=0,
-                            )
-                        )
-                conn.execute(
-                    update(Service)
-                    .where(Service.host == host, Service.binary == binary, Service.deleted == 0)
-                    .values(version=Service.version + 1, left_at=None, updated_at=utcnow())
-                )
-                row = _live_by_host_binary(conn, host, binary)
-                return _record(row), created
-        except IntegrityError:
-            continue  # another process created it first; read theirs
-    raise DatabaseUnavailable(f"could not register service {host}/{binary}: repeated conflicts")
+    match = [Service.host == host, Service.binary == binary]
+
+    def register() -> tuple[ServiceRecord, bool]:
+        with engine.begin() as conn:
+            origin = revive_or_insert(
+                conn, Service, match,
+                revive=dict(topic=topic, created_at=utcnow(), last_seen_up=None),
+                create=dict(uuid=str(uuidlib.uuid4()), host=host, binary=binary, topic=topic,
+                            report_count=0, disabled=not enabled,
+                            disabled_reason=None if enabled else "disabled on creation "
+                            "(enable_new_services=false)",
+                            forced_down=False, version=0, created_at=utcnow()))
+            conn.execute(
+                update(Service)
+                .where(*match, Service.deleted == 0)
+                .values(version=Service.version + 1, left_at=None, updated_at=utcnow())
+            )
+            return _record(_live_by_host_binary(conn, host, binary)), origin is Origin.CREATED
+
+    return retry_conflicts(register, what=f"register service {host}/{binary}")
 
 
 @translate_errors
@@ -312,8 +227,6 @@ def service_soft_delete(engine: Engine, service_id: int) -> None:
 @translate_errors
 def beat_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> dt.datetime:
     """Record that ``conductor``'s report path just worked; returns its healthy_since."""
-    from vigil.servicegroup.liveness import PathBeat, next_healthy_since
-
     with engine.begin() as conn:
         now = conn.execute(select(utcnow())).scalar_one()
         row = conn.execute(

@@ -17,7 +17,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.servicegroup.liveness import REPORT_JITTER, path_max_gap
+from vigil.objects.liveness import REPORT_JITTER, path_max_gap
 
 
 def simulate(

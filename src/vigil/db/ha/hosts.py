@@ -4,9 +4,9 @@
 host off; nothing stops the machine from booting again (a ``reboot`` action does exactly that,
 and so does an operator or a BMC). So the host is quarantined in the database *before* the
 fence agent runs, in the same guarded transaction that records the fence's intent
-(:func:`quarantine`, called by :mod:`vigil.db.ha_api`), and every start of an instance on a
-host is a statement that fails while the host is quarantined
-(:func:`vigil.db.compute_api.instance_start`). A quarantined host that comes back therefore
+(:func:`quarantine`, called by :func:`vigil.db.ha.recoveries.recovery_step`), and every start
+of an instance on a host is a statement that fails while the host is quarantined
+(:func:`vigil.db.compute.instances.instance_start`). A quarantined host that comes back therefore
 starts nothing; its agent stops whatever it finds running and acknowledges it
 (:func:`quarantine_ack`). The monitor releases the quarantine once every evacuation of the
 recovery is over (:func:`release_in`); an operator can release it earlier
@@ -21,66 +21,29 @@ A host has no row until something is said about it; :func:`host_get` answers a d
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from vigil.db.api import translate_errors
+from vigil.db._query import clip, cols_of, translate_errors
 from vigil.db.ha_models import Host
-from vigil.db.primitive import Primitive
 from vigil.db.types import utcnow
+from vigil.objects.ha import HostRecord
 
-MAX_TEXT = 4000
 MAX_ACTOR = 255
 
 
-@dataclass(frozen=True)
-class HostRecord(Primitive):
-    """A host's HA facts. ``quarantined``: it may start no instance (see the module doc)."""
-
-    host: str
-    quarantine_seq: int = 0
-    quarantined_at: dt.datetime | None = None
-    quarantine_reason: str | None = None
-    quarantine_recovery_id: int | None = None
-    quarantine_acked_seq: int | None = None
-    quarantine_acked_at: dt.datetime | None = None
-    released_at: dt.datetime | None = None
-    released_by: str | None = None
-    release_reason: str | None = None
-    maintenance: bool = False
-    maintenance_reason: str | None = None
-    maintenance_since: dt.datetime | None = None
-    maintenance_by: str | None = None
-    updated_at: dt.datetime | None = None
-
-    @property
-    def quarantined(self) -> bool:
-        return self.quarantined_at is not None
-
-    @property
-    def quarantine_acked(self) -> bool:
-        """The host's agent confirmed it runs nothing since this quarantine began."""
-        return self.quarantined and self.quarantine_acked_seq == self.quarantine_seq
-
-
-_COLS = [getattr(Host, f.name) for f in dataclasses.fields(HostRecord)]
+_COLS = cols_of(Host, HostRecord)
 
 
 def _record(row: Any) -> HostRecord:
     values = row._asdict()
     values["maintenance"] = bool(values["maintenance"])
     return HostRecord(**values)
-
-
-def _text(value: str | None, limit: int = MAX_TEXT) -> str | None:
-    return value[:limit] if value is not None else None
 
 
 def quarantined_clause(host: Any) -> Any:
@@ -129,12 +92,12 @@ def quarantine(conn: Connection, host: str, *, recovery_id: int, reason: str,
     row = conn.execute(select(Host.quarantine_seq, Host.quarantined_at,
                               Host.quarantine_recovery_id).where(Host.host == host)).first()
     if row is None:
-        raise LookupError(f"host {host} has no row: call hosts_api.ensure first")
+        raise LookupError(f"host {host} has no row: call ensure() first")
     if row[1] is not None and row[2] == recovery_id:
         return int(row[0])
     conn.execute(update(Host).where(Host.host == host).values(
         quarantine_seq=Host.quarantine_seq + 1, quarantined_at=now,
-        quarantine_reason=_text(reason), quarantine_recovery_id=recovery_id,
+        quarantine_reason=clip(reason), quarantine_recovery_id=recovery_id,
         quarantine_acked_seq=None, quarantine_acked_at=None, updated_at=now))
     return int(row[0]) + 1
 
@@ -147,7 +110,7 @@ def release_in(conn: Connection, host: str, *, recovery_id: int, actor: str, rea
         update(Host).where(Host.host == host, Host.quarantined_at.is_not(None),
                            Host.quarantine_recovery_id == recovery_id)
         .values(quarantined_at=None, released_at=now, released_by=actor[:MAX_ACTOR],
-                release_reason=_text(reason), updated_at=now))
+                release_reason=clip(reason), updated_at=now))
     return bool(result.rowcount == 1)
 
 
@@ -175,7 +138,7 @@ def operator_release(engine: Engine, host: str, *, actor: str,
             now = conn.execute(select(utcnow())).scalar_one()
             conn.execute(update(Host).where(Host.host == host).values(
                 quarantined_at=None, released_at=now, released_by=actor[:MAX_ACTOR],
-                release_reason=_text(reason), updated_at=now))
+                release_reason=clip(reason), updated_at=now))
         final = conn.execute(select(*_COLS).where(Host.host == host)).one()
     return _record(final), held
 
@@ -193,7 +156,7 @@ def set_maintenance(engine: Engine, host: str, on: bool, *, actor: str,
                                    .where(Host.host == host)).one()
             since = current[1] if current[0] else now
             conn.execute(update(Host).where(Host.host == host).values(
-                maintenance=True, maintenance_reason=_text(reason), maintenance_since=since,
+                maintenance=True, maintenance_reason=clip(reason), maintenance_since=since,
                 maintenance_by=actor[:MAX_ACTOR], updated_at=now))
         else:
             conn.execute(update(Host).where(Host.host == host).values(

@@ -1,0 +1,1 @@
+"""Compute persistence: nodes (inventory and usage), flavors, instances and claims."""
