@@ -332,6 +332,27 @@ def test_stream_carries_only_what_the_policy_lets_the_caller_read(served: Any,
     stream.close()
 
 
+def test_a_write_through_the_api_is_sent_without_waiting_for_the_interval(served: Any
+                                                                          ) -> None:
+    api, server = served({"feed_poll_interval": "30"})
+    stream = Stream(server.url, ADMIN)
+    stream.wait_for(lambda e: e[0] == "snapshot")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    r = api.client.put("/v2.1/os-services/disable", headers=ADMIN,  # the in-process client
+                       json={"host": "host2", "binary": "vigil-compute"})
+    assert r.status_code == 200      # (its app is not the served one: nothing is poked)
+    time.sleep(1)
+    assert not [e for e in stream.events if e[0] == "change"]
+    r = httpx.put(f"{server.url}/v2.1/os-services/disable-log-reason", headers=ADMIN,
+                  json={"host": "host2", "binary": "vigil-compute", "disabled_reason": "poke"})
+    assert r.status_code == 200
+    change = stream.wait_for(lambda e: e[0] == "change", timeout=5)[1]
+    assert time.monotonic() - t0 < 3   # not 30 s
+    assert [row[0] for row in change["changes"]["services"]["set"]] == [api.computes[1].id]
+    stream.close()
+
+
 def test_stopping_the_api_ends_open_streams_at_once(served: Any) -> None:
     _, server = served()
     stream = Stream(server.url, ADMIN)

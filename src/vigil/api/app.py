@@ -38,7 +38,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.api import auth, errors, microversions
-from vigil.api.feed import feed_for
+from vigil.api.feed import PokeOnWrite, feed_for
 from vigil.api.policy import Policy
 from vigil.errors import Unavailable
 from vigil.registry import Registry
@@ -191,6 +191,7 @@ def create_app(
     collections = frozenset(p.split("/")[2] for p in paths
                             if p.startswith("/v2.1/") and len(p.split("/")) > 2)
     app.add_middleware(ComputeMiddleware, authenticator=authenticator, collections=collections)
+    app.add_middleware(PokeOnWrite, feed=app.state.vigil_feed)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -41,7 +41,12 @@ pre-serialized fragments: N dashboards cost one poll and one serialization, not 
 * ``bye``: the stream ends after ``max_age`` seconds; the dashboard reconnects, which
   authenticates its token again (a revoked Keystone token does not watch forever).
 
-The poller runs only while someone is connected. A slow reader's queue is bounded: when it
+The poller runs only while someone is connected, every ``interval`` seconds (liveness is a
+function of time: a service goes down without any write, so only a poll can see it), and at
+once after a successful write through this API (:class:`PokeOnWrite`: an operator's action
+shows without waiting for the interval; at most one poll per :data:`POKE_GAP` however many writes).
+The last state is reused for a new stream's snapshot for :attr:`Feed.reuse` seconds after the
+poller stopped, so a page reload waits for no poll. A slow reader's queue is bounded: when it
 overflows it is emptied and the reader gets a fresh snapshot instead of the backlog.
 """
 
@@ -60,6 +65,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.baremetal.nodes import NodesAPI
 from vigil.baremetal.ring import RingAPI
@@ -76,6 +82,7 @@ SERVICE_COLUMNS = ("id", "uuid", "host", "binary", "topic", "zone", "status", "s
 NODE_COLUMNS = ("uuid", "name", "owner", "instance_uuid", "power_state", "maintenance")
 RECOVERIES = 30       # recoveries kept in the feed, newest first (older: the REST API)
 HANDOVERS = 100       # node hand-overs remembered by the feed
+POKE_GAP = 0.25       # least time between two polls when writes through the API poke it
 
 # Sections whose state is a mapping key -> row (sent as set/del), and how a row names its key.
 KEYED: dict[str, Callable[[Any], Any]] = {
@@ -298,8 +305,10 @@ class Feed:
     """
 
     def __init__(self, read: Callable[[], State], *, interval: float = 1.0,
-                 heartbeat: float = 2.0, max_age: float = 300.0, queue_size: int = 32) -> None:
+                 heartbeat: float = 2.0, max_age: float = 300.0, queue_size: int = 32,
+                 reuse: float = 30.0) -> None:
         self._read = read
+        self.reuse = reuse
         self.interval = interval
         self.heartbeat = heartbeat
         self.max_age = max_age
@@ -329,6 +338,7 @@ class Feed:
         assert self._wake is not None
         while self._subscribers and not self._closed:
             started = time.monotonic()
+            self._wake.clear()  # a poke from now on asks for the poll after this one
             try:
                 new, change, fragments = await anyio.to_thread.run_sync(self._poll_once)
             except Unavailable as exc:
@@ -343,11 +353,24 @@ class Feed:
             self.polls += 1
             elapsed = time.monotonic() - started
             self.last_poll_ms = elapsed * 1000
-            self._wake.clear()
             # A poll slower than the interval still leaves the loop a tenth of it to breathe.
             with anyio.move_on_after(max(self.interval - elapsed, self.interval / 10)):
                 await self._wake.wait()
+            # Poked (a write through this API): poll now, but at most every POKE_GAP seconds
+            # however many writes arrive.
+            gap = min(self.interval, POKE_GAP) - (time.monotonic() - started)
+            if gap > 0 and not self._closed:
+                await anyio.sleep(gap)
         self._task = None
+
+    def poke(self) -> None:
+        """Something changed through this API: poll without waiting for the interval, so an
+        operator's action shows at once. Safe from any thread."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake.set)
 
     def _publish(self, new: State, change: dict[str, Any], fragments: dict[str, str]) -> None:
         if change or self._current is None:
@@ -373,8 +396,14 @@ class Feed:
 
     @property
     def fresh(self) -> bool:
-        """The current state is from a poll still running on its interval."""
-        return self._task is not None and self._current is not None
+        """The current state may be a new stream's snapshot at once: the poller runs, or it
+        stopped (nobody watched) less than :attr:`reuse` seconds ago. A page reload or a
+        reconnection then waits for no poll; the next poll's change follows within one
+        interval (a snapshot carries its own time, ``at``)."""
+        if self._current is None:
+            return False
+        return self._task is not None or (
+            self.last_ok is not None and time.monotonic() - self.last_ok < self.reuse)
 
     # -- subscribers --------------------------------------------------------------------------
     def subscribe(self, sections: frozenset[str]) -> Subscriber:
@@ -459,6 +488,28 @@ class Feed:
 
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(in_loop)
+
+
+class PokeOnWrite:
+    """ASGI middleware: a successful PUT, POST or DELETE through this API pokes the feed (the
+    write is committed when the answer starts). Changes made elsewhere (agents' reports, the
+    HA monitor, another API process) are seen at the next poll."""
+
+    def __init__(self, app: ASGIApp, feed: Feed) -> None:
+        self.app = app
+        self.feed = feed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("PUT", "POST", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                self.feed.poke()
+            await send(message)
+
+        await self.app(scope, receive, watch)
 
 
 def feed_for(registry: Registry, interval: float) -> Feed:

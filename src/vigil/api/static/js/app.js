@@ -14,7 +14,7 @@ const store = new Store();
 let perms = null;
 const can = (rule) => Boolean(perms && perms.rules && perms.rules[rule]);
 
-const drawer = new HostDrawer(store, can);
+let drawer = null;
 const openHost = (host) => drawer.open(host);
 const pages = {
   fleet: new FleetPage(store, openHost),
@@ -22,10 +22,11 @@ const pages = {
   recoveries: new RecoveriesPage(store, can),
   baremetal: new BaremetalPage(store),
 };
+drawer = new HostDrawer(store, can, (host) => pages.fleet.select(host));
 
 // What tests (and the curious) can read: when the first full render was painted, the feed.
 const metrics = { firstRender: null, snapshots: 0, changes: 0, lastChangeAt: null };
-window.vigil = { store, metrics, can };
+window.vigil = { store, metrics, can, fleet: pages.fleet };
 
 store.on((what) => {
   for (const page of Object.values(pages)) page.update(what);
@@ -34,6 +35,7 @@ store.on((what) => {
   if (what.snapshot && metrics.firstRender === null) {
     // Two frames: the first lays out and paints what the pages rendered, the second runs after.
     requestAnimationFrame(() => requestAnimationFrame(() => {
+      performance.mark("vigil:first-render");
       metrics.firstRender = performance.now();
       document.body.dataset.rendered = "true";
     }));
@@ -59,11 +61,18 @@ function route() {
   document.body.dataset.page = current;
 }
 
+const READ_RULES = ["vigil:services:list", "vigil:hosts:list", "vigil:recoveries:list",
+                    "vigil:recoveries:show", "vigil:nodes:list", "vigil:ring:show"];
+
 const STATUS_TEXT = { connecting: "connecting", live: "live", stale: "stale", error: "database unavailable", idle: "" };
 
 const feed = new FeedClient({
   hello: (h) => store.hello(h),
-  snapshot: (msg) => store.snapshot(msg),
+  snapshot: (msg) => {
+    performance.mark("vigil:snapshot-parsed");
+    store.snapshot(msg);
+    performance.mark("vigil:snapshot-rendered");
+  },
   change: (msg) => store.change(msg),
   status: (state, detail) => {
     document.body.dataset.feed = state;
@@ -117,7 +126,9 @@ function start() {
   who.textContent = `${perms.user_id}${perms.project_id ? ` (${perms.project_id})` : ""} · ${perms.roles.join(", ") || "no role"}${admin ? "" : " · read only"}`;
   document.body.dataset.readonly = String(!admin);
   route();
-  feed.start();
+  // The feed carries the sections whose REST resources this token may read (the same rules
+  // as vigil.api.feed.SECTION_RULES); with none of them it would only answer 403.
+  if (READ_RULES.some(can)) feed.start(); else feed.h.denied();
 }
 
 async function signIn(value) {

@@ -2,7 +2,8 @@
 
 import { $, clock, el, esc, parseTime, perFrame } from "./util.js";
 
-const byName = (a, b) => String(a).localeCompare(String(b), undefined, { numeric: true });
+const collator = new Intl.Collator(undefined, { numeric: true });
+const byName = (a, b) => collator.compare(String(a), String(b));
 
 export class BaremetalPage {
   constructor(store) {

@@ -80,6 +80,7 @@ export class FeedClient {
       this.reconnect();
       return;
     }
+    performance.mark("vigil:feed-open");
     if (response.status === 401) { this.stop(); this.h.unauthorized(); return; }
     if (response.status === 403) { this.stop(); this.h.denied(); return; }
     if (!response.ok || !response.body) {
@@ -122,6 +123,7 @@ export class FeedClient {
       else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
     }
     if (!data.length) return;
+    if (event === "snapshot") performance.mark("vigil:snapshot-received");
     const payload = JSON.parse(data.join("\n"));
     this.lastMessage = performance.now();
     switch (event) {

@@ -14,9 +14,10 @@ function bar(used, total, unit) {
 }
 
 export class HostDrawer {
-  constructor(store, can) {
+  constructor(store, can, select) {
     this.store = store;
     this.can = can;
+    this.select = select;         // highlight the host's tile (null: none)
     this.host = null;
     this.remote = {};
     this.timer = null;
@@ -31,9 +32,7 @@ export class HostDrawer {
     this.remote = {};
     $("drawer").hidden = false;
     $("drawer").dataset.host = host;
-    for (const t of document.querySelectorAll(".tile.selected")) t.classList.remove("selected");
-    const tile = document.querySelector(`.tile[data-host="${CSS.escape(host)}"]`);
-    if (tile) tile.classList.add("selected");
+    this.select(host);
     this.render();
     this.fetch();
   }
@@ -41,7 +40,7 @@ export class HostDrawer {
   close() {
     this.host = null;
     $("drawer").hidden = true;
-    for (const t of document.querySelectorAll(".tile.selected")) t.classList.remove("selected");
+    this.select(null);
   }
 
   update(what) {
@@ -130,7 +129,7 @@ export class HostDrawer {
       const l = live.get(s.id) || {};
       const st = s.forced_down ? "forced-down" : s.state;
       table.append(el("tr", { "data-binary": s.binary },
-        el("td", {}, s.binary), el("td", {}, s.status),
+        el("td", { class: "nowrap" }, s.binary), el("td", {}, s.status),
         el("td", {}, el("span", { class: "state", "data-state": st },
           s.state + (s.state_reason ? ` (${s.state_reason.replace("_", " ")})` : ""))),
         el("td", {}, l.last_seen ? dateTime(parseTime(l.last_seen)) : (l.left_at ? `left ${dateTime(parseTime(l.left_at))}` : "")),

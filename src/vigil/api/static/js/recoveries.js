@@ -163,7 +163,7 @@ export class RecoveriesPage {
       const t = parseTime(e.created_at);
       const who = actorOf(e);
       table.append(el("tr", { "data-kind": e.kind },
-        el("td", {}, clock(t)), el("td", { class: "muted" }, `+${duration((t - t0) / 1000)}`),
+        el("td", { class: "nowrap" }, clock(t)), el("td", { class: "muted nowrap" }, `+${duration((t - t0) / 1000)}`),
         el("td", {}, e.kind), el("td", { title: e.instance_uuid || "" }, shortId(e.instance_uuid)),
         el("td", {}, e.detail || ""), el("td", {}, who ? who.actor : "")));
     }

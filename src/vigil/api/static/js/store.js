@@ -68,6 +68,7 @@ export class Store {
     this.seq = msg.seq;
     this.at = msg.at;
     this.loaded = true;
+    performance.mark("vigil:store-built");
     this.emit({ snapshot: true, changed });
   }
 
