@@ -49,4 +49,10 @@ if [ ! -x /usr/sbin/fence_ipmilan ] || ! command -v ipmitool >/dev/null 2>&1; th
   if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q fence-agents ipmitool >/dev/null
 fi
-echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents installed"
+# Debian's chromium: the dashboard's browser tests (tests/browser) drive it through Playwright's
+# Python package. No browser is ever downloaded (no `playwright install`).
+if ! command -v chromium >/dev/null 2>&1; then
+  if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+fi
+echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents and chromium installed"
