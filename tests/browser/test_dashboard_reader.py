@@ -110,3 +110,32 @@ def test_a_refused_token_stays_at_the_door(serve: Any, browser: Browser) -> None
     assert "refused" in w.page.inner_text("#login-error")
     assert w.page.locator("#nav[hidden]").count() == 1
     assert w.page.evaluate("sessionStorage.getItem('vigil.token')") is None
+
+
+def test_the_page_says_when_its_feed_is_stale_and_reconnects(
+        api_factory: Any, browser: Browser) -> None:  # noqa: F811
+    """The API goes away: the page marks its feed stale and keeps the last data; the API comes
+    back on the same address: the page reconnects by itself and shows the changes made
+    meanwhile, without a reload."""
+    api: Api = api_factory()
+    port = free_port()
+    server = ApiServer(create_app_from_conf(api.conf, api.registry), "127.0.0.1", port)
+    server.start()
+    w = browser.new_page()
+    w.allow(r"ERR_CONNECTION_REFUSED|net::ERR_")   # the reconnection attempts while it is away
+    try:
+        sign_in(w, server.url, "admin-token")
+        page = w.page
+        assert page.get_attribute("body", "data-feed") == "live"
+        server.stop()
+        page.wait_for_selector("body[data-feed=stale]", timeout=10_000)
+        assert "data as of" in page.inner_text("#feed-status")
+        assert page.locator(".tile[data-host]").count() == 3   # the last data stays
+        api.registry.update(api.computes[0], enabled=False, disabled_reason="while away")
+        server = ApiServer(create_app_from_conf(api.conf, api.registry), "127.0.0.1", port)
+        server.start()
+        page.wait_for_selector("body[data-feed=live]", timeout=20_000)
+        page.wait_for_selector('.tile[data-host="host1"][data-state="disabled"]',
+                               timeout=5_000)
+    finally:
+        server.stop()
