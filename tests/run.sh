@@ -13,6 +13,9 @@ PYTHON=${PYTHON:-python3}
 bash tests/servers/ensure-system.sh
 bash tests/servers/start.sh
 
+# The dashboard's browser tests save a screenshot of each page here: CI keeps the directory.
+export VIGIL_SCREENSHOTS=${VIGIL_SCREENSHOTS:-$PWD/artifacts/dashboard}
+
 # All four stages run; any failure fails the whole (so a lint error never hides a test result).
 status=0
 echo "== ruff"; .venv/bin/ruff check src tests bench || status=1

@@ -134,6 +134,7 @@ def run_api(conf: cfg.ConfigOpts) -> int:
         LOG.info("Vigil API listening on %s (auth_strategy %s)", server.url,
                  conf.api.auth_strategy)
         print(f"Vigil API on {server.url}", flush=True)
+        print(f"Dashboard: {server.url}/dashboard/", flush=True)
         stop.wait()
         server.stop()
     return 0

@@ -50,13 +50,15 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     if conf.api.auth_strategy == "token_file":
         token = auth.write_admin_token_file(conf.api.token_file)
     registry = launch.registry_over(conf, engine, group)
-    app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf))
+    app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
+                     feed_poll_interval=conf.api.feed_poll_interval)
     if transport is not None:  # server operations wake the scheduler and agents at once
         app.state.vigil_servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
                                              computes=ComputeAgentAPI(transport))
     server = ApiServer(app, conf.api.listen, conf.api.port)
     server.start()
     print(f"Vigil API: {server.url}", flush=True)
+    print(f"Dashboard: {server.url}/dashboard/", flush=True)
     if token is not None:
         print(f"Admin token (in {conf.api.token_file}): {token}", flush=True)
         print(f"Try: vigil service list --os-endpoint {server.url} --os-token {token}",

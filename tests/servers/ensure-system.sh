@@ -68,5 +68,10 @@ if ((${#cluster_pkgs[@]})); then
   # listener in Debian's haproxy.cfg; etcd on 127.0.0.1:2379 is what start.sh wants anyway).
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${cluster_pkgs[@]}" >/dev/null
 fi
-echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents and" \
-  "the cluster harness's packages (galera-4, mariadb-backup, haproxy, etcd, nftables) installed"
+# Debian's chromium: the dashboard's browser tests (tests/browser) drive it through Playwright's
+# Python package. No browser is ever downloaded (no `playwright install`).
+if ! command -v chromium >/dev/null 2>&1; then
+  if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+fi
+echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents, chromium and the cluster's packages installed"

@@ -38,6 +38,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.api import auth, errors, microversions
+from vigil.api.feed import PokeOnWrite, feed_for
 from vigil.api.policy import Policy
 from vigil.errors import Unavailable
 from vigil.registry import Registry
@@ -57,10 +58,14 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.hosts",
     "vigil.api.routes.nodes",
     "vigil.api.routes.ring",
+    "vigil.api.routes.dashboard",
 )
 
 # Answered without credentials (as Nova's version documents are) and without a microversion.
-PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/healthz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/healthz", "/openapi.json", "/dashboard"})
+# The dashboard's static files: public too (they hold no data; every data call they make is an
+# API call with the operator's token).
+PUBLIC_PREFIXES = ("/dashboard/",)
 
 MIDDLEWARE_CODES = (400, 401, 406, 503)
 
@@ -89,7 +94,8 @@ class ComputeMiddleware:
         self.collections = collections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if (scope["type"] != "http" or scope["path"] in PUBLIC_PATHS
+                or scope["path"].startswith(PUBLIC_PREFIXES)):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -158,8 +164,13 @@ def create_app(
     authenticator: auth.Authenticator,
     *,
     route_modules: Sequence[str] = ROUTE_MODULES,
+    feed_poll_interval: float = 1.0,
 ) -> FastAPI:
-    """An API over ``registry``, serving the resources in ``route_modules``."""
+    """An API over ``registry``, serving the resources in ``route_modules``.
+
+    ``feed_poll_interval``: seconds between two polls of the dashboard's change feed
+    (:mod:`vigil.api.feed`; it polls only while a dashboard is connected).
+    """
     app = FastAPI(
         title=TITLE,
         version=API_VERSION,
@@ -169,6 +180,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.vigil = AppState(registry=registry, policy=policy, authenticator=authenticator)
+    app.state.vigil_feed = feed_for(registry, feed_poll_interval)
     errors.install(app)
     paths: list[str] = []
     for name in route_modules:
@@ -179,6 +191,7 @@ def create_app(
     collections = frozenset(p.split("/")[2] for p in paths
                             if p.startswith("/v2.1/") and len(p.split("/")) > 2)
     app.add_middleware(ComputeMiddleware, authenticator=authenticator, collections=collections)
+    app.add_middleware(PokeOnWrite, feed=app.state.vigil_feed)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -218,4 +231,5 @@ def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None)
     from vigil import launch
 
     registry = registry or launch.registry_from(conf)
-    return create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf))
+    return create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
+                      feed_poll_interval=conf.api.feed_poll_interval)

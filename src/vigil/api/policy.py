@@ -59,8 +59,16 @@ class Policy:
         except Exception as exc:  # oslo.policy raises several types for a bad file
             raise ConfigError(f"cannot load policy file {self._policy_file}: {exc}") from exc
 
+    def allows(self, rule: str, ctx: Context, target: dict[str, object] | None = None) -> bool:
+        """Whether ``ctx`` may do ``rule`` (the same check :meth:`authorize` makes)."""
+        return bool(self._enforcer.enforce(rule, target or {}, ctx.policy_creds(),
+                                           do_raise=False))
+
+    def rules(self) -> list[str]:
+        """The names of the registered rules (Vigil's defaults), sorted."""
+        return sorted(self._enforcer.registered_rules)
+
     def authorize(self, rule: str, ctx: Context, target: dict[str, object] | None = None) -> None:
         """Raise a 403 fault (Nova's message) unless ``ctx`` may do ``rule``."""
-        allowed = self._enforcer.enforce(rule, target or {}, ctx.policy_creds(), do_raise=False)
-        if not allowed:
+        if not self.allows(rule, ctx, target):
             raise Fault(403, f"Policy doesn't allow {rule} to be performed.")

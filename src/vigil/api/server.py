@@ -23,6 +23,7 @@ class ApiServer:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
+        self.app = app
         self._thread = threading.Thread(target=self._server.run, name="vigil-api", daemon=True)
         self.host = host
         self.port = port
@@ -44,5 +45,9 @@ class ApiServer:
             time.sleep(0.02)
 
     def stop(self, timeout: float = 10.0) -> None:
+        # Endless answers (the dashboard's feed) end first, or uvicorn would wait for them.
+        feed = getattr(self.app.state, "vigil_feed", None)
+        if feed is not None:
+            feed.close()
         self._server.should_exit = True
         self._thread.join(timeout)

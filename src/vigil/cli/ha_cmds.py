@@ -217,7 +217,7 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     engine = launch.engine_from(conf, limits=lease_session_limits(conf.ha.lease_ttl))
     group = launch.group_from(conf, engine)
     api = RecoveriesAPI(engine, group)
-    rec = api.request_host_evacuation(args.host)
+    rec = api.request_host_evacuation(args.host, actor=local_actor())
     print(f"recovery {rec.id} ({rec.uuid}) of {args.host}: {rec.phase}", flush=True)
     if not args.wait:
         return 0

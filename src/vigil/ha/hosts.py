@@ -85,6 +85,15 @@ class HostsAPI:
     def _open(self) -> dict[str, RecoveryRecord]:
         return {r.host: r for r in recoveries_db.recoveries(self.engine, open_only=True)}
 
+    def with_facts(self) -> list[dict[str, Any]]:
+        """Only the hosts with HA facts on record (a quarantine, maintenance, a release) or an
+        open recovery: two statements whatever the number of compute services (the
+        dashboard's feed reads it every second)."""
+        facts = hosts_db.hosts(self.engine)
+        open_recs = self._open()
+        return [view(facts.get(h) or HostRecord(h), open_recs.get(h))
+                for h in sorted(set(facts) | set(open_recs))]
+
     def list(self) -> list[dict[str, Any]]:
         """Every compute host (one per compute service), with its HA facts."""
         services = services_db.snapshot(self.engine, topic=COMPUTE_TOPIC).services

@@ -95,8 +95,10 @@ class RecoveriesAPI:
         return {"holder": lease.holder, "epoch": lease.epoch,
                 "expires_at": _time(lease.expires_at)}
 
-    def request_host_evacuation(self, host: str) -> RecoveryRecord:
-        """An operator says ``host`` is dead: open (or join) its recovery.
+    def request_host_evacuation(self, host: str, *,
+                                actor: str | None = None) -> RecoveryRecord:
+        """An operator says ``host`` is dead: open (or join) its recovery. ``actor`` (who asks:
+        the API's user and project, or the CLI's local user) is recorded in the timeline.
 
         Refused unless the host really stopped reporting (its liveness, ignoring forced_down,
         is DOWN): UP and UNKNOWN are not evidence of death. The leader then runs the same
@@ -121,4 +123,5 @@ class RecoveriesAPI:
                            "evacuating on an unknown state")
         return recoveries_db.recovery_request(
             self.engine, host=host, service_id=svc.id, was_disabled=svc.disabled,
-            was_forced_down=svc.forced_down, detail=f"requested by an operator for {host}")
+            was_forced_down=svc.forced_down,
+            detail=f"requested by {actor or 'an operator'} for {host}")

@@ -9,6 +9,11 @@ the token) as its actor.
   "..."}}`` (or ``false``): the HA monitor opens no recovery for a host in maintenance.
 - ``POST /v2.1/vigil/hosts/{host}/action`` with ``{"release": {"reason": "..."}}``: end the
   host's quarantine (409 if it is not quarantined).
+- ``POST /v2.1/vigil/hosts/{host}/action`` with ``{"evacuate": {}}``: ``vigil host
+  evacuate``'s request (:meth:`vigil.ha.views.RecoveriesAPI.request_host_evacuation`): the
+  operator says the host is dead; the HA monitor's leader disables, fences, forces down and
+  evacuates it. 409 while the host still reports or its liveness is unknown, and for a
+  bare-metal host. Answers 202 with the recovery (a new one, or the open one it joins).
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
 from vigil.api import policy, validation
-from vigil.api.deps import Ctx, RequestContext
+from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault
 from vigil.api.routes import services as _services
+from vigil.api.routes.recoveries import RECOVERY_SCHEMA
 from vigil.api.routes.services import errors_doc
 from vigil.ha.hosts import MAX_REASON, HostsAPI
+from vigil.ha.views import RecoveriesAPI
 
 router = APIRouter(prefix="/v2.1/vigil", tags=["vigil"])
 
@@ -32,6 +39,7 @@ POLICY_LIST = "vigil:hosts:list"
 POLICY_SHOW = "vigil:hosts:show"
 POLICY_MAINTENANCE = "vigil:hosts:maintenance"
 POLICY_RELEASE = "vigil:hosts:release"
+POLICY_EVACUATE = "vigil:hosts:evacuate"
 policy.register(
     oslo_policy.DocumentedRuleDefault(
         POLICY_LIST, policy.ADMIN, "List compute hosts with their quarantine and maintenance.",
@@ -44,7 +52,11 @@ policy.register(
         [{"method": "PUT", "path": "/v2.1/vigil/hosts/{host}"}]),
     oslo_policy.DocumentedRuleDefault(
         POLICY_RELEASE, policy.ADMIN, "Release a compute host from its quarantine.",
-        [{"method": "POST", "path": "/v2.1/vigil/hosts/{host}/action"}]),
+        [{"method": "POST", "path": "/v2.1/vigil/hosts/{host}/action (release)"}]),
+    oslo_policy.DocumentedRuleDefault(
+        POLICY_EVACUATE, policy.ADMIN, "Recover a dead compute host now: disable, fence, force "
+        "down, evacuate its instances (vigil host evacuate).",
+        [{"method": "POST", "path": "/v2.1/vigil/hosts/{host}/action (evacuate)"}]),
 )
 
 _REASON = {"type": "string", "minLength": 1, "maxLength": MAX_REASON,
@@ -67,6 +79,14 @@ RELEASE: dict[str, Any] = {
     "required": ["release"],
     "additionalProperties": False,
 }
+EVACUATE: dict[str, Any] = {
+    "type": "object",
+    "properties": {"evacuate": {"type": "object", "properties": {},
+                                "additionalProperties": False}},
+    "required": ["evacuate"],
+    "additionalProperties": False,
+}
+ACTIONS = ("release", "evacuate")
 _TIME = {"type": ["string", "null"]}
 HOST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -142,18 +162,36 @@ async def update_host(host: str, ctx: Ctx) -> dict[str, Any]:
         host, values["maintenance"], reason=values.get("maintenance_reason"), actor=who))}
 
 
-@router.post("/hosts/{host}/action", summary="Host action: release (end its quarantine)",
+@router.post("/hosts/{host}/action",
+             summary="Host action: release (end its quarantine) or evacuate (recover it now)",
              response_model=None,
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": RELEASE}}}},
+                 "application/json": {"schema": {"anyOf": [RELEASE, EVACUATE]}}}}},
              responses={200: _ONE,
+                        202: {"description": "evacuate: the recovery was opened (or joined); "
+                              "the HA monitor's leader runs it",
+                              "content": {"application/json": {"schema": {
+                                  "type": "object", "properties": {"recovery": RECOVERY_SCHEMA},
+                                  "required": ["recovery"]}}}},
                         **errors_doc(400, 401, 403, 404, 406, 409, 413, 415, 503)})
-async def host_action(host: str, ctx: Ctx) -> dict[str, Any]:
+async def host_action(host: str, ctx: Ctx) -> Response:
     body = await _services._body(ctx)
-    if isinstance(body, dict) and len(body) == 1 and next(iter(body)) != "release":
+    if isinstance(body, dict) and len(body) == 1 and next(iter(body)) not in ACTIONS:
         raise Fault(400, f"There is no such action: {next(iter(body))}")
+    if isinstance(body, dict) and "evacuate" in body:
+        validation.check(EVACUATE, body)
+        ctx.authorize(POLICY_EVACUATE)
+        api = RecoveriesAPI(ctx.registry.engine, ctx.registry.group)
+        who = actor(ctx)
+
+        def request() -> dict[str, Any]:
+            return api.summary(api.request_host_evacuation(host, actor=who))
+
+        answer = json_response({"recovery": await _in_thread(request)})
+        answer.status_code = 202
+        return answer
     validation.check(RELEASE, body)
     ctx.authorize(POLICY_RELEASE)
     who = actor(ctx)
-    return {"host": await _in_thread(lambda: _api(ctx).release(
-        host, reason=body["release"]["reason"], actor=who))}
+    return json_response({"host": await _in_thread(lambda: _api(ctx).release(
+        host, reason=body["release"]["reason"], actor=who))})
