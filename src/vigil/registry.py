@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import HostRecord
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord, Snapshot
@@ -115,7 +116,7 @@ class Registry:
         self._zone_source = source
 
     def zone_of(self, record: ServiceRecord, zones: Mapping[str, str] | None = None) -> str:
-        if record.topic != "compute":
+        if record.topic != COMPUTE_TOPIC:
             return "internal"
         return (zones or {}).get(record.host, self.default_zone)
 
@@ -123,13 +124,13 @@ class Registry:
         states = self.group.states(snap)
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}
-        if any(s.topic == "compute" for s in snap.services):
+        if any(s.topic == COMPUTE_TOPIC for s in snap.services):
             if self._zone_source is not None:
                 zones = self._zone_source()  # one statement for the whole list
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
         out: list[ServiceView] = []
         for s in snap.services:
-            facts = ha.get(s.host) if s.topic == "compute" else None
+            facts = ha.get(s.host) if s.topic == COMPUTE_TOPIC else None
             out.append(ServiceView(s, states[s.id], self.zone_of(s, zones),
                                    facts is not None and facts.quarantined,
                                    facts is not None and facts.maintenance))

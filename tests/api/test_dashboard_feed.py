@@ -342,12 +342,12 @@ def test_a_write_through_the_api_is_sent_without_waiting_for_the_interval(served
     time.sleep(0.3)
     t0 = time.monotonic()
     r = api.client.put("/v2.1/os-services/disable", headers=ADMIN,  # the in-process client
-                       json={"host": "host2", "binary": "vigil-compute"})
+                       json={"host": "host2", "binary": "nova-compute"})
     assert r.status_code == 200      # (its app is not the served one: nothing is poked)
     time.sleep(1)
     assert not [e for e in stream.events if e[0] == "change"]
     r = httpx.put(f"{server.url}/v2.1/os-services/disable-log-reason", headers=ADMIN,
-                  json={"host": "host2", "binary": "vigil-compute", "disabled_reason": "poke"})
+                  json={"host": "host2", "binary": "nova-compute", "disabled_reason": "poke"})
     assert r.status_code == 200
     change = stream.wait_for(lambda e: e[0] == "change", timeout=5)[1]
     assert time.monotonic() - t0 < 3   # not 30 s

@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.api.conftest import ADMIN, Api
+from vigil import names
 from vigil.api import openapi
 
 VERSIONS = ["2.1", "2.10", "2.11", "2.52", "2.53", "2.74", "2.75", "2.79", "latest", "2.80",
@@ -45,7 +46,7 @@ def valid_requests(label: str, api: Api) -> list[Steer]:
     whatever the seed.
     """
     rec = api.computes[0]
-    who = {"host": rec.host, "binary": rec.binary}
+    who = {"host": rec.host, "binary": names.TO_NOVA[rec.binary]}
     if label == "PUT /v2.1/os-services/{service_id}":
         return [("2.53", rec.uuid, {"status": "disabled"}),
                 ("latest", rec.uuid.upper(), {"status": "enabled"}),
@@ -95,7 +96,7 @@ def test_no_server_errors(api_factory: Any, label: str) -> None:
         if target is not None and "service_id" in (case.path_parameters or {}):
             case.path_parameters["service_id"] = target
         if real_host and steer is None and isinstance(case.body, dict) and "host" in case.body:
-            case.body["host"], case.body["binary"] = rec.host, rec.binary
+            case.body["host"], case.body["binary"] = rec.host, names.TO_NOVA[rec.binary]
         response = case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
                                                   response_schema_conformance])
         seen.add(response.status_code)

@@ -41,6 +41,7 @@ from vigil.api import auth, errors, microversions
 from vigil.api.feed import PokeOnWrite, feed_for
 from vigil.api.policy import Policy
 from vigil.errors import Unavailable
+from vigil.names import NOVA_NAMES, BinaryNames, for_api
 from vigil.registry import Registry
 
 LOG = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class AppState:
     registry: Registry
     policy: Policy
     authenticator: auth.Authenticator
+    # How the Nova-compatible routes spell binaries ([api] nova_binary_names; vigil.names).
+    binary_names: BinaryNames = NOVA_NAMES
 
 
 class ComputeMiddleware:
@@ -165,11 +168,13 @@ def create_app(
     *,
     route_modules: Sequence[str] = ROUTE_MODULES,
     feed_poll_interval: float = 1.0,
+    binary_names: BinaryNames = NOVA_NAMES,
 ) -> FastAPI:
     """An API over ``registry``, serving the resources in ``route_modules``.
 
     ``feed_poll_interval``: seconds between two polls of the dashboard's change feed
     (:mod:`vigil.api.feed`; it polls only while a dashboard is connected).
+    ``binary_names``: the binaries' names on the Nova-compatible routes (:mod:`vigil.names`).
     """
     app = FastAPI(
         title=TITLE,
@@ -179,7 +184,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.vigil = AppState(registry=registry, policy=policy, authenticator=authenticator)
+    app.state.vigil = AppState(registry=registry, policy=policy, authenticator=authenticator,
+                               binary_names=binary_names)
     app.state.vigil_feed = feed_for(registry, feed_poll_interval)
     errors.install(app)
     paths: list[str] = []
@@ -232,4 +238,5 @@ def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None)
 
     registry = registry or launch.registry_from(conf)
     return create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
-                      feed_poll_interval=conf.api.feed_poll_interval)
+                      feed_poll_interval=conf.api.feed_poll_interval,
+                      binary_names=for_api(conf.api.nova_binary_names))

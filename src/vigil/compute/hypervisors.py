@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.compute.servers import COMPUTE_TOPIC
 from vigil.db import services as services_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import NotFound
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.compute import NodeRecord
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord

@@ -34,14 +34,13 @@ from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.compute import InstanceRecord, PowerState, TaskState, VmState
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 
-COMPUTE_TOPIC = "compute"
-COMPUTE_BINARY = "vigil-compute"
 MAX_NAME = 255
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 

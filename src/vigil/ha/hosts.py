@@ -27,9 +27,9 @@ from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import HostRecord, RecoveryRecord
 
-COMPUTE_TOPIC = "compute"
 MAX_REASON = 255
 
 

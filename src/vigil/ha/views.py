@@ -19,11 +19,10 @@ from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict, InvalidInput, NotFound
 from vigil.ha.election import LEASE_NAME
 from vigil.ha.monitor import without_bare_metal
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import EvacuationRecord, RecoveryRecord
 from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
-
-COMPUTE_TOPIC = "compute"
 
 
 def _time(value: dt.datetime | None) -> str | None:
