@@ -91,7 +91,8 @@ class ServiceView:
 def parse_ident(text: str) -> int | str:
     """An integer id or a UUID; anything else is InvalidInput."""
     text = text.strip()
-    if text.isdigit():
+    # ASCII digits only: isdigit() also passes "²" (int() fails) and U+0661 (int() says 1).
+    if text.isascii() and text.isdigit() and len(text) <= 30:
         return int(text)
     if _UUID_RE.match(text):
         return str(uuidlib.UUID(text))

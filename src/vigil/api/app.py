@@ -35,9 +35,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from oslo_config import cfg
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vigil.api import auth, errors, microversions
+from vigil.api import auth, errors, microversions, protocol
 from vigil.api.feed import PokeOnWrite, feed_for
 from vigil.api.policy import Policy
 from vigil.errors import Unavailable
@@ -183,21 +184,25 @@ def create_app(
         f"microversions 2.1 to {microversions.MAX}) and Vigil's own resources. See docs/api.md.",
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # Location would come from the client's Host (api/protocol.py)
     )
     app.state.vigil = AppState(registry=registry, policy=policy, authenticator=authenticator,
                                binary_names=binary_names)
     app.state.vigil_feed = feed_for(registry, feed_poll_interval)
     errors.install(app)
     paths: list[str] = []
+    served: list[BaseRoute] = []  # the routes themselves, for a complete 405 Allow
     for name in route_modules:
         router = importlib.import_module(name).router
         paths += [getattr(r, "path", "") for r in router.routes]
+        served += router.routes
         app.include_router(router)
     policy.sync_defaults()  # the route modules registered their rules on import
     collections = frozenset(p.split("/")[2] for p in paths
                             if p.startswith("/v2.1/") and len(p.split("/")) > 2)
     app.add_middleware(ComputeMiddleware, authenticator=authenticator, collections=collections)
     app.add_middleware(PokeOnWrite, feed=app.state.vigil_feed)
+    app.add_middleware(protocol.HttpConformance, routes=served)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -118,8 +118,10 @@ class HypervisorsAPI:
         """By UUID, integer id, or exact hypervisor hostname."""
         ident = ident.strip()
         nodes: list[NodeRecord]
-        if ident.isdigit():
-            nodes = nodes_db.compute_nodes(self.engine, ids=[int(ident)])
+        if ident.isascii() and ident.isdigit():
+            # Beyond the id column's range no row can match: spare the database an overflow.
+            nodes = (nodes_db.compute_nodes(self.engine, ids=[int(ident)])
+                     if len(ident) <= 10 and int(ident) <= 2**31 - 1 else [])
         else:
             uuid = as_uuid(ident)
             nodes = []

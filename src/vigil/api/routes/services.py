@@ -38,7 +38,7 @@ from oslo_policy import policy as oslo_policy
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
-from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, Schema
+from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, NO_CONTROL, Schema
 from vigil.errors import ServiceNotFound
 from vigil.names import COMPUTE_TOPIC, BinaryNames
 from vigil.objects.liveness import State
@@ -66,10 +66,12 @@ policy.register(
 )
 
 # ---- Nova's request schemas ------------------------------------------------------------------
-_REASON: Schema = {"type": "string", "minLength": 1, "maxLength": 255}
+# No control characters in a reason or a binary (validation.NO_CONTROL).
+_REASON: Schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL}
 UPDATE: Schema = {
     "type": "object",
-    "properties": {"host": FQDN, "binary": {"type": "string", "minLength": 1, "maxLength": 255},
+    "properties": {"host": FQDN, "binary": {"type": "string", "minLength": 1, "maxLength": 255,
+                                            "pattern": NO_CONTROL},
                    "disabled_reason": _REASON},
     "required": ["host", "binary"],
     "additionalProperties": False,
@@ -378,10 +380,10 @@ def delete(service_id: str, ctx: Ctx) -> Response:
             raise Fault(400, f"Invalid uuid {service_id}")
         ident = _dashed(service_id)
     else:
-        try:
-            ident = int(service_id.strip())
-        except ValueError as exc:
-            raise Fault(400, "Invalid input received: id must be an integer") from exc
+        number = validation.ascii_int(service_id.strip())
+        if number is None:
+            raise Fault(400, "Invalid input received: id must be an integer")
+        ident = number
     try:
         if isinstance(ident, int) and not -_INT_MAX <= ident <= _INT_MAX:
             raise ServiceNotFound(service_id)  # no row can have it; spare the database
