@@ -1,45 +1,21 @@
-"""Liveness drivers, one module per backend, loaded by name (``servicegroup_driver``).
+"""Liveness drivers, one module per backend, chosen by ``servicegroup_driver``.
 
-Client libraries of external backends are optional extras; a driver module is imported only
-when configured, so a missing library is a one-line configuration error, not an ImportError at
-start-up of every command.
+The names and where each class lives are :data:`vigil.plugins.SERVICEGROUP_DRIVERS` (the same
+table the option's choices come from); a driver module, and the client library it needs, is
+imported only when configured.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from vigil.errors import ConfigError
+from vigil import plugins
 from vigil.servicegroup.drivers.base import Driver
-
-# name -> "module:Class"
-DRIVERS: dict[str, str] = {
-    "db": "vigil.servicegroup.drivers.db:DbDriver",
-    "mc": "vigil.servicegroup.drivers.mc:MemcachedDriver",
-    "zk": "vigil.servicegroup.drivers.zk:ZooKeeperDriver",
-    "etcd": "vigil.servicegroup.drivers.etcd:EtcdDriver",
-    "redis": "vigil.servicegroup.drivers.redis:RedisDriver",
-}
 
 
 def driver_class(name: str) -> type[Driver]:
-    try:
-        target = DRIVERS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown servicegroup_driver {name!r}; choose one of {', '.join(DRIVERS)}"
-        ) from None
-    module_name, _, cls_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"servicegroup_driver {name!r} is not available: {exc} "
-            f"(install vigil[{name}])"
-        ) from exc
-    cls: type[Driver] = getattr(module, cls_name)
-    return cls
+    """The driver class of ``name``; ConfigError naming the valid ones if there is none."""
+    return plugins.load(plugins.SERVICEGROUP_DRIVERS, name, Driver)
 
 
 def load(conf: Any) -> Driver:
