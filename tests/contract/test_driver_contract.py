@@ -39,12 +39,13 @@ from vigil.db import migration
 from vigil.db import services as services_db
 from vigil.db.engine import make_engine
 from vigil.errors import BackendUnavailable, ConfigError, DatabaseUnavailable
-from vigil.objects.liveness import State, path_max_gap
+from vigil.objects.liveness import LivenessTiming, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.base import Driver
 from vigil.servicegroup.drivers.mc import InProcessCache, MemcachedDriver
+from vigil.servicegroup.drivers.options import options_from, timing_from
 
 from .conftest import Etcd, Server, ZooKeeper
 
@@ -149,6 +150,9 @@ class World:
         self.server = server
         self.overrides = overrides
         self.down_time = float(overrides.get("service_down_time", DOWN_TIME))
+        # Reports are written at once here (no coalescing tick); the path is beaten every 0.1 s.
+        self.timing = LivenessTiming(report_interval=REPORT_INTERVAL,
+                                     service_down_time=self.down_time, coalesce_interval=BEAT)
         self.topic = f"compute-{uuid.uuid4().hex[:8]}"
         self.db_path = tmp / "vigil.sqlite"
         self.engine = make_engine(f"sqlite:///{self.db_path}")
@@ -160,8 +164,7 @@ class World:
         self.agents: list[Agent] = []
         self.path_ok = threading.Event()
         self.path_ok.set()
-        # Reports are written at once here (no coalescing tick); the path is beaten every 0.1 s.
-        self.path_max_gap = path_max_gap(self.down_time, REPORT_INTERVAL, BEAT)
+        self.path_max_gap = self.timing.path_max_gap
         self._stop = threading.Event()
         self._conductor = threading.Thread(target=self._beat_path, daemon=True)
         self._conductor.start()
@@ -217,16 +220,15 @@ class World:
 
     def make_driver(self, proxy: TcpProxy | None = None) -> Driver:
         if self.kind == "mc-local":
-            driver: Driver = MemcachedDriver(self.conf(), cache=self.cache)
+            driver: Driver = MemcachedDriver(options_from(self.conf()), self.timing,
+                                             cache=self.cache)
         else:
             driver = drivers.load(self.conf(proxy))
         self.drivers.append(driver)
         return driver
 
     def facade(self, driver: Driver, engine: Engine | None = None) -> ServiceGroup:
-        return ServiceGroup(driver, service_down_time=self.down_time,
-                            report_interval=REPORT_INTERVAL, coalesce_interval=BEAT,
-                            engine=engine or self.engine)
+        return ServiceGroup(driver, self.timing, engine=engine or self.engine)
 
     def register(self, n: int, topic: str | None = None, prefix: str = "host") -> list[
             ServiceRecord]:
@@ -666,7 +668,7 @@ def test_in_process_cache_expires_on_its_clock_and_distrusts_its_youth() -> None
     conf.set_override("servicegroup_driver", "mc")
     conf.set_override("service_down_time", 2.0)
     conf.set_override("report_interval", 0.5)
-    driver = MemcachedDriver(conf, cache=InProcessCache(clock))
+    driver = MemcachedDriver(options_from(conf), timing_from(conf), cache=InProcessCache(clock))
     now = dt.datetime(2024, 1, 1)
     rec = {name: ServiceRecord(
         id=i, uuid=name, host=name, binary="vigil-compute", topic="compute", report_count=0,

@@ -18,14 +18,13 @@ from vigil.db.engine import make_engine
 from vigil.registry import Registry
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.drivers.options import timing_from
 
 
 def document() -> dict[str, Any]:
     conf = vconf.load([], default_files=[])
     engine = make_engine("sqlite://")
-    group = ServiceGroup(drivers.load(conf), service_down_time=conf.service_down_time,
-                         report_interval=conf.report_interval,
-                         coalesce_interval=conf.conductor.coalesce_interval, engine=engine)
+    group = ServiceGroup(drivers.load(conf), timing_from(conf), engine=engine)
     app = create_app(Registry(engine, group), Policy(conf), auth.NoAuth())
     return app.openapi()
 

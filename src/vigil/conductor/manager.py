@@ -16,8 +16,8 @@ from vigil.conductor.coalescer import ReportCoalescer
 from vigil.conductor.compute import ComputeConductorManager
 from vigil.db import services as services_db
 from vigil.errors import DatabaseUnavailable, MessagingUnavailable
-from vigil.objects import liveness
 from vigil.objects.services import ReportVerdict, ServiceRecord
+from vigil.servicegroup.drivers.options import timing_from
 
 LOG = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ class Conductor:
             conductor=conf.host,
             interval=conf.conductor.coalesce_interval,
             batch_size=conf.conductor.batch_size,
-            path_max_gap=liveness.path_max_gap(conf.service_down_time, conf.report_interval,
-                                               conf.conductor.coalesce_interval),
+            path_max_gap=timing_from(conf).path_max_gap,
         )
         self.manager = ConductorManager(conf, engine, self.coalescer)
         # Bare metal needs batch liveness; its ServiceGroup is built on first use.

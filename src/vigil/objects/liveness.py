@@ -172,6 +172,47 @@ def path_max_gap(
 
 
 @dataclass(frozen=True)
+class LivenessTiming:
+    """The liveness clock settings, and every value derived from them, in one place.
+
+    Built once from configuration (:func:`vigil.servicegroup.drivers.options.timing_from`) and
+    handed to the facade and to every driver, so that a formula has one home: the report
+    path's gap tolerance was computed from raw options by the conductor, the reader and the
+    validator, and the young-backend rule was written out by two drivers.
+
+    report_interval: seconds between an agent's reports (jittered by ``REPORT_JITTER``).
+    service_down_time: a service whose last sign of life is older is stale (Nova's option).
+    coalesce_interval: the conductor's write tick; a report waits up to one tick.
+    """
+
+    report_interval: float
+    service_down_time: float
+    coalesce_interval: float
+
+    @property
+    def down_after(self) -> dt.timedelta:
+        """The age of a heartbeat beyond which it is stale."""
+        return dt.timedelta(seconds=self.service_down_time)
+
+    @property
+    def path_max_gap(self) -> dt.timedelta:
+        """The report path's gap tolerance (:func:`path_max_gap`, which derives it)."""
+        return path_max_gap(self.service_down_time, self.report_interval,
+                            self.coalesce_interval)
+
+    @property
+    def trust_after(self) -> float:
+        """How long a liveness server must have been up before a missing key means DOWN.
+
+        A freshly (re)started memcached or Redis is empty: a key is missing until its member
+        beats again, which a live member does within ``service_down_time``. Servers report
+        their uptime in whole seconds, truncated, hence one second more, so that a young
+        server is never trusted.
+        """
+        return self.service_down_time + 1.0
+
+
+@dataclass(frozen=True)
 class PathBeat:
     """One conductor's report-path record."""
 

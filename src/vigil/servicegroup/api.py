@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from vigil.db import services as services_db
 from vigil.errors import BackendUnavailable, DatabaseUnavailable
 from vigil.objects import liveness
-from vigil.objects.liveness import LivenessView, State, record_states
+from vigil.objects.liveness import LivenessTiming, LivenessView, State, record_states
 from vigil.objects.services import ServiceRecord, Snapshot
 from vigil.servicegroup.drivers.base import Driver
 
@@ -38,26 +38,19 @@ class ServiceGroup:
     monitor) use the state side, which needs the database engine.
     """
 
-    def __init__(
-        self,
-        driver: Driver,
-        *,
-        service_down_time: float,
-        report_interval: float,
-        coalesce_interval: float,
-        engine: Engine | None = None,
-    ) -> None:
+    def __init__(self, driver: Driver, timing: LivenessTiming, *,
+                 engine: Engine | None = None) -> None:
         self.driver = driver
         self.engine = engine
-        self.down_after = dt.timedelta(seconds=service_down_time)
+        self.timing = timing
+        self.down_after = timing.down_after
         # The same tolerance the conductors use when they record their report path's beats.
-        self.path_max_gap = liveness.path_max_gap(service_down_time, report_interval,
-                                                  coalesce_interval)
+        self.path_max_gap = timing.path_max_gap
         if self.path_max_gap <= dt.timedelta(0):
             raise ValueError(
-                f"service_down_time {service_down_time:g} leaves the report path no gap "
-                f"tolerance at report_interval {report_interval:g} and coalesce_interval "
-                f"{coalesce_interval:g}: no stale service could ever be proven down")
+                f"service_down_time {timing.service_down_time:g} leaves the report path no gap "
+                f"tolerance at report_interval {timing.report_interval:g} and coalesce_interval "
+                f"{timing.coalesce_interval:g}: no stale service could ever be proven down")
 
     # -- membership ---------------------------------------------------------------------------
     def join(self, member: str, group: str) -> None:

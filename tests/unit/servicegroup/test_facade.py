@@ -13,19 +13,20 @@ from vigil.db import services as services_db
 from vigil.db.engine import make_engine
 from vigil.db.models import ReportPath, Service
 from vigil.errors import BackendUnavailable
-from vigil.objects.liveness import LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.base import Capabilities, Driver
 from vigil.servicegroup.drivers.db import DbDriver
+from vigil.servicegroup.drivers.options import DbOptions
 
 from ..db.test_services_db import count_statements
 
+TIMING = LivenessTiming(report_interval=10, service_down_time=60, coalesce_interval=0.5)
+
 
 def group(engine: Engine | None, driver: Driver | None = None) -> ServiceGroup:
-    return ServiceGroup(driver or DbDriver(), service_down_time=60, report_interval=10,
-                        coalesce_interval=0.5,
-                        engine=engine)
+    return ServiceGroup(driver or DbDriver(), TIMING, engine=engine)
 
 
 def set_times(engine: Engine, service_id: int, *, seen_ago: float | None) -> None:
@@ -116,8 +117,8 @@ def test_driver_unavailable_is_unknown_and_driver_down_is_down(sqlite_engine: En
     sid = services_db.service_get_or_create(sqlite_engine, "h", "vigil-compute", "compute")[0].id
     set_times(sqlite_engine, sid, seen_ago=1)
     healthy_path(sqlite_engine)
-    assert group(sqlite_engine, _Broken()).state(sid) is State.UNKNOWN
-    assert group(sqlite_engine, _SaysDown()).state(sid) is State.DOWN
+    assert group(sqlite_engine, _Broken(DbOptions(), TIMING)).state(sid) is State.UNKNOWN
+    assert group(sqlite_engine, _SaysDown(DbOptions(), TIMING)).state(sid) is State.DOWN
     # forced_down wins over an unreachable backend.
     services_db.service_update(sqlite_engine, sid, {"forced_down": True})
-    assert group(sqlite_engine, _Broken()).state(sid) is State.DOWN
+    assert group(sqlite_engine, _Broken(DbOptions(), TIMING)).state(sid) is State.DOWN

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from vigil.objects.liveness import LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, State
 from vigil.objects.services import ServiceRecord
+from vigil.servicegroup.drivers.options import DriverOptions
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Driver(abc.ABC):
     # False for a driver whose verdict is the services row itself (db): the facade then skips
     # asking it, instead of computing the same fact twice per service.
     has_own_verdict: ClassVar[bool] = True
+
+    def __init__(self, options: DriverOptions, timing: LivenessTiming) -> None:  # noqa: B027
+        """Every driver is built the same way, from its typed options and the liveness timing
+        (:func:`vigil.servicegroup.drivers.load`); each narrows ``options`` to its own type."""
 
     # -- agent side ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from etcd3gw.client import Etcd3Client
@@ -38,9 +37,10 @@ from etcd3gw.exceptions import Etcd3Exception
 from etcd3gw.lease import Lease
 
 from vigil.errors import BackendUnavailable, ConfigError
-from vigil.objects.liveness import LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver
+from vigil.servicegroup.drivers.options import EtcdOptions
 
 LOG = logging.getLogger(__name__)
 
@@ -62,21 +62,6 @@ def _prefix_end(prefix: str) -> bytes:
     return bytes(raw)
 
 
-def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
-    """(protocol, host, port) of ``[etcd] endpoint``; ConfigError with one line if malformed."""
-    try:
-        parts = urlsplit(endpoint.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"[etcd] endpoint {endpoint!r} is invalid: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"[etcd] endpoint {endpoint!r} is not an http(s)://host:port URL "
-            "(e.g. http://127.0.0.1:2379)"
-        )
-    return parts.scheme, parts.hostname, port or 2379
-
-
 class EtcdDriver(Driver):
     """Liveness as etcd keys bound to per-member leases."""
 
@@ -84,19 +69,23 @@ class EtcdDriver(Driver):
     capabilities = Capabilities(proves_death=True, server_side_expiry=True,
                                 external_server=True)
 
-    def __init__(self, conf: Any) -> None:
-        protocol, host, port = parse_endpoint(conf.etcd.endpoint)
-        self.endpoint = f"{protocol}://{host}:{port}"
-        self.ttl = max(1, math.ceil(conf.service_down_time))
-        self.prefix = "/" + str(conf.etcd.prefix).strip("/")
-        api_path = conf.etcd.api_path or None
-        self.client = Etcd3Client(host=host, port=port, protocol=protocol,
-                                  timeout=float(conf.etcd.timeout), api_path=api_path)
+    def __init__(self, options: EtcdOptions, timing: LivenessTiming) -> None:
+        super().__init__(options, timing)
+        if len(options.endpoints) != 1:
+            raise ConfigError("[etcd] endpoint: this driver talks to one endpoint (a member or "
+                              "a load balancer in front of the cluster)")
+        endpoint = options.endpoints[0]
+        self.endpoint = str(endpoint)
+        self.ttl = max(1, math.ceil(timing.service_down_time))
+        self.prefix = options.prefix
+        self.client = Etcd3Client(host=endpoint.host, port=endpoint.port,
+                                  protocol=endpoint.protocol, timeout=options.timeout,
+                                  api_path=options.api_path)
         self.round_trips = 0  # backend requests issued (counted for tests and benchmarks)
         self._leases: dict[str, Lease] = {}
         self._lock = threading.Lock()
         self._healthy = True
-        self.down_time = float(conf.service_down_time)
+        self.down_time = timing.service_down_time
         self._store: tuple[str, str] | None = None  # (cluster_id, member_id) last read from
         self._revision = 0
         self._distrust_until = 0.0

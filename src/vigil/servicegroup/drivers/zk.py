@@ -31,35 +31,20 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from vigil.errors import BackendUnavailable, ConfigError
-from vigil.objects.liveness import LivenessView, State
+from vigil.errors import BackendUnavailable
+from vigil.objects.liveness import LivenessTiming, LivenessView, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver
+from vigil.servicegroup.drivers.options import ZooKeeperOptions
 
 LOG = logging.getLogger(__name__)
 
 _ERRORS = (KazooException, KazooTimeoutError, OSError)
-
-
-def parse_address(address: str) -> str:
-    """Validate ``host:port[,host:port...][/chroot]``; ConfigError with one line otherwise."""
-    hosts, _, _chroot = address.strip().partition("/")
-    if not hosts:
-        raise ConfigError("[zookeeper] address is empty (e.g. 127.0.0.1:2181)")
-    for spec in hosts.split(","):
-        host, sep, port = spec.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(
-                f"[zookeeper] address {address!r}: {spec!r} is not host:port "
-                "(e.g. 127.0.0.1:2181,10.0.0.2:2181)"
-            )
-    return address.strip()
 
 
 class ZooKeeperDriver(Driver):
@@ -69,11 +54,12 @@ class ZooKeeperDriver(Driver):
     capabilities = Capabilities(proves_death=True, server_side_expiry=True,
                                 external_server=True)
 
-    def __init__(self, conf: Any) -> None:
-        self.address = parse_address(conf.zookeeper.address)
-        self.prefix = "/" + str(conf.zookeeper.sg_prefix).strip("/")
-        self.session_timeout = float(conf.zookeeper.recv_timeout) / 1000.0
-        self.retry_interval = float(conf.zookeeper.sg_retry_interval)
+    def __init__(self, options: ZooKeeperOptions, timing: LivenessTiming) -> None:
+        super().__init__(options, timing)
+        self.address = options.address
+        self.prefix = options.prefix
+        self.session_timeout = options.session_timeout
+        self.retry_interval = options.retry_interval
         # A request still unanswered after a whole session timeout will not be answered by this
         # session; the caller hears BackendUnavailable instead of waiting for kazoo.
         self.op_timeout = max(1.0, self.session_timeout)
