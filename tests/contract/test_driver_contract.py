@@ -39,7 +39,7 @@ from vigil.db import migration
 from vigil.db import services as services_db
 from vigil.db.engine import make_engine
 from vigil.errors import BackendUnavailable, ConfigError, DatabaseUnavailable
-from vigil.objects.liveness import LivenessTiming, State
+from vigil.objects.liveness import LivenessTiming, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
@@ -71,6 +71,10 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float =
         if time.monotonic() - start > timeout:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+def connected(driver: Driver) -> bool:
+    return driver.session() is SessionState.CONNECTED
 
 
 class Agent:
@@ -257,7 +261,8 @@ class World:
     def states(self, records: Sequence[ServiceRecord],
                group: ServiceGroup | None = None) -> dict[int, State]:
         """The facade's combined answer (never raises for a backend outage)."""
-        return (group or self.group).states_of(list(records))
+        members = (group or self.group).members(ids=[r.id for r in records])
+        return {m.record.id: m.state for m in members}
 
     def wait_trusted(self) -> None:
         """Until the backend's absence of a member means DOWN (mc/redis distrust a young server).
@@ -335,7 +340,7 @@ def test_join_makes_members_up_and_listed(world: World) -> None:
     assert set(world.states(recs).values()) == {State.UP}
     assert sorted(world.group.get_all(world.topic)) == sorted(r.host for r in recs)
     assert world.group.is_up(recs[0].id)
-    assert world.reader.connected()
+    assert world.reader.session() is SessionState.CONNECTED
 
 
 def test_leave_is_down_at_once(world: World) -> None:
@@ -458,7 +463,7 @@ def test_backend_restart_unknown_then_members_recover(world: World) -> None:
                 return True
             return False
         wait_for(unavailable, 10, "the reader to see the backend gone")
-        assert not world.reader.connected()
+        assert world.reader.session() in (SessionState.SUSPENDED, SessionState.LOST)
         wait_for(lambda: set(observe().values()) == {State.UNKNOWN}, 5, "states UNKNOWN")
         hold = time.monotonic() + 1.0
         while time.monotonic() < hold:  # down for a while: still never DOWN
@@ -475,8 +480,8 @@ def test_backend_restart_unknown_then_members_recover(world: World) -> None:
     _recover(world)
     wait_for(lambda: set(observe().values()) == {State.UP}, 20,
              "members to come back by themselves")
-    wait_for(world.reader.connected, 5, "the reader's session to be healthy")
-    wait_for(agent.driver.connected, 5, "the agent's session to be healthy")
+    wait_for(lambda: connected(world.reader), 5, "the reader's session to be healthy")
+    wait_for(lambda: connected(agent.driver), 5, "the agent's session to be healthy")
     assert State.DOWN not in seen
 
 
@@ -522,7 +527,7 @@ def test_unknown_while_backend_hangs(world: World) -> None:
     if world.kind == "mc-local":
         # No server to hang: the in-process cache always answers.
         assert set(world.verdict(recs).values()) == {State.UP}
-        assert world.reader.connected()
+        assert world.reader.session() is SessionState.CONNECTED
         return
     if world.kind == "db":
         # The database cannot be opened by this reader: UNKNOWN, never DOWN. The reader reaches
@@ -558,12 +563,12 @@ def test_unknown_while_backend_hangs(world: World) -> None:
     took = wait_for(unavailable, 10, "the hung backend to be reported unavailable")
     assert took < CLIENT_TIMEOUT + world.down_time + 2
     assert set(world.states(recs, group).values()) == {State.UNKNOWN}
-    assert not reader.connected()
+    assert reader.session() in (SessionState.SUSPENDED, SessionState.LOST)
     proxy.heal()
     proxy.cut()
     wait_for(lambda: set(world.states(recs, group).values()) == {State.UP}, 15,
              "the reader to recover")
-    wait_for(reader.connected, 5, "the reader's session to be healthy")
+    wait_for(lambda: connected(reader), 5, "the reader's session to be healthy")
 
 
 def test_slow_backend_does_not_make_live_members_down(make_world: Callable[..., World]) -> None:
@@ -651,7 +656,9 @@ def test_unreachable_backend_fails_join_with_one_line(name: str) -> None:
         assert time.monotonic() - start < 5
         assert "\n" not in str(info.value)
         assert info.value.__cause__ is not None or name == "zk"
-        assert not driver.connected()
+        # Never connected: no ZooKeeper session ever existed; the others' last request failed.
+        assert driver.session() is (SessionState.LOST if name == "zk" else
+                                    SessionState.SUSPENDED)
     finally:
         driver.close()
 

@@ -43,6 +43,31 @@ class State(enum.Enum):
     UNKNOWN = "unknown"
 
 
+class SessionState(enum.Enum):
+    """This process's session with its liveness backend (kazoo's ``KazooState`` as the model).
+
+    CONNECTED: the backend answers. Its verdicts may be acted on, members this process keeps
+        alive are in it.
+    SUSPENDED: the backend does not answer right now (the connection dropped, the last request
+        failed or timed out), but what it holds may still stand: a ZooKeeper session survives
+        until its timeout, TTL keys until they expire. Readers get UNKNOWN; the HA monitor
+        must not fence on what it read (nor on a DOWN read before, without reading again);
+        agents keep beating, which reconnects.
+    LOST: the session is gone and everything it held with it (ZooKeeper expired it, or it was
+        never established): this process's members are absent from the backend until they
+        are re-created, which the driver does by itself once connected again. Treat as
+        SUSPENDED, and expect this process's own members to read DOWN elsewhere meanwhile.
+
+    Backends without sessions (memcached, Redis, etcd over HTTP) are CONNECTED or SUSPENDED,
+    judged by their last request; ``db`` is always CONNECTED (a database error is reported by
+    the read itself).
+    """
+
+    CONNECTED = "connected"
+    SUSPENDED = "suspended"
+    LOST = "lost"
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     """A service's liveness facts from its row."""

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from vigil.objects.liveness import LivenessTiming, LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.options import DriverOptions
 
@@ -77,9 +77,10 @@ class Driver(abc.ABC):
     ) -> dict[int, State]:
         """The backend's verdict for each service id. Raise BackendUnavailable if unreadable."""
 
-    def connected(self) -> bool:
-        """Whether this process's session with the backend is healthy right now."""
-        return True
+    def session(self) -> SessionState:
+        """This process's session with the backend right now (what the caller may do in each
+        state: :class:`~vigil.objects.liveness.SessionState`)."""
+        return SessionState.CONNECTED
 
     def close(self) -> None:  # noqa: B027 - optional hook, most drivers have nothing to close
         """Release connections and sessions, without leaving explicitly.

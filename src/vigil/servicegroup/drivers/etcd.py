@@ -37,7 +37,7 @@ from etcd3gw.exceptions import Etcd3Exception
 from etcd3gw.lease import Lease
 
 from vigil.errors import BackendUnavailable, ConfigError
-from vigil.objects.liveness import LivenessTiming, LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver
 from vigil.servicegroup.drivers.options import EtcdOptions
@@ -208,9 +208,10 @@ class EtcdDriver(Driver):
         absent = State.UNKNOWN if time.monotonic() < self._distrust_until else State.DOWN
         return {s.id: State.UP if s.host in members[s.topic] else absent for s in services}
 
-    def connected(self) -> bool:
-        """Whether the last request to etcd succeeded."""
-        return self._healthy
+    def session(self) -> SessionState:
+        """SUSPENDED while the last request to etcd failed (etcd over HTTP keeps no session
+        this process could lose: leases outlive a connection until their TTL)."""
+        return SessionState.CONNECTED if self._healthy else SessionState.SUSPENDED
 
     def close(self) -> None:
         self.client.session.close()

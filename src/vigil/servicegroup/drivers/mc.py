@@ -47,7 +47,7 @@ from pymemcache.exceptions import MemcacheError
 
 from vigil.clock import Clock, RealClock
 from vigil.errors import BackendUnavailable
-from vigil.objects.liveness import LivenessTiming, LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver, member_key
 from vigil.servicegroup.drivers.options import MemcachedOptions
@@ -244,9 +244,11 @@ class MemcachedDriver(Driver):
             for sid, key in keys.items()
         }
 
-    def connected(self) -> bool:
-        """Whether the last request to memcached succeeded (memcached has no session)."""
-        return self.local is not None or self._healthy
+    def session(self) -> SessionState:
+        """SUSPENDED while the last request to memcached failed (memcached has no session to
+        lose); the in-process cache is always CONNECTED."""
+        healthy = self.local is not None or self._healthy
+        return SessionState.CONNECTED if healthy else SessionState.SUSPENDED
 
     def close(self) -> None:
         if self.client is not None:

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from vigil.errors import BackendUnavailable, ConfigError
-from vigil.objects.liveness import LivenessTiming, LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver, member_key
 from vigil.servicegroup.drivers.options import RedisOptions
@@ -122,9 +122,9 @@ class RedisDriver(Driver):
             present.update(k for k, v in zip(chunk, values, strict=True) if v is not None)
         return {sid: State.UP if key in present else absent for sid, key in keys.items()}
 
-    def connected(self) -> bool:
-        """Whether the last command to Redis succeeded (Redis has no session to watch)."""
-        return self._healthy
+    def session(self) -> SessionState:
+        """SUSPENDED while the last command to Redis failed (Redis has no session to lose)."""
+        return SessionState.CONNECTED if self._healthy else SessionState.SUSPENDED
 
     def close(self) -> None:
         self.client.close()

@@ -37,7 +37,7 @@ from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from vigil.errors import BackendUnavailable
-from vigil.objects.liveness import LivenessTiming, LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver
 from vigil.servicegroup.drivers.options import ZooKeeperOptions
@@ -45,6 +45,10 @@ from vigil.servicegroup.drivers.options import ZooKeeperOptions
 LOG = logging.getLogger(__name__)
 
 _ERRORS = (KazooException, KazooTimeoutError, OSError)
+
+_SESSION = {KazooState.CONNECTED: SessionState.CONNECTED,
+            KazooState.SUSPENDED: SessionState.SUSPENDED,
+            KazooState.LOST: SessionState.LOST}
 
 
 class ZooKeeperDriver(Driver):
@@ -266,9 +270,13 @@ class ZooKeeperDriver(Driver):
         absent = State.UNKNOWN if time.monotonic() < self._distrust_until else State.DOWN
         return {s.id: State.UP if s.host in members[s.topic] else absent for s in services}
 
-    def connected(self) -> bool:
-        """Whether this process's ZooKeeper session is connected right now."""
-        return bool(self.client.state == KazooState.CONNECTED)
+    def session(self) -> SessionState:
+        """Kazoo's own state of this process's session, as a :class:`SessionState`.
+
+        Kazoo starts LOST (no session yet), is SUSPENDED while a connection is down and the
+        session may still be resumed, and LOST again when ZooKeeper expired it.
+        """
+        return _SESSION.get(self.client.state, SessionState.LOST)
 
     def close(self) -> None:
         self._closed.set()
