@@ -96,6 +96,11 @@ def test_drivers_are_built_from_options_and_timing_alone() -> None:
         assert (rd.ttl_ms, rd.trust_after) == (2500, 3.5)  # type: ignore[attr-defined]
     finally:
         rd.close()
-    with pytest.raises(ConfigError, match="one endpoint"):
-        drivers.build("etcd", EtcdOptions((EtcdEndpoint("http", "a", 1),
-                                           EtcdEndpoint("http", "b", 1)), "/p", 1.0, None), timing)
+    etcd = drivers.build("etcd", EtcdOptions((EtcdEndpoint("http", "a", 1),
+                                              EtcdEndpoint("https", "b", 2)), "/p", 1.0, None),
+                         timing)
+    try:
+        assert etcd.endpoints == ["http://a:1", "https://b:2"]  # type: ignore[attr-defined]
+        assert etcd.ttl == 3  # type: ignore[attr-defined]
+    finally:
+        etcd.close()
