@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from vigil import rpc
+from vigil import launch, rpc
 from vigil.clock import FakeClock
 from vigil.conductor.manager import Conductor, LocalConductorAPI
 from vigil.db import services as services_db
@@ -41,7 +41,8 @@ def stack(make_conf: Any, sqlite_engine: Engine, tmp_path: Path) -> Iterator[dic
         "conductor": {"coalesce_interval": 0.05, "probe_interval": 0.05},
     })
     transport = rpc.get_transport(conf)
-    conductor = Conductor(conf, sqlite_engine, transport)
+    conductor = Conductor(conf, sqlite_engine, transport,
+                          group_factory=lambda: launch.group_from(conf, sqlite_engine))
     group = ServiceGroup(DbDriver(), LivenessTiming(report_interval=0.1, service_down_time=1.0,
                                                     coalesce_interval=0.05),
                          engine=sqlite_engine)
