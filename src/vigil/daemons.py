@@ -25,7 +25,8 @@ CONDUCTOR_TOPIC = "conductor"
 def start_conductor(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,
                     group: ServiceGroup) -> tuple[Conductor, Service]:
     """Start the conductor and register it as a service of its own (directly, no RPC)."""
-    conductor = Conductor(conf, engine, transport)
+    conductor = Conductor(conf, engine, transport,
+                          group_factory=lambda: launch.group_from(conf, engine))
     conductor.start()
     svc = Service(host=conf.host, binary=CONDUCTOR_BINARY, topic=CONDUCTOR_TOPIC,
                   conductor=LocalConductorAPI(conductor.manager), group=group,

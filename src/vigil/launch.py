@@ -27,6 +27,7 @@ from vigil.registry import Registry
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.drivers.options import timing_from
 
 LOG = logging.getLogger(__name__)
 
@@ -42,13 +43,7 @@ def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False,
 
 
 def group_from(conf: cfg.ConfigOpts, engine: Engine | None = None) -> ServiceGroup:
-    return ServiceGroup(
-        drivers.load(conf),
-        service_down_time=conf.service_down_time,
-        report_interval=conf.report_interval,
-        coalesce_interval=conf.conductor.coalesce_interval,
-        engine=engine,
-    )
+    return ServiceGroup(drivers.load(conf), timing_from(conf), engine=engine)
 
 
 def registry_from(conf: cfg.ConfigOpts) -> Registry:

@@ -21,8 +21,9 @@ from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
 from vigil.objects.ha import HostRecord
 from vigil.objects.liveness import State
-from vigil.objects.services import ServiceRecord, Snapshot
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.membership import Membership
 
 MAX_REASON = 255
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
@@ -119,29 +120,29 @@ class Registry:
             return "internal"
         return (zones or {}).get(record.host, self.default_zone)
 
-    def _views(self, snap: Snapshot) -> list[ServiceView]:
-        states = self.group.states(snap)
+    def _views(self, members: Membership) -> list[ServiceView]:
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}
-        if any(s.topic == "compute" for s in snap.services):
+        if any(m.record.topic == "compute" for m in members):
             if self._zone_source is not None:
                 zones = self._zone_source()  # one statement for the whole list
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
         out: list[ServiceView] = []
-        for s in snap.services:
+        for m in members:
+            s = m.record
             facts = ha.get(s.host) if s.topic == "compute" else None
-            out.append(ServiceView(s, states[s.id], self.zone_of(s, zones),
+            out.append(ServiceView(s, m.state, self.zone_of(s, zones),
                                    facts is not None and facts.quarantined,
                                    facts is not None and facts.maintenance))
         return out
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:
         """Services matching exact filters, with states: O(1) queries for any number."""
-        return self._views(services_db.snapshot(self.engine, host=host, binary=binary))
+        return self._views(self.group.members(host=host, binary=binary))
 
     def get(self, ident: int | str) -> ServiceView:
         record = services_db.service_get(self.engine, ident)
-        return self._views(services_db.snapshot(self.engine, ids=[record.id]))[0]
+        return self._views(self.group.members(ids=[record.id]))[0]
 
     def find(self, host: str, binary: str) -> ServiceRecord:
         return services_db.service_get_by_host_binary(self.engine, host, binary)

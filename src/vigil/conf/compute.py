@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-COMPUTE_DRIVERS = ("fake", "process", "baremetal")
+from vigil import plugins
+
+COMPUTE_DRIVERS = plugins.COMPUTE_DRIVERS.names  # the loader's own table (vigil.plugins)
 FILTERS = ("ComputeFilter", "CoreFilter", "RamFilter", "DiskFilter", "AvailabilityZoneFilter")
 
 COMPUTE_OPTS: list[cfg.Opt] = [
