@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.api import auth, errors, microversions
 from vigil.api.feed import PokeOnWrite, feed_for
-from vigil.api.policy import Policy
+from vigil.api.policy import Policy, defaults
 from vigil.errors import Unavailable
 from vigil.registry import Registry
 
@@ -156,6 +156,15 @@ class ComputeMiddleware:
             return await anyio.to_thread.run_sync(
                 self.authenticator.authenticate, plain, environ)
         return self.authenticator.authenticate(plain, environ)
+
+
+def list_policies(route_modules: Sequence[str] = ROUTE_MODULES) -> list[Any]:
+    """Every policy rule the API enforces, with its default: the ``oslo.policy.policies`` entry
+    point (``oslopolicy-sample-generator --namespace vigil``). Route modules register their rules
+    when imported, so they are imported first."""
+    for name in route_modules:
+        importlib.import_module(name)
+    return defaults()
 
 
 def create_app(
