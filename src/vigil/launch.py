@@ -31,13 +31,19 @@ from vigil.servicegroup.api import ServiceGroup
 LOG = logging.getLogger(__name__)
 
 
-def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False,
+def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False, require_schema: bool = False,
                 limits: SessionLimits | None = None) -> Engine:
     """The configured database's engine; ``limits`` bound its sessions on the server (the HA
-    monitor's engine, see vigil.ha.election.lease_session_limits)."""
+    monitor's engine, see vigil.ha.election.lease_session_limits).
+
+    ``sync``: migrate it (only ``vigil up``'s embedded database; elsewhere ``vigil db sync``).
+    ``require_schema``: a daemon's start-up: refuse a schema behind the code's (ConfigError).
+    """
     engine = make_engine(conf.database.connection, limits=limits)
     if sync:
         migration.sync(engine)
+    elif require_schema:
+        migration.require_current(engine)
     return engine
 
 

@@ -251,7 +251,12 @@ def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None)
     """The app as ``vigil api`` and ``vigil up`` run it."""
     from vigil import launch
 
-    registry = registry or launch.registry_from(conf)
+    if registry is None:
+        from vigil.db import migration
+
+        registry = launch.registry_from(conf)
+        # Every worker checks (gunicorn's too): a schema behind the code stops it at boot.
+        migration.require_current(registry.engine)
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
                      feed_poll_interval=conf.api.feed_poll_interval)
     app.state.vigil_disable_file = conf.healthcheck.disable_by_file_path
