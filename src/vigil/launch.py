@@ -23,6 +23,7 @@ from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI, compute_delete_guard, compute_zones
 from vigil.db import migration
 from vigil.db.engine import SessionLimits, make_engine
+from vigil.notifications import Notifier
 from vigil.registry import Registry
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup import drivers
@@ -66,6 +67,7 @@ def registry_from(conf: cfg.ConfigOpts) -> Registry:
 def registry_over(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> Registry:
     """A Registry with the compute feature's hooks: its delete guard and its zones."""
     registry = Registry(engine, group, default_zone=conf.default_availability_zone)
+    registry.set_notifier(Notifier(conf, publisher_id=f"vigil:{conf.host}"))  # + the audit log
     registry.add_delete_guard(compute_delete_guard(engine))  # "still hosts instances": 409
     registry.set_zone_source(compute_zones(engine))
     return registry

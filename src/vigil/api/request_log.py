@@ -26,6 +26,8 @@ from oslo_context import context as oslo_context
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil import notifications
+
 ACCESS = logging.getLogger("vigil.api.access")
 # Answered with our id; when a client (or another service) sends one of its own with the same
 # header, it is logged as oslo.log's global_request_id (if it has the right shape), as
@@ -65,6 +67,14 @@ def current_context() -> oslo_context.RequestContext | None:
         project_id=getattr(caller, "project_id", None),
         overwrite=False,
     )
+
+
+def _actor(state: dict[str, Any]) -> notifications.Actor:
+    """The API's caller as the audit and the notifications name it."""
+    caller = state.get("context")
+    return notifications.Actor(
+        user_id=getattr(caller, "user_id", None), project_id=getattr(caller, "project_id", None),
+        request_id=state["request_id"], global_request_id=state.get("global_request_id"))
 
 
 def install_log_context() -> None:
@@ -107,6 +117,7 @@ class RequestLogMiddleware:
             if name == HEADER.encode() and _valid_global_id(value.decode("latin-1")):
                 state["global_request_id"] = value.decode("latin-1")
         token = _CURRENT.set(state)
+        actor_token = notifications.set_actor_source(lambda: _actor(state))
         # Before the app runs: ComputeMiddleware rewrites a legacy /v2.1/{project_id}/ path.
         path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         started = self.clock()
@@ -127,6 +138,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             self._log(scope, path, answer, self.clock() - started)
+            notifications.reset_actor_source(actor_token)
             _CURRENT.reset(token)
 
     @staticmethod
