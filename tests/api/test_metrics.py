@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 
 from .conftest import ADMIN, Api
@@ -26,6 +27,14 @@ def test_fleet_figures_follow_the_database(api: Api) -> None:
     assert samples(text, "vigil_services")['{binary="vigil-compute",state="unknown"}'] == 1
     assert samples(text, "vigil_fences_total") == {'{result="success"}': 0.0,
                                                    '{result="failure"}': 0.0}
+    # No conductor beats here: reports cannot get through, which is why the stale one is
+    # unknown and not down.
+    assert samples(text, "vigil_report_path_up") == {"": 0.0}
+    assert samples(text, "vigil_report_path_healthy_seconds") == {"": 0.0}
+    # A conductor beats (what its probe writes): reports get through from now on.
+    services_db.beat_report_path(api.engine, "conductor-1", api.registry.group.path_max_gap)
+    text = api.client.get("/metrics").text
+    assert samples(text, "vigil_report_path_up") == {"": 1.0}
     promtool_check(text)
 
 

@@ -4,8 +4,9 @@ API workers.
 Two kinds of figures, kept apart because they add up differently across processes:
 
 * **The fleet's state**, read from the database at scrape time (:class:`FleetCollector`):
-  services by binary and state, recoveries by phase and status, fences by result, evacuations
-  by status, quarantined and maintenance hosts, the HA leases' epochs. Every worker reads the
+  services by binary and state, the report path's health, recoveries by phase and status,
+  fences by result, evacuations by status, quarantined and maintenance hosts, the HA leases'
+  epochs. Every worker reads the
   same rows, so whichever worker answers the scrape gives the same numbers: nothing is kept in
   a process, nothing needs summing. Counters (fences) are counts of rows that are never
   deleted, so they only grow.
@@ -36,6 +37,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.db import services as services_db
 from vigil.db._query import translate_errors
 from vigil.db.ha_models import HaLease, Host, Recovery, RecoveryEvacuation, RecoveryEvent
 from vigil.errors import VigilError
@@ -78,11 +80,28 @@ class FleetCollector(Collector):
         services = GaugeMetricFamily(
             "vigil_services", "Services by binary and liveness state (up, down, unknown)",
             labels=["binary", "state"])
-        counts = Counter((view.record.binary, view.state.value) for view in self.registry.list())
+        group = self.registry.group
+        snap = services_db.snapshot(self.registry.engine)
+        states = group.states(snap)
+        counts = Counter((s.binary, states[s.id].value) for s in snap.services)
         for binary in sorted({b for b, _ in counts}):
             for state in State:
                 services.add_metric([binary, state.value], counts[(binary, state.value)])
         yield services
+        # The report path (agents -> messaging -> conductor -> database), as readers judge it:
+        # a stale service reads "down" only after a whole service_down_time of health.
+        view = group.view(snap)
+        since = view.reports_healthy_since
+        healthy = 0.0 if since is None else max(0.0, (view.now - since).total_seconds())
+        yield GaugeMetricFamily(
+            "vigil_report_path_up",
+            "1 if some conductor's report path is beating (reports get through), else 0",
+            value=0 if since is None else 1)
+        yield GaugeMetricFamily(
+            "vigil_report_path_healthy_seconds",
+            "How long reports have been getting through without a gap (0 when not); stale "
+            "services read 'unknown', not 'down', until this reaches service_down_time",
+            value=healthy)
         yield from _database_families(self.registry.engine)
 
 
