@@ -12,7 +12,7 @@ import re
 import uuid as uuidlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -98,6 +98,13 @@ def parse_ident(text: str) -> int | str:
     raise InvalidInput(f"{text!r} is neither a service id nor a UUID")
 
 
+class ServiceNotifier(Protocol):
+    """What is told of each change (:class:`vigil.notifications.Notifier`)."""
+
+    def service_changed(self, event_type: str, record: ServiceRecord, zone: str | None,
+                        changes: dict[str, Any]) -> None: ...
+
+
 class Registry:
     def __init__(self, engine: Engine, group: ServiceGroup, *, default_zone: str = "nova") -> None:
         self.engine = engine
@@ -105,6 +112,11 @@ class Registry:
         self.default_zone = default_zone
         self._delete_guards: list[DeleteGuard] = []
         self._zone_source: Callable[[], Mapping[str, str]] | None = None
+        self._notifier: ServiceNotifier | None = None
+
+    def set_notifier(self, notifier: ServiceNotifier) -> None:
+        """Told of every change made here (vigil.notifications: notification and audit)."""
+        self._notifier = notifier
 
     def add_delete_guard(self, guard: DeleteGuard) -> None:
         """``guard(record)`` raises Conflict to refuse a deletion."""
@@ -159,7 +171,10 @@ class Registry:
         values = self.validate_update(enabled=enabled, disabled_reason=disabled_reason,
                                       forced_down=forced_down)
         services_db.service_update(self.engine, record.id, values)
-        return self.get(record.id)
+        view = self.get(record.id)
+        if self._notifier is not None:
+            self._notifier.service_changed("service.update", view.record, view.zone, values)
+        return view
 
     @staticmethod
     def validate_update(
@@ -187,6 +202,8 @@ class Registry:
         for guard in self._delete_guards:
             guard(record)
         services_db.service_soft_delete(self.engine, record.id)
+        if self._notifier is not None:
+            self._notifier.service_changed("service.delete", record, self.zone_of(record), {})
         # If the backend is away, its record expires by itself after service_down_time.
         with contextlib.suppress(Unavailable):
             self.group.leave(record.host, record.topic)
