@@ -4,6 +4,7 @@ One ASGI middleware, :class:`HttpConformance`, for what no route should have to 
 
 * **HEAD** on a GET route answers as GET would (status and headers, ``Content-Length``
   included) without a body (RFC 9110 §9.3.2). FastAPI routes declare GET only, so HEAD was 405.
+  A route that serves HEAD itself (``/healthcheck``: 204, as oslo.middleware) keeps its own.
 * **405 carries a complete ``Allow``**: every method some route serves at that path (with HEAD
   beside GET). Starlette's router names only the methods of the first route that matched the
   path, e.g. only ``PUT`` on ``/os-services/{id}``, which also serves ``DELETE``.
@@ -46,7 +47,7 @@ class HttpConformance:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        head = scope["method"] == "HEAD"
+        head = scope["method"] == "HEAD" and not self.serves(scope)
         if head:
             scope = {**scope, "method": "GET"}
         started = False
@@ -75,6 +76,10 @@ class HttpConformance:
                           exc_info=exc)
             await errors.fault_response(500, errors.DEFAULT_MESSAGES[500])(
                 scope, receive, guarded_send)
+
+    def serves(self, scope: Scope) -> bool:
+        """Whether some route serves this request's method at its path itself."""
+        return any(route.matches(scope)[0] is Match.FULL for route in self.routes)
 
     def allowed(self, scope: Scope, given: str) -> str:
         """Every method served at this request's path, as an ``Allow`` value (with the
