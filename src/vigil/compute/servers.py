@@ -272,20 +272,18 @@ class ServersAPI:
         if inst.host is None:
             raise Conflict(f"instance {inst.uuid} was never placed on a host: nothing to "
                            "evacuate")
-        if inst.task_state is not None:
-            raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in "
-                           f"task_state {inst.task_state}")
-        if inst.vm_state not in (VmState.ACTIVE, VmState.ERROR):
-            raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in vm_state "
-                           f"{inst.vm_state}")
+        why = evacuation.OPERATOR_REQUEST.refusal(inst)
+        if why is not None:
+            raise Conflict(why)
         if host is not None:
             if host == inst.host:
                 raise InvalidInput("The target host can't be the same one.")
             if self._compute_service(host) is None:
                 raise NotFound(f"Compute host {host} could not be found.")
         snap = services_db.snapshot(self.engine, host=inst.host, topic=COMPUTE_TOPIC)
-        reporting = (self.group.states(snap, honour_forced_down=False)[snap.services[0].id]
-                     if snap.services else State.DOWN)
+        states = self.group.states(snap, honour_forced_down=False)
+        reporting = evacuation.reporting_of({s.host: states[s.id] for s in snap.services},
+                                            inst.host)
         left = bool(snap.services) and snap.services[0].left_at is not None
         why = evacuation.operator_refusal(inst.host, reporting, left=left,
                                           facts=hosts_db.host_get(self.engine, inst.host))
@@ -295,7 +293,8 @@ class ServersAPI:
         updated = instances_db.instance_update(self.engine, inst.uuid,
                                                {"task_state": TaskState.REBUILDING,
                                                 "requested_host": host},
-                                               host=inst.host, task_states=[None],
+                                               host=inst.host,
+                                               task_states=evacuation.OPERATOR_REQUEST.task_states,
                                                generation=inst.generation, new_owner=True)
         if updated is None:
             raise Conflict(f"instance {inst.uuid} changed meanwhile; try again")

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from vigil.compute import evacuation
 from vigil.db import services as services_db
 from vigil.db.ha import alerts as alerts_db
 from vigil.db.ha import evacuations as evacuations_db
@@ -20,7 +21,6 @@ from vigil.errors import Conflict, InvalidInput, NotFound
 from vigil.ha.election import LEASE_NAME
 from vigil.ha.monitor import without_bare_metal
 from vigil.objects.ha import EvacuationRecord, RecoveryRecord
-from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
 
 COMPUTE_TOPIC = "compute"
@@ -114,13 +114,10 @@ class RecoveriesAPI:
         if not without_bare_metal(self.engine, [svc]):
             raise Conflict(f"{host} is a bare-metal compute service: its nodes move to a live "
                            "service through the hash ring, not by evacuation")
-        state = self.group.states(snap, honour_forced_down=False)[svc.id]
-        if state is State.UP:
-            raise Conflict(f"compute service of {host} still reports (state up): it is not "
-                           "dead; evacuating it would run its instances twice")
-        if state is State.UNKNOWN:
-            raise Conflict(f"the liveness of {host} cannot be read right now (unknown): not "
-                           "evacuating on an unknown state")
+        why = evacuation.host_request_refusal(
+            host, self.group.states(snap, honour_forced_down=False)[svc.id])
+        if why is not None:
+            raise Conflict(why)
         return recoveries_db.recovery_request(
             self.engine, host=host, service_id=svc.id, was_disabled=svc.disabled,
             was_forced_down=svc.forced_down,

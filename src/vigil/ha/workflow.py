@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from vigil.compute import evacuation
 from vigil.db import db_now
 from vigil.db.compute import instances as instances_db
 from vigil.db.ha import evacuations as evacuations_db
@@ -335,8 +336,10 @@ class Workflow:
                 continue
             if inflight >= self.options.max_inflight_evacuations or not self.bucket.take():
                 break
-            why = evacuations_db.evacuation_request(self.engine, self.election.check(), rec.id,
-                                                    uuid, rec.host, generation.get(uuid))
+            why = evacuations_db.evacuation_request(
+                self.engine, self.election.check(), rec.id, uuid, rec.host, generation.get(uuid),
+                task_states=evacuation.AFTER_FENCE.task_states,
+                vm_states=evacuation.AFTER_FENCE.vm_states)
             if why is None:
                 inflight += 1
                 requested += 1
