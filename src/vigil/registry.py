@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
-import uuid as uuidlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from vigil import ids
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
@@ -25,7 +24,6 @@ from vigil.objects.services import ServiceRecord, Snapshot
 from vigil.servicegroup.api import ServiceGroup
 
 MAX_REASON = 255
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
 DeleteGuard = Callable[[ServiceRecord], None]
 
@@ -88,13 +86,8 @@ class ServiceView:
 
 
 def parse_ident(text: str) -> int | str:
-    """An integer id or a UUID; anything else is InvalidInput."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    if _UUID_RE.match(text):
-        return str(uuidlib.UUID(text))
-    raise InvalidInput(f"{text!r} is neither a service id nor a UUID")
+    """A service's integer id or UUID (:func:`vigil.ids.parse_id_or_uuid`)."""
+    return ids.parse_id_or_uuid(text, "service")
 
 
 class Registry:

@@ -17,15 +17,14 @@ leaves its instances running) and UNKNOWN are all refused: the rule and its reas
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
-import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 
+from vigil import ids
 from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.db import services as services_db
@@ -43,7 +42,6 @@ from vigil.servicegroup.api import ServiceGroup
 COMPUTE_TOPIC = "compute"
 COMPUTE_BINARY = "vigil-compute"
 MAX_NAME = 255
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
 STATUS_BY_VM_STATE = {VmState.BUILDING: "BUILD", VmState.ACTIVE: "ACTIVE", VmState.ERROR: "ERROR",
                       VmState.DELETED: "DELETED"}
@@ -59,12 +57,6 @@ def nova_time(value: dt.datetime | None) -> str | None:
 def usage_time(value: dt.datetime | None) -> str | None:
     """Nova's OS-SRV-USG timestamps: ``2013-09-23T13:53:12.000000``."""
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
-
-
-def uuid_of(ident: str) -> str | None:
-    """The canonical UUID when ``ident`` is spelled as one (with or without dashes), else None
-    (then it is a name)."""
-    return str(uuidlib.UUID(ident)) if _UUID_RE.match(ident) else None
 
 
 _T = TypeVar("_T")
@@ -201,7 +193,7 @@ class ServersAPI:
     def resolve(self, ident: str) -> InstanceRecord:
         """A live instance by UUID, or by name when exactly one instance has it."""
         ident = ident.strip()
-        uuid = uuid_of(ident)
+        uuid = ids.parse_uuid(ident)
         if uuid is not None:
             return instances_db.instance_get(self.engine, uuid)
         return pick_named(ident, instances_db.instances(self.engine, name=ident))

@@ -11,13 +11,14 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from vigil import ids
 from vigil.compute import evacuation
 from vigil.db import services as services_db
 from vigil.db.ha import alerts as alerts_db
 from vigil.db.ha import evacuations as evacuations_db
 from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
-from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.errors import Conflict, NotFound
 from vigil.ha.election import LEASE_NAME
 from vigil.ha.monitor import without_bare_metal
 from vigil.objects.ha import EvacuationRecord, RecoveryRecord
@@ -39,15 +40,8 @@ def _plain(record: Any) -> dict[str, Any]:
 
 
 def parse_recovery_ident(text: str) -> int | str:
-    text = text.strip()
-    if text.isdigit():
-        value = int(text)
-        if value > 2**31 - 1:
-            raise NotFound(f"recovery {text} not found")
-        return value
-    if len(text) == 36 and text.count("-") == 4:
-        return text.lower()
-    raise InvalidInput(f"{text!r} is neither a recovery id nor a UUID")
+    """A recovery's integer id or UUID (:func:`vigil.ids.parse_id_or_uuid`)."""
+    return ids.parse_id_or_uuid(text, "recovery")
 
 
 class RecoveriesAPI:

@@ -23,13 +23,13 @@ onto it. The response header :data:`UNKNOWN_HEADER` counts such services, and
 from __future__ import annotations
 
 import copy
-import uuid as uuidlib
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
+from vigil import ids
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
@@ -268,7 +268,7 @@ def _update_v253(ctx: RequestContext, service_id: str, body: dict[str, Any]) -> 
         raise Fault(400, f"Invalid uuid {service_id}")
     ctx.authorize(POLICY % "update")
     try:
-        record = ctx.registry.get(_dashed(service_id)).record
+        record = ctx.registry.get(ids.parse_uuid(service_id) or service_id).record
     except ServiceNotFound as exc:
         raise Fault(404, f"Service {service_id} could not be found.") from exc
     if record.topic != COMPUTE_TOPIC:
@@ -291,11 +291,6 @@ def _update_v253(ctx: RequestContext, service_id: str, body: dict[str, Any]) -> 
     view = ctx.registry.update(record, enabled=enabled, disabled_reason=reason,
                                forced_down=forced)
     return {"service": detail(view, uuid_for_id=True, forced_down=True)}
-
-
-def _dashed(text: str) -> str:
-    """The stored spelling (lower case, dashed) of a UUID given in any accepted spelling."""
-    return str(uuidlib.UUID(text))
 
 
 @router.put(
@@ -348,7 +343,7 @@ def delete(service_id: str, ctx: Ctx) -> Response:
     if ctx.at_least(UUID_FOR_ID):
         if not validation.is_uuid_like(service_id):
             raise Fault(400, f"Invalid uuid {service_id}")
-        ident = _dashed(service_id)
+        ident = ids.parse_uuid(service_id) or service_id
     else:
         try:
             ident = int(service_id.strip())
