@@ -7,14 +7,13 @@ nothing. Deletion asks registered guards first (e.g. "this compute still hosts i
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil import ids
+from vigil import formats, ids
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
@@ -26,11 +25,6 @@ from vigil.servicegroup.api import ServiceGroup
 MAX_REASON = 255
 
 DeleteGuard = Callable[[ServiceRecord], None]
-
-
-def format_time(value: dt.datetime | None) -> str | None:
-    """Nova's timestamp layout: ``2012-10-29T13:42:02.000000`` (UTC, no offset)."""
-    return value.isoformat(timespec="microseconds") if value is not None else None
 
 
 @dataclass(slots=True)
@@ -77,7 +71,7 @@ class ServiceView:
             "status": self.status,
             "state": self.state.value,
             "state_reason": self.state_reason,
-            "updated_at": format_time(r.updated_at),
+            "updated_at": formats.timestamp(r.updated_at),
             "disabled_reason": r.disabled_reason,
             "forced_down": r.forced_down,
             "quarantined": self.quarantined,

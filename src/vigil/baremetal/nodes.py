@@ -12,13 +12,12 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil import ids
+from vigil import formats, ids
 from vigil.db.baremetal import inventory as inventory_db
 from vigil.db.baremetal import ownership as ownership_db
 from vigil.db.baremetal import provisioning as provisioning_db
 from vigil.errors import InvalidInput
 from vigil.objects.baremetal import HYPERVISOR_TYPE, RELEASED, Node, NodePower, Provisioning
-from vigil.registry import format_time
 
 MAX_INT = 2**31 - 1
 POWER_VALUES = tuple(p.value for p in NodePower)
@@ -44,8 +43,8 @@ class NodeView:
             "maintenance": n.maintenance,
             "instance_uuid": n.instance_uuid,
             "owner": self.owner,
-            "created_at": format_time(n.created_at),
-            "updated_at": format_time(n.updated_at),
+            "created_at": formats.timestamp(n.created_at),
+            "updated_at": formats.timestamp(n.updated_at),
         }
 
 

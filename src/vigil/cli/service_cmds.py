@@ -14,9 +14,10 @@ from typing import Any
 
 from oslo_config import cfg
 
+from vigil import formats
 from vigil.cli.output import as_json, table
 from vigil.errors import InvalidInput
-from vigil.registry import Registry, ServiceView, format_time, parse_ident
+from vigil.registry import Registry, ServiceView, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
            "Disabled Reason", "Forced Down", "Host State")
@@ -63,7 +64,7 @@ def rows(views: list[ServiceView]) -> list[list[object]]:
         r = v.record
         state = v.state.value + (f" ({v.state_reason})" if v.state_reason == "left" else "")
         out.append([r.id, r.binary, r.host, v.zone, v.status, state,
-                    format_time(r.updated_at), r.disabled_reason, r.forced_down,
+                    formats.timestamp(r.updated_at), r.disabled_reason, r.forced_down,
                     v.host_state])
     return out
 

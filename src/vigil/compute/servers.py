@@ -16,7 +16,6 @@ leaves its instances running) and UNKNOWN are all refused: the rule and its reas
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from vigil import ids
+from vigil import formats, ids
 from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.db import services as services_db
@@ -47,16 +46,6 @@ STATUS_BY_VM_STATE = {VmState.BUILDING: "BUILD", VmState.ACTIVE: "ACTIVE", VmSta
                       VmState.DELETED: "DELETED"}
 POWER_STATES = {PowerState.NOSTATE: "NOSTATE", PowerState.RUNNING: "Running",
                 PowerState.SHUTDOWN: "Shutdown"}
-
-
-def nova_time(value: dt.datetime | None) -> str | None:
-    """Nova's server timestamps: ``2012-08-20T21:11:09Z``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
-
-
-def usage_time(value: dt.datetime | None) -> str | None:
-    """Nova's OS-SRV-USG timestamps: ``2013-09-23T13:53:12.000000``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
 _T = TypeVar("_T")
@@ -124,16 +113,16 @@ class ServerView:
             "OS-EXT-STS:task_state": r.task_state,
             "OS-EXT-STS:power_state": r.power_state,
             "OS-EXT-AZ:availability_zone": r.availability_zone or "",
-            "OS-SRV-USG:launched_at": usage_time(r.launched_at),
-            "OS-SRV-USG:terminated_at": usage_time(r.terminated_at),
-            "created": nova_time(r.created_at),
-            "updated": nova_time(r.updated_at),
+            "OS-SRV-USG:launched_at": formats.usage_time(r.launched_at),
+            "OS-SRV-USG:terminated_at": formats.usage_time(r.terminated_at),
+            "created": formats.server_time(r.created_at),
+            "updated": formats.server_time(r.updated_at),
             "evacuable": r.evacuable,
         }
         # As Nova: the fault is shown for ERROR and DELETED servers only.
         if r.fault and self.status in ("ERROR", "DELETED"):
             out["fault"] = {"code": 500, "message": r.fault,
-                            "created": nova_time(r.fault_at)}
+                            "created": formats.server_time(r.fault_at)}
         return out
 
 

@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil import ids
+from vigil import formats, ids
 from vigil.compute import evacuation
 from vigil.db import services as services_db
 from vigil.db.ha import alerts as alerts_db
@@ -25,18 +23,6 @@ from vigil.objects.ha import EvacuationRecord, RecoveryRecord
 from vigil.servicegroup.api import ServiceGroup
 
 COMPUTE_TOPIC = "compute"
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat(timespec="microseconds") if value is not None else None
-
-
-def _plain(record: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(record):
-        value = getattr(record, f.name)
-        out[f.name] = _time(value) if isinstance(value, dt.datetime) else value
-    return out
 
 
 def parse_recovery_ident(text: str) -> int | str:
@@ -55,7 +41,7 @@ class RecoveriesAPI:
                 evacuations: list[EvacuationRecord] | None = None) -> dict[str, Any]:
         evs = (evacuations if evacuations is not None
                else evacuations_db.evacuations(self.engine, rec.id))
-        out = _plain(rec)
+        out = formats.plain(rec)
         out.pop("active_host")
         out["open"] = rec.open
         counts: dict[str, int] = {}
@@ -74,12 +60,12 @@ class RecoveriesAPI:
         rec = recoveries_db.recovery_get(self.engine, ident)
         evs = evacuations_db.evacuations(self.engine, rec.id)
         out = self.summary(rec, evs)
-        out["events"] = [_plain(e) for e in recoveries_db.events(self.engine, rec.id)]
-        out["evacuations"] = [_plain(e) for e in evs]
+        out["events"] = [formats.plain(e) for e in recoveries_db.events(self.engine, rec.id)]
+        out["evacuations"] = [formats.plain(e) for e in evs]
         return out
 
     def alerts(self, *, active_only: bool = True) -> list[dict[str, Any]]:
-        return [_plain(a) for a in alerts_db.alerts(self.engine, active_only=active_only,
+        return [formats.plain(a) for a in alerts_db.alerts(self.engine, active_only=active_only,
                                                     limit=50)]
 
     def leader(self) -> dict[str, Any] | None:
@@ -87,7 +73,7 @@ class RecoveriesAPI:
         if lease is None or not lease.held:
             return None
         return {"holder": lease.holder, "epoch": lease.epoch,
-                "expires_at": _time(lease.expires_at)}
+                "expires_at": formats.timestamp(lease.expires_at)}
 
     def request_host_evacuation(self, host: str, *,
                                 actor: str | None = None) -> RecoveryRecord:

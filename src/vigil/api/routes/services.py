@@ -29,7 +29,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
-from vigil import ids
+from vigil import formats, ids
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
@@ -37,7 +37,7 @@ from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, Schema
 from vigil.errors import ServiceNotFound
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
-from vigil.registry import ServiceView, format_time
+from vigil.registry import ServiceView
 
 router = APIRouter(prefix="/v2.1/os-services", tags=["os-services"])
 
@@ -168,7 +168,7 @@ def detail(view: ServiceView, *, uuid_for_id: bool, forced_down: bool) -> dict[s
         "zone": view.zone,
         "status": view.status,
         "state": state_of(view),
-        "updated_at": format_time(r.updated_at),
+        "updated_at": formats.timestamp(r.updated_at),
         "disabled_reason": r.disabled_reason,
     }
     if forced_down:
