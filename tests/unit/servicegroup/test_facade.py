@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tests.tools.sql import count_statements
 from vigil.db import db_now
 from vigil.db import services as services_db
 from vigil.db.engine import make_engine
@@ -18,8 +19,6 @@ from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.base import Capabilities, Driver
 from vigil.servicegroup.drivers.db import DbDriver
-
-from ..db.test_services_db import count_statements
 
 
 def group(engine: Engine | None, driver: Driver | None = None) -> ServiceGroup:
