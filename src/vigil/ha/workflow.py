@@ -158,13 +158,12 @@ class Workflow:
                 except (AlreadyRecorded, Conflict) as exc:
                     LOG.info("recovery %s (%s): %s", rec.id, rec.host, exc)
                 return rec
-            new = self._run(step, rec, tick)
-            if new is None:
-                return rec
-            rec = new
+            rec = self._run(step, rec, tick)
         return rec
 
-    def _run(self, step: Step, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord | None:
+    def _run(self, step: Step, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord:
+        """One step, as the named transitions of :data:`vigil.ha.policy.TRANSITIONS` it takes.
+        Another leader did it (or is past it): the recovery as it now is."""
         if step is Step.FENCE:
             tick.fence_slots -= 1
         actions: dict[Step, Callable[[RecoveryRecord], RecoveryRecord]] = {
