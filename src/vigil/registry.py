@@ -7,15 +7,13 @@ nothing. Deletion asks registered guards first (e.g. "this compute still hosts i
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import re
-import uuid as uuidlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
+from vigil import formats, ids
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
@@ -27,14 +25,8 @@ from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.membership import Membership
 
 MAX_REASON = 255
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
 DeleteGuard = Callable[[ServiceRecord], None]
-
-
-def format_time(value: dt.datetime | None) -> str | None:
-    """Nova's timestamp layout: ``2012-10-29T13:42:02.000000`` (UTC, no offset)."""
-    return value.isoformat(timespec="microseconds") if value is not None else None
 
 
 @dataclass(slots=True)
@@ -81,7 +73,7 @@ class ServiceView:
             "status": self.status,
             "state": self.state.value,
             "state_reason": self.state_reason,
-            "updated_at": format_time(r.updated_at),
+            "updated_at": formats.timestamp(r.updated_at),
             "disabled_reason": r.disabled_reason,
             "forced_down": r.forced_down,
             "quarantined": self.quarantined,
@@ -90,14 +82,8 @@ class ServiceView:
 
 
 def parse_ident(text: str) -> int | str:
-    """An integer id or a UUID; anything else is InvalidInput."""
-    text = text.strip()
-    # ASCII digits only: isdigit() also passes "²" (int() fails) and U+0661 (int() says 1).
-    if text.isascii() and text.isdigit() and len(text) <= 30:
-        return int(text)
-    if _UUID_RE.match(text):
-        return str(uuidlib.UUID(text))
-    raise InvalidInput(f"{text!r} is neither a service id nor a UUID")
+    """A service's integer id or UUID (:func:`vigil.ids.parse_id_or_uuid`)."""
+    return ids.parse_id_or_uuid(text, "service")
 
 
 class ServiceNotifier(Protocol):

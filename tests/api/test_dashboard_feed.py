@@ -23,7 +23,7 @@ from vigil.api.feed import Feed, FleetReader, diff
 from vigil.api.server import ApiServer
 from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
-from vigil.objects.ha import Phase
+from vigil.ha.store import RecoveryStore
 
 # ---- diff ------------------------------------------------------------------------------------
 
@@ -82,8 +82,7 @@ def test_reader_sees_services_hosts_and_recoveries_change(api: Api) -> None:
     timeline = change["timelines"]["set"][0]
     assert timeline["recovery_id"] == rec.id
     assert [e["kind"] for e in timeline["events"]] == ["detected"]
-    recoveries_db.recovery_step(api.engine, token, rec.id, values={"phase": Phase.DISABLED},
-                                event="disabled", dedup_key=f"{rec.id}:disabled")
+    RecoveryStore(api.engine, lambda: token).disable(rec, "down")
     change = diff(third, reader.read())
     assert [e["kind"] for e in change["timelines"]["set"][0]["events"]] == ["detected",
                                                                              "disabled"]

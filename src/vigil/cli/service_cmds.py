@@ -16,10 +16,11 @@ from typing import Any
 
 from oslo_config import cfg
 
+from vigil import formats
 from vigil.cli import cloud, output
 from vigil.cli.output import add_format_options
 from vigil.errors import InvalidInput
-from vigil.registry import Registry, ServiceView, format_time, parse_ident
+from vigil.registry import Registry, ServiceView, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
            "Disabled Reason", "Forced Down", "Host State")
@@ -74,10 +75,10 @@ def rows(views: list[ServiceView], *, long: bool = False) -> list[list[object]]:
         r = v.record
         state = v.state.value + (f" ({v.state_reason})" if v.state_reason == "left" else "")
         row: list[object] = [r.id, r.binary, r.host, v.zone, v.status, state,
-                             format_time(r.updated_at), r.disabled_reason, r.forced_down,
+                             formats.timestamp(r.updated_at), r.disabled_reason, r.forced_down,
                              v.host_state]
         if long:
-            row += [r.uuid, r.topic, format_time(r.last_seen_up), r.report_count]
+            row += [r.uuid, r.topic, formats.timestamp(r.last_seen_up), r.report_count]
         out.append(row)
     return out
 
@@ -87,7 +88,7 @@ def records(views: list[ServiceView], *, long: bool = False) -> list[dict[str, A
     if not long:
         return [v.to_dict() for v in views]
     return [{**v.to_dict(), "topic": v.record.topic,
-             "last_seen": format_time(v.record.last_seen_up),
+             "last_seen": formats.timestamp(v.record.last_seen_up),
              "report_count": v.record.report_count} for v in views]
 
 

@@ -28,13 +28,13 @@ onto it. The response header :data:`UNKNOWN_HEADER` counts such services, and
 from __future__ import annotations
 
 import copy
-import uuid as uuidlib
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
+from vigil import formats, ids
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
@@ -43,7 +43,7 @@ from vigil.errors import ServiceNotFound
 from vigil.names import COMPUTE_TOPIC, BinaryNames
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
-from vigil.registry import ServiceView, format_time
+from vigil.registry import ServiceView
 
 router = APIRouter(prefix="/v2.1/os-services", tags=["os-services"])
 
@@ -183,7 +183,7 @@ def detail(view: ServiceView, binary: str, *, uuid_for_id: bool,
         "zone": view.zone,
         "status": view.status,
         "state": state_of(view),
-        "updated_at": format_time(r.updated_at),
+        "updated_at": formats.timestamp(r.updated_at),
         "disabled_reason": r.disabled_reason,
     }
     if forced_down:
@@ -295,7 +295,7 @@ def _update_v253(ctx: RequestContext, service_id: str, body: dict[str, Any]) -> 
     ctx.authorize(POLICY % "update")
     names = binary_names(ctx)
     try:
-        record = ctx.registry.get(_dashed(service_id)).record
+        record = ctx.registry.get(ids.parse_uuid(service_id) or service_id).record
         shown = names.outward(record.binary)
         if shown is None:
             raise ServiceNotFound(service_id)  # hidden from this API: as if absent
@@ -321,11 +321,6 @@ def _update_v253(ctx: RequestContext, service_id: str, body: dict[str, Any]) -> 
     view = ctx.registry.update(record, enabled=enabled, disabled_reason=reason,
                                forced_down=forced)
     return {"service": detail(view, shown, uuid_for_id=True, forced_down=True)}
-
-
-def _dashed(text: str) -> str:
-    """The stored spelling (lower case, dashed) of a UUID given in any accepted spelling."""
-    return str(uuidlib.UUID(text))
 
 
 @router.put(
@@ -378,7 +373,7 @@ def delete(service_id: str, ctx: Ctx) -> Response:
     if ctx.at_least(UUID_FOR_ID):
         if not validation.is_uuid_like(service_id):
             raise Fault(400, f"Invalid uuid {service_id}")
-        ident = _dashed(service_id)
+        ident = ids.parse_uuid(service_id) or service_id
     else:
         number = validation.ascii_int(service_id.strip())
         if number is None:
