@@ -107,6 +107,12 @@ class Instance(Base):
     # so a host acting on a stale picture can never start a copy that belongs elsewhere.
     generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     evacuable: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # What the metadata API serves (vigil.metadata), read apart from the record agents get:
+    # user data is up to 64 KiB of base64 that no agent needs in every RPC.
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    meta: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object of strings
+    project_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     fault: Mapped[str | None] = mapped_column(Text, nullable=True)
     fault_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     launched_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)

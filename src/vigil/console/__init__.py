@@ -1,0 +1,1 @@
+"""The serial console: tokens, the proxy and its page (docs/console.md)."""
