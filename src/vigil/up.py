@@ -53,6 +53,9 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     registry = launch.registry_over(conf, engine, group)
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
                      feed_poll_interval=conf.api.feed_poll_interval)
+    from vigil.console.daemon import consoles_from
+
+    app.state.vigil_consoles = consoles_from(conf, engine)
     if transport is not None:  # server operations wake the scheduler and agents at once
         app.state.vigil_servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
                                              computes=ComputeAgentAPI(transport))
@@ -188,6 +191,7 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
         print(f"vigil up: bare-metal hosts tick every {BAREMETAL_DEMO_TICK:g} s "
               "([compute] update_resources_interval)", flush=True)
         conf.set_override("update_resources_interval", BAREMETAL_DEMO_TICK, group="compute")
+    from vigil.console.daemon import start_serialproxy
     from vigil.metadata.daemon import ensure_secret, start_metadata
 
     ensure_secret(conf)  # before any host starts: the process driver signs with it
@@ -228,13 +232,20 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
             # The demo stays up without it (another vigil up may hold 8775), and says so.
             meta, meta_svc = None, None
             print(f"vigil up: no metadata API: {exc}", flush=True)
+        try:
+            proxy, proxy_svc = start_serialproxy(conf, engine, group, client)
+            print(f"Serial console proxy: {proxy.url}", flush=True)
+        except ConfigError as exc:
+            proxy, proxy_svc = None, None
+            print(f"vigil up: no serial console proxy: {exc}", flush=True)
         monitor_stop, monitor_thread = start_monitor(conf, engine, group)
         stop.wait()
         monitor_stop.set()
         monitor_thread.join(timeout=15)
-        if meta_svc is not None and meta is not None:
-            meta_svc.stop()
-            meta.stop()
+        for svc, server in ((meta_svc, meta), (proxy_svc, proxy)):
+            if svc is not None and server is not None:
+                svc.stop()
+                server.stop()
         api.stop()
         hosts.stop()
         plane.stop()

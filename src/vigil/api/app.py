@@ -52,6 +52,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.services",
     "vigil.api.routes.vigil_services",
     "vigil.api.routes.servers",
+    "vigil.api.routes.consoles",
     "vigil.api.routes.flavors",
     "vigil.api.routes.hypervisors",
     "vigil.api.routes.recoveries",
@@ -229,7 +230,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None) -> FastAPI:
     """The app as ``vigil api`` and ``vigil up`` run it."""
     from vigil import launch
+    from vigil.console.daemon import consoles_from
 
     registry = registry or launch.registry_from(conf)
-    return create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
-                      feed_poll_interval=conf.api.feed_poll_interval)
+    app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
+                     feed_poll_interval=conf.api.feed_poll_interval)
+    app.state.vigil_consoles = consoles_from(conf, registry.engine)
+    return app

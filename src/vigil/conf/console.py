@@ -51,9 +51,10 @@ CONSOLE_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "allowed_origins",
         default=[],
-        help="Origins (host names, or scheme://host[:port]) a browser may open a console from, "
-        "besides the proxy's own host. A WebSocket whose Origin is not allowed is refused "
-        "(cross-site WebSocket hijacking).",
+        help="Host names of the pages a browser may open a console from, besides the host the "
+        "browser reached the proxy by (Nova's rule). A WebSocket whose Origin names another "
+        "host, or whose scheme does not match base_url's, is refused (cross-site WebSocket "
+        "hijacking); a client sending no Origin (not a browser) still needs its token.",
     ),
 ]
 

@@ -121,3 +121,26 @@ class Instance(Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     deleted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class ConsoleAuthToken(Base):
+    """A console token (Nova's ``console_auth_tokens``): only its SHA-256 is stored, so a
+    leaked database opens no console. It is for one instance, on the host and in the ownership
+    generation it had when the token was made (an evacuation makes it useless), used at most
+    once, until ``expires`` (the database's clock)."""
+
+    __tablename__ = "console_auth_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uniq_console_auth_tokens0token_hash"),
+        Index("console_auth_tokens_instance_uuid_idx", "instance_uuid"),
+        Index("console_auth_tokens_expires_idx", "expires"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    console_type: Mapped[str] = mapped_column(String(255), nullable=False)
+    instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    expires: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)

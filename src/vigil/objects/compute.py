@@ -230,6 +230,17 @@ class InstanceDataRecord:
 
 
 @dataclass(frozen=True)
+class ConsoleTarget:
+    """What a redeemed console token opens: ``instance_uuid``'s console of ``console_type`` on
+    ``host``, valid only while the instance is still there in ownership ``generation``."""
+
+    instance_uuid: str
+    host: str
+    generation: int
+    console_type: str
+
+
+@dataclass(frozen=True)
 class Inventory(Primitive):
     """What an agent reports about its node (totals; never usage)."""
 

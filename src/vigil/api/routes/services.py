@@ -34,7 +34,9 @@ from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
 from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, Schema
+from vigil.console.daemon import BINARY as SERIALPROXY_BINARY
 from vigil.errors import ServiceNotFound
+from vigil.metadata.daemon import BINARY as METADATA_BINARY
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
 from vigil.registry import ServiceView, format_time
@@ -204,12 +206,19 @@ def index(ctx: Ctx) -> Response:
     # Nova reads the last value of a repeated parameter and treats an empty one as no filter.
     host = query.get("host", [""])[-1] or None
     binary = query.get("binary", [""])[-1] or None
-    views = ctx.registry.list(host=host, binary=binary)
+    views = [v for v in ctx.registry.list(host=host, binary=binary)
+             if v.record.binary not in HIDDEN_BINARIES]
     with_forced, with_uuid = ctx.at_least(FORCED_DOWN), ctx.at_least(UUID_FOR_ID)
     body = {"services": [detail(v, uuid_for_id=with_uuid, forced_down=with_forced)
                          for v in views]}
     return json_response(body, headers={UNKNOWN_HEADER: str(sum(v.state is State.UNKNOWN
                                                                 for v in views))})
+
+
+# Services Vigil runs that Nova's os-services never lists (nova-api-metadata and the console
+# proxies register no service there): hidden here, shown by /v2.1/vigil/services and
+# ``vigil service list``.
+HIDDEN_BINARIES = frozenset({METADATA_BINARY, SERIALPROXY_BINARY})
 
 
 # ---- PUT -------------------------------------------------------------------------------------

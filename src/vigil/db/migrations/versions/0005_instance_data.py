@@ -1,4 +1,4 @@
-"""user data, metadata and owner of instances (the metadata API's sources)
+"""user data, metadata and owner of instances (the metadata API's sources); console tokens
 
 Revision ID: 0005_instance_data
 Revises: 0004_quarantine
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from vigil.db.types import Timestamp
 
 revision = "0005_instance_data"
 down_revision = "0004_quarantine"
@@ -24,9 +26,25 @@ def upgrade() -> None:
         batch.add_column(sa.Column("meta", sa.Text, nullable=True))
         batch.add_column(sa.Column("project_id", sa.String(255), nullable=True))
         batch.add_column(sa.Column("user_id", sa.String(255), nullable=True))
+    op.create_table(
+        "console_auth_tokens",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("console_type", sa.String(255), nullable=False),
+        sa.Column("instance_uuid", sa.String(36), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("generation", sa.Integer, nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("expires", Timestamp, nullable=False),
+        sa.UniqueConstraint("token_hash", name="uniq_console_auth_tokens0token_hash"),
+    )
+    op.create_index("console_auth_tokens_instance_uuid_idx", "console_auth_tokens",
+                    ["instance_uuid"])
+    op.create_index("console_auth_tokens_expires_idx", "console_auth_tokens", ["expires"])
 
 
 def downgrade() -> None:
+    op.drop_table("console_auth_tokens")
     with op.batch_alter_table("instances") as batch:
         for name in ("user_id", "project_id", "meta", "user_data"):
             batch.drop_column(name)
