@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -101,18 +102,29 @@ async def connection(port: int, requests: list[bytes], until: float,
         writer.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def drive(port: int, uuids: list[str], connections: int, duration: float,
-                warmup: float) -> tuple[list[float], dict[int, int], float]:
+                warmup: float, mark: Callable[[], None]
+                ) -> tuple[list[float], dict[int, int], float]:
     requests = [request_bytes(port, u, p) for u in uuids for p in PATHS]
     # Warm-up: every instance's documents built once (what a booted fleet looks like).
     await asyncio.gather(*(connection(port, requests, time.perf_counter() + warmup, [], {})
                            for _ in range(connections)))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    mark()
     started = time.perf_counter()
     await asyncio.gather(*(connection(port, requests, started + duration, latencies, statuses)
                            for _ in range(connections)))
-    return latencies, statuses, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    mark()
+    return latencies, statuses, elapsed
 
 
 def main() -> int:
@@ -144,17 +156,22 @@ def main() -> int:
                         print((Path(tmp) / "metadata.log").read_text(), file=sys.stderr)
                         return 1
                     time.sleep(0.1)
+            cpu = [0.0]
             latencies, statuses, elapsed = asyncio.run(
-                drive(port, uuids, args.connections, args.duration, args.warmup))
+                drive(port, uuids, args.connections, args.duration, args.warmup,
+                      lambda: cpu.__setitem__(0, cpu_seconds(proc.pid) - cpu[0])))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
             log.close()
     n = len(latencies)
     q = statistics.quantiles(latencies, n=100)
+    # On a shared machine the wall-clock rate says how much CPU the server was given; the
+    # rate per CPU second of the server says what one worker does with a core of its own.
     print(f"vigil metadata, 1 worker, {args.instances} instances, {args.connections} "
           f"connections, {elapsed:.1f} s: {n / elapsed:,.0f} requests/s, "
-          f"p50 {q[49] * 1000:.2f} ms, p99 {q[98] * 1000:.2f} ms, statuses {statuses}")
+          f"p50 {q[49] * 1000:.2f} ms, p99 {q[98] * 1000:.2f} ms, statuses {statuses}; "
+          f"server CPU {cpu[0]:.1f} s = {n / cpu[0]:,.0f} requests per CPU second")
     return 0 if set(statuses) == {200} else 1
 
 

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ADMIN, Api
+from tests.functional.procs import wait_for
 from vigil.db.compute import instances as instances_db
 from vigil.metadata import identity
 from vigil.metadata.daemon import metadata_app
@@ -136,10 +137,15 @@ def test_cache_serves_a_change_at_once_and_forgets_the_deleted(api: Api,
     for _ in range(20):
         meta.get(path, headers=signed(uuid))
     assert app.cache.builds == builds  # type: ignore[attr-defined]
+    # A change made by another process (here: straight in the database) is served within
+    # the cache's poll interval, and so is a deletion.
     assert instances_db.instance_update(api.engine, uuid, {"name": "after"}) is not None
+    wait_for(lambda: meta.get(path, headers=signed(uuid)).json()["name"] == "after", 5,
+             "the new name", interval=0.05)
     assert meta.get(path, headers=signed(uuid)).json()["name"] == "after"
     assert api.client.delete(f"/v2.1/servers/{uuid}", headers=ADMIN).status_code == 204
-    assert meta.get(path, headers=signed(uuid)).status_code == 404
+    wait_for(lambda: meta.get(path, headers=signed(uuid)).status_code == 404, 5,
+             "the deletion", interval=0.05)
 
 
 BAD_CREATES = [

@@ -83,6 +83,8 @@ class Instance(Base):
     __table_args__ = (
         Index("instances_host_deleted_idx", "host", "deleted"),
         Index("instances_task_state_deleted_idx", "task_state", "deleted"),
+        # The metadata cache's poll for changes (vigil.metadata.cache).
+        Index("instances_updated_at_idx", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -64,7 +64,7 @@ def ensure_secret(conf: cfg.ConfigOpts) -> str:
 def metadata_app(conf: cfg.ConfigOpts, engine: Engine) -> MetadataApp:
     """The metadata API over ``engine``, configured from ``conf``."""
     cache = DocumentCache(lambda u: instances_db.instance_data(engine, u),
-                          lambda u: instances_db.instance_stamp(engine, u),
+                          lambda since: instances_db.instances_changed(engine, since),
                           ttl=conf.api.metadata_cache_expiration,
                           dhcp_domain=conf.api.dhcp_domain)
     return MetadataApp(cache, shared_secret(conf))

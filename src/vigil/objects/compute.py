@@ -213,7 +213,7 @@ class InstanceDataRecord:
     :class:`InstanceRecord`: agents never need the user data, up to 64 KiB, in every RPC.
 
     ``user_data``: the base64 text given at create (None: none). ``meta``: the server's
-    metadata. ``stamp``: changes whenever the instance row does (a cache's validity check).
+    metadata. ``stamp``: changes whenever the instance row does.
     """
 
     id: int

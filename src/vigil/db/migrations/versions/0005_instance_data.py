@@ -26,6 +26,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("meta", sa.Text, nullable=True))
         batch.add_column(sa.Column("project_id", sa.String(255), nullable=True))
         batch.add_column(sa.Column("user_id", sa.String(255), nullable=True))
+    # What the metadata API's cache polls for changes.
+    op.create_index("instances_updated_at_idx", "instances", ["updated_at"])
     op.create_table(
         "console_auth_tokens",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -45,6 +47,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("console_auth_tokens")
+    op.drop_index("instances_updated_at_idx", table_name="instances")
     with op.batch_alter_table("instances") as batch:
         for name in ("user_id", "project_id", "meta", "user_data"):
             batch.drop_column(name)
