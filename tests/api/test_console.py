@@ -143,7 +143,7 @@ def test_origin_is_checked_before_the_token_is_used(rig: Rig) -> None:
         read_until(ws, b"echo: from the page")
 
 
-def test_an_evacuation_ends_old_tokens_and_sessions(rig: Rig) -> None:
+def test_an_evacuation_ends_old_tokens_and_the_console_follows(rig: Rig) -> None:
     uuid = rig.boot()
     before = rig.url(uuid)
     with connect(rig.url(uuid), open_timeout=10) as ws:
@@ -157,6 +157,21 @@ def test_an_evacuation_ends_old_tokens_and_sessions(rig: Rig) -> None:
                 ws.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
     assert refused(before) == 403
+    # The instance is rebuilt on host2 (its first copy gone, as a fence leaves it): the same
+    # call now gives host2's console.
+    rig.driver.destroy(uuid, keep_disk=True)
+    with rig.api.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE instances SET host = 'host2', node = 'host2' "
+                             "WHERE uuid = :u"), {"u": uuid})
+    host2 = ProcessDriver(rig.api.conf, "host2")
+    host2.init_host()
+    try:
+        host2.spawn(instances_db.instance_get(rig.api.engine, uuid), rebuild=True)
+        with connect(rig.url(uuid), open_timeout=10) as ws:
+            ws.send(b"on host2?\n")
+            read_until(ws, b"echo: on host2?")
+    finally:
+        host2.destroy(uuid, keep_disk=False)
 
 
 def test_a_stopped_instance_has_no_console(rig: Rig) -> None:
