@@ -42,6 +42,7 @@ STATIC = {
     "xterm.css": "text/css; charset=utf-8",
     "console.js": "application/javascript; charset=utf-8",
     "xterm-LICENSE": "text/plain; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 PAGE = "console.html"
 # Close code of a session the proxy ends because the instance is no longer where it was.
