@@ -8,12 +8,15 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.functional.procs import wait_for
+from tests.api.test_real_clients import free_port
+from tests.functional.procs import Proc, wait_for
 from tests.functional.upproc import vigil_up
+from vigil import launch
 from vigil.metadata import identity
 
 pytestmark = pytest.mark.slow
@@ -61,3 +64,55 @@ def test_an_instance_reads_its_own_metadata(tmp_path: Path) -> None:
                 for s in r.json().get("services", []))
 
         wait_for(metadata_up, 30, "vigil-metadata up in the service list")
+
+
+def test_the_daemons_register_serve_and_stop_gracefully(tmp_path: Path, make_conf: Any,
+                                                        rabbit_vhost_url: str,
+                                                        exchange: str) -> None:
+    """``vigil metadata`` and ``vigil serialproxy`` as their own processes beside a conductor:
+    they serve, register and report; SIGTERM stops them with status 0 and they leave their
+    group (down at once, not after service_down_time)."""
+    meta_port, proxy_port = free_port(), free_port()
+    conf, path = make_conf({
+        "DEFAULT": {"transport_url": rabbit_vhost_url, "control_exchange": exchange,
+                    "report_interval": 0.5, "service_down_time": 2,
+                    "metadata_listen_port": meta_port},
+        "database": {"connection": f"sqlite:///{tmp_path}/vigil.sqlite"},
+        "conductor": {"coalesce_interval": 0.1, "probe_interval": 0.2},
+        "neutron": {"metadata_proxy_shared_secret": "x"},
+        "serial_console": {"serialproxy_port": proxy_port},
+    })
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = {name: Proc(name, ["--config-file", str(path), name], logs)
+             for name in ("conductor", "metadata", "serialproxy")}
+    try:
+        engine = launch.engine_from(conf)
+        group = launch.group_from(conf, engine)
+        registry = launch.registry_over(conf, engine, group)
+
+        def states() -> dict[str, str]:
+            try:
+                return {v.record.binary: v.state.value for v in registry.list()}
+            except Exception:  # the conductor may not have made the tables yet
+                return {}
+
+        wait_for(lambda: states().get("vigil-metadata") == "up"
+                 and states().get("vigil-serialproxy") == "up", 90, "both daemons up")
+        assert httpx.get(f"http://127.0.0.1:{meta_port}/openstack").status_code == 200
+        page = httpx.get(f"http://127.0.0.1:{proxy_port}/console.html")
+        assert page.status_code == 200 and "xterm.js" in page.text
+        for name in ("metadata", "serialproxy"):
+            assert procs[name].terminate() == 0, procs[name].log()
+            assert "received SIGTERM, stopping" in procs[name].log()
+        left = {v.record.binary: v for v in registry.list()}
+        for binary in ("vigil-metadata", "vigil-serialproxy"):
+            assert left[binary].record.left_at is not None, binary
+            assert left[binary].state.value == "down", binary
+    except BaseException:
+        for p in procs.values():
+            print(f"==== {p.name}\n{p.log()[-3000:]}")
+        raise
+    finally:
+        for p in procs.values():
+            p.close()
