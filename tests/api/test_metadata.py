@@ -181,3 +181,23 @@ def test_largest_user_data_round_trips(api: Api, meta: TestClient) -> None:
     assert meta.get("/openstack/latest/user_data", headers=signed(uuid)).content == raw
     doc = json.loads(meta.get("/openstack/latest/meta_data.json", headers=signed(uuid)).content)
     assert len(doc["meta"]) == 128
+
+
+def test_cli_create_takes_user_data_and_properties(api: Api, tmp_path: Any,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from vigil.cli.main import main
+
+    data = tmp_path / "boot.bin"
+    data.write_bytes(BINARY)
+    code = main(["--config-file", str(api.conf_path), "server", "create", "--flavor",
+                 "m1.tiny", "--name", "cli-vm", "--user-data", str(data), "--property",
+                 "role=web", "--property", "empty=", "--format", "json"])
+    assert code == 0
+    uuid = json.loads(capsys.readouterr().out)["id"]
+    record = instances_db.instance_data(api.engine, uuid)
+    assert base64.b64decode(record.user_data or "") == BINARY
+    assert record.meta == {"role": "web", "empty": ""}
+    assert main(["--config-file", str(api.conf_path), "server", "create", "--flavor",
+                 "m1.tiny", "--name", "x", "--property", "novalue"]) == 2
+    assert main(["--config-file", str(api.conf_path), "server", "create", "--flavor",
+                 "m1.tiny", "--name", "x", "--user-data", str(tmp_path / "missing")]) == 2
