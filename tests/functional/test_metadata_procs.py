@@ -116,3 +116,41 @@ def test_the_daemons_register_serve_and_stop_gracefully(tmp_path: Path, make_con
     finally:
         for p in procs.values():
             p.close()
+
+
+def test_vigil_api_serves_the_metadata_api_too_when_enabled(tmp_path: Path,
+                                                            make_conf: Any) -> None:
+    """``enabled_apis = osapi_compute,metadata``: one ``vigil api`` process, both APIs (as
+    nova-api); the old ``[api]`` spelling of the option is read too."""
+    api_port, meta_port = free_port(), free_port()
+    _, path = make_conf({
+        "DEFAULT": {"metadata_listen_port": meta_port},
+        "database": {"connection": f"sqlite:///{tmp_path}/vigil.sqlite"},
+        "api": {"port": api_port, "auth_strategy": "noauth",
+                "enabled_apis": "osapi_compute,metadata"},
+        "neutron": {"metadata_proxy_shared_secret": "x"},
+    })
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    sync = Proc("sync", ["--config-file", str(path), "db", "sync"], logs)
+    assert sync.popen.wait(60) == 0, sync.log()
+    proc = Proc("api", ["--config-file", str(path), "api"], logs)
+    try:
+        wait_for(lambda: "Vigil metadata API on" in proc.log(), 60, "both APIs")
+
+        def get(url: str) -> int:
+            try:
+                return httpx.get(url).status_code
+            except httpx.HTTPError:
+                return 0
+
+        wait_for(lambda: get(f"http://127.0.0.1:{api_port}/healthz") == 200, 30, "the API")
+        assert get(f"http://127.0.0.1:{meta_port}/openstack") == 200
+        assert get(f"http://127.0.0.1:{meta_port}/openstack/latest/meta_data.json") == 403
+        assert proc.terminate() == 0
+    except BaseException:
+        print(proc.log())
+        raise
+    finally:
+        proc.close()
+        sync.close()
