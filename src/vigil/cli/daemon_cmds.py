@@ -16,8 +16,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     comp = sub.add_parser("compute", help="run a compute agent")
     comp.add_argument("--host", help="host name to register (default: [DEFAULT] host)")
     comp.set_defaults(func=compute)
-    sub.add_parser("api", help="run the REST API ([api] listen, port; with enabled_apis "
-                   "containing metadata, the metadata API too)").set_defaults(func=api)
+    api_p = sub.add_parser("api", help="run the REST API ([api] listen, port; with "
+                           "enabled_apis containing metadata, the metadata API too)")
+    api_p.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="serve with N processes ([api] workers; docs/operations.md)")
+    api_p.set_defaults(func=api)
     sub.add_parser("metadata", help="run the metadata API ([DEFAULT] metadata_listen, "
                    "metadata_listen_port)").set_defaults(func=metadata)
     sub.add_parser("serialproxy", help="run the serial console proxy ([serial_console] "
@@ -51,6 +54,15 @@ def compute(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 def api(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     from vigil.daemons import run_api
 
+    workers = conf.api.workers if args.workers is None else args.workers
+    if workers < 1:
+        raise InvalidInput("--workers must be 1 or more")
+    if workers > 1:
+        from vigil.api.wsgi import serve_workers
+
+        print(f"Vigil API on {conf.api.listen}:{conf.api.port} ({workers} workers)", flush=True)
+        return serve_workers(list(conf.config_file or ()), list(conf.config_dir or ()),
+                             conf.api.listen, conf.api.port, workers)
     return run_api(conf)
 
 
