@@ -136,8 +136,8 @@ def run_api(conf: cfg.ConfigOpts) -> int:
     apis = set(conf.enabled_apis)
     server = (ApiServer(create_app_from_conf(conf), conf.api.listen, conf.api.port)
               if OSAPI_COMPUTE in apis else None)
-    meta = (HttpServer(metadata_app(conf, launch.engine_from(conf)), conf.metadata_listen,
-                       conf.metadata_listen_port, name="vigil-metadata")
+    meta = (HttpServer(metadata_app(conf, launch.engine_from(conf, require_schema=True)),
+                       conf.metadata_listen, conf.metadata_listen_port, name="vigil-metadata")
             if METADATA in apis else None)
     with launch.stop_on_signals(conf) as stop:
         if server is not None:

@@ -84,6 +84,9 @@ def test_the_daemons_register_serve_and_stop_gracefully(tmp_path: Path, make_con
     })
     logs = tmp_path / "logs"
     logs.mkdir()
+    sync = Proc("sync", ["--config-file", str(path), "db", "sync"], logs)
+    assert sync.popen.wait(60) == 0, sync.log()
+    sync.close()
     procs = {name: Proc(name, ["--config-file", str(path), name], logs)
              for name in ("conductor", "metadata", "serialproxy")}
     try:

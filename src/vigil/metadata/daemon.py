@@ -86,7 +86,7 @@ def start_metadata(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
 
 def run_metadata(conf: cfg.ConfigOpts) -> int:
     """``vigil metadata``: until SIGTERM/SIGINT."""
-    engine = launch.engine_from(conf)
+    engine = launch.engine_from(conf, require_schema=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
     conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
