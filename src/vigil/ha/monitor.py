@@ -36,6 +36,7 @@ from vigil.ha import fence, policy
 from vigil.ha.election import Election, lease_session_limits, make_holder
 from vigil.ha.fence.base import FenceAgent
 from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import HostRecord, RecoveryRecord, Trigger
 from vigil.objects.liveness import SessionState, State
 from vigil.objects.services import ServiceRecord
@@ -43,7 +44,6 @@ from vigil.servicegroup.api import ServiceGroup
 
 LOG = logging.getLogger(__name__)
 
-COMPUTE_TOPIC = "compute"
 ALERT_KINDS = {policy.Brake.MASS_FAILURE: "mass_failure",
                policy.Brake.UNPROVEN: "unproven_death"}
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.tools.wait import wait_for
 from vigil.conf import ha as ha_conf
 from vigil.errors import ConfigError, FenceFailed
 from vigil.ha import fence, hostproc
@@ -35,14 +36,6 @@ from vigil.ha.fence.redfish import RedfishFence
 from vigil.ha.fence.simulated import SimulatedFence
 
 NO_CANCEL = threading.Event()
-
-
-def wait_for(pred, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return value
 
 
 # -- process -------------------------------------------------------------------------------
