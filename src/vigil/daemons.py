@@ -119,17 +119,33 @@ def run_scheduler(conf: cfg.ConfigOpts) -> int:
 
 
 def run_api(conf: cfg.ConfigOpts) -> int:
-    """``vigil api``: the REST API on [api] listen:port until SIGTERM/SIGINT."""
+    """``vigil api``: the APIs of ``enabled_apis`` (the REST API on [api] listen:port, the
+    metadata API on metadata_listen:metadata_listen_port) until SIGTERM/SIGINT."""
     from vigil.api.app import create_app_from_conf
     from vigil.api.server import ApiServer
+    from vigil.conf.metadata import METADATA, OSAPI_COMPUTE
+    from vigil.metadata.daemon import metadata_app
+    from vigil.metadata.httpd import HttpServer
 
-    server = ApiServer(create_app_from_conf(conf), conf.api.listen, conf.api.port)
+    apis = set(conf.enabled_apis)
+    server = (ApiServer(create_app_from_conf(conf), conf.api.listen, conf.api.port)
+              if OSAPI_COMPUTE in apis else None)
+    meta = (HttpServer(metadata_app(conf, launch.engine_from(conf, require_schema=True)),
+                       conf.metadata_listen, conf.metadata_listen_port, name="vigil-metadata")
+            if METADATA in apis else None)
     with launch.stop_on_signals(conf) as stop:
-        server.start()
-        LOG.info("Vigil API listening on %s (auth_strategy %s)", server.url,
-                 conf.api.auth_strategy)
-        print(f"Vigil API on {server.url}", flush=True)
-        print(f"Dashboard: {server.url}/dashboard/", flush=True)
+        if server is not None:
+            server.start()
+            LOG.info("Vigil API listening on %s (auth_strategy %s)", server.url,
+                     conf.api.auth_strategy)
+            print(f"Vigil API on {server.url}", flush=True)
+            print(f"Dashboard: {server.url}/dashboard/", flush=True)
+        if meta is not None:
+            meta.start()
+            print(f"Vigil metadata API on {meta.url}", flush=True)
         stop.wait()
-        server.stop()
+        if meta is not None:
+            meta.stop()
+        if server is not None:
+            server.stop()
     return 0

@@ -22,6 +22,7 @@ from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
 from vigil.daemons import start_control_plane
+from vigil.errors import ConfigError
 from vigil.ha.fence.simulated import SimulatedPower
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
@@ -52,6 +53,9 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     registry = launch.registry_over(conf, engine, group)
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
                      feed_poll_interval=conf.api.feed_poll_interval)
+    from vigil.console.daemon import consoles_from
+
+    app.state.vigil_consoles = consoles_from(conf, engine)
     if transport is not None:  # server operations wake the scheduler and agents at once
         app.state.vigil_servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
                                              computes=ComputeAgentAPI(transport))
@@ -187,6 +191,10 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
         print(f"vigil up: bare-metal hosts tick every {BAREMETAL_DEMO_TICK:g} s "
               "([compute] update_resources_interval)", flush=True)
         conf.set_override("update_resources_interval", BAREMETAL_DEMO_TICK, group="compute")
+    from vigil.console.daemon import start_serialproxy
+    from vigil.metadata.daemon import ensure_secret, start_metadata
+
+    ensure_secret(conf)  # before any host starts: the process driver signs with it
     with launch.stop_on_signals(conf) as stop:
         plane = start_control_plane(conf, engine, transport, group,
                                     rpc_timeout=conf.rpc_response_timeout)
@@ -198,11 +206,14 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
             print(f"vigil up: {baremetal_nodes} bare-metal nodes ({created} new) shared by "
                   f"{computes} baremetal hosts; watch them with: vigil ring show, "
                   "vigil node list", flush=True)
-        # Simulated hosts: the fake virt driver (or, with bare-metal nodes, the baremetal
-        # driver), whatever [compute] compute_driver says.
+        # Simulated hosts: the fake virt driver, the process driver when [compute]
+        # compute_driver says so, or with bare-metal nodes the baremetal driver.
         def make_agent(host: str) -> agent.ComputeAgent:
+            # The process driver when configured (real processes that read their metadata
+            # and have a console), else the fake one.
+            simulated = "process" if conf.compute.compute_driver == "process" else "fake"
             driver = (baremetal_driver(conf, host, transport) if baremetal_nodes
-                      else virt.load(conf, host, "fake"))
+                      else virt.load(conf, host, simulated))
             return agent.ComputeAgent(conf, host, transport, client, group, driver=driver)
 
         hosts = SimulatedHosts(compute_names(computes), make_agent,
@@ -214,10 +225,27 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
                  "HOST, vigil recovery list, vigil host revive HOST. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
         api = start_api(conf, engine, group, transport)
+        try:
+            meta, meta_svc = start_metadata(conf, engine, group, client)
+            print(f"Metadata API: {meta.url}", flush=True)
+        except ConfigError as exc:
+            # The demo stays up without it (another vigil up may hold 8775), and says so.
+            meta, meta_svc = None, None
+            print(f"vigil up: no metadata API: {exc}", flush=True)
+        try:
+            proxy, proxy_svc = start_serialproxy(conf, engine, group, client)
+            print(f"Serial console proxy: {proxy.url}", flush=True)
+        except ConfigError as exc:
+            proxy, proxy_svc = None, None
+            print(f"vigil up: no serial console proxy: {exc}", flush=True)
         monitor_stop, monitor_thread = start_monitor(conf, engine, group)
         stop.wait()
         monitor_stop.set()
         monitor_thread.join(timeout=15)
+        for svc, server in ((meta_svc, meta), (proxy_svc, proxy)):
+            if svc is not None and server is not None:
+                svc.stop()
+                server.stop()
         api.stop()
         hosts.stop()
         plane.stop()

@@ -60,6 +60,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.services",
     "vigil.api.routes.vigil_services",
     "vigil.api.routes.servers",
+    "vigil.api.routes.consoles",
     "vigil.api.routes.flavors",
     "vigil.api.routes.hypervisors",
     "vigil.api.routes.recoveries",
@@ -262,6 +263,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None) -> FastAPI:
     """The app as ``vigil api`` and ``vigil up`` run it."""
     from vigil import launch
+    from vigil.console.daemon import consoles_from
 
     if registry is None:
         from vigil.db import migration
@@ -273,4 +275,5 @@ def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None)
                      feed_poll_interval=conf.api.feed_poll_interval,
                      binary_names=for_api(conf.api.nova_binary_names))
     app.state.vigil_disable_file = conf.healthcheck.disable_by_file_path
+    app.state.vigil_consoles = consoles_from(conf, registry.engine)
     return app

@@ -108,9 +108,15 @@ class ServersClient(ApiSession):
         return [RemoteServer(_without_links(s)) for s in data["servers"]]
 
     def create(self, *, name: str, flavor: str, host: str | None = None,
-               availability_zone: str | None = None, evacuable: bool = True) -> RemoteServer:
+               availability_zone: str | None = None, evacuable: bool = True,
+               user_data: str | None = None,
+               metadata: dict[str, str] | None = None) -> RemoteServer:
         server: dict[str, Any] = {"name": name, "flavorRef": flavor,
                                   "vigil:evacuable": evacuable}
+        if user_data is not None:
+            server["user_data"] = user_data
+        if metadata:
+            server["metadata"] = metadata
         if host is not None:
             server["host"] = host
         if availability_zone is not None:

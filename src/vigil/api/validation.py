@@ -11,6 +11,8 @@ is enforced.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import re
@@ -26,7 +28,7 @@ from vigil.api.errors import Fault
 Schema = dict[str, Any]
 
 _KNOWN = {"type", "enum", "minLength", "maxLength", "pattern", "properties", "required",
-          "additionalProperties", "format", "items", "description"}
+          "additionalProperties", "format", "items", "description", "patternProperties"}
 
 # Nova's parameter_types.boolean: JSON booleans and these strings.
 BOOLEAN_STRINGS_TRUE = ("True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes")
@@ -96,6 +98,8 @@ def check(schema: Schema, value: Any, path: str = "") -> None:
             raise _fail(path, value, f"{_fmt(value)} does not match {schema['pattern']!r}")
         if schema.get("format") == "uuid" and not is_uuid_like(value):
             raise _fail(path, value, f"{_fmt(value)} is not a 'uuid'")
+        if schema.get("format") == "base64" and not is_base64(value):
+            raise _fail(path, value, f"{_fmt(value)} is not a 'base64'")
     if isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
             check(schema["items"], item, f"{path}/{i}" if path else str(i))
@@ -104,8 +108,17 @@ def check(schema: Schema, value: Any, path: str = "") -> None:
         for name in schema.get("required", []):
             if name not in value:
                 raise _fail(path, value, f"{name!r} is a required property")
+        patterns: Mapping[str, Schema] = schema.get("patternProperties", {})
         if schema.get("additionalProperties", True) is False:
-            extra = sorted(k for k in value if k not in props)
+            extra = sorted(k for k in value if k not in props
+                           and not any(re.search(p, k) for p in patterns))
+            if extra and patterns:
+                # jsonschema's wording when patternProperties are declared.
+                listed = ", ".join(repr(k) for k in extra)
+                verb = "does" if len(extra) == 1 else "do"
+                regexes = ", ".join(repr(p) for p in sorted(patterns))
+                raise _fail(path, value,
+                            f"{listed} {verb} not match any of the regexes: {regexes}")
             if extra:
                 listed = ", ".join(repr(k) for k in extra)
                 verb = "was" if len(extra) == 1 else "were"
@@ -114,6 +127,20 @@ def check(schema: Schema, value: Any, path: str = "") -> None:
         for name, sub in props.items():
             if name in value:
                 check(sub, value[name], f"{path}/{name}" if path else name)
+        for name, item in value.items():
+            for pattern, sub in patterns.items():
+                if re.search(pattern, name):
+                    check(sub, item, f"{path}/{name}" if path else name)
+
+
+def is_base64(text: str) -> bool:
+    """Nova's ``base64`` format: what ``base64.decodebytes`` accepts (padding checked, other
+    characters than the alphabet skipped, as the standard library does)."""
+    try:
+        base64.decodebytes(text.encode("utf-8"))
+    except (binascii.Error, UnicodeEncodeError):
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=64)

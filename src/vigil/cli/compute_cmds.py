@@ -12,6 +12,7 @@ and a token are given (``--os-endpoint``/``--os-token``, else OS_ENDPOINT/OS_TOK
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from oslo_config import cfg
 
 from vigil.cli.output import as_json, table
 from vigil.cli.service_cmds import add_api_options, api_target
+from vigil.errors import InvalidInput
 
 if TYPE_CHECKING:
     from vigil.api.compute_client import (
@@ -53,6 +55,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     cr.add_argument("--host", help="boot on this compute host (still filtered: up, enabled, "
                     "room)")
     cr.add_argument("--availability-zone", dest="zone", metavar="ZONE")
+    cr.add_argument("--user-data", dest="user_data", metavar="FILE",
+                    help="a file the instance reads back from the metadata API, byte for byte "
+                    "(at most 49,149 bytes: 65,535 characters of base64)")
+    cr.add_argument("--property", dest="properties", action="append", default=[],
+                    metavar="KEY=VALUE", help="server metadata (repeatable)")
     cr.add_argument("--not-evacuable", dest="evacuable", action="store_false",
                     help="the HA monitor must not evacuate this instance")
     ls = ssub.add_parser("list", help="list instances")
@@ -115,6 +122,25 @@ def fields(data: dict[str, Any]) -> str:
     return table(("Field", "Value"), rows)
 
 
+def _boot_data(path: str | None, properties: list[str]
+               ) -> tuple[str | None, dict[str, str] | None]:
+    """``--user-data FILE`` as Nova's base64 text, ``--property K=V`` as metadata."""
+    user_data = None
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                user_data = base64.b64encode(f.read()).decode("ascii")
+        except OSError as exc:
+            raise InvalidInput(f"--user-data {path}: {exc.strerror}") from exc
+    metadata: dict[str, str] = {}
+    for item in properties:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--property {item!r}: expected KEY=VALUE")
+        metadata[key] = value
+    return user_data, metadata or None
+
+
 def _print(fmt: str, data: list[dict[str, Any]] | dict[str, Any],
            columns: Sequence[str] = (), rows: list[list[Any]] | None = None) -> None:
     if fmt == "json":
@@ -149,8 +175,10 @@ def run_server(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
                 for d in dicts])
             return 0
         if cmd == "create":
+            user_data, metadata = _boot_data(args.user_data, args.properties)
             view = api.create(name=args.name, flavor=args.flavor, host=args.host,
-                              availability_zone=args.zone, evacuable=args.evacuable)
+                              availability_zone=args.zone, evacuable=args.evacuable,
+                              user_data=user_data, metadata=metadata)
         elif cmd == "show":
             view = api.get(args.server)
         elif cmd == "delete":

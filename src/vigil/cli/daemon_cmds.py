@@ -1,4 +1,5 @@
-"""``vigil conductor``, ``vigil compute``, ``vigil api`` and ``vigil up``."""
+"""``vigil conductor``, ``vigil compute``, ``vigil api``, ``vigil metadata``, ``vigil serialproxy``
+and ``vigil up``."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     comp = sub.add_parser("compute", help="run a compute agent")
     comp.add_argument("--host", help="host name to register (default: [DEFAULT] host)")
     comp.set_defaults(func=compute)
-    api_p = sub.add_parser("api", help="run the REST API ([api] listen, port)")
+    api_p = sub.add_parser("api", help="run the REST API ([api] listen, port; with "
+                           "enabled_apis containing metadata, the metadata API too)")
     api_p.add_argument("--workers", type=int, default=None, metavar="N",
                        help="serve with N processes ([api] workers; docs/operations.md)")
     api_p.set_defaults(func=api)
+    sub.add_parser("metadata", help="run the metadata API ([DEFAULT] metadata_listen, "
+                   "metadata_listen_port)").set_defaults(func=metadata)
+    sub.add_parser("serialproxy", help="run the serial console proxy ([serial_console] "
+                   "serialproxy_host, serialproxy_port)").set_defaults(func=serialproxy)
     mon = sub.add_parser("monitor", help="run the HA monitor (detect, fence, evacuate)")
     mon.add_argument("--dry-run", action="store_true", default=None,
                      help="log what it would do, change nothing ([ha] dry_run)")
@@ -58,6 +64,18 @@ def api(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         return serve_workers(list(conf.config_file or ()), list(conf.config_dir or ()),
                              conf.api.listen, conf.api.port, workers)
     return run_api(conf)
+
+
+def metadata(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil.metadata.daemon import run_metadata
+
+    return run_metadata(conf)
+
+
+def serialproxy(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil.console.daemon import run_serialproxy
+
+    return run_serialproxy(conf)
 
 
 def monitor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:

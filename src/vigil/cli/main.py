@@ -34,7 +34,8 @@ COMMAND_MODULES = (
 
 # The long-running commands: they log through oslo.log (log_file, syslog, journal...) and take
 # SIGHUP (reopen the log files, reload); the others log to stderr (vigil.logs).
-DAEMON_COMMANDS = frozenset({"conductor", "compute", "scheduler", "api", "monitor", "up"})
+DAEMON_COMMANDS = frozenset({"conductor", "compute", "scheduler", "api", "monitor", "up",
+                             "metadata", "serialproxy"})
 
 
 class Parser(argparse.ArgumentParser):

@@ -16,6 +16,9 @@ leaves its instances running) and UNKNOWN are all refused: the rule and its reas
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,11 +42,40 @@ from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 
 MAX_NAME = 255
+# Nova's limits: user_data is at most 65535 characters of base64 (the API schema's maxLength),
+# and the metadata quota's default is 128 items of 255-character keys and values.
+MAX_USER_DATA = 65535
+MAX_METADATA_ITEMS = 128
+METADATA_KEY_RE = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
 
 STATUS_BY_VM_STATE = {VmState.BUILDING: "BUILD", VmState.ACTIVE: "ACTIVE", VmState.ERROR: "ERROR",
                       VmState.DELETED: "DELETED"}
 POWER_STATES = {PowerState.NOSTATE: "NOSTATE", PowerState.RUNNING: "Running",
                 PowerState.SHUTDOWN: "Shutdown"}
+
+
+def check_user_data(user_data: str) -> None:
+    """Nova's rule: base64 text (``base64.decodebytes`` accepts it) of at most 65535
+    characters. Raises InvalidInput."""
+    if len(user_data) > MAX_USER_DATA:
+        raise InvalidInput(f"user_data is longer than {MAX_USER_DATA} characters")
+    try:
+        base64.decodebytes(user_data.encode("utf-8"))
+    except (binascii.Error, UnicodeEncodeError):
+        raise InvalidInput("user_data is not base64") from None
+
+
+def check_metadata(meta: dict[str, str]) -> None:
+    """Nova's rules for server metadata; raises InvalidInput (the API answers the quota as
+    Nova does, 403, before this is reached)."""
+    if len(meta) > MAX_METADATA_ITEMS:
+        raise InvalidInput(f"Maximum number of metadata items exceeds {MAX_METADATA_ITEMS}")
+    for key, value in meta.items():
+        if not isinstance(key, str) or not METADATA_KEY_RE.match(key):
+            raise InvalidInput(f"invalid metadata key {key!r}")
+        if not isinstance(value, str) or len(value) > MAX_NAME:
+            raise InvalidInput(f"metadata value of {key!r} must be a string of at most "
+                               f"{MAX_NAME} characters")
 
 
 _T = TypeVar("_T")
@@ -184,8 +216,16 @@ class ServersAPI:
 
     # -- operations ---------------------------------------------------------------------------
     def create(self, *, name: str, flavor: str, host: str | None = None,
-               availability_zone: str | None = None, evacuable: bool = True) -> ServerView:
+               availability_zone: str | None = None, evacuable: bool = True,
+               user_data: str | None = None, metadata: dict[str, str] | None = None,
+               project_id: str | None = None, user_id: str | None = None) -> ServerView:
+        """Record a new server; ``user_data`` (base64 text) and ``metadata`` are what the
+        instance later reads from the metadata API."""
         name = name.strip()
+        if user_data is not None:
+            check_user_data(user_data)
+        if metadata:
+            check_metadata(metadata)
         if not name or len(name) > MAX_NAME:
             raise InvalidInput(f"the server name must be 1 to {MAX_NAME} characters")
         try:
@@ -198,7 +238,9 @@ class ServersAPI:
             raise InvalidInput(f"Compute host {host} could not be found.")
         inst = instances_db.instance_create(self.engine, name=name, flavor=fl,
                                             availability_zone=availability_zone,
-                                            requested_host=host, evacuable=evacuable)
+                                            requested_host=host, evacuable=evacuable,
+                                            user_data=user_data, meta=metadata,
+                                            project_id=project_id, user_id=user_id)
         self._wake_scheduler()
         return ServerView(inst)
 

@@ -83,6 +83,8 @@ class Instance(Base):
     __table_args__ = (
         Index("instances_host_deleted_idx", "host", "deleted"),
         Index("instances_task_state_deleted_idx", "task_state", "deleted"),
+        # The metadata cache's poll for changes (vigil.metadata.cache).
+        Index("instances_updated_at_idx", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -107,6 +109,12 @@ class Instance(Base):
     # so a host acting on a stale picture can never start a copy that belongs elsewhere.
     generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     evacuable: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # What the metadata API serves (vigil.metadata), read apart from the record agents get:
+    # user data is up to 64 KiB of base64 that no agent needs in every RPC.
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    meta: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object of strings
+    project_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     fault: Mapped[str | None] = mapped_column(Text, nullable=True)
     fault_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     launched_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
@@ -115,3 +123,26 @@ class Instance(Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
     deleted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class ConsoleAuthToken(Base):
+    """A console token (Nova's ``console_auth_tokens``): only its SHA-256 is stored, so a
+    leaked database opens no console. It is for one instance, on the host and in the ownership
+    generation it had when the token was made (an evacuation makes it useless), used at most
+    once, until ``expires`` (the database's clock)."""
+
+    __tablename__ = "console_auth_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uniq_console_auth_tokens0token_hash"),
+        Index("console_auth_tokens_instance_uuid_idx", "instance_uuid"),
+        Index("console_auth_tokens_expires_idx", "expires"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    console_type: Mapped[str] = mapped_column(String(255), nullable=False)
+    instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    expires: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)

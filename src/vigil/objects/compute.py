@@ -195,6 +195,39 @@ class InstanceRecord(Primitive):
 
 
 @dataclass(frozen=True)
+class InstanceDataRecord:
+    """What the metadata API serves about one instance (:mod:`vigil.metadata`), read apart from
+    :class:`InstanceRecord`: agents never need the user data, up to 64 KiB, in every RPC.
+
+    ``user_data``: the base64 text given at create (None: none). ``meta``: the server's
+    metadata. ``stamp``: changes whenever the instance row does.
+    """
+
+    id: int
+    uuid: str
+    name: str
+    flavor_name: str
+    availability_zone: str | None
+    host: str | None
+    project_id: str | None
+    user_id: str | None
+    user_data: str | None
+    meta: dict[str, str]
+    stamp: str
+
+
+@dataclass(frozen=True)
+class ConsoleTarget:
+    """What a redeemed console token opens: ``instance_uuid``'s console of ``console_type`` on
+    ``host``, valid only while the instance is still there in ownership ``generation``."""
+
+    instance_uuid: str
+    host: str
+    generation: int
+    console_type: str
+
+
+@dataclass(frozen=True)
 class Inventory(Primitive):
     """What an agent reports about its node (totals; never usage)."""
 

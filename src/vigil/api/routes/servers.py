@@ -1,8 +1,11 @@
 """``/v2.1/servers``: create, list, show, delete, and the ``evacuate`` action.
 
 Every operation calls :class:`vigil.compute.servers.ServersAPI`, as the CLI does. Instances
-carry no project, so every rule defaults to admin (an operator may relax them in the policy
-file). What Nova has and Vigil does not: images, networks, volumes, metadata; ``imageRef`` and
+carry no project rules, so every rule defaults to admin (an operator may relax them in the policy
+file); the creator's project and user are recorded for the metadata API. ``user_data`` (base64,
+at most 65535 characters) and ``metadata`` (Nova's keys and values, at most 128 items: more is
+Nova's 403) are what the instance reads back from the metadata API (docs/metadata.md). What Nova
+has and Vigil does not: images, networks, volumes; ``imageRef`` and
 ``networks`` are accepted and ignored so Nova clients can boot. ``host`` in the create body is
 Nova's 2.74 requested destination; ``vigil:evacuable`` is Vigil's (default true). The lists
 take Nova's ``host``, ``name`` (exact), ``uuid`` and admin ``deleted`` filters; ``deleted=true``
@@ -28,7 +31,7 @@ from vigil.api.deps import Ctx, RequestContext, json_response, links
 from vigil.api.errors import Fault
 from vigil.api.routes import services as _services
 from vigil.api.routes.services import errors_doc
-from vigil.compute.servers import ServersAPI, ServerView
+from vigil.compute.servers import MAX_METADATA_ITEMS, MAX_USER_DATA, ServersAPI, ServerView
 
 router = APIRouter(prefix="/v2.1/servers", tags=["servers"])
 
@@ -63,6 +66,12 @@ _SERVER_PROPS: dict[str, validation.Schema] = {
     "networks": {"type": ["string", "array"], "description": "accepted and ignored"},
     "availability_zone": _NAME,
     "vigil:evacuable": validation.BOOLEAN,
+    # Nova's parameter_types: what the instance reads back from the metadata API.
+    "user_data": {"type": "string", "format": "base64", "maxLength": MAX_USER_DATA},
+    "metadata": {"type": "object",
+                 "patternProperties": {r"^[a-zA-Z0-9-_:. ]{1,255}$": {
+                     "type": "string", "maxLength": 255}},
+                 "additionalProperties": False},
 }
 CREATE: validation.Schema = {
     "type": "object",
@@ -201,9 +210,15 @@ async def create(ctx: Ctx) -> Response:
     ctx.authorize(POLICY % "create")
     server = body["server"]
     evacuable = validation.to_bool(server.get("vigil:evacuable", True))
+    metadata = server.get("metadata")
+    if metadata is not None and len(metadata) > MAX_METADATA_ITEMS:
+        # Nova's metadata_items quota (MetadataLimitExceeded is a 403 there).
+        raise Fault(403, f"Maximum number of metadata items exceeds {MAX_METADATA_ITEMS}")
     view: ServerView = await _in_thread(lambda: servers_api(ctx).create(
         name=server["name"], flavor=str(server["flavorRef"]), host=server.get("host"),
-        availability_zone=server.get("availability_zone"), evacuable=evacuable))
+        availability_zone=server.get("availability_zone"), evacuable=evacuable,
+        user_data=server.get("user_data"), metadata=metadata,
+        project_id=ctx.caller.project_id, user_id=ctx.caller.user_id))
     answer = json_response({"server": {"id": view.record.uuid, "name": view.record.name,
                                        "links": _links(ctx, view.record.uuid)}})
     answer.status_code = 202

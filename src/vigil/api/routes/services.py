@@ -39,7 +39,9 @@ from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
 from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, NO_CONTROL, Schema
+from vigil.console.daemon import BINARY as SERIALPROXY_BINARY
 from vigil.errors import ServiceNotFound
+from vigil.metadata.daemon import BINARY as METADATA_BINARY
 from vigil.names import COMPUTE_TOPIC, BinaryNames
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
@@ -226,11 +228,18 @@ def index(ctx: Ctx) -> Response:
     else:
         views = ctx.registry.list(host=host, binary=binary)
     with_forced, with_uuid = ctx.at_least(FORCED_DOWN), ctx.at_least(UUID_FOR_ID)
-    shown = [(v, name) for v in views if (name := names.outward(v.record.binary)) is not None]
+    shown = [(v, name) for v in views if v.record.binary not in HIDDEN_BINARIES
+             and (name := names.outward(v.record.binary)) is not None]
     body = {"services": [detail(v, name, uuid_for_id=with_uuid, forced_down=with_forced)
                          for v, name in shown]}
     return json_response(body, headers={UNKNOWN_HEADER: str(sum(v.state is State.UNKNOWN
                                                                 for v, _ in shown))})
+
+
+# Services Vigil runs that Nova's os-services never lists (nova-api-metadata and the console
+# proxies register no service there): hidden here, shown by /v2.1/vigil/services and
+# ``vigil service list``.
+HIDDEN_BINARIES = frozenset({METADATA_BINARY, SERIALPROXY_BINARY})
 
 
 # ---- PUT -------------------------------------------------------------------------------------

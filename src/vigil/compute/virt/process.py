@@ -8,6 +8,16 @@
   kernel's start time of the process), a directory of this host alone even when instances_path
   is shared: after a restart the agent finds the processes it left behind, adopts those that
   still belong here and kills the others, and the start time guards against a recycled pid.
+- Its identity for the metadata API is in its environment: ``VIGIL_METADATA_URL``,
+  ``VIGIL_INSTANCE_ID`` and ``VIGIL_INSTANCE_ID_SIGNATURE`` (the id signed under ``[neutron]
+  metadata_proxy_shared_secret``; unset when the secret is), what Neutron's metadata proxy adds
+  to a VM's requests in Nova.
+- Its console (:func:`console_endpoint`) is its standard input, a FIFO
+  ``<state_path>/compute/<host>/<uuid>.console`` of this host, and its standard output, the
+  disk's ``console.log``. The instance holds the FIFO open for reading *and* writing, so it never
+  sees an end of input when a console client goes away, and the agent holds nothing: stopping
+  or restarting the agent leaves the console working (a pipe to the agent would kill the
+  instance with SIGPIPE at its next line of output once the agent is gone).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from oslo_config import cfg
 
 from vigil.compute.virt.driver import VirtDriver, base_inventory
 from vigil.errors import InstanceExists
+from vigil.metadata import identity
 from vigil.objects.compute import InstanceRecord, Inventory, PowerState
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +61,37 @@ def proc_start_time(pid: int) -> str | None:
     if not fields or fields[0] in ("Z", "X"):
         return None
     return fields[19]
+
+
+@dataclass(frozen=True)
+class ConsoleEndpoint:
+    """Where an instance's console is on its host: write its input into ``input_fifo``, read
+    its output from the end of ``output_log``. Reachable from this machine only (a console
+    proxy on another machine needs a network bridge; see docs/console.md)."""
+
+    input_fifo: str
+    output_log: str
+
+
+def console_endpoint(state_path: str, instances_path: str, host: str,
+                     instance_uuid: str) -> ConsoleEndpoint:
+    """The console of ``instance_uuid`` as run by ``host``'s process driver."""
+    runtime = os.path.join(os.path.abspath(state_path), "compute", host)
+    return ConsoleEndpoint(os.path.join(runtime, f"{instance_uuid}.console"),
+                           os.path.join(os.path.abspath(instances_path), instance_uuid,
+                                        "console.log"))
+
+
+def metadata_env(conf: cfg.ConfigOpts, instance_uuid: str) -> dict[str, str]:
+    """What an instance needs to read its metadata: the URL and its signed identity."""
+    host = conf.metadata_host
+    host = f"[{host}]" if ":" in host else host
+    env = {"VIGIL_METADATA_URL": f"http://{host}:{conf.metadata_listen_port}",
+           "VIGIL_INSTANCE_ID": instance_uuid}
+    secret = conf.neutron.metadata_proxy_shared_secret
+    if secret:
+        env["VIGIL_INSTANCE_ID_SIGNATURE"] = identity.sign(secret, instance_uuid)
+    return env
 
 
 @dataclass
@@ -137,12 +179,18 @@ class ProcessDriver(VirtDriver):
                                "flavor": instance.flavor_name}, f)
             LOG.info("%s instance %s in %s (%s disk)", "rebuilding" if rebuild else "spawning",
                      instance.uuid, directory, "existing" if reused else "new")
-            with open(os.path.join(directory, "console.log"), "ab") as log:
-                # Same process group as the agent (no new session): see the module docstring.
-                proc = subprocess.Popen(
-                    self.command(instance, directory), cwd=directory,
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    close_fds=True, env={**os.environ, "VIGIL_HOST": self.host})
+            console = self._console_input(instance.uuid)
+            try:
+                with open(os.path.join(directory, "console.log"), "ab") as log:
+                    # Same process group as the agent (no new session): see the module
+                    # docstring.
+                    proc = subprocess.Popen(
+                        self.command(instance, directory), cwd=directory,
+                        stdin=console, stdout=log, stderr=subprocess.STDOUT,
+                        close_fds=True, env={**os.environ, "VIGIL_HOST": self.host,
+                                             **metadata_env(self._conf, instance.uuid)})
+            finally:
+                os.close(console)
             local = _Local(proc.pid, proc_start_time(proc.pid), directory, proc)
             self._local[instance.uuid] = local
             self._write_record(instance.uuid, local)
@@ -152,6 +200,16 @@ class ProcessDriver(VirtDriver):
             return
         raise RuntimeError(f"instance process exited at once with status {code} "
                            f"(see {directory}/console.log)")
+
+    def _console_input(self, instance_uuid: str) -> int:
+        """A fresh FIFO for the instance's standard input, opened for reading and writing
+        (the instance keeps both ends: see the module docstring)."""
+        path = console_endpoint(self._conf.state_path, self.instances_path, self.host,
+                                instance_uuid).input_fifo
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.mkfifo(path, 0o600)
+        return os.open(path, os.O_RDWR)
 
     def _stop(self, local: _Local) -> None:
         if not local.alive():
@@ -174,6 +232,9 @@ class ProcessDriver(VirtDriver):
                 self._stop(local)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._record_path(instance_uuid))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(console_endpoint(self._conf.state_path, self.instances_path,
+                                           self.host, instance_uuid).input_fifo)
         if not keep_disk:
             shutil.rmtree(os.path.join(self.instances_path, instance_uuid), ignore_errors=True)
         if local is not None:

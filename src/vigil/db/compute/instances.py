@@ -9,6 +9,8 @@ follow the package's lock order (:mod:`vigil.db`): the instance row first, then 
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from types import EllipsisType
@@ -18,7 +20,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from vigil.db._query import cols_of, translate_errors
+from vigil.db._query import cols_of, now_in, translate_errors
 from vigil.db.compute.nodes import add_usage
 from vigil.db.compute_models import Instance
 from vigil.db.ha.hosts import quarantined_clause
@@ -26,6 +28,7 @@ from vigil.db.types import utcnow
 from vigil.errors import Conflict, NotFound
 from vigil.objects.compute import (
     FlavorRecord,
+    InstanceDataRecord,
     InstanceRecord,
     PowerState,
     StartGrant,
@@ -53,8 +56,15 @@ def instance_record(row: Any) -> InstanceRecord:
 @translate_errors
 def instance_create(engine: Engine, *, name: str, flavor: FlavorRecord,
                     availability_zone: str | None = None, requested_host: str | None = None,
-                    evacuable: bool = True, instance_uuid: str | None = None) -> InstanceRecord:
-    """A new instance in BUILD, waiting for the scheduler (task_state ``scheduling``)."""
+                    evacuable: bool = True, instance_uuid: str | None = None,
+                    user_data: str | None = None, meta: dict[str, str] | None = None,
+                    project_id: str | None = None,
+                    user_id: str | None = None) -> InstanceRecord:
+    """A new instance in BUILD, waiting for the scheduler (task_state ``scheduling``).
+
+    ``user_data`` (base64 text) and ``meta`` are what the metadata API serves
+    (:func:`instance_data`); ``project_id``/``user_id``: who created it.
+    """
     new_uuid = instance_uuid or str(uuidlib.uuid4())
     with engine.begin() as conn:
         conn.execute(insert(Instance).values(
@@ -63,7 +73,9 @@ def instance_create(engine: Engine, *, name: str, flavor: FlavorRecord,
             availability_zone=availability_zone, requested_host=requested_host,
             vm_state=VmState.BUILDING, task_state=TaskState.SCHEDULING,
             power_state=PowerState.NOSTATE, evacuable=evacuable, created_at=utcnow(),
-            updated_at=utcnow(), deleted=0))
+            updated_at=utcnow(), deleted=0, user_data=user_data,
+            meta=json.dumps(meta, sort_keys=True) if meta else None, project_id=project_id,
+            user_id=user_id))
         row = conn.execute(select(*INSTANCE_COLS).where(Instance.uuid == new_uuid)).one()
     return instance_record(row)
 
@@ -79,6 +91,48 @@ def instance_get(engine: Engine, instance_uuid: str, *,
     if row is None:
         raise NotFound(f"instance {instance_uuid} not found")
     return instance_record(row)
+
+
+_DATA_COLS = (Instance.id, Instance.uuid, Instance.name, Instance.flavor_name,
+              Instance.availability_zone, Instance.host, Instance.project_id, Instance.user_id,
+              Instance.user_data, Instance.meta)
+_STAMP_COLS = (Instance.updated_at, Instance.generation)
+
+
+def _stamp(updated_at: Any, generation: Any) -> str:
+    return f"{updated_at.isoformat() if updated_at is not None else '-'}/{generation}"
+
+
+@translate_errors
+def instance_data(engine: Engine, instance_uuid: str) -> InstanceDataRecord:
+    """What the metadata API serves about a live instance; NotFound if there is none."""
+    with engine.connect() as conn:
+        row = conn.execute(select(*_DATA_COLS, *_STAMP_COLS).where(
+            Instance.uuid == instance_uuid, Instance.deleted == 0)).first()
+    if row is None:
+        raise NotFound(f"instance {instance_uuid} not found")
+    meta = json.loads(row.meta) if row.meta else {}
+    return InstanceDataRecord(
+        id=row.id, uuid=row.uuid, name=row.name, flavor_name=row.flavor_name,
+        availability_zone=row.availability_zone, host=row.host, project_id=row.project_id,
+        user_id=row.user_id, user_data=row.user_data, meta=meta,
+        stamp=_stamp(row.updated_at, row.generation))
+
+
+@translate_errors
+def instances_changed(engine: Engine, since: dt.datetime | None
+                      ) -> tuple[dt.datetime, list[str]]:
+    """The database's clock now, and the instances whose row was written (created, updated,
+    deleted: every write stamps ``updated_at``) at or after ``since`` on that clock (none when
+    ``since`` is None). One statement whatever the fleet's size: how a cache learns what
+    changed without reading each instance."""
+    with engine.connect() as conn:
+        now = now_in(conn)
+        if since is None:
+            return now, []
+        uuids = [r[0] for r in conn.execute(select(Instance.uuid).where(
+            Instance.updated_at >= since))]
+    return now, uuids
 
 
 @translate_errors
