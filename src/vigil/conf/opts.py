@@ -104,7 +104,7 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Every option, by group; used by ``vigil config sample`` and by :func:`vigil.conf.make`."""
-    from vigil.conf import api, backends, baremetal, compute, ha, log
+    from vigil.conf import api, backends, baremetal, compute, ha, log, supervisor
 
     return [
         (None, DEFAULT_OPTS),
@@ -116,4 +116,5 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         *api.list_opts(),
         *ha.list_opts(),
         *baremetal.list_opts(),
+        *supervisor.list_opts(),
     ]
