@@ -121,6 +121,11 @@ class Supervisor:
         self.requires = {u.name: tuple(requires.get(u.name, ())) for u in units}
         self.order = start_order(self.requires, [u.name for u in units])
         self._slots = {u.name: _Slot(u) for u in units}
+        now = self.clock.monotonic()
+        for slot in self._slots.values():
+            if slot.unit.adopt():  # left running by a supervisor killed alone
+                slot.state, slot.started_at, slot.generation = UnitState.RUNNING, now, 1
+                slot.last_pid = slot.unit.pid()
         # Whether the supervisor's own reports get out: a stale agent is restarted only then.
         self._reporting = reporting
         self._cond = threading.Condition()

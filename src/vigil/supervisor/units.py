@@ -10,6 +10,7 @@ process: it speaks to the conductor only, like every agent).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
+from vigil.compute.virt.process import proc_start_time
 from vigil.service import REPORT_FILE_ENV
 
 LOG = logging.getLogger(__name__)
@@ -30,6 +32,11 @@ class Unit(Protocol):
 
     def start(self) -> None:
         """Start it (it is not running). Raises OSError if it cannot be started."""
+
+    def adopt(self) -> bool:
+        """Take over a copy a previous supervisor of this host started and left running (it
+        was killed alone); True if there is one. Starting a second would run two agents for
+        one host."""
 
     def alive(self) -> bool:
         """Whether the started service still runs (reaps it if it exited)."""
@@ -52,6 +59,10 @@ class ChildProcess:
     host kills the supervisor, its services and their process-driver instances together, and a
     kill -9 of the agent alone leaves its instances running (they are its children, not its
     group's leader).
+
+    Its pid and the kernel's start time are recorded beside the report file, so a supervisor
+    started again finds (adopts) the child its predecessor left; the start time guards
+    against a recycled pid.
     """
 
     def __init__(self, name: str, argv: Sequence[str], report_file: str,
@@ -60,6 +71,8 @@ class ChildProcess:
         self.argv = [sys.executable, "-m", "vigil.cli.main", *config_args, *argv]
         self.report_file = report_file
         self._proc: subprocess.Popen[bytes] | None = None
+        self._adopted: tuple[int, str] | None = None  # (pid, start time), not our child
+        self.pid_file = os.path.splitext(report_file)[0] + ".pid"
 
     def start(self) -> None:
         os.makedirs(os.path.dirname(self.report_file), exist_ok=True)
@@ -67,12 +80,38 @@ class ChildProcess:
             os.unlink(self.report_file)  # a mark of the previous run is no proof of this one
         self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, close_fds=True,
                                       env={**os.environ, REPORT_FILE_ENV: self.report_file})
+        self._adopted = None
+        tmp = f"{self.pid_file}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"pid": self._proc.pid, "start_time": proc_start_time(self._proc.pid)}, f)
+        os.replace(tmp, self.pid_file)
         LOG.info("started %s (pid %d): %s", self.name, self._proc.pid, " ".join(self.argv[3:]))
 
+    def adopt(self) -> bool:
+        try:
+            with open(self.pid_file) as f:
+                data = json.load(f)
+            pid, start = int(data["pid"]), str(data["start_time"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if proc_start_time(pid) != start:
+            return False
+        self._adopted = (pid, start)
+        LOG.warning("adopted %s (pid %d), left running by a previous supervisor", self.name,
+                    pid)
+        return True
+
     def alive(self) -> bool:
+        if self._adopted is not None:
+            return proc_start_time(self._adopted[0]) == self._adopted[1]
         return self._proc is not None and self._proc.poll() is None
 
     def terminate(self) -> None:
+        if self._adopted is not None:
+            if self.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._adopted[0], signal.SIGTERM)
+            return
         if self._proc is not None and self._proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(signal.SIGTERM)
@@ -84,4 +123,8 @@ class ChildProcess:
             return None
 
     def pid(self) -> int | None:
-        return self._proc.pid if self.alive() and self._proc is not None else None
+        if not self.alive():
+            return None
+        if self._adopted is not None:
+            return self._adopted[0]
+        return self._proc.pid if self._proc is not None else None
