@@ -45,6 +45,9 @@ class ServiceView:
     zone: str
     quarantined: bool = False
     maintenance: bool = False
+    # Its host's own liveness (the supervisor, group ``host``), beside the service's: None if
+    # the host never had a supervisor. Compute services only.
+    host_liveness: State | None = None
 
     @property
     def status(self) -> str:
@@ -84,7 +87,16 @@ class ServiceView:
             "forced_down": r.forced_down,
             "quarantined": self.quarantined,
             "maintenance": self.maintenance,
+            "host_liveness": self.host_liveness.value if self.host_liveness else None,
         }
+
+
+def host_liveness(engine: Engine, group: ServiceGroup) -> dict[str, State]:
+    """Each supervised host's own liveness: its supervisor's state (group ``host``, one
+    snapshot). A host absent from the answer never had a supervisor."""
+    snap = services_db.snapshot(engine, topic="host")
+    states = group.states(snap)
+    return {s.host: states[s.id] for s in snap.services}
 
 
 def parse_ident(text: str) -> int | str:
@@ -123,16 +135,20 @@ class Registry:
         states = self.group.states(snap)
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}
+        hosts: Mapping[str, State] = {}
         if any(s.topic == "compute" for s in snap.services):
             if self._zone_source is not None:
                 zones = self._zone_source()  # one statement for the whole list
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
+            hosts = host_liveness(self.engine, self.group)
         out: list[ServiceView] = []
         for s in snap.services:
-            facts = ha.get(s.host) if s.topic == "compute" else None
+            compute = s.topic == "compute"
+            facts = ha.get(s.host) if compute else None
             out.append(ServiceView(s, states[s.id], self.zone_of(s, zones),
                                    facts is not None and facts.quarantined,
-                                   facts is not None and facts.maintenance))
+                                   facts is not None and facts.maintenance,
+                                   hosts.get(s.host) if compute else None))
         return out
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:

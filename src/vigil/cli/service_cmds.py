@@ -19,7 +19,7 @@ from vigil.errors import InvalidInput
 from vigil.registry import Registry, ServiceView, format_time, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
-           "Disabled Reason", "Forced Down", "Host State")
+           "Disabled Reason", "Forced Down", "Host State", "Host Liveness")
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +64,7 @@ def rows(views: list[ServiceView]) -> list[list[object]]:
         state = v.state.value + (f" ({v.state_reason})" if v.state_reason == "left" else "")
         out.append([r.id, r.binary, r.host, v.zone, v.status, state,
                     format_time(r.updated_at), r.disabled_reason, r.forced_down,
-                    v.host_state])
+                    v.host_state, v.host_liveness.value if v.host_liveness else ""])
     return out
 
 

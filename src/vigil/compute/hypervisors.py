@@ -45,6 +45,7 @@ class HypervisorView:
     state: State
     quarantined: bool = False   # its host's HA facts (vigil.db.ha.hosts)
     maintenance: bool = False
+    host_liveness: State | None = None  # its supervisor's state; None: no supervisor
 
     @property
     def status(self) -> str:
@@ -83,6 +84,8 @@ class HypervisorView:
             # Vigil's own keys (prefixed, as Nova's extensions were): the host's HA facts.
             "vigil:quarantined": self.quarantined,
             "vigil:maintenance": self.maintenance,
+            # The host's own liveness (its supervisor), beside ``state`` (the agent's).
+            "vigil:host_liveness": self.host_liveness.value if self.host_liveness else None,
         }
 
 
@@ -96,6 +99,9 @@ class HypervisorsAPI:
         states = self.group.states(snap)
         by_host = {s.host: s for s in snap.services}
         ha = hosts_db.hosts(self.engine)
+        sup = services_db.snapshot(self.engine, topic="host")
+        sup_states = self.group.states(sup)
+        liveness = {s.host: sup_states[s.id] for s in sup.services}
         out: list[HypervisorView] = []
         for n in nodes:
             if n.host not in by_host:
@@ -103,7 +109,8 @@ class HypervisorsAPI:
             facts = ha.get(n.host)
             out.append(HypervisorView(n, by_host[n.host], states[by_host[n.host].id],
                                       facts is not None and facts.quarantined,
-                                      facts is not None and facts.maintenance))
+                                      facts is not None and facts.maintenance,
+                                      liveness.get(n.host)))
         return out
 
     def list(self, *, hostname: str | None = None) -> list[HypervisorView]:

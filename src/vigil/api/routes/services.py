@@ -204,7 +204,8 @@ def index(ctx: Ctx) -> Response:
     # Nova reads the last value of a repeated parameter and treats an empty one as no filter.
     host = query.get("host", [""])[-1] or None
     binary = query.get("binary", [""])[-1] or None
-    views = ctx.registry.list(host=host, binary=binary)
+    # Nova has no supervisor service: its rows (group ``host``) stay in Vigil's own view.
+    views = [v for v in ctx.registry.list(host=host, binary=binary) if v.record.topic != "host"]
     with_forced, with_uuid = ctx.at_least(FORCED_DOWN), ctx.at_least(UUID_FOR_ID)
     body = {"services": [detail(v, uuid_for_id=with_uuid, forced_down=with_forced)
                          for v in views]}
