@@ -16,6 +16,7 @@ through it the ``process``-driver instances) in that group. Instances append "<u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -218,10 +219,12 @@ def test_supervisor_killed_alone_raises_an_alert_and_no_fence(
     instances = c.tmp / "instances"
     start_supervised(c, ["h1", "h2"])
     api = c.servers()
+    old_group: int | None = None
     try:
         (vm,) = boot(api, "h1", 1)
         agent = agent_pid(c, "h1")
         assert agent is not None
+        old_group = os.getpgid(agent)  # the harness forgets it once sup-h1 is restarted
         os.kill(c.procs["sup-h1"].pid, signal.SIGKILL)  # the supervisor alone
         c.procs["sup-h1"].wait(10)
         wait_for(lambda: "supervisor_down:h1" in active_alerts(c), 30, "the alert")
@@ -243,3 +246,6 @@ def test_supervisor_killed_alone_raises_an_alert_and_no_fence(
         assert c.fences() == 0 and recoveries_db.recoveries(c.db(), host="h1") == []
     finally:
         api.close()
+        if old_group is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(old_group, signal.SIGKILL)  # the adopted agent and its instance
