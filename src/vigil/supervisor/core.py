@@ -48,6 +48,7 @@ class Outcome(enum.Enum):
     """The answer to a restart request (what the monitor does with it: docs/ha.md)."""
 
     RESTARTED = "restarted"          # it runs again (a new process)
+    RUNNING = "running"              # it runs and reports: not restarted (the view lagged)
     PENDING = "pending"              # still under way when the wait ended (blocked, backoff)
     FAILED_TO_STOP = "failed_to_stop"  # escalate: the host must be fenced
     UNKNOWN_SERVICE = "unknown_service"  # this host's supervisor does not run it
@@ -261,6 +262,16 @@ class Supervisor:
             if slot.state is UnitState.STOP_FAILED:
                 return Outcome.FAILED_TO_STOP, (f"{name} (pid {slot.last_pid}) failed to stop "
                                                 f"({slot.stop_reason})")
+            age = (self.clock.monotonic() - slot.reported_at
+                   if slot.reported_at is not None else None)
+            if (slot.state is UnitState.RUNNING and age is not None
+                    and age <= self.timing.report_timeout / 2 and slot.unit.alive()):
+                # Its reports get out now: the caller's DOWN was formed before (a request sent
+                # while a crashed agent was coming back). A monitor sees DOWN only after
+                # service_down_time without a report; restarting a healthy agent would only
+                # make it DOWN again. If the caller still sees it DOWN, it escalates anyway.
+                return Outcome.RUNNING, (f"{name} runs and reports (pid {slot.last_pid}, last "
+                                         f"report {age:.1f} s ago): not restarted")
             if slot.state is UnitState.RUNNING and slot.reported_at is None:
                 # Already restarted (after a crash) and not yet reporting: stopping this fresh
                 # copy would only delay it. The request is "make it run again": it does.

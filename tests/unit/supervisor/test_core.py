@@ -163,12 +163,16 @@ def test_failure_to_stop_is_final_and_reported() -> None:
     u["compute"].report()
     sup.tick()
     u["compute"].obeys_sigterm = False
+    clock.advance(T.report_timeout / 2 + 0.1)  # hung: its reports stopped
     answer: list[tuple[Outcome, str]] = []
     t = threading.Thread(target=lambda: answer.append(sup.restart("compute", 1000.0)))
     t.start()
-    while not any(line == "term compute" for line in log):
+    for _ in range(500):
         sup.tick()
         t.join(0.01)
+        if "term compute" in log:
+            break
+    assert "term compute" in log
     clock.advance(T.stop_timeout)
     sup.tick()
     t.join(5)
@@ -182,10 +186,11 @@ def test_failure_to_stop_is_final_and_reported() -> None:
 
 
 def test_restart_request_restarts_and_skips_backoff() -> None:
-    sup, u, _clock, log = make(["compute"])
+    sup, u, clock, log = make(["compute"])
     sup.tick()
     u["compute"].report()
     sup.tick()
+    clock.advance(T.report_timeout / 2 + 0.1)  # its reports stopped
     answer: list[tuple[Outcome, str]] = []
     t = threading.Thread(target=lambda: answer.append(sup.restart("compute", 1000.0)))
     t.start()
@@ -230,3 +235,20 @@ def test_stop_all_stops_dependents_first() -> None:
     sup.tick()
     assert sup.stop_all() == []
     assert [line for line in log if line.startswith("term")] == ["term compute", "term network"]
+
+
+def test_a_request_for_an_agent_that_reports_now_restarts_nothing() -> None:
+    """The monitor saw it DOWN while it was coming back; by the time the request arrives it
+    reports: a restart would only make it DOWN again."""
+    sup, u, clock, log = make(["compute"])
+    sup.tick()
+    u["compute"].report()
+    sup.tick()
+    clock.advance(T.report_timeout / 2 - 0.1)
+    assert sup.restart("compute", 0.0)[0] is Outcome.RUNNING
+    sup.tick()
+    assert u["compute"].starts == 1 and "term compute" not in log
+    clock.advance(0.2)  # its last report is older than half the report timeout: restarted
+    assert sup.restart("compute", 0.0)[0] is Outcome.PENDING
+    sup.tick()
+    assert log[-1] == "term compute"
