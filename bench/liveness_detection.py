@@ -50,7 +50,7 @@ from vigil.db import migration  # noqa: E402
 from vigil.db import services as services_db  # noqa: E402
 from vigil.db.engine import make_engine  # noqa: E402
 from vigil.errors import BackendUnavailable  # noqa: E402
-from vigil.objects.liveness import State  # noqa: E402
+from vigil.objects.liveness import LivenessTiming, State  # noqa: E402
 from vigil.objects.services import ServiceRecord  # noqa: E402
 from vigil.servicegroup import drivers  # noqa: E402
 from vigil.servicegroup.api import ServiceGroup  # noqa: E402
@@ -102,9 +102,9 @@ class Bench:
         self.args = args
         self.engine = make_engine(db_url)
         self.reader = drivers.load(make_conf(self.opts))
-        self.group = ServiceGroup(self.reader, service_down_time=args.down_time,
-                                  report_interval=args.report_interval,
-                                  coalesce_interval=PATH_BEAT, engine=self.engine)
+        timing = LivenessTiming(report_interval=args.report_interval,
+                                service_down_time=args.down_time, coalesce_interval=PATH_BEAT)
+        self.group = ServiceGroup(self.reader, timing, engine=self.engine)
         self._stop = threading.Event()
         self._path = threading.Thread(target=self._beat_path, daemon=True)
         self._path.start()

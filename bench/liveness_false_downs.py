@@ -74,8 +74,8 @@ def widen(driver: Driver, size: int) -> None:
     if driver.name == "etcd":
         from requests.adapters import HTTPAdapter
 
-        session = driver.client.session  # type: ignore[attr-defined]
-        session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=size))
+        for client in driver.clients:  # type: ignore[attr-defined]
+            client.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=size))
 
 
 def record(i: int, host: str, topic: str) -> ServiceRecord:

@@ -164,7 +164,7 @@ def bench_etcd(n: int, args: argparse.Namespace) -> dict[str, Any]:
     leases = []
     rest = [r for r in recs if r.host not in sampled_hosts]
     for start in range(0, len(rest), 1000):
-        lease = agent.client.lease(ttl=int(DOWN_TIME))
+        lease = agent.clients[0].lease(ttl=int(DOWN_TIME))
         leases.append(lease)
         chunk = rest[start:start + 1000]
         for i in range(0, len(chunk), 128):
@@ -172,7 +172,7 @@ def bench_etcd(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 "key": base64.b64encode(agent._key(r.topic, r.host).encode()).decode(),
                 "value": base64.b64encode(b"bulk").decode(), "lease": lease.id}}
                 for r in chunk[i:i + 128]]
-            agent.client.transaction({"compare": [], "success": ops, "failure": []})
+            agent.clients[0].transaction({"compare": [], "success": ops, "failure": []})
     bulk = time.perf_counter() - t0
     read, trips, all_up = timed_reads(reader, recs, args.reads)
     hb, _ = beat_round(agent, sample, len(sample))

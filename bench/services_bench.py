@@ -113,7 +113,8 @@ def main() -> None:
     # (b) one heartbeat round through the conductor (fake:// RPC + coalesced flush)
     ids = [r[0] for r in engine.connect().execute(sa.select(Service.id)).all()]
     transport = rpc.get_transport(conf)
-    conductor = Conductor(conf, engine, transport)
+    conductor = Conductor(conf, engine, transport,
+                          group_factory=lambda: launch.group_from(conf, engine))
     conductor._server.start()  # the RPC server only: flushes are driven by hand below
     client = rpc.ConductorAPI(transport, timeout=30)
     before = counter.n

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2> >(grep -v "^WARNING: Location" >&2)
+# The exact versions CI was green with (constraints.txt); pyproject.toml only gives ranges.
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]' 2> >(grep -v "^WARNING: Location" >&2)
 
 bash tests/servers/ensure-system.sh
 bash tests/servers/start.sh

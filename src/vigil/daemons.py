@@ -25,7 +25,8 @@ CONDUCTOR_TOPIC = "conductor"
 def start_conductor(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,
                     group: ServiceGroup) -> tuple[Conductor, Service]:
     """Start the conductor and register it as a service of its own (directly, no RPC)."""
-    conductor = Conductor(conf, engine, transport)
+    conductor = Conductor(conf, engine, transport,
+                          group_factory=lambda: launch.group_from(conf, engine))
     conductor.start()
     svc = Service(host=conf.host, binary=CONDUCTOR_BINARY, topic=CONDUCTOR_TOPIC,
                   conductor=LocalConductorAPI(conductor.manager), group=group,
@@ -35,7 +36,7 @@ def start_conductor(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.T
 
 
 def run_conductor(conf: cfg.ConfigOpts) -> int:
-    engine = launch.engine_from(conf, sync=True)
+    engine = launch.engine_from(conf, require_schema=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
     with launch.stop_on_signals(conf) as stop:
@@ -110,7 +111,7 @@ def start_control_plane(conf: cfg.ConfigOpts, engine: Engine, transport: messagi
 
 
 def run_scheduler(conf: cfg.ConfigOpts) -> int:
-    engine = launch.engine_from(conf)
+    engine = launch.engine_from(conf, require_schema=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
     conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)

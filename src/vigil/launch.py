@@ -23,32 +23,34 @@ from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI, compute_delete_guard, compute_zones
 from vigil.db import migration
 from vigil.db.engine import SessionLimits, make_engine
+from vigil.notifications import Notifier
 from vigil.registry import Registry
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.drivers.options import timing_from
 
 LOG = logging.getLogger(__name__)
 
 
-def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False,
+def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False, require_schema: bool = False,
                 limits: SessionLimits | None = None) -> Engine:
     """The configured database's engine; ``limits`` bound its sessions on the server (the HA
-    monitor's engine, see vigil.ha.election.lease_session_limits)."""
+    monitor's engine, see vigil.ha.election.lease_session_limits).
+
+    ``sync``: migrate it (only ``vigil up``'s embedded database; elsewhere ``vigil db sync``).
+    ``require_schema``: a daemon's start-up: refuse a schema behind the code's (ConfigError).
+    """
     engine = make_engine(conf.database.connection, limits=limits)
     if sync:
         migration.sync(engine)
+    elif require_schema:
+        migration.require_current(engine)
     return engine
 
 
 def group_from(conf: cfg.ConfigOpts, engine: Engine | None = None) -> ServiceGroup:
-    return ServiceGroup(
-        drivers.load(conf),
-        service_down_time=conf.service_down_time,
-        report_interval=conf.report_interval,
-        coalesce_interval=conf.conductor.coalesce_interval,
-        engine=engine,
-    )
+    return ServiceGroup(drivers.load(conf), timing_from(conf), engine=engine)
 
 
 def registry_from(conf: cfg.ConfigOpts) -> Registry:
@@ -60,6 +62,7 @@ def registry_from(conf: cfg.ConfigOpts) -> Registry:
 def registry_over(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup) -> Registry:
     """A Registry with the compute feature's hooks: its delete guard and its zones."""
     registry = Registry(engine, group, default_zone=conf.default_availability_zone)
+    registry.set_notifier(Notifier(conf, publisher_id=f"vigil:{conf.host}"))  # + the audit log
     registry.add_delete_guard(compute_delete_guard(engine))  # "still hosts instances": 409
     registry.set_zone_source(compute_zones(engine))
     return registry

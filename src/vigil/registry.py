@@ -12,7 +12,7 @@ import re
 import uuid as uuidlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -21,8 +21,9 @@ from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
 from vigil.objects.ha import HostRecord
 from vigil.objects.liveness import State
-from vigil.objects.services import ServiceRecord, Snapshot
+from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.membership import Membership
 
 MAX_REASON = 255
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
@@ -94,9 +95,7 @@ class ServiceView:
 def host_liveness(engine: Engine, group: ServiceGroup) -> dict[str, State]:
     """Each supervised host's own liveness: its supervisor's state (group ``host``, one
     snapshot). A host absent from the answer never had a supervisor."""
-    snap = services_db.snapshot(engine, topic="host")
-    states = group.states(snap)
-    return {s.host: states[s.id] for s in snap.services}
+    return {m.host: m.state for m in group.members("host")}
 
 
 def parse_ident(text: str) -> int | str:
@@ -109,6 +108,13 @@ def parse_ident(text: str) -> int | str:
     raise InvalidInput(f"{text!r} is neither a service id nor a UUID")
 
 
+class ServiceNotifier(Protocol):
+    """What is told of each change (:class:`vigil.notifications.Notifier`)."""
+
+    def service_changed(self, event_type: str, record: ServiceRecord, zone: str | None,
+                        changes: dict[str, Any]) -> None: ...
+
+
 class Registry:
     def __init__(self, engine: Engine, group: ServiceGroup, *, default_zone: str = "nova") -> None:
         self.engine = engine
@@ -116,6 +122,11 @@ class Registry:
         self.default_zone = default_zone
         self._delete_guards: list[DeleteGuard] = []
         self._zone_source: Callable[[], Mapping[str, str]] | None = None
+        self._notifier: ServiceNotifier | None = None
+
+    def set_notifier(self, notifier: ServiceNotifier) -> None:
+        """Told of every change made here (vigil.notifications: notification and audit)."""
+        self._notifier = notifier
 
     def add_delete_guard(self, guard: DeleteGuard) -> None:
         """``guard(record)`` raises Conflict to refuse a deletion."""
@@ -131,21 +142,21 @@ class Registry:
             return "internal"
         return (zones or {}).get(record.host, self.default_zone)
 
-    def _views(self, snap: Snapshot) -> list[ServiceView]:
-        states = self.group.states(snap)
+    def _views(self, members: Membership) -> list[ServiceView]:
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}
         hosts: Mapping[str, State] = {}
-        if any(s.topic == "compute" for s in snap.services):
+        if any(m.record.topic == "compute" for m in members):
             if self._zone_source is not None:
                 zones = self._zone_source()  # one statement for the whole list
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
             hosts = host_liveness(self.engine, self.group)
         out: list[ServiceView] = []
-        for s in snap.services:
+        for m in members:
+            s = m.record
             compute = s.topic == "compute"
             facts = ha.get(s.host) if compute else None
-            out.append(ServiceView(s, states[s.id], self.zone_of(s, zones),
+            out.append(ServiceView(s, m.state, self.zone_of(s, zones),
                                    facts is not None and facts.quarantined,
                                    facts is not None and facts.maintenance,
                                    hosts.get(s.host) if compute else None))
@@ -153,11 +164,11 @@ class Registry:
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:
         """Services matching exact filters, with states: O(1) queries for any number."""
-        return self._views(services_db.snapshot(self.engine, host=host, binary=binary))
+        return self._views(self.group.members(host=host, binary=binary))
 
     def get(self, ident: int | str) -> ServiceView:
         record = services_db.service_get(self.engine, ident)
-        return self._views(services_db.snapshot(self.engine, ids=[record.id]))[0]
+        return self._views(self.group.members(ids=[record.id]))[0]
 
     def find(self, host: str, binary: str) -> ServiceRecord:
         return services_db.service_get_by_host_binary(self.engine, host, binary)
@@ -174,7 +185,10 @@ class Registry:
         values = self.validate_update(enabled=enabled, disabled_reason=disabled_reason,
                                       forced_down=forced_down)
         services_db.service_update(self.engine, record.id, values)
-        return self.get(record.id)
+        view = self.get(record.id)
+        if self._notifier is not None:
+            self._notifier.service_changed("service.update", view.record, view.zone, values)
+        return view
 
     @staticmethod
     def validate_update(
@@ -202,6 +216,8 @@ class Registry:
         for guard in self._delete_guards:
             guard(record)
         services_db.service_soft_delete(self.engine, record.id)
+        if self._notifier is not None:
+            self._notifier.service_changed("service.delete", record, self.zone_of(record), {})
         # If the backend is away, its record expires by itself after service_down_time.
         with contextlib.suppress(Unavailable):
             self.group.leave(record.host, record.topic)

@@ -233,3 +233,58 @@ def etcd_server(shared_servers: None, servers_dir: Path) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def zookeeper_server(shared_servers: None, servers_dir: Path) -> Iterator[Server]:
     yield from _private(ZooKeeper, servers_dir)
+
+
+class EtcdMember(Etcd):
+    """One member of a private three-member etcd cluster (see :func:`etcd_cluster`)."""
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self.name = name
+        self.initial_cluster = ""  # set by the cluster once every member has its peer port
+        super().__init__(workdir)
+        self.log = workdir / f"etcd-{name}.log"
+        self.data = workdir / f"etcd-{name}"
+
+    def command(self) -> list[str]:
+        client = f"http://127.0.0.1:{self.port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        return ["etcd", "--name", self.name, "--data-dir", str(self.data),
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", self.initial_cluster,
+                "--initial-cluster-token", f"vigil-contract-{self.workdir.name}",
+                "--heartbeat-interval", "50", "--election-timeout", "500",
+                "--log-level", "warn"]
+
+
+def start_cluster(members: list[EtcdMember], deadline: float = 60.0) -> None:
+    """Start every member at once (each waits for a quorum before it is healthy)."""
+    initial = ",".join(f"{m.name}=http://127.0.0.1:{m.peer_port}" for m in members)
+    for member in members:
+        member.initial_cluster = initial
+        with open(member.log, "ab") as log:
+            member.proc = subprocess.Popen(member.command(), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           start_new_session=True)
+    end = time.monotonic() + deadline
+    while not all(m.ready() for m in members):
+        for member in members:
+            if member.proc is not None and member.proc.poll() is not None:
+                raise RuntimeError(f"etcd {member.name} exited; see {member.log}:\n"
+                                   f"{member.log.read_text()[-2000:]}")
+        if time.monotonic() > end:
+            raise RuntimeError(f"etcd cluster not healthy after {deadline}s; see {members[0].log}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(shared_servers: None, servers_dir: Path) -> Iterator[list[EtcdMember]]:
+    """Three etcd members on private ports, one cluster (the layout of docs/deployment.md)."""
+    workdir = servers_dir / "etcd-cluster"
+    workdir.mkdir(parents=True, exist_ok=True)
+    members = [EtcdMember(workdir, f"m{i}") for i in range(3)]
+    start_cluster(members)
+    yield members
+    for member in members:
+        with contextlib.suppress(Exception):
+            member.kill()

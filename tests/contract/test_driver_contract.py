@@ -39,12 +39,13 @@ from vigil.db import migration
 from vigil.db import services as services_db
 from vigil.db.engine import make_engine
 from vigil.errors import BackendUnavailable, ConfigError, DatabaseUnavailable
-from vigil.objects.liveness import State, path_max_gap
+from vigil.objects.liveness import LivenessTiming, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.base import Driver
 from vigil.servicegroup.drivers.mc import InProcessCache, MemcachedDriver
+from vigil.servicegroup.drivers.options import options_from, timing_from
 
 from .conftest import Etcd, Server, ZooKeeper
 
@@ -70,6 +71,10 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float =
         if time.monotonic() - start > timeout:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+def connected(driver: Driver) -> bool:
+    return driver.session() is SessionState.CONNECTED
 
 
 class Agent:
@@ -149,6 +154,9 @@ class World:
         self.server = server
         self.overrides = overrides
         self.down_time = float(overrides.get("service_down_time", DOWN_TIME))
+        # Reports are written at once here (no coalescing tick); the path is beaten every 0.1 s.
+        self.timing = LivenessTiming(report_interval=REPORT_INTERVAL,
+                                     service_down_time=self.down_time, coalesce_interval=BEAT)
         self.topic = f"compute-{uuid.uuid4().hex[:8]}"
         self.db_path = tmp / "vigil.sqlite"
         self.engine = make_engine(f"sqlite:///{self.db_path}")
@@ -160,8 +168,7 @@ class World:
         self.agents: list[Agent] = []
         self.path_ok = threading.Event()
         self.path_ok.set()
-        # Reports are written at once here (no coalescing tick); the path is beaten every 0.1 s.
-        self.path_max_gap = path_max_gap(self.down_time, REPORT_INTERVAL, BEAT)
+        self.path_max_gap = self.timing.path_max_gap
         self._stop = threading.Event()
         self._conductor = threading.Thread(target=self._beat_path, daemon=True)
         self._conductor.start()
@@ -217,16 +224,15 @@ class World:
 
     def make_driver(self, proxy: TcpProxy | None = None) -> Driver:
         if self.kind == "mc-local":
-            driver: Driver = MemcachedDriver(self.conf(), cache=self.cache)
+            driver: Driver = MemcachedDriver(options_from(self.conf()), self.timing,
+                                             cache=self.cache)
         else:
             driver = drivers.load(self.conf(proxy))
         self.drivers.append(driver)
         return driver
 
     def facade(self, driver: Driver, engine: Engine | None = None) -> ServiceGroup:
-        return ServiceGroup(driver, service_down_time=self.down_time,
-                            report_interval=REPORT_INTERVAL, coalesce_interval=BEAT,
-                            engine=engine or self.engine)
+        return ServiceGroup(driver, self.timing, engine=engine or self.engine)
 
     def register(self, n: int, topic: str | None = None, prefix: str = "host") -> list[
             ServiceRecord]:
@@ -255,7 +261,8 @@ class World:
     def states(self, records: Sequence[ServiceRecord],
                group: ServiceGroup | None = None) -> dict[int, State]:
         """The facade's combined answer (never raises for a backend outage)."""
-        return (group or self.group).states_of(list(records))
+        members = (group or self.group).members(ids=[r.id for r in records])
+        return {m.record.id: m.state for m in members}
 
     def wait_trusted(self) -> None:
         """Until the backend's absence of a member means DOWN (mc/redis distrust a young server).
@@ -333,7 +340,7 @@ def test_join_makes_members_up_and_listed(world: World) -> None:
     assert set(world.states(recs).values()) == {State.UP}
     assert sorted(world.group.get_all(world.topic)) == sorted(r.host for r in recs)
     assert world.group.is_up(recs[0].id)
-    assert world.reader.connected()
+    assert world.reader.session() is SessionState.CONNECTED
 
 
 def test_leave_is_down_at_once(world: World) -> None:
@@ -456,7 +463,7 @@ def test_backend_restart_unknown_then_members_recover(world: World) -> None:
                 return True
             return False
         wait_for(unavailable, 10, "the reader to see the backend gone")
-        assert not world.reader.connected()
+        assert world.reader.session() in (SessionState.SUSPENDED, SessionState.LOST)
         wait_for(lambda: set(observe().values()) == {State.UNKNOWN}, 5, "states UNKNOWN")
         hold = time.monotonic() + 1.0
         while time.monotonic() < hold:  # down for a while: still never DOWN
@@ -473,8 +480,8 @@ def test_backend_restart_unknown_then_members_recover(world: World) -> None:
     _recover(world)
     wait_for(lambda: set(observe().values()) == {State.UP}, 20,
              "members to come back by themselves")
-    wait_for(world.reader.connected, 5, "the reader's session to be healthy")
-    wait_for(agent.driver.connected, 5, "the agent's session to be healthy")
+    wait_for(lambda: connected(world.reader), 5, "the reader's session to be healthy")
+    wait_for(lambda: connected(agent.driver), 5, "the agent's session to be healthy")
     assert State.DOWN not in seen
 
 
@@ -520,7 +527,7 @@ def test_unknown_while_backend_hangs(world: World) -> None:
     if world.kind == "mc-local":
         # No server to hang: the in-process cache always answers.
         assert set(world.verdict(recs).values()) == {State.UP}
-        assert world.reader.connected()
+        assert world.reader.session() is SessionState.CONNECTED
         return
     if world.kind == "db":
         # The database cannot be opened by this reader: UNKNOWN, never DOWN. The reader reaches
@@ -556,12 +563,12 @@ def test_unknown_while_backend_hangs(world: World) -> None:
     took = wait_for(unavailable, 10, "the hung backend to be reported unavailable")
     assert took < CLIENT_TIMEOUT + world.down_time + 2
     assert set(world.states(recs, group).values()) == {State.UNKNOWN}
-    assert not reader.connected()
+    assert reader.session() in (SessionState.SUSPENDED, SessionState.LOST)
     proxy.heal()
     proxy.cut()
     wait_for(lambda: set(world.states(recs, group).values()) == {State.UP}, 15,
              "the reader to recover")
-    wait_for(reader.connected, 5, "the reader's session to be healthy")
+    wait_for(lambda: connected(reader), 5, "the reader's session to be healthy")
 
 
 def test_slow_backend_does_not_make_live_members_down(make_world: Callable[..., World]) -> None:
@@ -649,7 +656,9 @@ def test_unreachable_backend_fails_join_with_one_line(name: str) -> None:
         assert time.monotonic() - start < 5
         assert "\n" not in str(info.value)
         assert info.value.__cause__ is not None or name == "zk"
-        assert not driver.connected()
+        # Never connected: no ZooKeeper session ever existed; the others' last request failed.
+        assert driver.session() is (SessionState.LOST if name == "zk" else
+                                    SessionState.SUSPENDED)
     finally:
         driver.close()
 
@@ -666,7 +675,7 @@ def test_in_process_cache_expires_on_its_clock_and_distrusts_its_youth() -> None
     conf.set_override("servicegroup_driver", "mc")
     conf.set_override("service_down_time", 2.0)
     conf.set_override("report_interval", 0.5)
-    driver = MemcachedDriver(conf, cache=InProcessCache(clock))
+    driver = MemcachedDriver(options_from(conf), timing_from(conf), cache=InProcessCache(clock))
     now = dt.datetime(2024, 1, 1)
     rec = {name: ServiceRecord(
         id=i, uuid=name, host=name, binary="vigil-compute", topic="compute", report_count=0,

@@ -22,7 +22,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from tests.conftest import write_config
-from tests.functional.procs import heartbeats, wait_for
+from tests.functional.procs import db_sync, heartbeats, wait_for
 from vigil import conf as vconf
 from vigil import launch
 from vigil.compute.servers import ServersAPI, settled
@@ -76,6 +76,8 @@ class HaCluster:
         return path
 
     def start(self, name: str, *args: str, config: str = "main") -> subprocess.Popen[bytes]:
+        if args[:1] == ("conductor",):
+            db_sync(self.configs[config])  # only `vigil db sync` migrates (idempotent)
         gen = self.generation.get(name, 0) + 1
         self.generation[name] = gen
         log = open(self.logs / f"{name}.{gen}.log", "wb")  # noqa: SIM115 - the child owns it

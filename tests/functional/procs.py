@@ -52,6 +52,14 @@ class Proc:
         self._log.close()
 
 
+def db_sync(config: Path, timeout: float = 120) -> None:
+    """``vigil db sync``: the daemons refuse a schema behind theirs, and only this migrates."""
+    result = subprocess.run([*VIGIL, "--config-file", str(config), "db", "sync"],
+                            capture_output=True, text=True, timeout=timeout,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+
+
 def poll(fn: Callable[[], T | None], timeout: float, interval: float = 0.05,
          what: str = "condition") -> T:
     """Call ``fn`` until it returns a truthy value or the deadline passes."""

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from oslo_config import cfg
 
-from tests.functional.procs import heartbeats, pid_alive, wait_for
+from tests.functional.procs import db_sync, heartbeats, pid_alive, wait_for
 from vigil import launch
 from vigil.compute.hypervisors import HypervisorsAPI
 from vigil.compute.servers import ServersAPI, settled
@@ -111,11 +111,12 @@ def test_evacuation_moves_every_instance_exactly_once(
 
 
 def run_scenario(c: Cluster, conf: cfg.ConfigOpts, instances: Path) -> None:
+    db_sync(c.config)  # only `vigil db sync` migrates
     c.start("conductor", "conductor")
     engine = launch.engine_from(conf)
     group = launch.group_from(conf, engine)
     hypervisors = HypervisorsAPI(engine, group)
-    # The conductor migrates the database; the others need its schema and its RPC server.
+    # The others need the conductor's RPC server (the schema was synced above).
     wait_for(lambda: "listening on topic" in c.log("conductor"), 90, "the conductor")
     c.start("scheduler", "scheduler")
     h1 = c.start("h1", "compute", "--host", "h1")

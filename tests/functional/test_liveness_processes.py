@@ -18,7 +18,7 @@ from vigil import launch
 from vigil.objects.liveness import State
 from vigil.registry import Registry
 
-from .procs import Proc, poll
+from .procs import Proc, db_sync, poll
 
 REPORT = 0.5
 DOWN = 2.5
@@ -38,6 +38,8 @@ def env(make_conf: Any, rabbit_vhost_url: str, exchange: str, tmp_path: Path) ->
     procs: list[Proc] = []
 
     def start(name: str, *args: str) -> Proc:
+        if args[:1] == ("conductor",):
+            db_sync(path)  # only `vigil db sync` migrates (idempotent)
         p = Proc(name, ["--config-file", str(path), *args], tmp_path)
         procs.append(p)
         return p

@@ -65,7 +65,7 @@ from vigil.objects.baremetal import HYPERVISOR_TYPE, Node, Provisioning
 from vigil.objects.compute import PowerState, TaskState, VmState
 from vigil.ring import HashRing
 
-from .procs import Proc, poll
+from .procs import Proc, db_sync, poll
 
 pytestmark = pytest.mark.slow
 
@@ -405,6 +405,7 @@ def run_churn(settings: Settings, config: Path, db_url: str, logs: Path,
     report = Report()
     checker: Checker | None = None
     try:
+        db_sync(cluster.config)  # only `vigil db sync` migrates
         conductor = cluster.start("conductor", "conductor")
         poll(lambda: "listening on topic" in conductor.log(), 60, what="the conductor")
         engine = make_engine(db_url)

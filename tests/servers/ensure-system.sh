@@ -74,4 +74,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
 fi
-echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents, chromium and the cluster's packages installed"
+# promtool (Debian's prometheus package): the tests check the API's /metrics exposition with
+# `promtool check metrics`. Only the tool is wanted; the package's server is not started here.
+if ! command -v promtool >/dev/null 2>&1; then
+  if (( ! apt_updated )); then apt-get update -q >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null
+fi
+echo "ensure-system: PostgreSQL, MariaDB, RabbitMQ and Redis are listening; fence-agents, chromium, promtool and the cluster's packages installed"

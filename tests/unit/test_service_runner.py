@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from vigil import rpc
+from vigil import launch, rpc
 from vigil.clock import FakeClock
 from vigil.conductor.manager import Conductor, LocalConductorAPI
 from vigil.db import services as services_db
 from vigil.errors import MessagingUnavailable
-from vigil.objects.liveness import State
+from vigil.objects.liveness import LivenessTiming, State
 from vigil.objects.services import ServiceRecord
 from vigil.service import Service
 from vigil.servicegroup.api import ServiceGroup
@@ -41,9 +41,10 @@ def stack(make_conf: Any, sqlite_engine: Engine, tmp_path: Path) -> Iterator[dic
         "conductor": {"coalesce_interval": 0.05, "probe_interval": 0.05},
     })
     transport = rpc.get_transport(conf)
-    conductor = Conductor(conf, sqlite_engine, transport)
-    group = ServiceGroup(DbDriver(), service_down_time=1.0, report_interval=0.1,
-                         coalesce_interval=0.05,
+    conductor = Conductor(conf, sqlite_engine, transport,
+                          group_factory=lambda: launch.group_from(conf, sqlite_engine))
+    group = ServiceGroup(DbDriver(), LivenessTiming(report_interval=0.1, service_down_time=1.0,
+                                                    coalesce_interval=0.05),
                          engine=sqlite_engine)
     yield {"conf": conf, "transport": transport, "conductor": conductor, "group": group,
            "engine": sqlite_engine}

@@ -16,8 +16,10 @@ the same schemas in ``openapi_extra`` so the OpenAPI document describes what is 
 
 Request pipeline
 ----------------
-:class:`ComputeMiddleware` runs before any route, for every path except the public ones
-(version documents, ``/healthz``, the OpenAPI document): it authenticates (401 in Nova's body
+:class:`~vigil.api.request_log.RequestLogMiddleware` runs first, for every request: it gives it
+its ``x-openstack-request-id`` and writes the access log line. :class:`ComputeMiddleware` runs
+next, for every path except the public ones (version documents, ``/healthz``,
+``/healthcheck``, ``/metrics``, the OpenAPI document): it authenticates (401 in Nova's body
 when that fails), negotiates the microversion (400 malformed, 406 unsupported), and echoes the
 served version with ``Vary`` on every answer, errors included, as Nova does.
 """
@@ -39,7 +41,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.api import auth, errors, microversions
 from vigil.api.feed import PokeOnWrite, feed_for
-from vigil.api.policy import Policy
+from vigil.api.metrics import ApiMetrics, MetricsMiddleware
+from vigil.api.policy import Policy, defaults
+from vigil.api.request_log import RequestLogMiddleware, install_log_context
 from vigil.errors import Unavailable
 from vigil.registry import Registry
 
@@ -49,6 +53,8 @@ LOG = logging.getLogger(__name__)
 ROUTE_MODULES: tuple[str, ...] = (
     "vigil.api.routes.versions",
     "vigil.api.routes.healthz",
+    "vigil.api.routes.healthcheck",
+    "vigil.api.routes.metrics",
     "vigil.api.routes.services",
     "vigil.api.routes.vigil_services",
     "vigil.api.routes.servers",
@@ -62,7 +68,8 @@ ROUTE_MODULES: tuple[str, ...] = (
 )
 
 # Answered without credentials (as Nova's version documents are) and without a microversion.
-PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/healthz", "/openapi.json", "/dashboard"})
+PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/healthz", "/healthcheck", "/metrics",
+                          "/openapi.json", "/dashboard"})
 # The dashboard's static files: public too (they hold no data; every data call they make is an
 # API call with the operator's token).
 PUBLIC_PREFIXES = ("/dashboard/",)
@@ -158,6 +165,15 @@ class ComputeMiddleware:
         return self.authenticator.authenticate(plain, environ)
 
 
+def list_policies(route_modules: Sequence[str] = ROUTE_MODULES) -> list[Any]:
+    """Every policy rule the API enforces, with its default: the ``oslo.policy.policies`` entry
+    point (``oslopolicy-sample-generator --namespace vigil``). Route modules register their rules
+    when imported, so they are imported first."""
+    for name in route_modules:
+        importlib.import_module(name)
+    return defaults()
+
+
 def create_app(
     registry: Registry,
     policy: Policy,
@@ -192,6 +208,11 @@ def create_app(
                             if p.startswith("/v2.1/") and len(p.split("/")) > 2)
     app.add_middleware(ComputeMiddleware, authenticator=authenticator, collections=collections)
     app.add_middleware(PokeOnWrite, feed=app.state.vigil_feed)
+    app.state.vigil_metrics = ApiMetrics(registry)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.vigil_metrics)
+    # Outermost (added last): every answer gets its request id, errors and public paths too.
+    install_log_context()
+    app.add_middleware(RequestLogMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -230,6 +251,13 @@ def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None)
     """The app as ``vigil api`` and ``vigil up`` run it."""
     from vigil import launch
 
-    registry = registry or launch.registry_from(conf)
-    return create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
-                      feed_poll_interval=conf.api.feed_poll_interval)
+    if registry is None:
+        from vigil.db import migration
+
+        registry = launch.registry_from(conf)
+        # Every worker checks (gunicorn's too): a schema behind the code stops it at boot.
+        migration.require_current(registry.engine)
+    app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
+                     feed_poll_interval=conf.api.feed_poll_interval)
+    app.state.vigil_disable_file = conf.healthcheck.disable_by_file_path
+    return app

@@ -11,21 +11,18 @@ import json
 from typing import Any
 
 from vigil import conf as vconf
+from vigil import launch
 from vigil.api import auth
 from vigil.api.app import create_app
 from vigil.api.policy import Policy
 from vigil.db.engine import make_engine
 from vigil.registry import Registry
-from vigil.servicegroup import drivers
-from vigil.servicegroup.api import ServiceGroup
 
 
 def document() -> dict[str, Any]:
     conf = vconf.load([], default_files=[])
     engine = make_engine("sqlite://")
-    group = ServiceGroup(drivers.load(conf), service_down_time=conf.service_down_time,
-                         report_interval=conf.report_interval,
-                         coalesce_interval=conf.conductor.coalesce_interval, engine=engine)
+    group = launch.group_from(conf, engine)
     app = create_app(Registry(engine, group), Policy(conf), auth.NoAuth())
     return app.openapi()
 

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import services as services_db
 from vigil.db.baremetal import inventory as inventory_db
 from vigil.db.baremetal import members as members_db
 from vigil.db.baremetal import ownership as ownership_db
@@ -34,10 +33,8 @@ COMPUTE_TOPIC = "compute"
 
 def host_states(engine: Engine, group: ServiceGroup) -> tuple[dict[str, State], dict[str, int]]:
     """Every compute host's state (batch liveness, one snapshot) and service version."""
-    snap = services_db.snapshot(engine, topic=COMPUTE_TOPIC)
-    states = group.states(snap)
-    return ({s.host: states[s.id] for s in snap.services},
-            {s.host: s.version for s in snap.services})
+    members = group.members(COMPUTE_TOPIC)
+    return ({m.host: m.state for m in members}, {m.host: m.record.version for m in members})
 
 
 class Ownership:

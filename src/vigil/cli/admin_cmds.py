@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from oslo_config import cfg
 
@@ -10,7 +11,8 @@ from oslo_config import cfg
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("config", help="configuration helpers")
     csub = c.add_subparsers(dest="config_cmd", required=True, metavar="COMMAND")
-    s = csub.add_parser("sample", help="print a commented sample configuration")
+    s = csub.add_parser("sample", help="print a commented sample configuration "
+                        "(oslo-config-generator's output for Vigil and its libraries)")
     s.set_defaults(func=config_sample, no_conf=True)
 
     d = sub.add_parser("db", help="database schema")
@@ -23,7 +25,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def config_sample(args: argparse.Namespace, conf: cfg.ConfigOpts | None) -> int:
     from vigil.conf import sample
 
-    print(sample.render())
+    sample.render(sys.stdout)
     return 0
 
 

@@ -19,7 +19,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                          "services ([supervisor] services), vouches for the host (group host)")
     sup.add_argument("--host", help="host name to supervise (default: [DEFAULT] host)")
     sup.set_defaults(func=supervisor)
-    sub.add_parser("api", help="run the REST API ([api] listen, port)").set_defaults(func=api)
+    api_p = sub.add_parser("api", help="run the REST API ([api] listen, port)")
+    api_p.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="serve with N processes ([api] workers; docs/operations.md)")
+    api_p.set_defaults(func=api)
     mon = sub.add_parser("monitor", help="run the HA monitor (detect, fence, evacuate)")
     mon.add_argument("--dry-run", action="store_true", default=None,
                      help="log what it would do, change nothing ([ha] dry_run)")
@@ -55,6 +58,15 @@ def supervisor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 def api(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     from vigil.daemons import run_api
 
+    workers = conf.api.workers if args.workers is None else args.workers
+    if workers < 1:
+        raise InvalidInput("--workers must be 1 or more")
+    if workers > 1:
+        from vigil.api.wsgi import serve_workers
+
+        print(f"Vigil API on {conf.api.listen}:{conf.api.port} ({workers} workers)", flush=True)
+        return serve_workers(list(conf.config_file or ()), list(conf.config_dir or ()),
+                             conf.api.listen, conf.api.port, workers)
     return run_api(conf)
 
 

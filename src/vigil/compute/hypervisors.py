@@ -95,19 +95,16 @@ class HypervisorsAPI:
         self.group = group
 
     def _views(self, nodes: list[NodeRecord]) -> list[HypervisorView]:
-        snap = services_db.snapshot(self.engine, topic=COMPUTE_TOPIC)
-        states = self.group.states(snap)
-        by_host = {s.host: s for s in snap.services}
+        by_host = self.group.members(COMPUTE_TOPIC).by_host()
         ha = hosts_db.hosts(self.engine)
-        sup = services_db.snapshot(self.engine, topic="host")
-        sup_states = self.group.states(sup)
-        liveness = {s.host: sup_states[s.id] for s in sup.services}
+        liveness = {m.host: m.state for m in self.group.members("host")}
         out: list[HypervisorView] = []
         for n in nodes:
             if n.host not in by_host:
                 continue
             facts = ha.get(n.host)
-            out.append(HypervisorView(n, by_host[n.host], states[by_host[n.host].id],
+            member = by_host[n.host]
+            out.append(HypervisorView(n, member.record, member.state,
                                       facts is not None and facts.quarantined,
                                       facts is not None and facts.maintenance,
                                       liveness.get(n.host)))

@@ -28,7 +28,6 @@ from sqlalchemy.engine import Engine
 
 from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
-from vigil.db import services as services_db
 from vigil.db.compute import flavors as flavors_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
@@ -192,11 +191,8 @@ class ServersAPI:
             self.scheduler.schedule_pending()
 
     def _compute_service(self, host: str) -> tuple[ServiceRecord, State] | None:
-        snap = services_db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC)
-        if not snap.services:
-            return None
-        svc = snap.services[0]
-        return svc, self.group.states(snap)[svc.id]
+        found = self.group.members(COMPUTE_TOPIC, host=host)
+        return (found[0].record, found[0].state) if found else None
 
     def resolve(self, ident: str) -> InstanceRecord:
         """A live instance by UUID, or by name when exactly one instance has it."""
@@ -283,10 +279,9 @@ class ServersAPI:
                 raise InvalidInput("The target host can't be the same one.")
             if self._compute_service(host) is None:
                 raise NotFound(f"Compute host {host} could not be found.")
-        snap = services_db.snapshot(self.engine, host=inst.host, topic=COMPUTE_TOPIC)
-        reporting = (self.group.states(snap, honour_forced_down=False)[snap.services[0].id]
-                     if snap.services else State.DOWN)
-        left = bool(snap.services) and snap.services[0].left_at is not None
+        source = self.group.members(COMPUTE_TOPIC, host=inst.host)
+        reporting = source[0].reporting if source else State.DOWN
+        left = bool(source) and source[0].record.left_at is not None
         why = evacuation.operator_refusal(inst.host, reporting, left=left,
                                           facts=hosts_db.host_get(self.engine, inst.host))
         if why is not None:

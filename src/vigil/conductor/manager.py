@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import launch, rpc
+from vigil import rpc
 from vigil.conductor.baremetal import BaremetalConductorManager
 from vigil.conductor.coalescer import ReportCoalescer
 from vigil.conductor.compute import ComputeConductorManager
 from vigil.db import services as services_db
 from vigil.errors import DatabaseUnavailable, MessagingUnavailable
-from vigil.objects import liveness
 from vigil.objects.services import ReportVerdict, ServiceRecord
+from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.drivers.options import timing_from
 
 LOG = logging.getLogger(__name__)
 
@@ -76,10 +78,16 @@ class LocalConductorAPI:
 
 
 class Conductor:
-    """The conductor's RPC server, its report coalescer and its report-path prober."""
+    """The conductor's RPC server, its report coalescer and its report-path prober.
+
+    ``group_factory`` builds the ServiceGroup that bare metal needs for batch liveness, on
+    first use: the composition root hands it in, so the conductor never reaches up to build
+    one itself.
+    """
 
     def __init__(
-        self, conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport
+        self, conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport, *,
+        group_factory: Callable[[], ServiceGroup],
     ) -> None:
         self.conf = conf
         self.host = conf.host
@@ -88,13 +96,11 @@ class Conductor:
             conductor=conf.host,
             interval=conf.conductor.coalesce_interval,
             batch_size=conf.conductor.batch_size,
-            path_max_gap=liveness.path_max_gap(conf.service_down_time, conf.report_interval,
-                                               conf.conductor.coalesce_interval),
+            path_max_gap=timing_from(conf).path_max_gap,
         )
         self.manager = ConductorManager(conf, engine, self.coalescer)
         # Bare metal needs batch liveness; its ServiceGroup is built on first use.
-        self.baremetal = BaremetalConductorManager(
-            engine, lambda: launch.group_from(conf, engine))
+        self.baremetal = BaremetalConductorManager(engine, group_factory)
         self._server = messaging.get_rpc_server(
             transport,
             rpc.conductor_target(server=conf.host),

@@ -11,10 +11,8 @@ from collections.abc import Sequence
 import oslo_messaging
 import oslo_messaging.opts
 from oslo_config import cfg
-from oslo_messaging._metrics import client as _metrics
-from oslo_messaging._tracing import client as _tracing
 
-from vigil.conf import opts
+from vigil.conf import checker, libraries, opts
 from vigil.errors import ConfigError
 from vigil.objects.liveness import REPORT_JITTER, path_max_gap
 
@@ -32,18 +30,39 @@ def make() -> cfg.ConfigOpts:
     # configuration files are validated before any transport is built.
     for group, options in oslo_messaging.opts.list_opts():
         conf.register_opts(options, group=None if group == "DEFAULT" else group)
-    # oslo.messaging's RPC client reads [oslo_messaging_tracing] but registers it only on the
-    # global cfg.CONF (the same holds for [oslo_messaging_metrics]), which Vigil does not use.
-    conf.register_opts(_tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
-    conf.register_opts(_metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
+    for group, options in libraries.messaging_extra_opts():
+        conf.register_opts(options, group=group)
     conf.set_default("transport_url", "fake://")
     # Nova's 60 s is long for an agent whose report is due every report_interval.
     conf.set_default("rpc_response_timeout", 10)
     return conf
 
 
+def schema(conf: cfg.ConfigOpts) -> checker.Schema:
+    """What a file given to ``conf`` may contain: every option registered on it (Vigil's and
+    oslo.messaging's, :func:`make`) and the groups libraries register later (:mod:`.libraries`).
+    """
+    result = checker.Schema()
+    for group, options in opts.list_opts():
+        result.add(group, options)
+    for group, options in oslo_messaging.opts.list_opts():
+        result.add(None if group == "DEFAULT" else group, options)
+    for group, options in libraries.messaging_extra_opts():
+        result.add(group, options)
+    found = list(checker.entries(checker.files_of(conf)))
+    auth_type = next((e.values[-1] for e in reversed(found) if e.name == "auth_type"
+                      and e.section.lower() == libraries.KEYSTONE and e.values), None)
+    groups, open_sections = libraries.list_opts(auth_type)
+    for group, options in groups:
+        result.add(group, options)
+    result.open_sections |= open_sections
+    return result
+
+
 def load(args: Sequence[str] = (), *, default_files: Sequence[str] | None = None) -> cfg.ConfigOpts:
-    """Parse ``--config-file``/``--config-dir`` style ``args`` and validate the result."""
+    """Parse ``--config-file``/``--config-dir`` style ``args`` and validate the result: unknown
+    sections and options and bad values first (:mod:`vigil.conf.checker`), then the rules
+    between values (:func:`validate`)."""
     conf = make()
     try:
         conf(
@@ -53,6 +72,7 @@ def load(args: Sequence[str] = (), *, default_files: Sequence[str] | None = None
         )
     except cfg.Error as exc:
         raise ConfigError(str(exc).splitlines()[0]) from exc
+    checker.check(conf, schema(conf))
     validate(conf)
     return conf
 

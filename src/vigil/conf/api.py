@@ -23,6 +23,15 @@ API_OPTS: list[cfg.Opt] = [
         default=8774,
         help="TCP port of the API (8774, Nova's osapi_compute port, so clients' habits hold).",
     ),
+    cfg.IntOpt(
+        "workers",
+        default=1,
+        min=1,
+        help="Processes serving the API (vigil api; --workers overrides). Above 1, uvicorn's "
+        "process manager runs that many workers on the one port, each building the app from "
+        "the same configuration files (vigil.api.wsgi). Under gunicorn, its own --workers "
+        "rules instead.",
+    ),
     cfg.StrOpt(
         "auth_strategy",
         default="token_file",
@@ -72,5 +81,18 @@ API_OPTS: list[cfg.Opt] = [
 ]
 
 
+# oslo.middleware's healthcheck names, so an operator's habits (and drain scripts) carry over.
+HEALTHCHECK_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "disable_by_file_path",
+        default=None,
+        help="While this file exists, GET /healthcheck answers 503 'DISABLED BY FILE' (the API "
+        "still serves everything else): touch it to drain an API node out of its load "
+        "balancer before maintenance, remove it to put the node back. As oslo.middleware's "
+        "disable_by_file backend.",
+    ),
+]
+
+
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
-    return [("api", API_OPTS)]
+    return [("api", API_OPTS), ("healthcheck", HEALTHCHECK_OPTS)]

@@ -62,7 +62,8 @@ ETCD_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
         "endpoint",
         default="http://127.0.0.1:2379",
-        help="URL of etcd's JSON gateway (client URL) for the 'etcd' driver.",
+        help="Client URL of etcd's JSON gateway for the 'etcd' driver; several, separated by "
+        "commas, for the members of a cluster (each request goes to the first that answers).",
     ),
     cfg.StrOpt(
         "api_path",

@@ -3,18 +3,33 @@
 Names follow nova.conf where Nova has the option (``compute_driver``, ``instances_path``, the
 allocation ratios, ``resume_guests_state_on_host_boot``, ``host_subset_size``,
 ``ram_weight_multiplier``, ``enabled_filters``); the ratios keep Nova's historical defaults.
+
+Vigil groups them by the process that reads them, so some moved: Nova's ``[DEFAULT]``
+compute options are under ``[compute]`` and its ``[filter_scheduler]`` options under
+``[scheduler]``. The old places stay valid as deprecated aliases (oslo.config reads them and logs
+a deprecation warning), so a nova.conf fragment keeps working.
 """
 
 from __future__ import annotations
 
 from oslo_config import cfg
 
-COMPUTE_DRIVERS = ("fake", "process", "baremetal")
+from vigil import plugins
+
+
+def _nova(name: str, group: str) -> list[cfg.DeprecatedOpt]:
+    """Nova's place of an option Vigil moved (see the module docstring). The name is spelled
+    out although it did not change: oslo-config-generator lists an alias only with its name."""
+    return [cfg.DeprecatedOpt(name, group=group)]
+
+
+COMPUTE_DRIVERS = plugins.COMPUTE_DRIVERS.names  # the loader's own table (vigil.plugins)
 FILTERS = ("ComputeFilter", "CoreFilter", "RamFilter", "DiskFilter", "AvailabilityZoneFilter")
 
 COMPUTE_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
         "compute_driver",
+        deprecated_opts=_nova("compute_driver", "DEFAULT"),
         default="fake",
         choices=COMPUTE_DRIVERS,
         help="Virt driver. 'fake': instances exist only in the agent's memory (simulated hosts). "
@@ -25,6 +40,7 @@ COMPUTE_OPTS: list[cfg.Opt] = [
     ),
     cfg.StrOpt(
         "instances_path",
+        deprecated_opts=_nova("instances_path", "DEFAULT"),
         default="$state_path/instances",
         help="Where the process driver keeps instance directories (<instances_path>/<uuid>). "
         "May be shared between hosts: an evacuated instance then reuses its directory.",
@@ -59,11 +75,14 @@ COMPUTE_OPTS: list[cfg.Opt] = [
     cfg.IntOpt("local_gb", default=0, min=0,
                help="Disk this host offers, GB. 0: the driver's value (fake: 1024; process: "
                "the size of the file system of instances_path)."),
-    cfg.FloatOpt("cpu_allocation_ratio", default=16.0, min=0.0,
+    cfg.FloatOpt("cpu_allocation_ratio", deprecated_opts=_nova("cpu_allocation_ratio", "DEFAULT"),
+                 default=16.0, min=0.0,
                  help="Virtual CPUs per physical CPU (Nova's historical default 16.0)."),
-    cfg.FloatOpt("ram_allocation_ratio", default=1.5, min=0.0,
+    cfg.FloatOpt("ram_allocation_ratio", deprecated_opts=_nova("ram_allocation_ratio", "DEFAULT"),
+                 default=1.5, min=0.0,
                  help="Virtual RAM per physical RAM (Nova's historical default 1.5)."),
-    cfg.FloatOpt("disk_allocation_ratio", default=1.0, min=0.0,
+    cfg.FloatOpt("disk_allocation_ratio", deprecated_opts=_nova("disk_allocation_ratio", "DEFAULT"),
+                 default=1.0, min=0.0,
                  help="Virtual disk per physical disk (Nova's default 1.0)."),
     cfg.FloatOpt(
         "update_resources_interval",
@@ -81,6 +100,7 @@ COMPUTE_OPTS: list[cfg.Opt] = [
     ),
     cfg.BoolOpt(
         "resume_guests_state_on_host_boot",
+        deprecated_opts=_nova("resume_guests_state_on_host_boot", "DEFAULT"),
         default=True,
         help="When the agent starts, restart instances the database places on this host as "
         "active but that are not running here (e.g. after the host's processes were killed). "
@@ -91,6 +111,7 @@ COMPUTE_OPTS: list[cfg.Opt] = [
 SCHEDULER_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "enabled_filters",
+        deprecated_opts=_nova("enabled_filters", "filter_scheduler"),
         default=list(FILTERS),
         help="Filters every candidate host must pass, in order. ComputeFilter: the host's "
         "compute service is up (batch liveness; unknown is not up) and enabled. Core/Ram/"
@@ -99,11 +120,13 @@ SCHEDULER_OPTS: list[cfg.Opt] = [
     ),
     cfg.FloatOpt(
         "ram_weight_multiplier",
+        deprecated_opts=_nova("ram_weight_multiplier", "filter_scheduler"),
         default=1.0,
         help="Weight of free RAM. Positive spreads instances over hosts, negative stacks them.",
     ),
     cfg.IntOpt(
         "host_subset_size",
+        deprecated_opts=_nova("host_subset_size", "filter_scheduler"),
         default=1,
         min=1,
         help="Pick at random among this many best hosts. Above 1, concurrent schedulers collide "

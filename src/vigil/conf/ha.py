@@ -10,9 +10,10 @@ import re
 
 from oslo_config import cfg
 
+from vigil import plugins
 from vigil.errors import ConfigError
 
-FENCE_AGENTS = ("process", "command", "ipmi", "redfish", "simulated")
+FENCE_AGENTS = plugins.FENCE_AGENTS.names  # the loader's own table (vigil.plugins)
 
 HA_OPTS: list[cfg.Opt] = [
     cfg.FloatOpt(

@@ -61,7 +61,21 @@ def _vigil_opts() -> list[cfg.Opt]:
     for opt in opts:
         if opt.dest in VIGIL_DEFAULTS:
             opt.default = VIGIL_DEFAULTS[opt.dest]
+        opt.help = _file_help(opt)
     return opts
+
+
+def _file_help(opt: cfg.Opt) -> str:
+    """The help, with argparse's escapes resolved: oslo.log wrote some of its help texts for the
+    command line (``%%(asctime)s``, ``Default: %(default)s``), which a configuration file's
+    sample would otherwise show raw."""
+    text = opt.help or ""
+    if "%(default)s" in text or "%%" in text:
+        try:
+            return text % {"default": opt.default}
+        except (KeyError, ValueError, TypeError):
+            return text
+    return text
 
 
 LOG_OPTS: list[cfg.Opt] = _vigil_opts()

@@ -11,7 +11,9 @@ import socket
 
 from oslo_config import cfg
 
-SERVICEGROUP_DRIVERS = ("db", "mc", "zk", "etcd", "redis")
+from vigil import plugins
+
+SERVICEGROUP_DRIVERS = plugins.SERVICEGROUP_DRIVERS.names  # the loader's table (vigil.plugins)
 
 
 def _default_state_path() -> str:

@@ -1,63 +1,42 @@
-"""Render a commented sample configuration file from the registered options."""
+"""``vigil config sample``: the sample configuration, as oslo-config-generator writes it.
+
+The options reach the generator through the package's ``oslo.config.opts`` entry point
+(``vigil = vigil.conf.opts:list_opts``, pyproject.toml), the same one an operator's
+``oslo-config-generator --namespace vigil`` uses, so the two outputs cannot differ. The sample
+adds the namespaces of the libraries whose groups Vigil's processes read (the groups start-up
+validation accepts: :mod:`vigil.conf.libraries`); keystonemiddleware's only when installed.
+"""
 
 from __future__ import annotations
 
-import textwrap
+import importlib.metadata
+from typing import IO
 
-from oslo_config import cfg
+from oslo_config import cfg, generator
 
-from vigil.conf import opts
+from vigil.errors import ConfigError
 
-
-def _default_text(opt: cfg.Opt) -> str:
-    if opt.sample_default is not None:
-        return str(opt.sample_default)
-    default = opt.default
-    if default is None:
-        return "<None>"
-    if isinstance(default, bool):
-        return "true" if default else "false"
-    if isinstance(default, list | tuple):
-        return ",".join(str(x) for x in default)
-    return str(default)
+ENTRY_POINTS = "oslo.config.opts"
+NAMESPACES = ("vigil", "oslo.messaging", "oslo.policy", "keystonemiddleware.auth_token")
+WRAP_WIDTH = 79
 
 
-def _help_text(opt: cfg.Opt) -> str:
-    """The help, with argparse's escapes resolved: oslo.log wrote some of its help texts for the
-    command line (``%%(asctime)s``, ``Default: %(default)s``)."""
-    text = opt.help or ""
-    if "%(default)s" in text or "%%" in text:
-        try:
-            return text % {"default": _default_text(opt)}
-        except (KeyError, ValueError, TypeError):
-            return text
-    return text
+def namespaces() -> list[str]:
+    """The namespaces of :data:`NAMESPACES` that are installed; Vigil's own must be."""
+    installed = {e.name for e in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+    if "vigil" not in installed:
+        raise ConfigError(
+            "the 'vigil' oslo.config.opts entry point is not installed (the package's metadata "
+            "is older than its source): reinstall it, e.g. pip install -e .")
+    return [name for name in NAMESPACES if name in installed]
 
 
-def render() -> str:
-    """The sample: every option commented out at its default, with its help text."""
-    lines = ["# Vigil configuration (nova.conf-style). Uncomment to change a default.", ""]
-    transport = cfg.StrOpt(
-        "transport_url",
-        default="fake://",
-        help="oslo.messaging transport: rabbit://guest:guest@127.0.0.1:5672/ across processes; "
-        "fake:// only inside one process (vigil up).",
-    )
-    # Merge entries of the same group (several modules contribute to [DEFAULT]).
-    merged: dict[str | None, list[cfg.Opt]] = {}
-    for g, o in opts.list_opts():
-        merged.setdefault(g, []).extend(o)
-    merged[None].append(transport)
-    for group, options in merged.items():
-        lines.append(f"[{group or 'DEFAULT'}]")
-        lines.append("")
-        for opt in options:
-            for chunk in textwrap.wrap(_help_text(opt), width=76):
-                lines.append(f"# {chunk}")
-            kind = type(opt.type).__name__.lower() if opt.type is not None else "string"
-            choices = getattr(opt.type, "choices", None)
-            extra = f" (one of: {', '.join(str(c) for c in choices)})" if choices else ""
-            lines.append(f"# Type: {kind}{extra}")
-            lines.append(f"#{opt.dest} = {_default_text(opt)}")
-            lines.append("")
-    return "\n".join(lines)
+def render(output: IO[str]) -> None:
+    """Write the sample to ``output`` with oslo.config's generator."""
+    conf = cfg.ConfigOpts()
+    generator.register_cli_opts(conf)
+    args = ["--wrap-width", str(WRAP_WIDTH)]
+    for name in namespaces():
+        args += ["--namespace", name]
+    conf(args, project="vigil", default_config_files=[], default_config_dirs=[])
+    generator.generate(conf, output)

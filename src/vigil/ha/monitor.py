@@ -20,7 +20,6 @@ In dry-run mode the monitor takes no lease and writes nothing: it logs what it w
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -33,7 +32,6 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil.clock import Clock, RealClock
-from vigil.db import services as services_db
 from vigil.db.baremetal import members as members_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.ha import alerts as alerts_db
@@ -46,7 +44,7 @@ from vigil.ha.fence.base import FenceAgent
 from vigil.ha.restarts import AgentRestarts, RestartSender
 from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
 from vigil.objects.ha import HostRecord, RecoveryRecord, Trigger
-from vigil.objects.liveness import State
+from vigil.objects.liveness import SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 from vigil.supervisor.core import Outcome
@@ -146,25 +144,22 @@ class Monitor:
 
     # -- observing ----------------------------------------------------------------------------
     def observe(self) -> Observation:
-        connected = self.group.driver.connected()
+        connected = self.group.session() is SessionState.CONNECTED
         try:
-            snap = services_db.snapshot(self.engine, topic=COMPUTE_TOPIC)
-            snap = dataclasses.replace(snap, services=without_bare_metal(self.engine,
-                                                                         snap.services))
+            members = self.group.members(COMPUTE_TOPIC)
+            cared = {s.id for s in without_bare_metal(self.engine, members.records)}
             hosts = hosts_db.hosts(self.engine)
-            sup = services_db.snapshot(self.engine, topic=HOST_TOPIC)
+            sup = self.group.members(HOST_TOPIC)  # the supervisors: each host's own liveness
         except Unavailable as exc:
             LOG.warning("monitor: cannot read the compute services: %s", exc)
             return Observation(False, connected)
-        # Liveness without the forced_down override: whether each host really reports. (A
-        # host this monitor forced down must be seen coming back.)
-        by_id = self.group.states(snap, honour_forced_down=False)
-        sup_by_id = self.group.states(sup, honour_forced_down=False) if sup.services else {}
-        connected = connected and self.group.driver.connected()
-        return Observation(True, connected,
-                           {s.host: by_id[s.id] for s in snap.services},
-                           {s.host: s for s in snap.services}, hosts,
-                           {s.host: sup_by_id[s.id] for s in sup.services})
+        mine = [m for m in members if m.record.id in cared]
+        connected = connected and self.group.session() is SessionState.CONNECTED
+        # Liveness without the forced_down override (``reporting``): whether each host really
+        # reports. (A host this monitor forced down must be seen coming back.)
+        return Observation(True, connected, {m.host: m.reporting for m in mine},
+                           {m.host: m.record for m in mine}, hosts,
+                           {m.host: m.reporting for m in sup})
 
     def decide(self, obs: Observation, now: float,
                open_hosts: set[str]) -> policy.Decision:

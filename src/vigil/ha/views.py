@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import services as services_db
 from vigil.db.ha import alerts as alerts_db
 from vigil.db.ha import evacuations as evacuations_db
 from vigil.db.ha import lease as lease_db
@@ -107,14 +106,14 @@ class RecoveriesAPI:
         """
         if self.group is None:
             raise RuntimeError("RecoveriesAPI needs a ServiceGroup to request an evacuation")
-        snap = services_db.snapshot(self.engine, host=host, topic=COMPUTE_TOPIC)
-        if not snap.services:
+        found = self.group.members(COMPUTE_TOPIC, host=host)
+        if not found:
             raise NotFound(f"Compute host {host} could not be found.")
-        svc = snap.services[0]
+        svc = found[0].record
         if not without_bare_metal(self.engine, [svc]):
             raise Conflict(f"{host} is a bare-metal compute service: its nodes move to a live "
                            "service through the hash ring, not by evacuation")
-        state = self.group.states(snap, honour_forced_down=False)[svc.id]
+        state = found[0].reporting
         if state is State.UP:
             raise Conflict(f"compute service of {host} still reports (state up): it is not "
                            "dead; evacuating it would run its instances twice")

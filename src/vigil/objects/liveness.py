@@ -43,6 +43,31 @@ class State(enum.Enum):
     UNKNOWN = "unknown"
 
 
+class SessionState(enum.Enum):
+    """This process's session with its liveness backend (kazoo's ``KazooState`` as the model).
+
+    CONNECTED: the backend answers. Its verdicts may be acted on, members this process keeps
+        alive are in it.
+    SUSPENDED: the backend does not answer right now (the connection dropped, the last request
+        failed or timed out), but what it holds may still stand: a ZooKeeper session survives
+        until its timeout, TTL keys until they expire. Readers get UNKNOWN; the HA monitor
+        must not fence on what it read (nor on a DOWN read before, without reading again);
+        agents keep beating, which reconnects.
+    LOST: the session is gone and everything it held with it (ZooKeeper expired it, or it was
+        never established): this process's members are absent from the backend until they
+        are re-created, which the driver does by itself once connected again. Treat as
+        SUSPENDED, and expect this process's own members to read DOWN elsewhere meanwhile.
+
+    Backends without sessions (memcached, Redis, etcd over HTTP) are CONNECTED or SUSPENDED,
+    judged by their last request; ``db`` is always CONNECTED (a database error is reported by
+    the read itself).
+    """
+
+    CONNECTED = "connected"
+    SUSPENDED = "suspended"
+    LOST = "lost"
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     """A service's liveness facts from its row."""
@@ -169,6 +194,47 @@ def path_max_gap(
         - 2 * (1 + REPORT_JITTER) * report_interval
         - 2 * coalesce_interval
     )
+
+
+@dataclass(frozen=True)
+class LivenessTiming:
+    """The liveness clock settings, and every value derived from them, in one place.
+
+    Built once from configuration (:func:`vigil.servicegroup.drivers.options.timing_from`) and
+    handed to the facade and to every driver, so that a formula has one home: the report
+    path's gap tolerance was computed from raw options by the conductor, the reader and the
+    validator, and the young-backend rule was written out by two drivers.
+
+    report_interval: seconds between an agent's reports (jittered by ``REPORT_JITTER``).
+    service_down_time: a service whose last sign of life is older is stale (Nova's option).
+    coalesce_interval: the conductor's write tick; a report waits up to one tick.
+    """
+
+    report_interval: float
+    service_down_time: float
+    coalesce_interval: float
+
+    @property
+    def down_after(self) -> dt.timedelta:
+        """The age of a heartbeat beyond which it is stale."""
+        return dt.timedelta(seconds=self.service_down_time)
+
+    @property
+    def path_max_gap(self) -> dt.timedelta:
+        """The report path's gap tolerance (:func:`path_max_gap`, which derives it)."""
+        return path_max_gap(self.service_down_time, self.report_interval,
+                            self.coalesce_interval)
+
+    @property
+    def trust_after(self) -> float:
+        """How long a liveness server must have been up before a missing key means DOWN.
+
+        A freshly (re)started memcached or Redis is empty: a key is missing until its member
+        beats again, which a live member does within ``service_down_time``. Servers report
+        their uptime in whole seconds, truncated, hence one second more, so that a young
+        server is never trusted.
+        """
+        return self.service_down_time + 1.0
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import services as services_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.objects.compute import InstanceRecord, NodeRecord
@@ -61,10 +60,8 @@ class HostSnapshot:
 
 
 def read_hosts(engine: Engine, group: ServiceGroup, default_zone: str) -> HostSnapshot:
-    snap = services_db.snapshot(engine, topic=COMPUTE_TOPIC)
-    states = group.states(snap)
-    raw = group.states(snap, honour_forced_down=False)
-    services = {s.host: (s, states[s.id]) for s in snap.services}
+    members = group.members(COMPUTE_TOPIC)  # one backend round trip for both answers
+    services = {m.host: (m.record, m.state) for m in members}
     ha = hosts_db.hosts(engine)
     hosts: list[HostState] = []
     for node in nodes_db.compute_nodes(engine):
@@ -73,4 +70,4 @@ def read_hosts(engine: Engine, group: ServiceGroup, default_zone: str) -> HostSn
         hosts.append(HostState(node, svc, state, node.availability_zone or default_zone,
                                quarantined=facts is not None and facts.quarantined,
                                maintenance=facts is not None and facts.maintenance))
-    return HostSnapshot(hosts, services, {s.host: raw[s.id] for s in snap.services}, ha)
+    return HostSnapshot(hosts, services, {m.host: m.reporting for m in members}, ha)

@@ -1,4 +1,4 @@
-"""The ServiceGroup facade: join, is_up, get_all, get_updated_time, leave.
+"""The ServiceGroup facade: join, heartbeat, leave; the members of a group with their states.
 
 Policy lives here, mechanism in the drivers (as in Nova's servicegroup):
 
@@ -11,6 +11,11 @@ are the same fact). Either saying DOWN makes it DOWN; a source that could not an
 UNKNOWN, never DOWN. The RPC half is a pure rule of :mod:`vigil.objects.liveness`
 (``record_states``), which the ``db`` driver applies too: the facade takes it from the words, not
 from a driver module.
+
+Readers ask :meth:`ServiceGroup.members` for a group (or any exact filter) and get every member
+with both answers they may need, ``state`` (the policy's) and ``reporting`` (liveness ignoring
+``forced_down``), from one snapshot and one backend round trip. Nova's one-service methods
+(``state``, ``is_up``, ``get_all``) remain as one-line wrappers over it.
 """
 
 from __future__ import annotations
@@ -24,9 +29,16 @@ from sqlalchemy.engine import Engine
 from vigil.db import services as services_db
 from vigil.errors import BackendUnavailable, DatabaseUnavailable
 from vigil.objects import liveness
-from vigil.objects.liveness import LivenessView, State, record_states
+from vigil.objects.liveness import (
+    LivenessTiming,
+    LivenessView,
+    SessionState,
+    State,
+    record_states,
+)
 from vigil.objects.services import ServiceRecord, Snapshot
 from vigil.servicegroup.drivers.base import Driver
+from vigil.servicegroup.membership import Member, Membership
 
 LOG = logging.getLogger(__name__)
 
@@ -38,26 +50,19 @@ class ServiceGroup:
     monitor) use the state side, which needs the database engine.
     """
 
-    def __init__(
-        self,
-        driver: Driver,
-        *,
-        service_down_time: float,
-        report_interval: float,
-        coalesce_interval: float,
-        engine: Engine | None = None,
-    ) -> None:
+    def __init__(self, driver: Driver, timing: LivenessTiming, *,
+                 engine: Engine | None = None) -> None:
         self.driver = driver
         self.engine = engine
-        self.down_after = dt.timedelta(seconds=service_down_time)
+        self.timing = timing
+        self.down_after = timing.down_after
         # The same tolerance the conductors use when they record their report path's beats.
-        self.path_max_gap = liveness.path_max_gap(service_down_time, report_interval,
-                                                  coalesce_interval)
+        self.path_max_gap = timing.path_max_gap
         if self.path_max_gap <= dt.timedelta(0):
             raise ValueError(
-                f"service_down_time {service_down_time:g} leaves the report path no gap "
-                f"tolerance at report_interval {report_interval:g} and coalesce_interval "
-                f"{coalesce_interval:g}: no stale service could ever be proven down")
+                f"service_down_time {timing.service_down_time:g} leaves the report path no gap "
+                f"tolerance at report_interval {timing.report_interval:g} and coalesce_interval "
+                f"{timing.coalesce_interval:g}: no stale service could ever be proven down")
 
     # -- membership ---------------------------------------------------------------------------
     def join(self, member: str, group: str) -> None:
@@ -70,22 +75,25 @@ class ServiceGroup:
         self.driver.leave(member, group)
 
     # -- liveness -----------------------------------------------------------------------------
-    def view(self, snap: Snapshot) -> LivenessView:
-        beats = [liveness.PathBeat(last, since) for last, since in snap.path_beats]
-        return LivenessView(
-            now=snap.now,
-            down_after=self.down_after,
-            reports_healthy_since=liveness.reports_healthy_since(beats, snap.now,
-                                                                 self.path_max_gap),
-        )
+    def session(self) -> SessionState:
+        """This process's session with the liveness backend (what to do in each state:
+        :class:`~vigil.objects.liveness.SessionState`)."""
+        return self.driver.session()
 
-    def states(self, snap: Snapshot, *, honour_forced_down: bool = True) -> dict[int, State]:
-        """The state of every service in a snapshot: O(1) backend round trips in all.
+    def members(self, topic: str | None = None, *, host: str | None = None,
+                binary: str | None = None, ids: Sequence[int] | None = None) -> Membership:
+        """The live services matching exact filters, each with its state, read now.
 
-        ``honour_forced_down=False`` answers whether each service really reports, whatever an
-        operator (or the HA monitor) forced: what the monitor watches to see a forced-down
-        host come back, and what an evacuation checks before moving instances off a host.
+        One snapshot (three statements, any number of services) and one backend round trip.
+        A database error propagates (:class:`~vigil.errors.DatabaseUnavailable`): the
+        caller decides whether no answer is a 503, a skipped pass or an UNKNOWN.
         """
+        snap = services_db.snapshot(self._engine(), topic=topic, host=host, binary=binary,
+                                    ids=ids)
+        return self.membership(snap)
+
+    def membership(self, snap: Snapshot) -> Membership:
+        """The members of a snapshot the caller already holds (see :meth:`members`)."""
         view = self.view(snap)
         rpc_states = record_states(snap.services, view)
         verdicts: dict[int, State] | None = None
@@ -96,50 +104,56 @@ class ServiceGroup:
                 LOG.warning("liveness backend %s unavailable, states unknown: %s",
                             self.driver.name, exc)
                 verdicts = {}
-        out: dict[int, State] = {}
+        out: list[Member] = []
         for svc in snap.services:
-            if svc.forced_down and honour_forced_down:
-                out[svc.id] = State.DOWN
-            elif verdicts is None:
-                out[svc.id] = rpc_states[svc.id]
+            if verdicts is None:
+                reporting = rpc_states[svc.id]
             else:
-                out[svc.id] = liveness.combine(
-                    rpc_states[svc.id], verdicts.get(svc.id, State.UNKNOWN)
-                )
-        return out
+                reporting = liveness.combine(rpc_states[svc.id],
+                                             verdicts.get(svc.id, State.UNKNOWN))
+            out.append(Member(svc, State.DOWN if svc.forced_down else reporting, reporting))
+        return Membership(tuple(out))
+
+    def view(self, snap: Snapshot) -> LivenessView:
+        """What a driver needs besides the rows: the database's now, the timing, the path."""
+        beats = [liveness.PathBeat(last, since) for last, since in snap.path_beats]
+        return LivenessView(
+            now=snap.now,
+            down_after=self.down_after,
+            reports_healthy_since=liveness.reports_healthy_since(beats, snap.now,
+                                                                 self.path_max_gap),
+        )
+
+    def states(self, snap: Snapshot, *, honour_forced_down: bool = True) -> dict[int, State]:
+        """The state of every service of a snapshot, by id (:meth:`membership`, flattened).
+
+        ``honour_forced_down=False`` answers whether each service really reports, whatever an
+        operator (or the HA monitor) forced (:attr:`Member.reporting`).
+        """
+        return {m.record.id: m.state if honour_forced_down else m.reporting
+                for m in self.membership(snap)}
 
     def _engine(self) -> Engine:
         if self.engine is None:
             raise RuntimeError("this ServiceGroup has no database engine (agent side only)")
         return self.engine
 
+    # -- Nova's shape, one line each over members() -------------------------------------------
     def state(self, service: ServiceRecord | int) -> State:
         """One service's state, read fresh. A database error is UNKNOWN, never DOWN."""
         service_id = service if isinstance(service, int) else service.id
         try:
-            snap = services_db.snapshot(self._engine(), ids=[service_id])
+            found = self.members(ids=[service_id])
         except DatabaseUnavailable as exc:
             LOG.warning("cannot read liveness of service %s: %s", service_id, exc)
             return State.UNKNOWN
-        if not snap.services:
+        if not found:
             return State.DOWN if not isinstance(service, int) else State.UNKNOWN
-        return self.states(snap)[service_id]
+        return found[0].state
 
     def is_up(self, service: ServiceRecord | int) -> bool:
         return self.state(service) is State.UP
 
     def get_all(self, group: str) -> list[str]:
         """Hosts of the members of ``group`` that are up."""
-        snap = services_db.snapshot(self._engine(), topic=group)
-        states = self.states(snap)
-        return [s.host for s in snap.services if states[s.id] is State.UP]
-
-    def get_updated_time(self, service: ServiceRecord | int) -> dt.datetime | None:
-        """When the service last reported (database clock), or None if it never did."""
-        service_id = service if isinstance(service, int) else service.id
-        return services_db.service_get(self._engine(), service_id).last_seen_up
-
-    def states_of(self, services: Sequence[ServiceRecord]) -> dict[int, State]:
-        """Batch liveness of given records (re-read with one snapshot)."""
-        snap = services_db.snapshot(self._engine(), ids=[s.id for s in services])
-        return self.states(snap)
+        return self.members(group).up_hosts()

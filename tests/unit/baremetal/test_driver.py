@@ -155,10 +155,10 @@ def test_a_returning_service_gets_its_share_back_only_after_the_debounce(fleet: 
 def test_a_flapping_service_does_not_pull_nodes_back_and_forth(fleet: Fleet) -> None:
     fleet.settle()
     h2 = services_db.service_get_by_host_binary(fleet.engine, "h2", "vigil-compute")
-    # It dies by going silent (its heartbeat goes stale), not by leaving: a service that left
-    # comes back only by registering again, a restart, which is a different event -- and one
-    # the other agents would see at different ticks (whoever ticks before its re-registration
-    # sees it absent), which is not the flap under test.
+    # It dies by going silent (its heartbeat goes stale), not by leaving or restarting: a
+    # service comes back from a leave only by registering again, a restart, which is a new
+    # member version -- an event the other agents see at different ticks (whoever ticks
+    # before the agent re-registers sees it absent), not the flap under test.
     set_state(fleet.engine, h2, "stale")
     fleet.tick(1, hosts=["h1", "h3"])
     assert not {n for n, o in fleet.owners().items() if o == "h2"}
@@ -166,8 +166,11 @@ def test_a_flapping_service_does_not_pull_nodes_back_and_forth(fleet: Fleet) -> 
     moves = 0
     for i in range(12):  # up and down every 2 s: faster than the 10 s debounce
         # (up for 2 s is not eligible: nothing moves). It stops reporting and starts again
-        # without restarting: a restart is a new member version, a different event.
-        set_state(fleet.engine, h2, "up" if i % 2 == 0 else "stale")
+        # without restarting: its reports alone, the same member version.
+        if i % 2 == 0:
+            services_db.record_reports(fleet.engine, [h2.id], 100)
+        else:
+            set_state(fleet.engine, h2, "stale")
         fleet.clock.advance(2)
         fleet.tick(1)
         moves += sum(len(d.last.result.taken) for d in fleet.drivers.values())

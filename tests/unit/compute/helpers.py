@@ -25,6 +25,7 @@ from vigil.db.compute import nodes as nodes_db
 from vigil.db.models import ReportPath, Service
 from vigil.objects.compute import FlavorRecord, InstanceRecord, Inventory, NodeRecord, StartGrant
 from vigil.objects.ha import HostRecord
+from vigil.objects.liveness import LivenessTiming
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.db import DbDriver
@@ -43,8 +44,9 @@ def make_conf(**groups: dict[str, Any]) -> cfg.ConfigOpts:
 
 
 def make_group(engine: Engine, down_time: float = 60.0) -> ServiceGroup:
-    return ServiceGroup(DbDriver(), service_down_time=down_time, report_interval=down_time / 6,
-                        coalesce_interval=0.5,
+    return ServiceGroup(DbDriver(), LivenessTiming(report_interval=down_time / 6,
+                                                   service_down_time=down_time,
+                                                   coalesce_interval=0.5),
                         engine=engine)
 
 

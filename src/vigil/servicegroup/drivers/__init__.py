@@ -1,50 +1,33 @@
-"""Liveness drivers, one module per backend, loaded by name (``servicegroup_driver``).
+"""Liveness drivers, one module per backend, chosen by ``servicegroup_driver``.
 
-Client libraries of external backends are optional extras; a driver module is imported only
-when configured, so a missing library is a one-line configuration error, not an ImportError at
-start-up of every command.
+The names and where each class lives are :data:`vigil.plugins.SERVICEGROUP_DRIVERS` (the same
+table the option's choices come from); a driver module, and the client library it needs, is
+imported only when configured. Every driver is built the same way: ``cls(options, timing)``,
+its typed options (:mod:`vigil.servicegroup.drivers.options`) and the liveness timing.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from vigil.errors import ConfigError
+from vigil import plugins
+from vigil.objects.liveness import LivenessTiming
 from vigil.servicegroup.drivers.base import Driver
-
-# name -> "module:Class"
-DRIVERS: dict[str, str] = {
-    "db": "vigil.servicegroup.drivers.db:DbDriver",
-    "mc": "vigil.servicegroup.drivers.mc:MemcachedDriver",
-    "zk": "vigil.servicegroup.drivers.zk:ZooKeeperDriver",
-    "etcd": "vigil.servicegroup.drivers.etcd:EtcdDriver",
-    "redis": "vigil.servicegroup.drivers.redis:RedisDriver",
-}
+from vigil.servicegroup.drivers.options import DriverOptions, options_from, timing_from
 
 
 def driver_class(name: str) -> type[Driver]:
-    try:
-        target = DRIVERS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown servicegroup_driver {name!r}; choose one of {', '.join(DRIVERS)}"
-        ) from None
-    module_name, _, cls_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"servicegroup_driver {name!r} is not available: {exc} "
-            f"(install vigil[{name}])"
-        ) from exc
-    cls: type[Driver] = getattr(module, cls_name)
-    return cls
+    """The driver class of ``name``; ConfigError naming the valid ones if there is none."""
+    return plugins.load(plugins.SERVICEGROUP_DRIVERS, name, Driver)
+
+
+def build(name: str, options: DriverOptions, timing: LivenessTiming) -> Driver:
+    """Driver ``name`` over its typed options."""
+    return driver_class(name)(options, timing)
 
 
 def load(conf: Any) -> Driver:
-    """Instantiate the configured driver. Drivers take the ConfigOpts and read their group."""
-    cls = driver_class(conf.servicegroup_driver)
-    if cls.__name__ == "DbDriver":
-        return cls()
-    return cls(conf)  # type: ignore[call-arg]
+    """The configured driver: its options parsed and checked from ``conf`` first (ConfigError),
+    then the class imported (ConfigError naming the extra if its library is missing)."""
+    name = conf.servicegroup_driver
+    return build(name, options_from(conf, name), timing_from(conf))

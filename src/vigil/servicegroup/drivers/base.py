@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from vigil.objects.liveness import LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
+from vigil.servicegroup.drivers.options import DriverOptions
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class Driver(abc.ABC):
     # asking it, instead of computing the same fact twice per service.
     has_own_verdict: ClassVar[bool] = True
 
+    def __init__(self, options: DriverOptions, timing: LivenessTiming) -> None:  # noqa: B027
+        """Every driver is built the same way, from its typed options and the liveness timing
+        (:func:`vigil.servicegroup.drivers.load`); each narrows ``options`` to its own type."""
+
     # -- agent side ---------------------------------------------------------------------------
     @abc.abstractmethod
     def join(self, member: str, group: str) -> None:
@@ -72,9 +77,10 @@ class Driver(abc.ABC):
     ) -> dict[int, State]:
         """The backend's verdict for each service id. Raise BackendUnavailable if unreadable."""
 
-    def connected(self) -> bool:
-        """Whether this process's session with the backend is healthy right now."""
-        return True
+    def session(self) -> SessionState:
+        """This process's session with the backend right now (what the caller may do in each
+        state: :class:`~vigil.objects.liveness.SessionState`)."""
+        return SessionState.CONNECTED
 
     def close(self) -> None:  # noqa: B027 - optional hook, most drivers have nothing to close
         """Release connections and sessions, without leaving explicitly.

@@ -13,10 +13,19 @@ groups). A present key is UP; any error is BackendUnavailable, i.e. UNKNOWN, nev
 After etcd lost the lease (expiry during a partition, data loss), the next heartbeat's
 keep-alive answers TTL <= 0 and the driver grants a new lease and re-creates the key by itself.
 
-A reader also watches the store it reads: if the revision goes backwards or the cluster/member
-id changes, etcd lost its data (a new cluster) and every lease with it; for one
+A reader also watches the store it reads (:func:`is_new_store`): if the cluster id changes or
+the revision goes backwards, etcd lost its data (a new cluster) and every lease with it; for one
 ``service_down_time`` after that a missing key reads UNKNOWN, not DOWN, while the agents notice
-(their next keep-alive) and re-create their keys.
+(their next keep-alive) and re-create their keys. The member id is *not* part of the store's
+identity: reads are linearizable, so whichever member answers, the revision never goes
+backwards in a cluster that kept its data. (Comparing the member id too made every absent
+service UNKNOWN forever behind a load balancer that sends successive requests to different
+members, issue 14.)
+
+``[etcd] endpoint`` may list several members. Requests go to one of them until it fails to
+answer (a refused or broken connection, a timeout, an internal error such as "no leader"),
+then to the next, in order, within the same call: a lost member costs at most one timeout per
+call, and the failed call reaches the others before it gives up.
 
 It talks to etcd's gRPC JSON gateway through etcd3gw (plain HTTP, no gRPC dependency).
 """
@@ -29,18 +38,23 @@ import math
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from etcd3gw.client import Etcd3Client
-from etcd3gw.exceptions import Etcd3Exception
-from etcd3gw.lease import Lease
+from etcd3gw.exceptions import (
+    ConnectionFailedError,
+    ConnectionTimeoutError,
+    Etcd3Exception,
+    InternalServerError,
+)
 
 from vigil.errors import BackendUnavailable, ConfigError
-from vigil.objects.liveness import LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver
+from vigil.servicegroup.drivers.options import EtcdOptions
 
 LOG = logging.getLogger(__name__)
 
@@ -50,9 +64,44 @@ MAX_TXN_OPS = 128
 _ERRORS = (Etcd3Exception, requests.RequestException, ValueError, KeyError, TypeError)
 
 
+def _unreachable(exc: Exception) -> bool:
+    """Whether the next endpoint may answer: this member cannot now (down, hung, or without a
+    leader: etcd's gateway says 503 or 500). Any other error is the cluster's own answer, the
+    same from every member."""
+    if isinstance(exc, ConnectionFailedError | ConnectionTimeoutError | InternalServerError
+                  | requests.RequestException):
+        return True
+    return isinstance(exc, Etcd3Exception) and exc.args[:1] == ("Service Unavailable",)
+
+
 def _b64(data: str | bytes) -> str:
     raw = data.encode() if isinstance(data, str) else data
     return base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class StoreMark:
+    """Which store answered, from a reply's header."""
+
+    cluster_id: str
+    member_id: str
+    revision: int
+
+
+def is_new_store(previous: StoreMark | None, current: StoreMark) -> bool:
+    """Whether ``current`` comes from another store than ``previous``: etcd lost its data.
+
+    A different cluster id is another cluster. Within one cluster the revision never goes
+    backwards, whichever member answers: a linearizable read (etcd's default, and this
+    driver's) is served only once the member has applied everything committed before the read
+    began, and the previous read saw nothing else. So a lower revision means the data went away
+    (a cluster rebuilt from empty directories with the same member URLs and token keeps its
+    ids). A new member id alone is another member of the same cluster: a load balancer that
+    spreads requests, or this driver failing over.
+    """
+    if previous is None:
+        return False
+    return current.cluster_id != previous.cluster_id or current.revision < previous.revision
 
 
 def _prefix_end(prefix: str) -> bytes:
@@ -62,21 +111,6 @@ def _prefix_end(prefix: str) -> bytes:
     return bytes(raw)
 
 
-def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
-    """(protocol, host, port) of ``[etcd] endpoint``; ConfigError with one line if malformed."""
-    try:
-        parts = urlsplit(endpoint.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"[etcd] endpoint {endpoint!r} is invalid: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"[etcd] endpoint {endpoint!r} is not an http(s)://host:port URL "
-            "(e.g. http://127.0.0.1:2379)"
-        )
-    return parts.scheme, parts.hostname, port or 2379
-
-
 class EtcdDriver(Driver):
     """Liveness as etcd keys bound to per-member leases."""
 
@@ -84,50 +118,75 @@ class EtcdDriver(Driver):
     capabilities = Capabilities(proves_death=True, server_side_expiry=True,
                                 external_server=True)
 
-    def __init__(self, conf: Any) -> None:
-        protocol, host, port = parse_endpoint(conf.etcd.endpoint)
-        self.endpoint = f"{protocol}://{host}:{port}"
-        self.ttl = max(1, math.ceil(conf.service_down_time))
-        self.prefix = "/" + str(conf.etcd.prefix).strip("/")
-        api_path = conf.etcd.api_path or None
-        self.client = Etcd3Client(host=host, port=port, protocol=protocol,
-                                  timeout=float(conf.etcd.timeout), api_path=api_path)
+    def __init__(self, options: EtcdOptions, timing: LivenessTiming) -> None:
+        super().__init__(options, timing)
+        if not options.endpoints:
+            raise ConfigError("[etcd] endpoint is empty (e.g. http://127.0.0.1:2379)")
+        self.endpoints = [str(e) for e in options.endpoints]
+        self.ttl = max(1, math.ceil(timing.service_down_time))
+        self.prefix = options.prefix
+        self.clients = [Etcd3Client(host=e.host, port=e.port, protocol=e.protocol,
+                                    timeout=options.timeout, api_path=options.api_path)
+                        for e in options.endpoints]
+        self._current = 0  # the endpoint that answered last: asked first
         self.round_trips = 0  # backend requests issued (counted for tests and benchmarks)
-        self._leases: dict[str, Lease] = {}
+        self._leases: dict[str, int] = {}  # key -> lease id
         self._lock = threading.Lock()
         self._healthy = True
-        self.down_time = float(conf.service_down_time)
-        self._store: tuple[str, str] | None = None  # (cluster_id, member_id) last read from
-        self._revision = 0
+        self.down_time = timing.service_down_time
+        self._mark: StoreMark | None = None  # the store last read, at its highest revision
+        self.new_stores = 0  # how many times a new store was seen (for tests)
         self._distrust_until = 0.0
 
     def _key(self, group: str, member: str) -> str:
         return f"{self.prefix}/{group}/{member}"
 
+    @property
+    def endpoint(self) -> str:
+        """The endpoint asked first (the one that answered last)."""
+        return self.endpoints[self._current]
+
     def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        self.round_trips += 1
-        return self.client.post(self.client.get_url(path), json=payload)
+        """One request, to the current endpoint, or the next ones while they cannot answer."""
+        start = self._current
+        for step in range(len(self.clients)):
+            index = (start + step) % len(self.clients)
+            client = self.clients[index]
+            self.round_trips += 1
+            try:
+                reply = client.post(client.get_url(path), json=payload)
+            except _ERRORS as exc:
+                if step == len(self.clients) - 1 or not _unreachable(exc):
+                    raise
+                LOG.warning("etcd %s did not answer (%s); trying %s", self.endpoints[index],
+                            getattr(exc, "detail_text", None) or exc,
+                            self.endpoints[(index + 1) % len(self.clients)])
+                continue
+            self._current = index
+            return reply
+        raise AssertionError("unreachable: at least one endpoint")  # pragma: no cover
 
     def _fail(self, what: str, exc: Exception) -> BackendUnavailable:
         self._healthy = False
         detail = getattr(exc, "detail_text", None) or exc
-        return BackendUnavailable(f"etcd {self.endpoint} {what} failed: {detail}")
+        where = ", ".join(self.endpoints)
+        return BackendUnavailable(f"etcd {where} {what} failed: {detail}")
 
     # -- agent side ---------------------------------------------------------------------------
     def _create(self, key: str) -> None:
         """Grant a fresh lease and attach the key to it (replacing any previous lease)."""
         granted = self._post("/lease/grant", {"TTL": self.ttl, "ID": 0})
-        lease = Lease(int(granted["ID"]), client=self.client)
+        lease = int(granted["ID"])
         self._post("/kv/put", {"key": _b64(key), "value": _b64(repr(time.time())),
-                               "lease": lease.id})
+                               "lease": lease})
         with self._lock:
             old = self._leases.get(key)
             self._leases[key] = lease
-        if old is not None and old.id != lease.id:
+        if old is not None and old != lease:
             try:
-                self._post("/kv/lease/revoke", {"ID": old.id})
+                self._post("/kv/lease/revoke", {"ID": old})
             except _ERRORS:
-                LOG.debug("revoking replaced lease %x failed (it will expire)", old.id)
+                LOG.debug("revoking replaced lease %x failed (it will expire)", old)
 
     def join(self, member: str, group: str) -> None:
         key = self._key(group, member)
@@ -146,7 +205,7 @@ class EtcdDriver(Driver):
             if lease is None:
                 self._create(key)
             else:
-                reply = self._post("/lease/keepalive", {"ID": lease.id})
+                reply = self._post("/lease/keepalive", {"ID": lease})
                 if int(reply.get("result", {}).get("TTL", -1)) <= 0:
                     LOG.info("etcd lost the lease of %s; re-creating the member", key)
                     self._create(key)
@@ -162,7 +221,7 @@ class EtcdDriver(Driver):
         try:
             if lease is not None:
                 try:
-                    self._post("/kv/lease/revoke", {"ID": lease.id})
+                    self._post("/kv/lease/revoke", {"ID": lease})
                 except Etcd3Exception as exc:  # an already expired lease is not an error
                     LOG.debug("revoking lease of %s: %s", key, exc)
             self._post("/kv/deleterange", {"key": _b64(key)})
@@ -194,15 +253,18 @@ class EtcdDriver(Driver):
         return out
 
     def _note_store(self, header: dict[str, Any]) -> None:
-        store = (str(header.get("cluster_id", "")), str(header.get("member_id", "")))
-        revision = int(header.get("revision", 0))
-        if self._store is not None and (store != self._store or revision < self._revision):
-            LOG.warning("etcd at %s is a new store (revision %d after %d): absent members are "
-                        "unknown for %gs", self.endpoint, revision, self._revision,
-                        self.down_time)
+        mark = StoreMark(str(header.get("cluster_id", "")), str(header.get("member_id", "")),
+                         int(header.get("revision", 0)))
+        previous = self._mark
+        if is_new_store(previous, mark):
+            assert previous is not None
+            self.new_stores += 1
+            LOG.warning("etcd at %s is a new store (cluster %s revision %d, after cluster %s "
+                        "revision %d from member %s): absent members are unknown for %gs",
+                        self.endpoint, mark.cluster_id, mark.revision, previous.cluster_id,
+                        previous.revision, previous.member_id, self.down_time)
             self._distrust_until = time.monotonic() + self.down_time
-        self._store = store
-        self._revision = revision
+        self._mark = mark  # same store: its revision only went forward
 
     def get_states(
         self, services: Sequence[ServiceRecord], view: LivenessView
@@ -219,9 +281,11 @@ class EtcdDriver(Driver):
         absent = State.UNKNOWN if time.monotonic() < self._distrust_until else State.DOWN
         return {s.id: State.UP if s.host in members[s.topic] else absent for s in services}
 
-    def connected(self) -> bool:
-        """Whether the last request to etcd succeeded."""
-        return self._healthy
+    def session(self) -> SessionState:
+        """SUSPENDED while the last request to etcd failed (etcd over HTTP keeps no session
+        this process could lose: leases outlive a connection until their TTL)."""
+        return SessionState.CONNECTED if self._healthy else SessionState.SUSPENDED
 
     def close(self) -> None:
-        self.client.session.close()
+        for client in self.clients:
+            client.session.close()

@@ -46,10 +46,11 @@ from pymemcache.client.hash import HashClient
 from pymemcache.exceptions import MemcacheError
 
 from vigil.clock import Clock, RealClock
-from vigil.errors import BackendUnavailable, ConfigError
-from vigil.objects.liveness import LivenessView, State
+from vigil.errors import BackendUnavailable
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver, member_key
+from vigil.servicegroup.drivers.options import MemcachedOptions
 
 LOG = logging.getLogger(__name__)
 
@@ -113,22 +114,6 @@ class InProcessCache:
             return len(self._data)
 
 
-def parse_servers(servers: Sequence[str]) -> list[tuple[str, int]]:
-    """``host:port`` strings (``[v6]:port`` too) as (host, port); ConfigError if malformed."""
-    out: list[tuple[str, int]] = []
-    for spec in servers:
-        spec = spec.strip()
-        host, sep, port = spec.rpartition(":")
-        if spec.startswith("unix:") or spec.startswith("/"):
-            raise ConfigError(f"memcached_servers: unix sockets are not supported: {spec!r}")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(
-                f"memcached_servers: {spec!r} is not host:port (e.g. 127.0.0.1:11211)"
-            )
-        out.append((host.strip("[]"), int(port)))
-    return out
-
-
 class MemcachedDriver(Driver):
     """Liveness in memcached (or an in-process cache when no server is configured)."""
 
@@ -140,17 +125,18 @@ class MemcachedDriver(Driver):
 
     def __init__(
         self,
-        conf: Any,
+        options: MemcachedOptions,
+        timing: LivenessTiming,
         *,
         cache: InProcessCache | None = None,
         clock: Clock | None = None,
     ) -> None:
+        super().__init__(options, timing)
         # Whole seconds on the server, never less than service_down_time (module docstring).
-        self.expiry = math.ceil(conf.service_down_time) + 1
-        self.local_ttl = float(conf.service_down_time)
-        # Whole seconds of server uptime, truncated: one more so a young server is never trusted.
-        self.trust_after = float(conf.service_down_time) + 1.0
-        servers = list(conf.memcached_servers or [])
+        self.expiry = math.ceil(timing.service_down_time) + 1
+        self.local_ttl = timing.service_down_time
+        self.trust_after = timing.trust_after
+        servers = options.servers
         self.round_trips = 0  # backend requests issued (counted for tests and benchmarks)
         self._healthy = True
         self.local: InProcessCache | None = None
@@ -158,13 +144,13 @@ class MemcachedDriver(Driver):
         if cache is not None or not servers:
             self.local = cache if cache is not None else InProcessCache(clock)
             return
-        timeout = float(conf.memcache.socket_timeout)
+        timeout = options.socket_timeout
         # retry_attempts/dead_timeout are irrelevant: HashClient's fail-over is never entered
         # (see the module docstring). Pooled per-server clients are thread-safe (vigil up beats
         # every service from its own thread through one driver) and a client whose request
         # failed is discarded, so the next call reconnects.
         self.client = HashClient(
-            parse_servers(servers), connect_timeout=timeout, timeout=timeout,
+            [(s.host, s.port) for s in servers], connect_timeout=timeout, timeout=timeout,
             default_noreply=False, no_delay=True, use_pooling=True,
         )
 
@@ -258,9 +244,11 @@ class MemcachedDriver(Driver):
             for sid, key in keys.items()
         }
 
-    def connected(self) -> bool:
-        """Whether the last request to memcached succeeded (memcached has no session)."""
-        return self.local is not None or self._healthy
+    def session(self) -> SessionState:
+        """SUSPENDED while the last request to memcached failed (memcached has no session to
+        lose); the in-process cache is always CONNECTED."""
+        healthy = self.local is not None or self._healthy
+        return SessionState.CONNECTED if healthy else SessionState.SUSPENDED
 
     def close(self) -> None:
         if self.client is not None:

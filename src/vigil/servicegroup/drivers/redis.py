@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -28,9 +27,10 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from vigil.errors import BackendUnavailable, ConfigError
-from vigil.objects.liveness import LivenessView, State
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver, member_key
+from vigil.servicegroup.drivers.options import RedisOptions
 
 # Keys per MGET inside the one pipelined request: bounds a single reply's size while the batch
 # still costs one round trip.
@@ -44,13 +44,13 @@ class RedisDriver(Driver):
     capabilities = Capabilities(proves_death=False, server_side_expiry=True,
                                 external_server=True)
 
-    def __init__(self, conf: Any) -> None:
-        self.ttl_ms = max(1, math.ceil(conf.service_down_time * 1000))
-        self.prefix: str = conf.redis.key_prefix
-        # uptime_in_seconds is truncated: one more second so a young server is never trusted.
-        self.trust_after = float(conf.service_down_time) + 1.0
-        url: str = conf.redis.url
-        timeout = float(conf.redis.socket_timeout)
+    def __init__(self, options: RedisOptions, timing: LivenessTiming) -> None:
+        super().__init__(options, timing)
+        self.ttl_ms = max(1, math.ceil(timing.service_down_time * 1000))
+        self.prefix = options.key_prefix
+        self.trust_after = timing.trust_after
+        url = options.url
+        timeout = options.socket_timeout
         try:
             # The pool is thread-safe: vigil up beats every service from its own thread. One
             # immediate retry on a broken connection (a pooled socket from before a Redis
@@ -122,9 +122,9 @@ class RedisDriver(Driver):
             present.update(k for k, v in zip(chunk, values, strict=True) if v is not None)
         return {sid: State.UP if key in present else absent for sid, key in keys.items()}
 
-    def connected(self) -> bool:
-        """Whether the last command to Redis succeeded (Redis has no session to watch)."""
-        return self._healthy
+    def session(self) -> SessionState:
+        """SUSPENDED while the last command to Redis failed (Redis has no session to lose)."""
+        return SessionState.CONNECTED if self._healthy else SessionState.SUSPENDED
 
     def close(self) -> None:
         self.client.close()

@@ -31,35 +31,24 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from vigil.errors import BackendUnavailable, ConfigError
-from vigil.objects.liveness import LivenessView, State
+from vigil.errors import BackendUnavailable
+from vigil.objects.liveness import LivenessTiming, LivenessView, SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.drivers.base import Capabilities, Driver
+from vigil.servicegroup.drivers.options import ZooKeeperOptions
 
 LOG = logging.getLogger(__name__)
 
 _ERRORS = (KazooException, KazooTimeoutError, OSError)
 
-
-def parse_address(address: str) -> str:
-    """Validate ``host:port[,host:port...][/chroot]``; ConfigError with one line otherwise."""
-    hosts, _, _chroot = address.strip().partition("/")
-    if not hosts:
-        raise ConfigError("[zookeeper] address is empty (e.g. 127.0.0.1:2181)")
-    for spec in hosts.split(","):
-        host, sep, port = spec.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(
-                f"[zookeeper] address {address!r}: {spec!r} is not host:port "
-                "(e.g. 127.0.0.1:2181,10.0.0.2:2181)"
-            )
-    return address.strip()
+_SESSION = {KazooState.CONNECTED: SessionState.CONNECTED,
+            KazooState.SUSPENDED: SessionState.SUSPENDED,
+            KazooState.LOST: SessionState.LOST}
 
 
 class ZooKeeperDriver(Driver):
@@ -69,11 +58,12 @@ class ZooKeeperDriver(Driver):
     capabilities = Capabilities(proves_death=True, server_side_expiry=True,
                                 external_server=True)
 
-    def __init__(self, conf: Any) -> None:
-        self.address = parse_address(conf.zookeeper.address)
-        self.prefix = "/" + str(conf.zookeeper.sg_prefix).strip("/")
-        self.session_timeout = float(conf.zookeeper.recv_timeout) / 1000.0
-        self.retry_interval = float(conf.zookeeper.sg_retry_interval)
+    def __init__(self, options: ZooKeeperOptions, timing: LivenessTiming) -> None:
+        super().__init__(options, timing)
+        self.address = options.address
+        self.prefix = options.prefix
+        self.session_timeout = options.session_timeout
+        self.retry_interval = options.retry_interval
         # A request still unanswered after a whole session timeout will not be answered by this
         # session; the caller hears BackendUnavailable instead of waiting for kazoo.
         self.op_timeout = max(1.0, self.session_timeout)
@@ -280,9 +270,13 @@ class ZooKeeperDriver(Driver):
         absent = State.UNKNOWN if time.monotonic() < self._distrust_until else State.DOWN
         return {s.id: State.UP if s.host in members[s.topic] else absent for s in services}
 
-    def connected(self) -> bool:
-        """Whether this process's ZooKeeper session is connected right now."""
-        return bool(self.client.state == KazooState.CONNECTED)
+    def session(self) -> SessionState:
+        """Kazoo's own state of this process's session, as a :class:`SessionState`.
+
+        Kazoo starts LOST (no session yet), is SUSPENDED while a connection is down and the
+        session may still be resumed, and LOST again when ZooKeeper expired it.
+        """
+        return _SESSION.get(self.client.state, SessionState.LOST)
 
     def close(self) -> None:
         self._closed.set()
