@@ -12,14 +12,12 @@ from sqlalchemy.engine import Engine
 from vigil import launch, rpc
 from vigil.compute import agent
 from vigil.conductor.manager import Conductor, LocalConductorAPI
+from vigil.names import CONDUCTOR_BINARY, CONDUCTOR_TOPIC, SCHEDULER_BINARY, SCHEDULER_TOPIC
 from vigil.scheduler.manager import Scheduler
 from vigil.service import ConductorClient, Service
 from vigil.servicegroup.api import ServiceGroup
 
 LOG = logging.getLogger(__name__)
-
-CONDUCTOR_BINARY = "vigil-conductor"
-CONDUCTOR_TOPIC = "conductor"
 
 
 def start_conductor(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,
@@ -64,10 +62,6 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
         compute.stop()
     group.driver.close()
     return 0
-
-
-SCHEDULER_BINARY = "vigil-scheduler"
-SCHEDULER_TOPIC = "scheduler"
 
 
 def start_scheduler(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,

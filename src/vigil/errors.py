@@ -8,6 +8,8 @@
     ├── NotFound                    (HTTP 404)
     │   └── ServiceNotFound
     ├── Conflict                    the request is valid but the state forbids it (HTTP 409)
+    │   ├── IllegalTransition       a recovery's recorded phase does not allow this named
+    │   │                           transition (vigil.ha.policy.TRANSITIONS); nothing written
     │   ├── InstanceExists          a virt driver asked to spawn what already runs on its host
     │   ├── NodeBusy                the bare-metal node a claim chose holds another instance
     │   └── NotPlacedHere           the instance is not on a node this host manages (any more)
@@ -62,6 +64,12 @@ class ServiceNotFound(NotFound):
 
 class Conflict(VigilError):
     """The request is well-formed but conflicts with the current state."""
+
+
+class IllegalTransition(Conflict):
+    """A recovery's recorded phase (or its being closed) does not allow the named transition
+    asked for (:data:`vigil.ha.policy.TRANSITIONS`). Nothing was written. Raised as well when
+    the recovery moved on since the caller read it: the caller re-reads and decides again."""
 
 
 class InstanceExists(Conflict):

@@ -7,18 +7,17 @@ nothing. Deletion asks registered guards first (e.g. "this compute still hosts i
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import re
-import uuid as uuidlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
+from vigil import formats, ids
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import HostRecord
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
@@ -26,14 +25,8 @@ from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.membership import Membership
 
 MAX_REASON = 255
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
 DeleteGuard = Callable[[ServiceRecord], None]
-
-
-def format_time(value: dt.datetime | None) -> str | None:
-    """Nova's timestamp layout: ``2012-10-29T13:42:02.000000`` (UTC, no offset)."""
-    return value.isoformat(timespec="microseconds") if value is not None else None
 
 
 @dataclass(slots=True)
@@ -83,7 +76,7 @@ class ServiceView:
             "status": self.status,
             "state": self.state.value,
             "state_reason": self.state_reason,
-            "updated_at": format_time(r.updated_at),
+            "updated_at": formats.timestamp(r.updated_at),
             "disabled_reason": r.disabled_reason,
             "forced_down": r.forced_down,
             "quarantined": self.quarantined,
@@ -99,13 +92,8 @@ def host_liveness(engine: Engine, group: ServiceGroup) -> dict[str, State]:
 
 
 def parse_ident(text: str) -> int | str:
-    """An integer id or a UUID; anything else is InvalidInput."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    if _UUID_RE.match(text):
-        return str(uuidlib.UUID(text))
-    raise InvalidInput(f"{text!r} is neither a service id nor a UUID")
+    """A service's integer id or UUID (:func:`vigil.ids.parse_id_or_uuid`)."""
+    return ids.parse_id_or_uuid(text, "service")
 
 
 class ServiceNotifier(Protocol):
@@ -138,7 +126,7 @@ class Registry:
         self._zone_source = source
 
     def zone_of(self, record: ServiceRecord, zones: Mapping[str, str] | None = None) -> str:
-        if record.topic != "compute":
+        if record.topic != COMPUTE_TOPIC:
             return "internal"
         return (zones or {}).get(record.host, self.default_zone)
 
@@ -146,7 +134,7 @@ class Registry:
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}
         hosts: Mapping[str, State] = {}
-        if any(m.record.topic == "compute" for m in members):
+        if any(m.record.topic == COMPUTE_TOPIC for m in members):
             if self._zone_source is not None:
                 zones = self._zone_source()  # one statement for the whole list
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
@@ -154,7 +142,7 @@ class Registry:
         out: list[ServiceView] = []
         for m in members:
             s = m.record
-            compute = s.topic == "compute"
+            compute = s.topic == COMPUTE_TOPIC
             facts = ha.get(s.host) if compute else None
             out.append(ServiceView(s, m.state, self.zone_of(s, zones),
                                    facts is not None and facts.quarantined,

@@ -2,8 +2,11 @@
 
 It implements only what the real ``auth_token`` middleware uses: version discovery, password
 authentication of the service user, and token validation (``GET /v3/auth/tokens``: 200 with
-the token's identity and roles, 404 for an unknown token). The middleware under test is the
-real one; only the identity server is a stand-in, because Keystone itself cannot run here.
+the token's identity and roles, 404 for an unknown token). For clients (keystoneauth in the
+``vigil`` CLI) it also logs ``users`` in by password or by token, issuing tokens it then
+validates, with ``catalog`` entries (e.g. a compute endpoint) in every token. The middleware
+under test is the real one; only the identity server is a stand-in, because Keystone itself
+cannot run here.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 DOMAIN = {"id": "default", "name": "Default"}
 
 
-def _token_body(base: str, user: str, project: str, roles: list[str]) -> dict[str, Any]:
+def _token_body(base: str, user: str, project: str, roles: list[str],
+                catalog: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     fmt = "%Y-%m-%dT%H:%M:%S.000000Z"
     return {"token": {
@@ -32,17 +36,32 @@ def _token_body(base: str, user: str, project: str, roles: list[str]) -> dict[st
         "catalog": [{"type": "identity", "name": "keystone", "id": "identity-id",
                      "endpoints": [{"id": f"ep-{i}", "interface": i, "region": "RegionOne",
                                     "region_id": "RegionOne", "url": f"{base}/v3"}
-                                   for i in ("public", "internal", "admin")]}],
+                                   for i in ("public", "internal", "admin")]},
+                    *(catalog or [])],
     }}
+
+
+def service_entry(service_type: str, url: str) -> dict[str, Any]:
+    """A catalog entry with ``url`` on every interface, in RegionOne."""
+    return {"type": service_type, "name": service_type, "id": f"{service_type}-id",
+            "endpoints": [{"id": f"{service_type}-{i}", "interface": i, "region": "RegionOne",
+                           "region_id": "RegionOne", "url": url}
+                          for i in ("public", "internal", "admin")]}
 
 
 class FakeKeystone:
     """Tokens: ``{token: (user, project, roles)}``; the service user authenticates with any
     password and gets ``service-token``."""
 
-    def __init__(self, tokens: dict[str, tuple[str, str, list[str]]]) -> None:
+    def __init__(self, tokens: dict[str, tuple[str, str, list[str]]],
+                 users: dict[str, tuple[str, str, list[str]]] | None = None,
+                 catalog: list[dict[str, Any]] | None = None) -> None:
+        """``users``: name -> (password, project, roles) that may log in."""
         self.tokens = dict(tokens)
+        self.users = dict(users or {})
+        self.catalog = list(catalog or [])
         self.validations = 0
+        self.logins = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,23 +101,55 @@ class FakeKeystone:
                         self._send(404, {"error": {"code": 404, "message": "not found"}})
                         return
                     user, project, roles = fake.tokens[subject]
-                    self._send(200, _token_body(fake.base, user, project, roles),
+                    self._send(200, _token_body(fake.base, user, project, roles, fake.catalog),
                                {"X-Subject-Token": subject})
                     return
                 self._send(404, {"error": {"code": 404, "message": self.path}})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                self.rfile.read(length)
+                raw = self.rfile.read(length)
                 if self.path.rstrip("/") == "/identity/v3/auth/tokens":
+                    identity = json.loads(raw or b"{}").get("auth", {}).get("identity", {})
+                    issued = fake.login(identity)
+                    if issued is not None:
+                        token, (user, project, roles) = issued
+                        self._send(201, _token_body(fake.base, user, project, roles,
+                                                    fake.catalog), {"X-Subject-Token": token})
+                        return
+                    if identity.get("password", {}).get("user", {}).get("name") in fake.users \
+                            or "token" in identity.get("methods", []):
+                        self._send(401, {"error": {"code": 401, "message": "bad login"}})
+                        return
                     self._send(201, _token_body(fake.base, "vigil", "service", ["service"]),
                                {"X-Subject-Token": "service-token"})
                     return
                 self._send(404, {"error": {"code": 404, "message": self.path}})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}/identity"
+
+    def login(self, identity: dict[str, Any]) -> tuple[str, tuple[str, str, list[str]]] | None:
+        """A new token for a known user's password, or the same token re-scoped; None when
+        the request is not a client's login (the service user's, answered as before)."""
+        methods = identity.get("methods", [])
+        if "password" in methods:
+            user = identity["password"]["user"].get("name", "")
+            if user not in self.users or self.users[user][0] != identity["password"][
+                    "user"].get("password"):
+                return None
+            _, project, roles = self.users[user]
+            self.logins += 1
+            token = f"tok-{user}-{self.logins}"
+            self.tokens[token] = (user, project, list(roles))
+            return token, self.tokens[token]
+        if "token" in methods:
+            token = identity["token"].get("id", "")
+            if token in self.tokens:
+                return token, self.tokens[token]
+        return None
 
     @contextmanager
     def running(self) -> Iterator[FakeKeystone]:

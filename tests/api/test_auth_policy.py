@@ -27,7 +27,7 @@ def test_anonymous_or_bad_token_is_401(api: Api, method: str, path: str,
                                        headers: dict[str, str]) -> None:
     before = api.snapshot()
     r = api.client.request(method, path, headers=headers,
-                           json={"host": "host1", "binary": "vigil-compute"})
+                           json={"host": "host1", "binary": "nova-compute"})
     assert r.status_code == 401
     assert r.json() == UNAUTHORIZED
     assert api.snapshot() == before
@@ -45,7 +45,7 @@ def test_non_admin_is_403_everywhere(api: Api, who: dict[str, str]) -> None:
     calls = [
         ("GET", "/v2.1/os-services", "2.1", None, "list"),
         ("PUT", "/v2.1/os-services/disable", "2.1", {"host": "host1", "binary":
-                                                     "vigil-compute"}, "update"),
+                                                     "nova-compute"}, "update"),
         ("PUT", f"/v2.1/os-services/{rec.uuid}", "2.53", {"status": "disabled"}, "update"),
         ("DELETE", f"/v2.1/os-services/{rec.id}", "2.1", None, "delete"),
     ]

@@ -23,7 +23,7 @@ from vigil.api.feed import Feed, FleetReader, diff
 from vigil.api.server import ApiServer
 from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
-from vigil.objects.ha import Phase
+from vigil.ha.store import RecoveryStore
 
 # ---- diff ------------------------------------------------------------------------------------
 
@@ -82,8 +82,7 @@ def test_reader_sees_services_hosts_and_recoveries_change(api: Api) -> None:
     timeline = change["timelines"]["set"][0]
     assert timeline["recovery_id"] == rec.id
     assert [e["kind"] for e in timeline["events"]] == ["detected"]
-    recoveries_db.recovery_step(api.engine, token, rec.id, values={"phase": Phase.DISABLED},
-                                event="disabled", dedup_key=f"{rec.id}:disabled")
+    RecoveryStore(api.engine, lambda: token).disable(rec, "down")
     change = diff(third, reader.read())
     assert [e["kind"] for e in change["timelines"]["set"][0]["events"]] == ["detected",
                                                                              "disabled"]
@@ -342,12 +341,12 @@ def test_a_write_through_the_api_is_sent_without_waiting_for_the_interval(served
     time.sleep(0.3)
     t0 = time.monotonic()
     r = api.client.put("/v2.1/os-services/disable", headers=ADMIN,  # the in-process client
-                       json={"host": "host2", "binary": "vigil-compute"})
+                       json={"host": "host2", "binary": "nova-compute"})
     assert r.status_code == 200      # (its app is not the served one: nothing is poked)
     time.sleep(1)
     assert not [e for e in stream.events if e[0] == "change"]
     r = httpx.put(f"{server.url}/v2.1/os-services/disable-log-reason", headers=ADMIN,
-                  json={"host": "host2", "binary": "vigil-compute", "disabled_reason": "poke"})
+                  json={"host": "host2", "binary": "nova-compute", "disabled_reason": "poke"})
     assert r.status_code == 200
     change = stream.wait_for(lambda e: e[0] == "change", timeout=5)[1]
     assert time.monotonic() - t0 < 3   # not 30 s

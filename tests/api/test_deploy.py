@@ -116,7 +116,7 @@ def served(request: pytest.FixtureRequest,
 def test_list_and_update_through_two_workers(served: Served) -> None:
     r = httpx.get(f"{served.url}/v2.1/os-services", headers=ADMIN)
     assert r.status_code == 200, r.text
-    computes = [s for s in r.json()["services"] if s["binary"] == "vigil-compute"]
+    computes = [s for s in r.json()["services"] if s["binary"] == "nova-compute"]
     assert sorted(s["host"] for s in computes) == ["host1", "host2"]
     listed_id = r.headers["x-openstack-request-id"]
     assert REQUEST_ID.match(listed_id)
@@ -134,7 +134,7 @@ def test_list_and_update_through_two_workers(served: Served) -> None:
     pids: set[str] = set()
     deadline = time.monotonic() + 30
     while len(pids) < 2 and time.monotonic() < deadline:
-        r = httpx.get(f"{served.url}/v2.1/os-services?binary=vigil-compute", headers={
+        r = httpx.get(f"{served.url}/v2.1/os-services?binary=nova-compute", headers={
             **ADMIN, "OpenStack-API-Version": "compute 2.53"})
         assert {s["id"]: s["status"] for s in r.json()["services"]}[uid] == "disabled"
         rid = r.headers["x-openstack-request-id"]

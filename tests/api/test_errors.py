@@ -83,7 +83,7 @@ def test_registry_validation_surfaces_as_400(api: Api) -> None:
     # characters after trimming), still as a 400 that changes nothing.
     before = api.snapshot()
     r = api.client.put("/v2.1/os-services/disable-log-reason", headers=ADMIN,
-                       json={"host": "host1", "binary": "vigil-compute",
+                       json={"host": "host1", "binary": "nova-compute",
                              "disabled_reason": "   "})
     assert r.status_code == 400
     assert api.snapshot() == before
@@ -111,20 +111,20 @@ def test_non_json_content_type_is_415(api: Api) -> None:
     before = api.snapshot()
     r = api.client.put("/v2.1/os-services/disable", headers={**ADMIN, "Content-Type":
                                                              "text/plain"},
-                       content=b'{"host": "host1", "binary": "vigil-compute"}')
+                       content=b'{"host": "host1", "binary": "nova-compute"}')
     assert r.status_code == 415
     assert r.json() == {"badMediaType": {"message": "Invalid content type text/plain.",
                                          "code": 415}}
     r = api.client.put("/v2.1/os-services/disable",
                        headers={**ADMIN, "Content-Type": "application/json; charset=UTF-8"},
-                       content=b'{"host": "host1", "binary": "vigil-compute"}')
+                       content=b'{"host": "host1", "binary": "nova-compute"}')
     assert r.status_code == 200
     assert api.snapshot() != before
 
 
 def test_oversized_body_is_413(api: Api) -> None:
     before = api.snapshot()
-    big = b'{"host": "host1", "binary": "vigil-compute", "disabled_reason": "' + \
+    big = b'{"host": "host1", "binary": "nova-compute", "disabled_reason": "' + \
         b"x" * 200_000 + b'"}'
     r = api.client.put("/v2.1/os-services/disable-log-reason", content=big,
                        headers={**ADMIN, "Content-Type": "application/json"})

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openstack
@@ -24,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api.conftest import make_conf, write_tokens
-from vigil import launch
+from vigil import launch, names
 from vigil.db import services as services_db
 from vigil.objects.services import ServiceRecord
 
@@ -57,11 +58,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tokens = write_tokens(tmp / "tokens.json")
     conf, path = make_conf(tmp, {"api": {"port": port, "token_file": str(tokens)}})
     engine = launch.engine_from(conf, sync=True)
-    computes = [services_db.service_get_or_create(engine, f"compute{i}", "vigil-compute",
-                                                  "compute")[0]
-                for i in (1, 2, 3)]
-    conductor = services_db.service_get_or_create(engine, "compute1", "vigil-conductor",
-                                                  "conductor")[0]
+    computes = [services_db.service_get_or_create(engine, f"compute{i}", names.COMPUTE_BINARY,
+                                                  names.COMPUTE_TOPIC)[0]
+                for i in (1, 2, 3, 4)]
+    conductor = services_db.service_get_or_create(engine, "compute1", names.CONDUCTOR_BINARY,
+                                                  names.CONDUCTOR_TOPIC)[0]
+    # A Vigil service Nova has no counterpart for: hidden from os-services.
+    services_db.service_get_or_create(engine, "compute1", "vigil-watcher", "watcher")
     engine.dispose()
     log = (tmp / "api.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file", str(path),
@@ -93,9 +96,9 @@ def sdk(server: Server) -> openstack.connection.Connection:
 def test_openstacksdk(server: Server) -> None:
     conn = sdk(server)
     services = {(s.host, s.binary): s for s in conn.compute.services()}
-    assert set(services) >= {("compute1", "vigil-compute"), ("compute2", "vigil-compute"),
-                             ("compute1", "vigil-conductor")}
-    c1 = services[("compute1", "vigil-compute")]
+    assert set(services) >= {("compute1", "nova-compute"), ("compute2", "nova-compute"),
+                             ("compute1", "nova-conductor")}
+    c1 = services[("compute1", "nova-compute")]
     assert c1.id == server.computes[0].uuid  # the SDK negotiated >= 2.53
     assert c1.availability_zone == "nova" and c1.state in ("up", "down")
 
@@ -115,15 +118,15 @@ def test_openstacksdk(server: Server) -> None:
     conn.compute.delete_flavor(made, ignore_missing=False)
     assert conn.compute.find_flavor("sdk.flavor") is None
 
-    c3 = services[("compute3", "vigil-compute")]
+    c3 = services[("compute3", "nova-compute")]
     conn.compute.delete_service(c3)
     left = {(s.host, s.binary) for s in conn.compute.services()}
-    assert ("compute3", "vigil-compute") not in left
+    assert ("compute3", "nova-compute") not in left
     with pytest.raises(openstack.exceptions.NotFoundException):
         conn.compute.delete_service(c3, ignore_missing=False)
     with pytest.raises(openstack.exceptions.BadRequestException,
                        match="Only nova-compute services can be updated"):
-        conn.compute.disable_service(services[("compute1", "vigil-conductor")])
+        conn.compute.disable_service(services[("compute1", "nova-conductor")])
 
 
 def test_openstacksdk_rejects_a_bad_token(server: Server) -> None:
@@ -149,17 +152,17 @@ def osc(server: Server, *args: str, version: str | None = None) -> str:
 def test_openstack_cli(server: Server) -> None:
     rows = json.loads(osc(server, "compute", "service", "list", "--long", "-f", "json"))
     by_host = {(r["Host"], r["Binary"]): r for r in rows}
-    assert by_host[("compute2", "vigil-compute")]["ID"] == server.computes[1].uuid
-    assert by_host[("compute2", "vigil-compute")]["Zone"] == "nova"
+    assert by_host[("compute2", "nova-compute")]["ID"] == server.computes[1].uuid
+    assert by_host[("compute2", "nova-compute")]["Zone"] == "nova"
 
     osc(server, "compute", "service", "set", "--disable", "--disable-reason", "rack move",
-        "compute2", "vigil-compute")
+        "compute2", "nova-compute")
     rows = json.loads(osc(server, "compute", "service", "list", "--long", "-f", "json",
                           "--host", "compute2"))
     assert [(r["Status"], r["Disabled Reason"]) for r in rows] == [("disabled", "rack move")]
 
     # An old microversion goes through the action URLs (PUT /os-services/enable) and ids.
-    osc(server, "compute", "service", "set", "--enable", "compute2", "vigil-compute",
+    osc(server, "compute", "service", "set", "--enable", "compute2", "nova-compute",
         version="2.10")
     rows = json.loads(osc(server, "compute", "service", "list", "-f", "json", "--host",
                           "compute2", version="2.10"))
@@ -252,7 +255,7 @@ def test_delete_guard_is_wired_in_vigil_api(server: Server) -> None:
     engine.dispose()
     conn = sdk(server)
     (c1,) = [s for s in conn.compute.services() if (s.host, s.binary) ==
-             ("compute1", "vigil-compute")]
+             ("compute1", "nova-compute")]
     with pytest.raises(openstack.exceptions.ConflictException, match="still hosts"):
         conn.compute.delete_service(c1, ignore_missing=False)
     r = httpx.delete(f"{server.compute}/os-services/{c1.id}",
@@ -261,3 +264,133 @@ def test_delete_guard_is_wired_in_vigil_api(server: Server) -> None:
     assert r.status_code == 409
     assert r.json()["conflictingRequest"]["code"] == 409
     assert c1.id in {s.id for s in conn.compute.services()}
+
+
+# ---- Nova's binary names (issue 12): unchanged client calls that name nova-compute ----------
+def test_openstacksdk_finds_services_by_nova_names(server: Server) -> None:
+    conn = sdk(server)
+    computes = list(conn.compute.services(binary="nova-compute"))
+    assert {s.binary for s in computes} == {"nova-compute"}
+    assert "compute4" in {s.host for s in computes}
+    everything = {s.binary for s in conn.compute.services()}
+    assert everything <= {"nova-compute", "nova-conductor"}  # vigil-watcher stays hidden
+    assert list(conn.compute.services(binary="vigil-compute")) == []
+    (c4,) = conn.compute.services(host="compute4", binary="nova-compute")
+    s = conn.compute.disable_service(c4, disabled_reason="sdk by name")
+    assert (s.binary, s.status) == ("nova-compute", "disabled")
+    conn.compute.enable_service(c4)
+
+
+def test_openstack_cli_by_nova_names(server: Server) -> None:
+    rows = json.loads(osc(server, "compute", "service", "list", "--service", "nova-compute",
+                          "-f", "json"))
+    assert rows and {r["Binary"] for r in rows} == {"nova-compute"}
+    for version in (None, "2.10", "2.11"):  # by UUID (2.53+) and through the action URLs
+        osc(server, "compute", "service", "set", "compute4", "nova-compute", "--disable",
+            "--disable-reason", f"osc {version}", *(["--os-compute-api-version", version]
+                                                   if version else []))
+        rows = json.loads(osc(server, "compute", "service", "list", "--long", "-f", "json",
+                              "--host", "compute4", "--service", "nova-compute"))
+        assert [(r["Status"], r["Disabled Reason"]) for r in rows] == [
+            ("disabled", f"osc {version}")]
+        osc(server, "compute", "service", "set", "compute4", "nova-compute", "--enable",
+            *(["--os-compute-api-version", version] if version else []))
+    osc(server, "compute", "service", "set", "compute4", "nova-compute", "--down",
+        version="2.11")
+    rows = json.loads(osc(server, "compute", "service", "list", "--long", "-f", "json",
+                          "--host", "compute4", version="2.11"))
+    assert [(r["State"], r["Forced Down"]) for r in rows] == [("down", True)]
+    osc(server, "compute", "service", "set", "compute4", "nova-compute", "--up",
+        version="2.11")
+
+
+def test_novaclient_by_nova_names(server: Server) -> None:
+    from keystoneauth1 import session, token_endpoint
+    from novaclient import client as nova_client
+
+    def nova(version: str) -> Any:
+        auth = token_endpoint.Token(server.compute, server.token)
+        return nova_client.Client(version, session=session.Session(auth=auth))
+
+    old = nova("2.1")
+    found = old.services.list(binary="nova-compute")
+    assert found and {s.binary for s in found} == {"nova-compute"}
+    assert old.services.list(host="compute4", binary="nova-compute")[0].host == "compute4"
+    s = old.services.disable_log_reason("compute4", "nova-compute", "novaclient")
+    assert (s.binary, s.status, s.disabled_reason) == ("nova-compute", "disabled", "novaclient")
+    assert old.services.enable("compute4", "nova-compute").status == "enabled"
+    assert nova("2.11").services.force_down("compute4", "nova-compute", False).forced_down \
+        is False
+
+    new = nova("2.53")
+    (c4,) = new.services.list(host="compute4", binary="nova-compute")
+    assert c4.id == server.computes[3].uuid
+    s = new.services.disable(c4.id)
+    assert (s.binary, s.status) == ("nova-compute", "disabled")
+    assert new.services.enable(c4.id).status == "enabled"
+
+
+class _StaticAuth:
+    """Just enough of tempest's AuthProvider for a RestClient: a fixed token and endpoint
+    (tempest's own providers need a Keystone catalog with a compute entry)."""
+
+    def __init__(self, endpoint: str, token: str) -> None:
+        self.endpoint, self.token = endpoint, token
+
+    def auth_request(self, method: str, url: str, headers: dict[str, str] | None = None,
+                     body: Any = None, filters: Any = None) -> tuple[str, dict[str, str], Any]:
+        return (f"{self.endpoint}/{url}", {**(headers or {}), "X-Auth-Token": self.token},
+                body)
+
+    def base_url(self, filters: Any, auth_data: Any = None) -> str:
+        return self.endpoint
+
+    def get_token(self) -> str:
+        return self.token
+
+
+def test_tempest_services_client(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tempest's ServicesClient validates every answer against Nova's own response schemas
+    (jsonschema), at each microversion it is used with."""
+    from tempest.lib.services.compute import base_compute_client
+    from tempest.lib.services.compute.services_client import ServicesClient
+
+    client = ServicesClient(_StaticAuth(server.compute, server.token), "compute", "RegionOne")
+    for version in ("2.1", "2.11", "2.53", "2.79"):
+        monkeypatch.setattr(base_compute_client, "COMPUTE_MICROVERSION", version)
+        body = client.list_services(binary="nova-compute")
+        assert body["services"] and {s["binary"] for s in body["services"]} == {"nova-compute"}
+    monkeypatch.setattr(base_compute_client, "COMPUTE_MICROVERSION", "2.1")
+    body = client.disable_service(host="compute4", binary="nova-compute")
+    assert body["service"] == {"host": "compute4", "binary": "nova-compute",
+                               "status": "disabled"}
+    client.enable_service(host="compute4", binary="nova-compute")
+    monkeypatch.setattr(base_compute_client, "COMPUTE_MICROVERSION", "2.53")
+    body = client.update_service(server.computes[3].uuid, status="disabled",
+                                 disabled_reason="tempest")
+    assert (body["service"]["binary"], body["service"]["status"]) == ("nova-compute",
+                                                                      "disabled")
+    client.update_service(server.computes[3].uuid, status="enabled")
+
+
+def test_legacy_action_urls_speak_nova_names(server: Server) -> None:
+    headers = {"X-Auth-Token": server.token}
+    r = httpx.put(f"{server.compute}/os-services/disable", headers=headers,
+                  json={"host": "compute4", "binary": "nova-compute"})
+    assert r.status_code == 200
+    assert r.json() == {"service": {"host": "compute4", "binary": "nova-compute",
+                                    "status": "disabled"}}
+    r = httpx.put(f"{server.compute}/os-services/enable", headers=headers,
+                  json={"host": "compute4", "binary": "nova-compute"})
+    assert r.json()["service"]["status"] == "enabled"
+    # Vigil's own name is not Nova's: the compatible API does not know it.
+    r = httpx.put(f"{server.compute}/os-services/disable", headers=headers,
+                  json={"host": "compute4", "binary": "vigil-compute"})
+    assert r.status_code == 404
+    assert "binary vigil-compute could not be found" in r.json()["itemNotFound"]["message"]
+    r = httpx.put(f"{server.compute}/os-services/disable", headers=headers,
+                  json={"host": "compute1", "binary": "nova-conductor"})
+    assert r.status_code == 400
+    assert r.json()["badRequest"]["message"] == (
+        "Updating a nova-conductor service is not supported. Only nova-compute services can "
+        "be updated.")

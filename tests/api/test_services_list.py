@@ -36,9 +36,9 @@ def test_keys_per_version(api: Api, version: str, keys: set[str], id_type: type)
         assert s["status"] in ("enabled", "disabled")
         assert TIME_RE.match(s["updated_at"])
     by_host = {(s["host"], s["binary"]): s for s in services}
-    compute = by_host[("host1", "vigil-compute")]
+    compute = by_host[("host1", "nova-compute")]
     assert compute["zone"] == "nova"
-    assert by_host[("host1", "vigil-conductor")]["zone"] == "internal"
+    assert by_host[("host1", "nova-conductor")]["zone"] == "internal"
     if id_type is str:
         assert compute["id"] == api.computes[0].uuid
         uuid.UUID(compute["id"])
@@ -56,12 +56,12 @@ def test_values_follow_the_registry(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("params", "expected"), [
-    ({"host": "host1"}, {("host1", "vigil-compute"), ("host1", "vigil-conductor")}),
-    ({"binary": "vigil-conductor"}, {("host1", "vigil-conductor")}),
-    ({"host": "host1", "binary": "vigil-compute"}, {("host1", "vigil-compute")}),
+    ({"host": "host1"}, {("host1", "nova-compute"), ("host1", "nova-conductor")}),
+    ({"binary": "nova-conductor"}, {("host1", "nova-conductor")}),
+    ({"host": "host1", "binary": "nova-compute"}, {("host1", "nova-compute")}),
     ({"host": "host"}, set()),  # exact match, not prefix
     ({"host": ""}, None),  # empty means no filter, as in Nova
-    ({"host": ["host9", "host2"]}, {("host2", "vigil-compute")}),  # the last value counts
+    ({"host": ["host9", "host2"]}, {("host2", "nova-compute")}),  # the last value counts
 ])
 def test_filters(api: Api, params: dict[str, object], expected: set[tuple[str, str]] | None
                  ) -> None:
@@ -98,7 +98,7 @@ def test_unknown_state_is_down_never_up_and_counted(api: Api) -> None:
 
 def test_clean_leave_is_down(api: Api) -> None:
     services_db.record_leave(api.engine, api.computes[0].id)
-    r = api.client.get("/v2.1/os-services", params={"host": "host1", "binary": "vigil-compute"},
+    r = api.client.get("/v2.1/os-services", params={"host": "host1", "binary": "nova-compute"},
                        headers=ADMIN)
     assert r.json()["services"][0]["state"] == "down"
     assert r.headers["X-Vigil-Unknown-State-Count"] == "0"
@@ -131,6 +131,6 @@ def test_compute_zone_is_what_its_agent_reports(api: Api) -> None:
         disk_allocation_ratio=1.0, availability_zone="az-east"))
     services = api.client.get("/v2.1/os-services", headers=ADMIN).json()["services"]
     zones = {(s["host"], s["binary"]): s["zone"] for s in services}
-    assert zones[("host2", "vigil-compute")] == "az-east"
-    assert zones[("host1", "vigil-compute")] == "nova"
-    assert zones[("host1", "vigil-conductor")] == "internal"
+    assert zones[("host2", "nova-compute")] == "az-east"
+    assert zones[("host1", "nova-compute")] == "nova"
+    assert zones[("host1", "nova-conductor")] == "internal"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.api.conftest import Api, at
 
-COMPUTE = {"host": "host1", "binary": "vigil-compute"}
+COMPUTE = {"host": "host1", "binary": "nova-compute"}
 
 
 def put(api: Api, path: str, body: Any, version: str = "2.1") -> Any:
@@ -23,11 +23,11 @@ def record(api: Api, host: str = "host1", binary: str = "vigil-compute") -> Any:
 def test_disable_enable(api: Api) -> None:
     r = put(api, "disable", COMPUTE)
     assert r.status_code == 200
-    assert r.json() == {"service": {"host": "host1", "binary": "vigil-compute",
+    assert r.json() == {"service": {"host": "host1", "binary": "nova-compute",
                                     "status": "disabled"}}
     assert record(api).disabled and record(api).disabled_reason is None
     r = put(api, "enable", COMPUTE)
-    assert r.json() == {"service": {"host": "host1", "binary": "vigil-compute",
+    assert r.json() == {"service": {"host": "host1", "binary": "nova-compute",
                                     "status": "enabled"}}
     assert not record(api).disabled
 
@@ -81,12 +81,12 @@ def test_force_down_needs_the_field(api: Api) -> None:
 
 @pytest.mark.parametrize(("body", "fragment"), [
     ({"host": "host1"}, "'binary' is a required property"),
-    ({"binary": "vigil-compute"}, "'host' is a required property"),
+    ({"binary": "nova-compute"}, "'host' is a required property"),
     ({**COMPUTE, "extra": 1}, "Additional properties are not allowed ('extra' was unexpected)"),
-    ({"host": "bad host!", "binary": "vigil-compute"}, "does not match"),
-    ({"host": "", "binary": "vigil-compute"}, "Invalid input for field/attribute host"),
+    ({"host": "bad host!", "binary": "nova-compute"}, "does not match"),
+    ({"host": "", "binary": "nova-compute"}, "Invalid input for field/attribute host"),
     ({"host": "host1", "binary": ""}, "Invalid input for field/attribute binary"),
-    ({"host": 5, "binary": "vigil-compute"}, "is not of type 'string'"),
+    ({"host": 5, "binary": "nova-compute"}, "is not of type 'string'"),
     ({**COMPUTE, "disabled_reason": ""}, "disabled_reason"),
     ({**COMPUTE, "disabled_reason": "x" * 256}, "is too long"),
     ([], "is not of type 'object'"),
@@ -108,17 +108,17 @@ def test_bad_forced_down_value(api: Api) -> None:
 
 def test_unknown_action_and_service(api: Api) -> None:
     assert put(api, "reboot", COMPUTE).json()["itemNotFound"]["message"] == "Unknown action"
-    r = put(api, "disable", {"host": "nohost", "binary": "vigil-compute"})
+    r = put(api, "disable", {"host": "nohost", "binary": "nova-compute"})
     assert r.status_code == 404
     assert "nohost" in r.json()["itemNotFound"]["message"]
 
 
 def test_only_compute_services_can_be_updated(api: Api) -> None:
     before = api.snapshot()
-    r = put(api, "disable", {"host": "host1", "binary": "vigil-conductor"})
+    r = put(api, "disable", {"host": "host1", "binary": "nova-conductor"})
     assert r.status_code == 400
     assert r.json()["badRequest"]["message"] == (
-        "Updating a vigil-conductor service is not supported. Only nova-compute services can "
+        "Updating a nova-conductor service is not supported. Only nova-compute services can "
         "be updated.")
     assert api.snapshot() == before
 

@@ -59,7 +59,7 @@ def test_up_prints_a_working_url_and_admin_token(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while True:  # the simulated computes report through the conductor, then show up
             r = httpx.get(f"{url}/v2.1/os-services", headers={"X-Auth-Token": token},
-                          params={"binary": "vigil-compute"})
+                          params={"binary": "nova-compute"})
             assert r.status_code == 200
             states = {s["host"]: s["state"] for s in r.json()["services"]}
             if states == {"compute-1": "up", "compute-2": "up"}:

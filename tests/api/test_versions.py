@@ -95,7 +95,7 @@ def test_legacy_project_id_urls(api: Api) -> None:
     assert r.status_code == 200
     assert r.json() == api.client.get("/v2.1/os-services", headers=ADMIN).json()
     r = api.client.put("/v2.1/p1/os-services/disable", headers=ADMIN,
-                       json={"host": "host1", "binary": "vigil-compute"})
+                       json={"host": "host1", "binary": "nova-compute"})
     assert r.status_code == 200
     r = api.client.get("/v2.1/other/os-services", headers=ADMIN)
     assert r.status_code == 400

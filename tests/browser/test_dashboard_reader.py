@@ -28,7 +28,7 @@ ATTEMPTS = """async ([uuid]) => {
   };
   return [
     await send("PUT", `/v2.1/os-services/${uuid}`, {status: "disabled"}, "2.53"),
-    await send("PUT", "/v2.1/os-services/disable", {host: "host1", binary: "vigil-compute"}),
+    await send("PUT", "/v2.1/os-services/disable", {host: "host1", binary: "nova-compute"}),
     await send("PUT", `/v2.1/os-services/${uuid}`, {forced_down: true}, "2.53"),
     await send("PUT", "/v2.1/vigil/hosts/host1", {host: {maintenance: true}}),
     await send("POST", "/v2.1/vigil/hosts/host1/action", {evacuate: {}}),

@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+from tests.tools import wait
 
 T = TypeVar("T")
 
@@ -62,21 +63,15 @@ def db_sync(config: Path, timeout: float = 120) -> None:
 
 def poll(fn: Callable[[], T | None], timeout: float, interval: float = 0.05,
          what: str = "condition") -> T:
-    """Call ``fn`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+    """:func:`tests.tools.wait.wait_for` with the description last."""
+    return wait.wait_for(fn, timeout, what, interval=interval)
 
 
 def wait_for(pred: Callable[[], T | None], timeout: float, what: str,
              interval: float = 0.1) -> T:
-    """``poll`` with the description in third place, as the functional tests call it."""
-    return poll(pred, timeout, interval=interval, what=what)
+    """:func:`tests.tools.wait.wait_for` at the functional tests' pace (their predicates
+    read databases and files of real processes)."""
+    return wait.wait_for(pred, timeout, what, interval=interval)
 
 
 def heartbeats(instances_path: Path, uuid: str, since: float) -> list[tuple[float, str, int]]:

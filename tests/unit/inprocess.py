@@ -5,7 +5,6 @@ and (``monitor=True``) the HA monitor in a thread. Shared by the in-process flow
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,14 +25,6 @@ from vigil.daemons import start_control_plane
 from vigil.ha.monitor import Monitor, monitor_from
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return value
 
 
 def local(agent: ComputeAgent) -> set[str]:

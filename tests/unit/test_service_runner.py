@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
+from tests.tools.wait import wait_for
 from vigil import launch, rpc
 from vigil.clock import FakeClock
 from vigil.conductor.manager import Conductor, LocalConductorAPI
@@ -21,15 +21,6 @@ from vigil.objects.services import ServiceRecord
 from vigil.service import Service
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.db import DbDriver
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met before the deadline")
 
 
 @pytest.fixture

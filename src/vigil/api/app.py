@@ -37,14 +37,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from oslo_config import cfg
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vigil.api import auth, errors, microversions
+from vigil.api import auth, errors, microversions, protocol
 from vigil.api.feed import PokeOnWrite, feed_for
 from vigil.api.metrics import ApiMetrics, MetricsMiddleware
 from vigil.api.policy import Policy, defaults
 from vigil.api.request_log import RequestLogMiddleware, install_log_context
 from vigil.errors import Unavailable
+from vigil.names import NOVA_NAMES, BinaryNames, for_api
 from vigil.registry import Registry
 
 LOG = logging.getLogger(__name__)
@@ -87,6 +89,8 @@ class AppState:
     registry: Registry
     policy: Policy
     authenticator: auth.Authenticator
+    # How the Nova-compatible routes spell binaries ([api] nova_binary_names; vigil.names).
+    binary_names: BinaryNames = NOVA_NAMES
 
 
 class ComputeMiddleware:
@@ -181,11 +185,13 @@ def create_app(
     *,
     route_modules: Sequence[str] = ROUTE_MODULES,
     feed_poll_interval: float = 1.0,
+    binary_names: BinaryNames = NOVA_NAMES,
 ) -> FastAPI:
     """An API over ``registry``, serving the resources in ``route_modules``.
 
     ``feed_poll_interval``: seconds between two polls of the dashboard's change feed
     (:mod:`vigil.api.feed`; it polls only while a dashboard is connected).
+    ``binary_names``: the binaries' names on the Nova-compatible routes (:mod:`vigil.names`).
     """
     app = FastAPI(
         title=TITLE,
@@ -194,20 +200,26 @@ def create_app(
         f"microversions 2.1 to {microversions.MAX}) and Vigil's own resources. See docs/api.md.",
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # Location would come from the client's Host (api/protocol.py)
     )
-    app.state.vigil = AppState(registry=registry, policy=policy, authenticator=authenticator)
+    app.state.vigil = AppState(registry=registry, policy=policy, authenticator=authenticator,
+                               binary_names=binary_names)
     app.state.vigil_feed = feed_for(registry, feed_poll_interval)
     errors.install(app)
     paths: list[str] = []
+    served: list[BaseRoute] = []  # the routes themselves, for a complete 405 Allow
     for name in route_modules:
         router = importlib.import_module(name).router
         paths += [getattr(r, "path", "") for r in router.routes]
+        served += router.routes
         app.include_router(router)
     policy.sync_defaults()  # the route modules registered their rules on import
     collections = frozenset(p.split("/")[2] for p in paths
                             if p.startswith("/v2.1/") and len(p.split("/")) > 2)
     app.add_middleware(ComputeMiddleware, authenticator=authenticator, collections=collections)
     app.add_middleware(PokeOnWrite, feed=app.state.vigil_feed)
+    # Inside the metrics and the request log: they see its 500s and HEAD answers as answers.
+    app.add_middleware(protocol.HttpConformance, routes=served)
     app.state.vigil_metrics = ApiMetrics(registry)
     app.add_middleware(MetricsMiddleware, metrics=app.state.vigil_metrics)
     # Outermost (added last): every answer gets its request id, errors and public paths too.
@@ -258,6 +270,7 @@ def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None)
         # Every worker checks (gunicorn's too): a schema behind the code stops it at boot.
         migration.require_current(registry.engine)
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
-                     feed_poll_interval=conf.api.feed_poll_interval)
+                     feed_poll_interval=conf.api.feed_poll_interval,
+                     binary_names=for_api(conf.api.nova_binary_names))
     app.state.vigil_disable_file = conf.healthcheck.disable_by_file_path
     return app

@@ -31,9 +31,10 @@ from typing import Any
 from urllib.parse import quote
 
 from vigil import errors as verr
+from vigil import ids
 from vigil.api.client import ApiSession
-from vigil.compute.hypervisors import as_uuid, missing
-from vigil.compute.servers import pick_named, uuid_of
+from vigil.compute.hypervisors import missing
+from vigil.compute.servers import pick_named
 
 SERVERS = "/v2.1/servers"
 FLAVORS = "/v2.1/flavors"
@@ -95,7 +96,7 @@ class ServersClient(ApiSession):
     def resolve(self, ident: str) -> RemoteServer:
         """A live server by UUID, or by name when exactly one server has it."""
         ident = ident.strip()
-        uuid = uuid_of(ident)
+        uuid = ids.parse_uuid(ident)
         if uuid is not None:
             return self._show(uuid)
         # The API ignores an empty filter; the exact match is checked here as well.
@@ -247,7 +248,7 @@ class HypervisorsClient(ApiSession):
                      if h.data["service"]["id"] == old["service"]["id"]]
         else:
             found = []
-            uuid = as_uuid(ident)
+            uuid = ids.parse_uuid(ident)
             if uuid is not None:
                 with contextlib.suppress(verr.NotFound):
                     found = [RemoteHypervisor(self._call(

@@ -11,14 +11,16 @@ is enforced.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import uuid as uuidlib
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 
+from vigil import ids
+from vigil.api import bodyguard
 from vigil.api.errors import Fault
 
 Schema = dict[str, Any]
@@ -34,6 +36,9 @@ BOOLEAN: Schema = {"type": ["boolean", "string"],
 # Nova's parameter_types.fqdn (the service "host" field).
 FQDN: Schema = {"type": "string", "minLength": 1, "maxLength": 255,
                 "pattern": "^[a-zA-Z0-9-._]*$"}
+# Names and reasons: no control characters (C0, DEL, C1: NUL, CR/LF, ANSI ESC...), as Nova's
+# name patterns exclude the Cc category. They would forge log lines and terminal output.
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 # Nova's parameter_types.common_query_param: a query parameter may be repeated.
 COMMON_QUERY_PARAM: Schema = {"type": "array", "items": {"type": "string"}}
 
@@ -87,7 +92,7 @@ def check(schema: Schema, value: Any, path: str = "") -> None:
             raise _fail(path, value, f"{_fmt(value)} {reason}")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise _fail(path, value, f"{_fmt(value)} is too long")
-        if "pattern" in schema and re.search(schema["pattern"], value) is None:
+        if "pattern" in schema and _pattern(schema["pattern"]).search(value) is None:
             raise _fail(path, value, f"{_fmt(value)} does not match {schema['pattern']!r}")
         if schema.get("format") == "uuid" and not is_uuid_like(value):
             raise _fail(path, value, f"{_fmt(value)} is not a 'uuid'")
@@ -111,12 +116,36 @@ def check(schema: Schema, value: Any, path: str = "") -> None:
                 check(sub, value[name], f"{path}/{name}" if path else name)
 
 
+@functools.lru_cache(maxsize=64)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with JSON Schema's meaning: a final ``$`` is the end of the string.
+
+    Python's ``$`` also matches before a trailing newline, so ``^[a-z]*$`` would let
+    ``"host1\\n"`` through a pattern written to refuse it.
+    """
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + "\\Z"
+    return re.compile(pattern)
+
+
+_ASCII_INT = re.compile(r"-?[0-9]{1,30}\Z")
+
+
+def ascii_int(text: str) -> int | None:
+    """``text`` as an integer when it is one written in ASCII digits (an optional minus, at
+    most 30 digits), else None.
+
+    ``str.isdigit`` and ``int`` accept other scripts' digits (Arabic-Indic one, U+0661, is 1;
+    ``"²"`` passes ``isdigit`` and fails ``int``) and ``int`` accepts ``" 1_0 "``: an id must
+    be spelt one way.
+    The length bound keeps ``int`` far from its 4,300-digit limit; callers bound the value.
+    """
+    return int(text) if _ASCII_INT.match(text) else None
+
+
 def is_uuid_like(text: str) -> bool:
-    """oslo.utils' is_uuid_like: a UUID in any of the usual spellings (with or without dashes)."""
-    try:
-        return str(uuidlib.UUID(text)).replace("-", "") == text.replace("-", "").lower()
-    except (TypeError, ValueError, AttributeError):
-        return False
+    """A UUID in any accepted spelling (:mod:`vigil.ids`, the one rule)."""
+    return ids.is_uuid(text)
 
 
 # Nova's (oslo.middleware sizelimit) default max_request_body_size.
@@ -141,13 +170,11 @@ async def read_json_body(request: Request) -> Any:
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """The decoded body, or Nova's 400 for an empty or malformed one."""
+    """The decoded body, or Nova's 400 for an empty, malformed or hostile one
+    (:mod:`vigil.api.bodyguard`)."""
     if not raw.strip():
         raise Fault(400, "The request body is required.")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Fault(400, "Malformed request body") from exc
+    return bodyguard.decode(raw)
 
 
 def query_dict(items: list[tuple[str, str]]) -> dict[str, list[str]]:

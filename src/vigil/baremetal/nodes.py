@@ -7,18 +7,17 @@ nothing (one line of explanation, InvalidInput: HTTP 400, exit status 2).
 from __future__ import annotations
 
 import re
-import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from vigil import formats, ids
 from vigil.db.baremetal import inventory as inventory_db
 from vigil.db.baremetal import ownership as ownership_db
 from vigil.db.baremetal import provisioning as provisioning_db
 from vigil.errors import InvalidInput
 from vigil.objects.baremetal import HYPERVISOR_TYPE, RELEASED, Node, NodePower, Provisioning
-from vigil.registry import format_time
 
 MAX_INT = 2**31 - 1
 POWER_VALUES = tuple(p.value for p in NodePower)
@@ -44,8 +43,8 @@ class NodeView:
             "maintenance": n.maintenance,
             "instance_uuid": n.instance_uuid,
             "owner": self.owner,
-            "created_at": format_time(n.created_at),
-            "updated_at": format_time(n.updated_at),
+            "created_at": formats.timestamp(n.created_at),
+            "updated_at": formats.timestamp(n.updated_at),
         }
 
 
@@ -57,14 +56,6 @@ def _count(name: str, value: Any, *, minimum: int) -> int:
     return value
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        uuidlib.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 def validate(*, name: Any, cpus: Any, memory_mb: Any, local_gb: Any, uuid: Any,
              resource_class: Any, power_state: Any, maintenance: Any) -> dict[str, Any]:
     """The node's values, checked; InvalidInput (one line) for the first bad one."""
@@ -73,12 +64,13 @@ def validate(*, name: Any, cpus: Any, memory_mb: Any, local_gb: Any, uuid: Any,
             raise InvalidInput("name must be a non-empty string without surrounding spaces")
         if len(name) > MAX_NAME:
             raise InvalidInput(f"name must be at most {MAX_NAME} characters")
-        if _is_uuid(name):
+        if ids.is_uuid(name):
             raise InvalidInput("name must not be a UUID (nodes are looked up by either)")
     if uuid is not None:
-        if not isinstance(uuid, str) or not _is_uuid(uuid):
+        stored = ids.parse_uuid(uuid) if isinstance(uuid, str) else None
+        if stored is None:
             raise InvalidInput(f"uuid must be a UUID, not {uuid!r}")
-        uuid = str(uuidlib.UUID(uuid))
+        uuid = stored
     if not isinstance(resource_class, str) or not _RESOURCE_CLASS.match(resource_class):
         raise InvalidInput("resource_class must be 1-80 letters, digits, '_', '.' or '-'")
     if power_state not in POWER_VALUES:

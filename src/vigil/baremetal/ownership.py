@@ -22,13 +22,13 @@ from sqlalchemy.engine import Engine
 from vigil.db.baremetal import inventory as inventory_db
 from vigil.db.baremetal import members as members_db
 from vigil.db.baremetal import ownership as ownership_db
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.baremetal import RELEASED, Move, MoveKind, MoveResult, RingView
 from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
 
 LOG = logging.getLogger(__name__)
 
-COMPUTE_TOPIC = "compute"
 
 
 def host_states(engine: Engine, group: ServiceGroup) -> tuple[dict[str, State], dict[str, int]]:

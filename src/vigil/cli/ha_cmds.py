@@ -191,9 +191,10 @@ def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     from vigil.db import services as services_db
     from vigil.errors import ServiceNotFound
     from vigil.ha.fence.simulated import SimulatedPower
+    from vigil.names import COMPUTE_BINARY
 
     try:
-        services_db.service_get_by_host_binary(launch.engine_from(conf), args.host, "vigil-compute")
+        services_db.service_get_by_host_binary(launch.engine_from(conf), args.host, COMPUTE_BINARY)
     except ServiceNotFound:
         print(f"vigil: error: no compute service on host {args.host!r}", file=sys.stderr)
         return 2

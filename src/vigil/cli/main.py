@@ -17,8 +17,8 @@ from typing import NoReturn
 
 from oslo_config import cfg
 
+from vigil import __version__, logs
 from vigil import conf as vconf
-from vigil import logs
 from vigil.errors import ConfigError, InvalidInput, VigilError
 
 # Command modules, in help order. Each defines add_parsers(subparsers).
@@ -51,6 +51,7 @@ def build_parser() -> Parser:
     p.add_argument("--config-dir", action="append", default=[], metavar="DIR",
                    help="directory of *.conf files")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"vigil {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parsers(sub)

@@ -1,7 +1,9 @@
 """``vigil service list|set|delete``.
 
-Against the database directly, or through a Vigil API when an endpoint and a token are given
-(``--os-endpoint``/``--os-token``, else OS_ENDPOINT/OS_TOKEN, else ``[api] endpoint``/``token``):
+Against the database directly, or through a Vigil API (:func:`api_target` says which, in this
+order): ``--os-endpoint``/``--os-token`` (a static admin token); a Keystone login with
+``--os-cloud``/OS_CLOUD and ``clouds.yaml``, or the ``OS_AUTH_URL``/``OS_USERNAME``/... variables
+(:mod:`vigil.cli.cloud`); OS_ENDPOINT/OS_TOKEN; ``[api] endpoint``/``token``.
 :class:`vigil.api.client.RegistryClient` has the Registry methods used here, so the output is
 the same either way.
 """
@@ -14,12 +16,16 @@ from typing import Any
 
 from oslo_config import cfg
 
-from vigil.cli.output import as_json, table
+from vigil import formats
+from vigil.cli import cloud, output
+from vigil.cli.output import add_format_options
 from vigil.errors import InvalidInput
-from vigil.registry import Registry, ServiceView, format_time, parse_ident
+from vigil.registry import Registry, ServiceView, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
            "Disabled Reason", "Forced Down", "Host State", "Host Liveness")
+# --long adds what an operator debugging liveness wants beside the summary.
+LONG_COLUMNS = ("UUID", "Topic", "Last Seen", "Report Count")
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +35,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ls = ssub.add_parser("list", help="list services with their state")
     ls.add_argument("--host", help="only this host (exact match)")
     ls.add_argument("--binary", help="only this binary (exact match)")
-    ls.add_argument("--format", choices=("table", "json"), default="table")
+    ls.add_argument("--long", action="store_true",
+                    help="also the UUID, topic, last heartbeat and report count")
+    add_format_options(ls)
 
     st = ssub.add_parser("set", help="enable/disable a service, force it down or up")
     st.add_argument("host")
@@ -41,7 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     down = st.add_mutually_exclusive_group()
     down.add_argument("--down", action="store_true", help="force the service down")
     down.add_argument("--up", action="store_true", help="clear a forced down")
-    st.add_argument("--format", choices=("table", "json"), default="table")
+    add_format_options(st)
 
     rm = ssub.add_parser("delete", help="delete a service by id or UUID")
     rm.add_argument("ident", metavar="ID_OR_UUID")
@@ -55,29 +63,53 @@ def add_api_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--os-endpoint", metavar="URL",
                    help="use the Vigil API at URL instead of the database (env OS_ENDPOINT)")
     p.add_argument("--os-token", metavar="TOKEN", help="API token (env OS_TOKEN)")
+    p.add_argument("--os-cloud", metavar="NAME",
+                   help="log in to Keystone as cloud NAME of clouds.yaml and use the compute "
+                   "endpoint of its catalog (env OS_CLOUD; or the OS_AUTH_URL, OS_USERNAME... "
+                   "variables)")
 
 
-def rows(views: list[ServiceView]) -> list[list[object]]:
+def rows(views: list[ServiceView], *, long: bool = False) -> list[list[object]]:
     out: list[list[object]] = []
     for v in views:
         r = v.record
         state = v.state.value + (f" ({v.state_reason})" if v.state_reason == "left" else "")
-        out.append([r.id, r.binary, r.host, v.zone, v.status, state,
-                    format_time(r.updated_at), r.disabled_reason, r.forced_down,
-                    v.host_state, v.host_liveness.value if v.host_liveness else ""])
+        row: list[object] = [r.id, r.binary, r.host, v.zone, v.status, state,
+                             formats.timestamp(r.updated_at), r.disabled_reason, r.forced_down,
+                             v.host_state, v.host_liveness.value if v.host_liveness else ""]
+        if long:
+            row += [r.uuid, r.topic, formats.timestamp(r.last_seen_up), r.report_count]
+        out.append(row)
     return out
 
 
-def render(views: list[ServiceView], fmt: str) -> str:
-    if fmt == "json":
-        return as_json([v.to_dict() for v in views])
-    return table(COLUMNS, rows(views))
+def records(views: list[ServiceView], *, long: bool = False) -> list[dict[str, Any]]:
+    """The json/yaml records: ServiceView.to_dict, plus the --long fields."""
+    if not long:
+        return [v.to_dict() for v in views]
+    return [{**v.to_dict(), "topic": v.record.topic,
+             "last_seen": formats.timestamp(v.record.last_seen_up),
+             "report_count": v.record.report_count} for v in views]
+
+
+def render(views: list[ServiceView], fmt: str, columns: list[str] | None = None, *,
+           long: bool = False) -> str:
+    headers = COLUMNS + LONG_COLUMNS if long else COLUMNS
+    return output.render(fmt, headers, rows(views, long=long), records(views, long=long),
+                         columns or ())
+
+
+def show(views: list[ServiceView], args: argparse.Namespace) -> str:
+    return render(views, args.format, args.columns, long=bool(getattr(args, "long", False)))
 
 
 def api_target(args: argparse.Namespace, conf: cfg.ConfigOpts) -> tuple[str, str] | None:
     """(endpoint, token) when the command should go through the API, else None."""
-    endpoint = (getattr(args, "os_endpoint", None) or os.environ.get("OS_ENDPOINT")
-                or conf.api.endpoint)
+    flag_endpoint = getattr(args, "os_endpoint", None)
+    cloud_name = getattr(args, "os_cloud", None)
+    if not flag_endpoint and cloud.wanted(cloud_name):
+        return cloud.login(cloud_name)
+    endpoint = flag_endpoint or os.environ.get("OS_ENDPOINT") or conf.api.endpoint
     token = getattr(args, "os_token", None) or os.environ.get("OS_TOKEN") or conf.api.token
     if not endpoint:
         return None
@@ -100,7 +132,7 @@ def run(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 
 def run_with(args: argparse.Namespace, registry: Registry | Any) -> int:
     if args.service_cmd == "list":
-        print(render(registry.list(host=args.host, binary=args.binary), args.format))
+        print(show(registry.list(host=args.host, binary=args.binary), args))
         return 0
     if args.service_cmd == "set":
         if args.reason is not None and not args.disable:
@@ -112,7 +144,7 @@ def run_with(args: argparse.Namespace, registry: Registry | Any) -> int:
         record = registry.find(args.host, args.binary)
         view = registry.update(record, enabled=enabled, disabled_reason=args.reason,
                                forced_down=forced)
-        print(render([view], args.format))
+        print(show([view], args))
         return 0
     if args.service_cmd == "delete":
         record = registry.delete(parse_ident(args.ident))

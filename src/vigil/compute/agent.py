@@ -10,6 +10,7 @@ import time
 import oslo_messaging as messaging
 from oslo_config import cfg
 
+from vigil import names
 from vigil.compute import virt
 from vigil.compute.manager import ComputeConductor, ComputeManager
 from vigil.compute.rpcapi import ComputeConductorAPI, compute_target
@@ -19,8 +20,8 @@ from vigil.service import ConductorClient, GroupMembership, Service
 
 LOG = logging.getLogger(__name__)
 
-BINARY = "vigil-compute"
-TOPIC = "compute"
+BINARY = names.COMPUTE_BINARY
+TOPIC = names.COMPUTE_TOPIC
 
 
 def make_service(

@@ -25,13 +25,62 @@ quarantined cancels it.
 A DOWN host that is in fact alive and cut off from the control plane keeps running its copy
 until it can reach the conductor again (then it destroys it): only a fence closes that gap,
 which is why ``vigil host evacuate`` (it fences) is the safe tool and ``vigil server evacuate``
-the one that trusts the operator, as in Nova.
+the one that trusts the operator, as in Nova. :func:`host_request_refusal` judges that
+request: the fence behind it is the evidence, so only a host that still reports, or whose
+state cannot be read, is refused.
+
+*Which instances* may be taken is the other half, :class:`InstanceRule`, with two policies:
+:data:`OPERATOR_REQUEST` (Nova's: an idle ACTIVE or ERROR instance) and :data:`AFTER_FENCE`
+(the HA workflow's compare-and-set on a fenced, quarantined host, where an instance caught
+``spawning`` counts as idle: nothing can be spawning there any more). The persistence layer
+stands below this module, so the HA workflow hands :data:`AFTER_FENCE`'s states to the
+compare-and-set (:func:`vigil.db.ha.evacuations.evacuation_request`) rather than the SQL
+importing them.
+
+Where the source's compute service has no record at all, its liveness counts as DOWN
+(:func:`reporting_of`): nothing can be reporting for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vigil.objects.compute import InstanceRecord, TaskState, VmState
 from vigil.objects.ha import HostRecord
 from vigil.objects.liveness import State
+
+
+@dataclass(frozen=True)
+class InstanceRule:
+    """The instance states an evacuation may take an instance from."""
+
+    task_states: tuple[TaskState | None, ...]
+    vm_states: tuple[VmState, ...]
+
+    def refusal(self, inst: InstanceRecord) -> str | None:
+        """Why ``inst`` may not be evacuated under this rule (None: it may)."""
+        if inst.task_state not in self.task_states:
+            return (f"Cannot 'evacuate' instance {inst.uuid} while it is in task_state "
+                    f"{inst.task_state}")
+        if inst.vm_state not in self.vm_states:
+            return (f"Cannot 'evacuate' instance {inst.uuid} while it is in vm_state "
+                    f"{inst.vm_state}")
+        return None
+
+
+# An operator's ``vigil server evacuate`` (Nova's rule): idle, ACTIVE or ERROR.
+OPERATOR_REQUEST = InstanceRule((None,), (VmState.ACTIVE, VmState.ERROR))
+# The HA workflow, on a fenced and quarantined host: nothing can be spawning there any more,
+# so an instance caught spawning (or being built) there is idle too.
+AFTER_FENCE = InstanceRule((None, TaskState.SPAWNING, TaskState.REBUILD_SPAWNING),
+                           (VmState.ACTIVE, VmState.ERROR, VmState.BUILDING))
+
+
+def reporting_of(states: Mapping[str, State], host: str) -> State:
+    """The source's liveness (ignoring forced_down) from a by-host map: a host with no compute
+    service record counts as DOWN."""
+    return states.get(host, State.DOWN)
 
 
 def _common(host: str, reporting: State, left: bool) -> str | None:
@@ -67,3 +116,16 @@ def scheduler_refusal(host: str, reporting: State, *, left: bool,
     if facts is not None and facts.quarantined:
         return None
     return _common(host, reporting, left)
+
+
+def host_request_refusal(host: str, reporting: State) -> str | None:
+    """Why an operator's ``vigil host evacuate`` (the HA workflow, fence included) of ``host``
+    is refused (None: the leader may take it). The fence is the evidence of death, so a clean
+    leave is no reason to refuse; only a host that still reports, or that cannot be read."""
+    if reporting is State.UP:
+        return (f"compute service of {host} still reports (state up): it is not dead; "
+                "evacuating it would run its instances twice")
+    if reporting is State.UNKNOWN:
+        return (f"the liveness of {host} cannot be read right now (unknown): not evacuating "
+                "on an unknown state")
+    return None

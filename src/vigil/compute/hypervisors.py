@@ -8,29 +8,21 @@ deleted is not shown (the service delete guard keeps services with instances).
 from __future__ import annotations
 
 import contextlib
-import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.compute.servers import COMPUTE_TOPIC
+from vigil import ids
 from vigil.db import services as services_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import NotFound
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.compute import NodeRecord
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-
-
-def as_uuid(ident: str) -> str | None:
-    """``ident`` as a canonical UUID if it parses as one, else None (a hostname, then)."""
-    try:
-        return str(uuidlib.UUID(ident))
-    except ValueError:
-        return None
 
 
 def missing(ident: str) -> NotFound:
@@ -122,10 +114,12 @@ class HypervisorsAPI:
         """By UUID, integer id, or exact hypervisor hostname."""
         ident = ident.strip()
         nodes: list[NodeRecord]
-        if ident.isdigit():
-            nodes = nodes_db.compute_nodes(self.engine, ids=[int(ident)])
+        if ident.isascii() and ident.isdigit():
+            # Beyond the id column's range no row can match: spare the database an overflow.
+            nodes = (nodes_db.compute_nodes(self.engine, ids=[int(ident)])
+                     if len(ident) <= 10 and int(ident) <= 2**31 - 1 else [])
         else:
-            uuid = as_uuid(ident)
+            uuid = ids.parse_uuid(ident)
             nodes = []
             if uuid is not None:
                 with contextlib.suppress(NotFound):

@@ -15,6 +15,7 @@ from typing import Any
 import oslo_messaging as messaging
 
 from vigil import rpc
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.compute import (
     InstanceRecord,
     Inventory,
@@ -27,7 +28,6 @@ from vigil.objects.ha import HostRecord
 
 LOG = logging.getLogger(__name__)
 
-COMPUTE_TOPIC = "compute"
 
 
 def compute_target(host: str | None = None) -> messaging.Target:

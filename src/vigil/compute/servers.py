@@ -16,16 +16,14 @@ leaves its instances running) and UNKNOWN are all refused: the rule and its reas
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import time
-import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 
+from vigil import formats, ids
 from vigil.compute import evacuation
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.db.compute import flavors as flavors_db
@@ -33,37 +31,19 @@ from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.compute import InstanceRecord, PowerState, TaskState, VmState
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 
-COMPUTE_TOPIC = "compute"
-COMPUTE_BINARY = "vigil-compute"
 MAX_NAME = 255
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
 STATUS_BY_VM_STATE = {VmState.BUILDING: "BUILD", VmState.ACTIVE: "ACTIVE", VmState.ERROR: "ERROR",
                       VmState.DELETED: "DELETED"}
 POWER_STATES = {PowerState.NOSTATE: "NOSTATE", PowerState.RUNNING: "Running",
                 PowerState.SHUTDOWN: "Shutdown"}
-
-
-def nova_time(value: dt.datetime | None) -> str | None:
-    """Nova's server timestamps: ``2012-08-20T21:11:09Z``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
-
-
-def usage_time(value: dt.datetime | None) -> str | None:
-    """Nova's OS-SRV-USG timestamps: ``2013-09-23T13:53:12.000000``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
-
-
-def uuid_of(ident: str) -> str | None:
-    """The canonical UUID when ``ident`` is spelled as one (with or without dashes), else None
-    (then it is a name)."""
-    return str(uuidlib.UUID(ident)) if _UUID_RE.match(ident) else None
 
 
 _T = TypeVar("_T")
@@ -131,16 +111,16 @@ class ServerView:
             "OS-EXT-STS:task_state": r.task_state,
             "OS-EXT-STS:power_state": r.power_state,
             "OS-EXT-AZ:availability_zone": r.availability_zone or "",
-            "OS-SRV-USG:launched_at": usage_time(r.launched_at),
-            "OS-SRV-USG:terminated_at": usage_time(r.terminated_at),
-            "created": nova_time(r.created_at),
-            "updated": nova_time(r.updated_at),
+            "OS-SRV-USG:launched_at": formats.usage_time(r.launched_at),
+            "OS-SRV-USG:terminated_at": formats.usage_time(r.terminated_at),
+            "created": formats.server_time(r.created_at),
+            "updated": formats.server_time(r.updated_at),
             "evacuable": r.evacuable,
         }
         # As Nova: the fault is shown for ERROR and DELETED servers only.
         if r.fault and self.status in ("ERROR", "DELETED"):
             out["fault"] = {"code": 500, "message": r.fault,
-                            "created": nova_time(r.fault_at)}
+                            "created": formats.server_time(r.fault_at)}
         return out
 
 
@@ -197,7 +177,7 @@ class ServersAPI:
     def resolve(self, ident: str) -> InstanceRecord:
         """A live instance by UUID, or by name when exactly one instance has it."""
         ident = ident.strip()
-        uuid = uuid_of(ident)
+        uuid = ids.parse_uuid(ident)
         if uuid is not None:
             return instances_db.instance_get(self.engine, uuid)
         return pick_named(ident, instances_db.instances(self.engine, name=ident))
@@ -268,19 +248,16 @@ class ServersAPI:
         if inst.host is None:
             raise Conflict(f"instance {inst.uuid} was never placed on a host: nothing to "
                            "evacuate")
-        if inst.task_state is not None:
-            raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in "
-                           f"task_state {inst.task_state}")
-        if inst.vm_state not in (VmState.ACTIVE, VmState.ERROR):
-            raise Conflict(f"Cannot 'evacuate' instance {inst.uuid} while it is in vm_state "
-                           f"{inst.vm_state}")
+        why = evacuation.OPERATOR_REQUEST.refusal(inst)
+        if why is not None:
+            raise Conflict(why)
         if host is not None:
             if host == inst.host:
                 raise InvalidInput("The target host can't be the same one.")
             if self._compute_service(host) is None:
                 raise NotFound(f"Compute host {host} could not be found.")
         source = self.group.members(COMPUTE_TOPIC, host=inst.host)
-        reporting = source[0].reporting if source else State.DOWN
+        reporting = evacuation.reporting_of({m.host: m.reporting for m in source}, inst.host)
         left = bool(source) and source[0].record.left_at is not None
         why = evacuation.operator_refusal(inst.host, reporting, left=left,
                                           facts=hosts_db.host_get(self.engine, inst.host))
@@ -290,7 +267,8 @@ class ServersAPI:
         updated = instances_db.instance_update(self.engine, inst.uuid,
                                                {"task_state": TaskState.REBUILDING,
                                                 "requested_host": host},
-                                               host=inst.host, task_states=[None],
+                                               host=inst.host,
+                                               task_states=evacuation.OPERATOR_REQUEST.task_states,
                                                generation=inst.generation, new_owner=True)
         if updated is None:
             raise Conflict(f"instance {inst.uuid} changed meanwhile; try again")

@@ -65,6 +65,17 @@ API_OPTS: list[cfg.Opt] = [
         "this plus one poll. Each poll reads every service (about 0.2 s of one CPU at 10,000 "
         "services: see docs/dashboard.md).",
     ),
+    cfg.BoolOpt(
+        "nova_binary_names",
+        default=True,
+        help="Speak Nova's binary names (nova-compute, nova-conductor, nova-scheduler) on the "
+        "Nova-compatible API (/v2.1/os-services): in listings, ?binary= filters, update bodies "
+        "and error messages, so the openstack CLI, openstacksdk, novaclient and tempest find "
+        "the services by the names they know. Vigil services without a Nova counterpart are "
+        "then hidden there. false: that API speaks Vigil's names (vigil-compute, ...). Vigil's "
+        "own views (/v2.1/vigil/*, the CLI, the dashboard) always use Vigil's names; the "
+        "database always holds them, so switching is safe (vigil.names).",
+    ),
     cfg.StrOpt(
         "endpoint",
         default=None,

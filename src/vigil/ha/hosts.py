@@ -18,23 +18,19 @@ hosts table, and a release is added to the open recovery's timeline.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from vigil import formats
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import HostRecord, RecoveryRecord
 
-COMPUTE_TOPIC = "compute"
 MAX_REASON = 255
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat(timespec="microseconds") if value is not None else None
 
 
 def clean_reason(reason: str | None, *, required: bool) -> str | None:
@@ -56,16 +52,16 @@ def view(rec: HostRecord, recovery: RecoveryRecord | None = None) -> dict[str, A
     return {
         "host": rec.host,
         "quarantined": rec.quarantined,
-        "quarantined_at": _time(rec.quarantined_at),
+        "quarantined_at": formats.timestamp(rec.quarantined_at),
         "quarantine_reason": rec.quarantine_reason,
         "quarantine_recovery_id": rec.quarantine_recovery_id if rec.quarantined else None,
         "quarantine_acknowledged": rec.quarantine_acked,
-        "released_at": _time(rec.released_at),
+        "released_at": formats.timestamp(rec.released_at),
         "released_by": rec.released_by,
         "release_reason": rec.release_reason,
         "maintenance": rec.maintenance,
         "maintenance_reason": rec.maintenance_reason,
-        "maintenance_since": _time(rec.maintenance_since),
+        "maintenance_since": formats.timestamp(rec.maintenance_since),
         "maintenance_by": rec.maintenance_by,
         "open_recovery_id": recovery.id if recovery is not None else None,
         "open_recovery_phase": recovery.phase if recovery is not None else None,

@@ -43,6 +43,7 @@ from vigil.ha.election import Election, lease_session_limits, make_holder
 from vigil.ha.fence.base import FenceAgent
 from vigil.ha.restarts import AgentRestarts, RestartSender
 from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import HostRecord, RecoveryRecord, Trigger
 from vigil.objects.liveness import SessionState, State
 from vigil.objects.services import ServiceRecord
@@ -51,7 +52,6 @@ from vigil.supervisor.core import Outcome
 
 LOG = logging.getLogger(__name__)
 
-COMPUTE_TOPIC = "compute"
 HOST_TOPIC = "host"  # the supervisors' group (vigil.supervisor.daemon)
 AGENT_RESTART_ALERT = "agent_restart:"
 SUPERVISOR_DOWN_ALERT = "supervisor_down:"

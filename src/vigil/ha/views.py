@@ -5,48 +5,27 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from vigil import formats, ids
+from vigil.compute import evacuation
 from vigil.db.ha import alerts as alerts_db
 from vigil.db.ha import evacuations as evacuations_db
 from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
-from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.errors import Conflict, NotFound
 from vigil.ha.election import LEASE_NAME
 from vigil.ha.monitor import without_bare_metal
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import EvacuationRecord, RecoveryRecord
-from vigil.objects.liveness import State
 from vigil.servicegroup.api import ServiceGroup
-
-COMPUTE_TOPIC = "compute"
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat(timespec="microseconds") if value is not None else None
-
-
-def _plain(record: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(record):
-        value = getattr(record, f.name)
-        out[f.name] = _time(value) if isinstance(value, dt.datetime) else value
-    return out
 
 
 def parse_recovery_ident(text: str) -> int | str:
-    text = text.strip()
-    if text.isdigit():
-        value = int(text)
-        if value > 2**31 - 1:
-            raise NotFound(f"recovery {text} not found")
-        return value
-    if len(text) == 36 and text.count("-") == 4:
-        return text.lower()
-    raise InvalidInput(f"{text!r} is neither a recovery id nor a UUID")
+    """A recovery's integer id or UUID (:func:`vigil.ids.parse_id_or_uuid`)."""
+    return ids.parse_id_or_uuid(text, "recovery")
 
 
 class RecoveriesAPI:
@@ -60,7 +39,7 @@ class RecoveriesAPI:
                 evacuations: list[EvacuationRecord] | None = None) -> dict[str, Any]:
         evs = (evacuations if evacuations is not None
                else evacuations_db.evacuations(self.engine, rec.id))
-        out = _plain(rec)
+        out = formats.plain(rec)
         out.pop("active_host")
         out["open"] = rec.open
         counts: dict[str, int] = {}
@@ -79,12 +58,12 @@ class RecoveriesAPI:
         rec = recoveries_db.recovery_get(self.engine, ident)
         evs = evacuations_db.evacuations(self.engine, rec.id)
         out = self.summary(rec, evs)
-        out["events"] = [_plain(e) for e in recoveries_db.events(self.engine, rec.id)]
-        out["evacuations"] = [_plain(e) for e in evs]
+        out["events"] = [formats.plain(e) for e in recoveries_db.events(self.engine, rec.id)]
+        out["evacuations"] = [formats.plain(e) for e in evs]
         return out
 
     def alerts(self, *, active_only: bool = True) -> list[dict[str, Any]]:
-        return [_plain(a) for a in alerts_db.alerts(self.engine, active_only=active_only,
+        return [formats.plain(a) for a in alerts_db.alerts(self.engine, active_only=active_only,
                                                     limit=50)]
 
     def leader(self) -> dict[str, Any] | None:
@@ -92,7 +71,7 @@ class RecoveriesAPI:
         if lease is None or not lease.held:
             return None
         return {"holder": lease.holder, "epoch": lease.epoch,
-                "expires_at": _time(lease.expires_at)}
+                "expires_at": formats.timestamp(lease.expires_at)}
 
     def request_host_evacuation(self, host: str, *,
                                 actor: str | None = None) -> RecoveryRecord:
@@ -113,13 +92,9 @@ class RecoveriesAPI:
         if not without_bare_metal(self.engine, [svc]):
             raise Conflict(f"{host} is a bare-metal compute service: its nodes move to a live "
                            "service through the hash ring, not by evacuation")
-        state = found[0].reporting
-        if state is State.UP:
-            raise Conflict(f"compute service of {host} still reports (state up): it is not "
-                           "dead; evacuating it would run its instances twice")
-        if state is State.UNKNOWN:
-            raise Conflict(f"the liveness of {host} cannot be read right now (unknown): not "
-                           "evacuating on an unknown state")
+        why = evacuation.host_request_refusal(host, found[0].reporting)
+        if why is not None:
+            raise Conflict(why)
         return recoveries_db.recovery_request(
             self.engine, host=host, service_id=svc.id, was_disabled=svc.disabled,
             was_forced_down=svc.forced_down,

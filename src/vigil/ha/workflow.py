@@ -7,8 +7,10 @@ resumable by whichever monitor leads next:
    *now* (:func:`vigil.ha.policy.next_step`);
 2. check leadership on this monitor's clock (:meth:`Election.check`);
 3. write the step's effect on the database together with its timeline entry, in one
-   transaction guarded by the fencing token (:func:`vigil.db.ha.recoveries.recovery_step`); a step
-   that must happen once carries a dedup key.
+   transaction guarded by the fencing token, as one named transition of
+   :data:`vigil.ha.policy.TRANSITIONS` (:class:`vigil.ha.store.RecoveryStore`): the table says
+   from which phases it may run, what it writes and its dedup key (a step that must happen once
+   carries one), and the guarded write checks it.
 
 The one step outside the database is the fence. Its intent (``fence_started``, attempt N) is
 recorded first, together with the host's **quarantine**: from that commit on, the host may
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from vigil.compute import evacuation
 from vigil.db import db_now
 from vigil.db.compute import instances as instances_db
 from vigil.db.ha import evacuations as evacuations_db
@@ -44,7 +47,8 @@ from vigil.errors import AlreadyRecorded, Conflict, FenceFailed
 from vigil.ha import policy
 from vigil.ha.election import Election
 from vigil.ha.fence.base import FenceAgent, PowerState, fence_and_verify
-from vigil.ha.policy import Step
+from vigil.ha.policy import TRANSITIONS, Step, Transition
+from vigil.ha.store import RecoveryStore
 from vigil.objects.compute import VmState
 from vigil.objects.ha import (
     REASON_PREFIX,
@@ -54,7 +58,6 @@ from vigil.objects.ha import (
     HostRecord,
     Phase,
     RecoveryRecord,
-    RecoveryStatus,
     Trigger,
 )
 from vigil.objects.liveness import State
@@ -111,7 +114,7 @@ def fence_in_flight(rec: RecoveryRecord, events: list[EventRecord]) -> bool:
     """A fence attempt was started and neither its success nor its failure is recorded."""
     if rec.phase != Phase.DISABLED or rec.fence_attempts == 0:
         return False
-    failed = f"{rec.id}:fence_failed:{rec.fence_attempts}"
+    failed = TRANSITIONS[Transition.FENCE_FAILED].dedup_key(rec.id, attempt=rec.fence_attempts)
     return not any(e.dedup_key == failed for e in events)
 
 
@@ -127,6 +130,7 @@ class Workflow:
         self.options = options
         self.bucket = bucket
         self.wake_scheduler = wake_scheduler
+        self.store = RecoveryStore(engine, election.check)
         self.fences_done = 0  # fence calls made by this process (tests, benchmarks)
 
     # -- the state machine --------------------------------------------------------------------
@@ -149,37 +153,35 @@ class Workflow:
                 stand_down=self._stand_down(rec, tick) is not None,
                 may_evacuate=self._may_evacuate(state, host))
             if step is Step.WAIT:
-                self._note_hold(rec, state, tick, may_fence)
+                try:
+                    self._note_hold(rec, state, tick, may_fence)
+                except (AlreadyRecorded, Conflict) as exc:
+                    LOG.info("recovery %s (%s): %s", rec.id, rec.host, exc)
                 return rec
-            new = self._run(step, rec, tick)
-            if new is None:
-                return rec
-            rec = new
+            rec = self._run(step, rec, tick)
         return rec
 
-    def _run(self, step: Step, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord | None:
+    def _run(self, step: Step, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord:
+        """One step, as the named transitions of :data:`vigil.ha.policy.TRANSITIONS` it takes.
+        Another leader did it (or is past it): the recovery as it now is."""
+        if step is Step.FENCE:
+            tick.fence_slots -= 1
+        actions: dict[Step, Callable[[RecoveryRecord], RecoveryRecord]] = {
+            Step.CANCEL: lambda r: self.cancel(r, self._stand_down(r, tick)
+                                               or "the host reports again; it was never fenced"),
+            Step.DISABLE: self.disable,
+            Step.RESOLVE_FENCE: self.resolve_fence,
+            Step.FENCE: self.fence,
+            Step.FORCE_DOWN: self.force_down,
+            Step.EVACUATE: self.evacuate,
+            Step.RE_ENABLE: self.re_enable,
+        }
         try:
-            if step is Step.CANCEL:
-                return self.cancel(rec, self._stand_down(rec, tick)
-                                   or "the host reports again; it was never fenced")
-            if step is Step.DISABLE:
-                return self.disable(rec)
-            if step is Step.RESOLVE_FENCE:
-                return self.resolve_fence(rec)
-            if step is Step.FENCE:
-                tick.fence_slots -= 1
-                return self.fence(rec)
-            if step is Step.FORCE_DOWN:
-                return self.force_down(rec)
-            if step is Step.EVACUATE:
-                return self.evacuate(rec)
-            if step is Step.RE_ENABLE:
-                return self.re_enable(rec)
+            return actions[step](rec)
         except (AlreadyRecorded, Conflict) as exc:
             # Another leader did (or is past) this step: read the recovery again.
             LOG.info("recovery %s (%s): %s; re-reading it", rec.id, rec.host, exc)
             return recoveries_db.recovery_get(self.engine, rec.id)
-        raise AssertionError(step)
 
     def _stand_down(self, rec: RecoveryRecord, tick: Tick) -> str | None:
         """Why a recovery must stop before its fence (None: it need not): an operator released
@@ -226,9 +228,7 @@ class Workflow:
             reason = ("evacuation held: the host reports again; waiting for its agent to "
                       "confirm that it stopped its instances (quarantine acknowledged)")
             if rec.held_reason != reason:
-                token = self.election.check()
-                recoveries_db.recovery_step(self.engine, token, rec.id,
-                                            values={"held_reason": reason})
+                self.store.hold(rec, reason)
             return
         if rec.phase != Phase.DISABLED:
             return
@@ -241,44 +241,24 @@ class Workflow:
         else:
             return
         if rec.held_reason != reason:
-            token = self.election.check()
-            recoveries_db.recovery_step(self.engine, token, rec.id, values={"held_reason": reason})
+            self.store.hold(rec, reason)
 
     # -- steps --------------------------------------------------------------------------------
     def disable(self, rec: RecoveryRecord) -> RecoveryRecord:
-        token = self.election.check()
         since = rec.created_at.isoformat(timespec="seconds")
         reason = f"{REASON_PREFIX} host down since {since} (recovery {rec.uuid})"
-        service = None if rec.was_disabled else {"disabled": True,
-                                                 "disabled_reason": reason[:255]}
         LOG.info("recovery %s: disabling the compute service of %s", rec.id, rec.host)
-        return recoveries_db.recovery_step(
-            self.engine, token, rec.id, service=service, values={"phase": Phase.DISABLED},
-            expect_phase=Phase.DETECTED, event="disabled",
-            detail=reason if service else "already disabled by an operator; left as it was",
-            dedup_key=f"{rec.id}:disabled")
+        return self.store.disable(rec, reason)
 
     def cancel(self, rec: RecoveryRecord, why: str) -> RecoveryRecord:
-        token = self.election.check()
         LOG.warning("recovery %s of %s cancelled before any fence: %s", rec.id, rec.host, why)
-        return recoveries_db.recovery_step(
-            self.engine, token, rec.id, enable_service=not rec.was_disabled,
-            values={"status": RecoveryStatus.CANCELLED, "held_reason": None},
-            expect_phase=rec.phase, event="cancelled", detail=why,
-            dedup_key=f"{rec.id}:cancelled", finish=True,
-            release=("monitor", f"recovery cancelled: {why}"))
+        return self.store.cancel(rec, why)
 
     def fence(self, rec: RecoveryRecord) -> RecoveryRecord:
         attempt = rec.fence_attempts + 1
-        hosts_db.ensure(self.engine, rec.host)
-        token = self.election.check()
-        rec = recoveries_db.recovery_step(
-            self.engine, token, rec.id, expect_phase=Phase.DISABLED,
-            values={"fence_attempts": attempt, "fence_agent": self.agent.name,
-                    "held_reason": None},
-            event="fence_started", detail=f"attempt {attempt} with the {self.agent.name} agent",
-            dedup_key=f"{rec.id}:fence_started:{attempt}",
-            quarantine=f"fence decided by recovery {rec.id} ({rec.uuid})")
+        rec = self.store.fence_started(rec, attempt, self.agent.name,
+                                       quarantine=f"fence decided by recovery {rec.id} "
+                                       f"({rec.uuid})")
         LOG.warning("recovery %s: fencing %s (attempt %d, %s agent)", rec.id, rec.host,
                     attempt, self.agent.name)
         self.election.check()
@@ -291,48 +271,33 @@ class Workflow:
                                   cap=self.options.fence_retry_max)
             LOG.error("recovery %s: fencing %s failed (attempt %d), retry in %g s: %s", rec.id,
                       rec.host, attempt, wait, exc)
-            return recoveries_db.recovery_step(
-                self.engine, self.election.check(), rec.id, expect_phase=Phase.DISABLED,
-                values={"last_error": f"fence attempt {attempt} failed: {exc}"},
-                retry_after=wait, event="fence_failed", detail=str(exc),
-                dedup_key=f"{rec.id}:fence_failed:{attempt}")
+            return self.store.fence_failed(rec, attempt,
+                                           error=f"fence attempt {attempt} failed: {exc}",
+                                           detail=str(exc), retry_after=wait)
         LOG.warning("recovery %s: %s fenced: %s", rec.id, rec.host, result.detail)
-        return recoveries_db.recovery_step(
-            self.engine, self.election.check(), rec.id, expect_phase=Phase.DISABLED,
-            values={"phase": Phase.FENCED, "last_error": None, "next_attempt_at": None},
-            event="fenced", detail=result.detail, dedup_key=f"{rec.id}:fenced")
+        return self.store.fenced(rec, result.detail)
 
     def resolve_fence(self, rec: RecoveryRecord) -> RecoveryRecord:
         """A predecessor started fence attempt N and never recorded its end."""
         attempt = rec.fence_attempts
         state = self.agent.status(rec.host, timeout=self.options.fence_timeout)
-        token = self.election.check()
         if state is PowerState.OFF:
             LOG.warning("recovery %s: fence attempt %d of %s was interrupted; the host reads "
                         "powered off: not fencing again", rec.id, attempt, rec.host)
-            return recoveries_db.recovery_step(
-                self.engine, token, rec.id, expect_phase=Phase.DISABLED,
-                values={"phase": Phase.FENCED, "last_error": None, "next_attempt_at": None},
-                event="fenced", detail=f"attempt {attempt} was interrupted by a change of "
-                f"leader; the {self.agent.name} agent reads the host powered off, so it was "
-                "not fenced again", dedup_key=f"{rec.id}:fenced")
+            return self.store.fenced(
+                rec, f"attempt {attempt} was interrupted by a change of leader; the "
+                f"{self.agent.name} agent reads the host powered off, so it was not fenced "
+                "again")
         LOG.warning("recovery %s: fence attempt %d of %s was interrupted and the power state "
                     "reads %s: fencing again", rec.id, attempt, rec.host, state.value)
-        return recoveries_db.recovery_step(
-            self.engine, token, rec.id, expect_phase=Phase.DISABLED,
-            values={"last_error": f"fence attempt {attempt} interrupted (power {state.value})"},
-            retry_after=0.0, event="fence_failed",
+        return self.store.fence_failed(
+            rec, attempt, error=f"fence attempt {attempt} interrupted (power {state.value})",
             detail=f"attempt {attempt} was interrupted by a change of leader and the power "
-            f"state reads {state.value}", dedup_key=f"{rec.id}:fence_failed:{attempt}")
+            f"state reads {state.value}", retry_after=0.0)
 
     def force_down(self, rec: RecoveryRecord) -> RecoveryRecord:
-        token = self.election.check()
         LOG.info("recovery %s: forcing %s down", rec.id, rec.host)
-        return recoveries_db.recovery_step(
-            self.engine, token, rec.id,
-            service=None if rec.was_forced_down else {"forced_down": True},
-            values={"phase": Phase.FORCED_DOWN}, expect_phase=Phase.FENCED,
-            event="forced_down", dedup_key=f"{rec.id}:forced_down")
+        return self.store.force_down(rec)
 
     def evacuate(self, rec: RecoveryRecord) -> RecoveryRecord:
         """Track requested evacuations, request new ones (rate-limited), finish when none is
@@ -340,8 +305,7 @@ class Workflow:
         released the host from quarantine, nothing more is requested: what was not yet handed
         to the scheduler stays on the host, which owns it again."""
         if rec.held_reason is not None:  # the host confirmed its quarantine: not held now
-            rec = recoveries_db.recovery_step(self.engine, self.election.check(), rec.id,
-                                              values={"held_reason": None})
+            rec = self.store.hold(rec, None)
         rows = {r.instance_uuid: r for r in evacuations_db.evacuations(self.engine, rec.id)}
         self._track(rec, [r for r in rows.values() if r.status == EvacuationStatus.REQUESTED])
         rows = {r.instance_uuid: r for r in evacuations_db.evacuations(self.engine, rec.id)}
@@ -350,8 +314,8 @@ class Workflow:
         generation = {i.uuid: i.generation for i in on_host}
         for uuid in stay:
             if uuid not in rows:
-                self._once(rec, "not_evacuated", f"{rec.id}:stay:{uuid}", uuid,
-                           "the instance is not evacuable (evacuable=false): left on its host")
+                self._not_evacuated(rec, uuid, "the instance is not evacuable "
+                                    "(evacuable=false): left on its host")
         host = hosts_db.host_get(self.engine, rec.host)
         if not (host.quarantined and host.quarantine_recovery_id == rec.id):
             released = (f"the host was released from quarantine by {host.released_by or '?'}"
@@ -359,7 +323,7 @@ class Workflow:
                         + ": left on its host")
             for uuid in move:
                 if uuid not in rows:
-                    self._once(rec, "not_evacuated", f"{rec.id}:stay:{uuid}", uuid, released)
+                    self._not_evacuated(rec, uuid, released)
             move = [u for u in move if u in rows]
         inflight = sum(1 for r in rows.values() if r.status == EvacuationStatus.REQUESTED)
         now = db_now(self.engine)
@@ -371,8 +335,10 @@ class Workflow:
                 continue
             if inflight >= self.options.max_inflight_evacuations or not self.bucket.take():
                 break
-            why = evacuations_db.evacuation_request(self.engine, self.election.check(), rec.id,
-                                                    uuid, rec.host, generation.get(uuid))
+            why = evacuations_db.evacuation_request(
+                self.engine, self.election.check(), rec.id, uuid, rec.host, generation.get(uuid),
+                task_states=evacuation.AFTER_FENCE.task_states,
+                vm_states=evacuation.AFTER_FENCE.vm_states)
             if why is None:
                 inflight += 1
                 requested += 1
@@ -389,14 +355,8 @@ class Workflow:
             return rec
         done = sum(1 for r in rows.values() if r.status == EvacuationStatus.DONE)
         failed = sum(1 for r in rows.values() if r.status == EvacuationStatus.FAILED)
-        return recoveries_db.recovery_step(
-            self.engine, self.election.check(), rec.id,
-            values={"phase": Phase.EVACUATED, "status": RecoveryStatus.WAITING,
-                    "held_reason": None},
-            expect_phase=Phase.FORCED_DOWN, event="evacuated",
-            detail=f"{done} evacuated, {failed} failed, {len(stay)} not evacuable",
-            dedup_key=f"{rec.id}:evacuated",
-            release=("monitor", "every evacuation of the recovery is over"))
+        return self.store.evacuated(
+            rec, f"{done} evacuated, {failed} failed, {len(stay)} not evacuable")
 
     def _track(self, rec: RecoveryRecord, requested: list[EvacuationRecord]) -> None:
         if not requested:
@@ -447,22 +407,13 @@ class Workflow:
                     detail=fault, retry_after=self.options.evacuation_retry,
                     event="evacuation_retry", dedup_key=f"{rec.id}:retry:{uuid}:{row.attempts}")
 
-    def _once(self, rec: RecoveryRecord, kind: str, key: str, uuid: str, detail: str) -> None:
+    def _not_evacuated(self, rec: RecoveryRecord, uuid: str, detail: str) -> None:
         with contextlib.suppress(AlreadyRecorded):
-            recoveries_db.recovery_step(self.engine, self.election.check(), rec.id, event=kind,
-                                        detail=detail, dedup_key=key, instance_uuid=uuid)
+            self.store.not_evacuated(rec, uuid, detail)
 
     def re_enable(self, rec: RecoveryRecord) -> RecoveryRecord:
-        token = self.election.check()
         LOG.warning("recovery %s: %s reports again and its evacuations are over: clearing "
                     "forced_down and re-enabling it", rec.id, rec.host)
-        done = recoveries_db.recovery_step(
-            self.engine, token, rec.id,
-            service=None if rec.was_forced_down else {"forced_down": False},
-            enable_service=not rec.was_disabled,
-            values={"phase": Phase.COMPLETED, "status": RecoveryStatus.DONE}, finish=True,
-            expect_phase=Phase.EVACUATED, event="re_enabled",
-            detail="the host reports again; stale copies are destroyed by its agent",
-            dedup_key=f"{rec.id}:re_enabled")
+        done = self.store.re_enable(rec)
         self.agent.release(rec.host)
         return done

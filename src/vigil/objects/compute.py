@@ -142,25 +142,12 @@ class NodeRecord(Primitive):
     created_at: dt.datetime
     updated_at: dt.datetime | None
 
-    # Capacity after allocation ratios, as Nova computes it: total * ratio - used.
-    @property
-    def free_vcpus(self) -> float:
-        return self.vcpus * self.cpu_allocation_ratio - self.vcpus_used
-
     @property
     def free_ram_mb(self) -> float:
+        """RAM left after the allocation ratio, as Nova's RAMWeigher counts it: total * ratio -
+        used (the os-hypervisors view's ``free_ram_mb`` is Nova's too, and ignores the ratio).
+        Whether a claim fits is :mod:`vigil.objects.capacity`'s question."""
         return self.memory_mb * self.ram_allocation_ratio - self.memory_mb_used
-
-    @property
-    def free_disk_gb(self) -> float:
-        return self.local_gb * self.disk_allocation_ratio - self.local_gb_used
-
-    def fits(self, vcpus: int, memory_mb: int, root_gb: int) -> bool:
-        """The same test as the claim's WHERE clause (the database's answer is the one that
-        counts; this one lets the scheduler skip hosts without a round trip)."""
-        return (self.vcpus_used + vcpus <= self.vcpus * self.cpu_allocation_ratio
-                and self.memory_mb_used + memory_mb <= self.memory_mb * self.ram_allocation_ratio
-                and self.local_gb_used + root_gb <= self.local_gb * self.disk_allocation_ratio)
 
 
 @dataclass(frozen=True)

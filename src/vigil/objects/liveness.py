@@ -156,12 +156,6 @@ def record_states(records: Sequence[ServiceRecord], view: LivenessView) -> dict[
     )
 
 
-def record_state(record: ServiceRecord, view: LivenessView) -> State:
-    """RPC liveness of one row (forced_down excluded)."""
-    hb = Heartbeat(record.last_seen_up, record.created_at, record.left_at)
-    return heartbeat_state(hb, view.now, view.down_after, view.reports_healthy_since)
-
-
 def combine(*states: State) -> State:
     """Either source saying DOWN makes it DOWN; else any UNKNOWN makes it UNKNOWN; else UP."""
     if State.DOWN in states:
@@ -269,7 +263,3 @@ def reports_healthy_since(
     fresh = [b.healthy_since for b in beats if dt.timedelta(0) - FUTURE_TOLERANCE
              <= now - b.last_beat <= max_gap]
     return min(fresh) if fresh else None
-
-
-def is_up(state: State) -> bool:
-    return state is State.UP

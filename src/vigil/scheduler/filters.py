@@ -1,5 +1,6 @@
 """Host filters (Nova's names). A filter answers for one host from the in-memory HostState;
-none of them touches the database."""
+none of them touches the database. The capacity filters ask :mod:`vigil.objects.capacity`, the
+rule the claim's SQL is built from."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from vigil.errors import ConfigError
+from vigil.objects import capacity
 from vigil.objects.liveness import State
 from vigil.scheduler.host_state import HostState
 
@@ -55,8 +57,7 @@ class CoreFilter(BaseFilter):
     why = "short of vCPUs"
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
-        n = host.node
-        return n.vcpus_used + spec.vcpus <= n.vcpus * n.cpu_allocation_ratio
+        return capacity.VCPUS.fits(host.node, spec.vcpus)
 
 
 class RamFilter(BaseFilter):
@@ -64,8 +65,7 @@ class RamFilter(BaseFilter):
     why = "short of RAM"
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
-        n = host.node
-        return n.memory_mb_used + spec.memory_mb <= n.memory_mb * n.ram_allocation_ratio
+        return capacity.MEMORY.fits(host.node, spec.memory_mb)
 
 
 class DiskFilter(BaseFilter):
@@ -73,8 +73,7 @@ class DiskFilter(BaseFilter):
     why = "short of disk"
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
-        n = host.node
-        return n.local_gb_used + spec.root_gb <= n.local_gb * n.disk_allocation_ratio
+        return capacity.DISK.fits(host.node, spec.root_gb)
 
 
 class AvailabilityZoneFilter(BaseFilter):

@@ -14,13 +14,12 @@ from sqlalchemy.engine import Engine
 
 from vigil.db.compute import nodes as nodes_db
 from vigil.db.ha import hosts as hosts_db
+from vigil.names import COMPUTE_TOPIC
 from vigil.objects.compute import InstanceRecord, NodeRecord
 from vigil.objects.ha import HostRecord
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-
-COMPUTE_TOPIC = "compute"
 
 
 @dataclass

@@ -34,7 +34,6 @@ from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.errors import Unavailable
 from vigil.objects.compute import PENDING_TASKS, InstanceRecord, TaskState
-from vigil.objects.liveness import State
 from vigil.scheduler import filters as flt
 from vigil.scheduler import rpcapi
 from vigil.scheduler.host_state import HostSnapshot, HostState, read_hosts
@@ -134,7 +133,7 @@ class SchedulerManager:
         host = inst.host or ""
         source = snap.services.get(host)
         why = evacuation.scheduler_refusal(
-            host, snap.reporting.get(host, State.DOWN),
+            host, evacuation.reporting_of(snap.reporting, host),
             left=source is not None and source[0].left_at is not None, facts=snap.ha.get(host))
         if why is not None:
             return self._fail(inst, f"Evacuation of {inst.uuid} cancelled: {why}",

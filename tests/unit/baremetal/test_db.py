@@ -26,6 +26,7 @@ from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.db.compute_models import ComputeNode
 from vigil.errors import Conflict
+from vigil.objects import capacity
 from vigil.objects.baremetal import RELEASED, Node, NodePower, Provisioning
 from vigil.objects.compute import NodeRecord, TaskState
 
@@ -34,7 +35,8 @@ TAKERS = 8
 
 def closed(rec: NodeRecord) -> bool:
     """No room for even the smallest instance, and the usage within capacity (whole node)."""
-    return (not rec.fits(1, 1, 0) and rec.vcpus_used <= rec.vcpus * rec.cpu_allocation_ratio
+    return (not capacity.fits(rec, vcpus=1, memory_mb=1, root_gb=0)
+            and rec.vcpus_used <= rec.vcpus * rec.cpu_allocation_ratio
             and rec.memory_mb_used <= rec.memory_mb * rec.ram_allocation_ratio
             and rec.local_gb_used <= rec.local_gb * rec.disk_allocation_ratio)
 

@@ -23,6 +23,7 @@ from vigil.db.compute import claims as claims_db
 from vigil.db.compute import flavors as flavors_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
+from vigil.objects import capacity
 from vigil.objects.baremetal import RELEASED, Node
 from vigil.objects.compute import PowerState, TaskState, VmState
 from vigil.ring import HashRing
@@ -305,7 +306,8 @@ def test_a_node_in_maintenance_is_reported_but_takes_no_instance(fleet: Fleet) -
     fleet.settle()
     rec = next(n for n in nodes_db.compute_nodes(fleet.engine)
                if n.hypervisor_hostname == spare.uuid)
-    assert rec.vcpus == 4 and rec.cpu_allocation_ratio == 0.0 and not rec.fits(1, 1, 0)
+    assert rec.vcpus == 4 and rec.cpu_allocation_ratio == 0.0
+    assert not capacity.fits(rec, vcpus=1, memory_mb=1, root_gb=0)
 
 
 def test_up_registers_its_nodes_once(sqlite_engine: Engine) -> None:

@@ -6,13 +6,13 @@ import contextlib
 import datetime as dt
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from oslo_config import cfg
 
+from tests.tools.wait import wait_for
 from tests.unit.compute.helpers import make_conf
 from vigil.compute.virt.process import ProcessDriver, proc_start_time
 from vigil.errors import InstanceExists
@@ -28,13 +28,6 @@ def instance(uuid: str = "11111111-2222-3333-4444-555555555555") -> InstanceReco
         node="h1", compute_node_id=1, vm_state="building", task_state="spawning",
         power_state=0, generation=1, evacuable=True, fault=None, fault_at=None, launched_at=None,
         terminated_at=None, created_at=T0, updated_at=None, deleted=False)
-
-
-def wait_for(pred: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def lines(directory: Path) -> list[list[str]]:

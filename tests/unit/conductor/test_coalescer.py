@@ -8,11 +8,10 @@ import logging
 import pytest
 from sqlalchemy.engine import Engine
 
+from tests.tools.sql import count_statements
 from vigil.conductor.coalescer import ReportCoalescer
 from vigil.db import services as services_db
 from vigil.db.engine import make_engine
-
-from ..db.test_services_db import count_statements
 
 
 def coalescer(engine: Engine, batch: int = 100) -> ReportCoalescer:

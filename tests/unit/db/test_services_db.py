@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tests.tools.sql import count_statements
 from vigil.db import db_now, migration
 from vigil.db import services as services_db
 from vigil.db.models import ReportPath, Service
 from vigil.errors import ServiceNotFound
-
-
-@contextmanager
-def count_statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def _before(conn: object, cursor: object, statement: str, *args: object) -> None:
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", _before)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", _before)
 
 
 def test_sync_is_idempotent(any_engine: Engine) -> None:

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.unit.compute.helpers import add_host, make_conf, make_group, set_state
+from vigil.compute import evacuation
 from vigil.db import db_now
 from vigil.db import services as services_db
 from vigil.db.compute import flavors as flavors_db
@@ -18,6 +19,9 @@ from vigil.db.ha import recoveries as recoveries_db
 from vigil.objects.compute import InstanceRecord, TaskState, VmState
 from vigil.objects.ha import HostRecord
 from vigil.scheduler.manager import SchedulerManager
+
+AFTER_FENCE = {"task_states": evacuation.AFTER_FENCE.task_states,
+               "vm_states": evacuation.AFTER_FENCE.vm_states}
 
 
 def placed(engine: Engine, host: str) -> InstanceRecord:
@@ -151,12 +155,14 @@ def test_evacuation_request_needs_the_quarantine_and_starts_a_generation(
                                       detail="test")
     assert rec is not None
     # Not quarantined (by this recovery): nothing is taken from the host.
-    assert evacuations_db.evacuation_request(any_engine, token, rec.id, inst.uuid, "h1",
-                                             inst.generation) == evacuations_db.NOT_QUARANTINED
+    assert evacuations_db.evacuation_request(
+        any_engine, token, rec.id, inst.uuid, "h1", inst.generation,
+        **AFTER_FENCE) == evacuations_db.NOT_QUARANTINED
     quarantine(any_engine, "h1", recovery_id=rec.id)
+    assert evacuations_db.evacuation_request(
+        any_engine, token, rec.id, inst.uuid, "h1", inst.generation + 5,
+        **AFTER_FENCE) is not None  # stale picture
     assert evacuations_db.evacuation_request(any_engine, token, rec.id, inst.uuid, "h1",
-                                             inst.generation + 5) is not None  # stale picture
-    assert evacuations_db.evacuation_request(any_engine, token, rec.id, inst.uuid, "h1",
-                                             inst.generation) is None
+                                             inst.generation, **AFTER_FENCE) is None
     now = instances_db.instance_get(any_engine, inst.uuid)
     assert (now.task_state, now.generation) == (TaskState.REBUILDING, inst.generation + 1)

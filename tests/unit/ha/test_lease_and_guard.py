@@ -18,7 +18,8 @@ from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import AlreadyRecorded, Conflict, LeadershipLost
 from vigil.ha.election import Election
-from vigil.objects.ha import LeaderToken, Phase, RecoveryRecord, RecoveryStatus
+from vigil.ha.store import RecoveryStore
+from vigil.objects.ha import LeaderToken, Phase, RecoveryRecord
 
 
 def test_one_holder_at_a_time_and_epochs_grow(sqlite_engine: Engine) -> None:
@@ -61,33 +62,28 @@ def test_a_deposed_leaders_late_write_is_rejected(any_engine: Engine) -> None:
     new = lease_db.lease_acquire(any_engine, "L", "new", ttl=30)
     assert new is not None
     with pytest.raises(LeadershipLost):
-        recoveries_db.recovery_step(any_engine, old, rec.id, values={"phase": Phase.DISABLED},
-                                    service={"disabled": True, "disabled_reason": "late"},
-                                    event="disabled", dedup_key=f"{rec.id}:disabled")
+        RecoveryStore(any_engine, lambda: old).disable(rec, "late")
     # Nothing of the rejected transaction was committed: neither the service nor the timeline.
     assert not services_db.service_get(any_engine, rec.service_id).disabled
     assert [e.kind for e in recoveries_db.events(any_engine, rec.id)] == ["detected"]
     assert recoveries_db.recovery_get(any_engine, rec.id).phase == Phase.DETECTED
-    done = recoveries_db.recovery_step(any_engine, new, rec.id, values={"phase": Phase.DISABLED},
-                                       expect_phase=Phase.DETECTED, event="disabled",
-                                       dedup_key=f"{rec.id}:disabled")
+    done = RecoveryStore(any_engine, lambda: new).disable(rec, "down")
     assert done.phase == Phase.DISABLED and done.epoch == new.epoch
 
 
 def test_a_step_is_recorded_once(any_engine: Engine) -> None:
     token = lease_db.lease_acquire(any_engine, "L", "a", ttl=30)
     assert token is not None
-    rec = _recovery(any_engine, token)
-    recoveries_db.recovery_step(any_engine, token, rec.id, event="fence_started",
-                                dedup_key=f"{rec.id}:fence_started:1")
+    detected = _recovery(any_engine, token)
+    store = RecoveryStore(any_engine, lambda: token)
+    rec = store.disable(detected, "down")
+    store.fence_started(rec, 1, "process", quarantine="test")
     with pytest.raises(AlreadyRecorded):
-        recoveries_db.recovery_step(any_engine, token, rec.id, event="fence_started",
-                                    dedup_key=f"{rec.id}:fence_started:1")
+        store.fence_started(rec, 1, "process", quarantine="test")
     with pytest.raises(Conflict):  # a phase another leader already left
-        recoveries_db.recovery_step(any_engine, token, rec.id, values={"phase": Phase.FENCED},
-                                    expect_phase=Phase.DISABLED)
-    assert [e.kind for e in recoveries_db.events(any_engine, rec.id)] == ["detected",
-                                                                          "fence_started"]
+        store.disable(detected, "down")
+    assert [e.kind for e in recoveries_db.events(any_engine, rec.id)] == [
+        "detected", "disabled", "quarantined", "fence_started"]
     assert recoveries_db.fences_since(any_engine, 60) == 1
 
 
@@ -98,8 +94,7 @@ def test_one_open_recovery_per_host(sqlite_engine: Engine) -> None:
     assert recoveries_db.recovery_open(sqlite_engine, token, host="h1", service_id=rec.service_id,
                                        trigger="monitor", was_disabled=False, was_forced_down=False,
                                        detail="again") is None
-    recoveries_db.recovery_step(sqlite_engine, token, rec.id,
-                                values={"status": RecoveryStatus.CANCELLED}, finish=True)
+    RecoveryStore(sqlite_engine, lambda: token).cancel(rec, "test")
     again = recoveries_db.recovery_open(sqlite_engine, token, host="h1",
                                         service_id=rec.service_id, trigger="monitor",
                                         was_disabled=False, was_forced_down=False,

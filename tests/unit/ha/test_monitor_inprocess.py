@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.inprocess import Stack, inprocess_stack, local, wait_for
+from tests.tools.wait import wait_for
+from tests.unit.inprocess import Stack, inprocess_stack, local
 from vigil.compute.servers import settled
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db

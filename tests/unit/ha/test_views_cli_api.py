@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from tests.api.conftest import ADMIN, MEMBER, Api
 from vigil.cli.main import main
 from vigil.db.ha import alerts as alerts_db
 from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
+from vigil.db.ha_models import Recovery
 from vigil.errors import Conflict
+from vigil.ha.store import RecoveryStore
 from vigil.ha.views import RecoveriesAPI
-from vigil.objects.ha import Phase, RecoveryRecord
+from vigil.objects.ha import RecoveryRecord
 
 
 @pytest.fixture
@@ -31,9 +34,10 @@ def seeded(api: Api) -> tuple[Api, RecoveryRecord]:
                                       trigger="monitor", was_disabled=False, was_forced_down=False,
                                       detail="down for 10 s")
     assert rec is not None
-    recoveries_db.recovery_step(api.engine, token, rec.id, values={"phase": Phase.DISABLED,
-                                                                   "last_error": "fence failed"},
-                         event="disabled", dedup_key=f"{rec.id}:disabled")
+    RecoveryStore(api.engine, lambda: token).disable(rec, "down")
+    with api.engine.begin() as conn:  # a failed fence's error, without its timeline entry
+        conn.execute(update(Recovery).where(Recovery.id == rec.id)
+                     .values(last_error="fence failed"))
     alerts_db.alert_raise(api.engine, token, "mass_failure", "3 of 4 compute hosts are down")
     return api, recoveries_db.recovery_get(api.engine, rec.id)
 

@@ -24,6 +24,7 @@ from vigil.db.compute import flavors as flavors_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.errors import Conflict
+from vigil.objects import capacity
 from vigil.objects.compute import FlavorRecord, InstanceRecord, TaskState, VmState
 from vigil.objects.liveness import State
 from vigil.scheduler.manager import SchedulerManager
@@ -175,5 +176,5 @@ def test_concurrent_boots_never_oversubscribe_nor_use_unfit_hosts(
             assert inst.vm_state == VmState.ERROR and inst.fault is not None
             assert inst.fault.startswith("No valid host was found.")
             # Usage only grew during the burst: what does not fit now did not fit then.
-            assert not any(nodes[h].fits(inst.vcpus, inst.memory_mb, inst.root_gb)
-                           for h in eligible), inst
+            assert not any(capacity.fits(nodes[h], vcpus=inst.vcpus, memory_mb=inst.memory_mb,
+                                         root_gb=inst.root_gb) for h in eligible), inst

@@ -7,6 +7,7 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vigil.objects import capacity
 from vigil.objects.compute import NodeRecord
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
@@ -79,7 +80,8 @@ def test_filters_keep_exactly_the_eligible_hosts(hosts: list[HostState],
     # Never a host that is down, unknown, disabled or without a service.
     for h in result.hosts:
         assert h.state is State.UP and h.service is not None and not h.service.disabled
-        assert h.node.fits(spec.vcpus, spec.memory_mb, spec.root_gb)
+        assert capacity.fits(h.node, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
+                             root_gb=spec.root_gb)
 
 
 @given(host_states(), specs)
@@ -114,7 +116,7 @@ def test_ram_weigher_spreads_to_the_most_free_ram(hosts: list[HostState]) -> Non
 def test_ratios_are_applied_as_nova_does() -> None:
     # 4 pCPU x 16 = 64 vCPU; 1000 MB x 1.5 = 1500 MB; 10 GB x 1.0.
     n = node(0, (4, 1000, 10), (63, 1000, 9), (16.0, 1.5, 1.0), "nova")
-    assert n.fits(1, 500, 1)
-    assert not n.fits(2, 500, 1)
-    assert not n.fits(1, 501, 1)
-    assert not n.fits(1, 500, 2)
+    assert capacity.fits(n, vcpus=1, memory_mb=500, root_gb=1)
+    assert not capacity.fits(n, vcpus=2, memory_mb=500, root_gb=1)
+    assert not capacity.fits(n, vcpus=1, memory_mb=501, root_gb=1)
+    assert not capacity.fits(n, vcpus=1, memory_mb=500, root_gb=2)

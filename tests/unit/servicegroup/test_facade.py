@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tests.tools.sql import count_statements
 from vigil.db import db_now
 from vigil.db import services as services_db
 from vigil.db.engine import make_engine
@@ -20,8 +21,6 @@ from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.base import Capabilities, Driver
 from vigil.servicegroup.drivers.db import DbDriver
 from vigil.servicegroup.drivers.options import DbOptions
-
-from ..db.test_services_db import count_statements
 
 TIMING = LivenessTiming(report_interval=10, service_down_time=60, coalesce_interval=0.5)
 

@@ -30,14 +30,16 @@ policy.register(
                                       [{"method": "DELETE", "path": "/flavors/{flavor_id}"}]),
 )
 
-_COUNT: dict[str, Any] = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$"}
+# At most 20 digits: int() of a longer string of digits (4,300+) raises; ranges: FlavorsAPI.
+_COUNT: dict[str, Any] = {"type": ["integer", "string"], "pattern": "^-?[0-9]{1,20}$"}
 _NEUTRAL_ZERO: dict[str, Any] = {"type": ["integer", "string"], "enum": [0, "0", ""]}
 CREATE: validation.Schema = {
     "type": "object",
     "properties": {"flavor": {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
+                     "pattern": validation.NO_CONTROL},
             "id": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME,
                    "pattern": "^(?! )[a-zA-Z0-9. _-]+(?<! )$"},
             "ram": _COUNT, "vcpus": _COUNT, "disk": _COUNT,
@@ -134,8 +136,8 @@ async def create(ctx: Ctx) -> Response:
 
 
 @router.delete("/{flavor_id}", summary="Delete a flavor (instances keep their sizes)",
-               response_model=None, status_code=202,
-               responses={202: {"description": "deleted"},
+               response_model=None, status_code=202, response_class=Response,
+               responses={202: {"description": "deleted (no body)"},
                           **errors_doc(400, 401, 403, 404, 406, 503)})
 def delete(flavor_id: str, ctx: Ctx) -> Response:
     ctx.authorize(POLICY % "delete")

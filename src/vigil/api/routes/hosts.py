@@ -60,7 +60,7 @@ policy.register(
 )
 
 _REASON = {"type": "string", "minLength": 1, "maxLength": MAX_REASON,
-           "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
+           "pattern": validation.NO_CONTROL}
 UPDATE: dict[str, Any] = {
     "type": "object",
     "properties": {"host": {

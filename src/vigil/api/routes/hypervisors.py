@@ -29,6 +29,7 @@ router = APIRouter(prefix="/v2.1/os-hypervisors", tags=["os-hypervisors"])
 POLICY = "os_compute_api:os-hypervisors:%s"
 UUID_FOR_ID = "2.53"
 VIGIL_STATE = "vigil:state"
+_INT_MAX = 2**31 - 1  # the id column's range (Nova's db.MAX_INT)
 
 policy.register(
     oslo_policy.DocumentedRuleDefault(POLICY % "list", policy.ADMIN, "List all hypervisors.",
@@ -148,8 +149,12 @@ def show(hypervisor_id: str, ctx: Ctx) -> dict[str, Any]:
     if ctx.at_least(UUID_FOR_ID):
         if not validation.is_uuid_like(hypervisor_id):
             raise Fault(400, f"Invalid uuid {hypervisor_id}")
-    elif not hypervisor_id.isdigit():
-        raise Fault(400, f"Hypervisor id {hypervisor_id} must be an integer")
+    else:
+        number = validation.ascii_int(hypervisor_id)
+        if number is None or number < 0:
+            raise Fault(400, f"Hypervisor id {hypervisor_id} must be an integer")
+        if number > _INT_MAX:  # no row can have it: spare the database an overflow
+            raise Fault(404, f"Hypervisor with ID {hypervisor_id} could not be found.")
     try:
         view = _api(ctx).get(hypervisor_id)
     except NotFound as exc:

@@ -46,7 +46,8 @@ CREATE: validation.Schema = {
     "properties": {"node": {
         "type": "object",
         "properties": {
-            "name": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+            "name": {"type": ["string", "null"], "minLength": 1, "maxLength": 255,
+                     "pattern": validation.NO_CONTROL},
             "uuid": {"type": "string", "format": "uuid"},
             "resource_class": {"type": "string", "minLength": 1, "maxLength": 80,
                                "pattern": "^[A-Za-z0-9_.-]+$"},

@@ -53,7 +53,8 @@ policy.register(
         [{"method": "POST", "path": "/servers/{server_id}/action (evacuate)"}]),
 )
 
-_NAME: validation.Schema = {"type": "string", "minLength": 1, "maxLength": 255}
+_NAME: validation.Schema = {"type": "string", "minLength": 1, "maxLength": 255,
+                            "pattern": validation.NO_CONTROL}
 _SERVER_PROPS: dict[str, validation.Schema] = {
     "name": _NAME,
     # Nova's flavor_ref is string-or-integer; Vigil's flavor ids are strings.

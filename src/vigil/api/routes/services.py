@@ -11,6 +11,11 @@
 2.75   Unknown query parameters on GET are rejected (before: ignored).
 ====== ==================================================================================
 
+Binaries are spelt as Nova spells them (``nova-compute``, ...) in answers, ``?binary=``
+filters, update bodies and error messages, unless ``[api] nova_binary_names = false``: the
+translation, and which services it hides, is :mod:`vigil.names`. Only the answers are
+translated; the Registry and the database keep Vigil's names.
+
 Every operation calls :class:`vigil.registry.Registry`, as the CLI does, so the API adds
 nothing but HTTP: Nova's request schemas, policy, and response shapes.
 
@@ -23,26 +28,26 @@ onto it. The response header :data:`UNKNOWN_HEADER` counts such services, and
 from __future__ import annotations
 
 import copy
-import uuid as uuidlib
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
+from vigil import formats, ids
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
-from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, Schema
+from vigil.api.validation import BOOLEAN, COMMON_QUERY_PARAM, FQDN, NO_CONTROL, Schema
 from vigil.errors import ServiceNotFound
+from vigil.names import COMPUTE_TOPIC, BinaryNames
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
-from vigil.registry import ServiceView, format_time
+from vigil.registry import ServiceView
 
 router = APIRouter(prefix="/v2.1/os-services", tags=["os-services"])
 
 UNKNOWN_HEADER = "X-Vigil-Unknown-State-Count"
-COMPUTE_TOPIC = "compute"
 POLICY = "os_compute_api:os-services:%s"
 UUID_FOR_ID = "2.53"
 FORCED_DOWN = "2.11"
@@ -61,10 +66,12 @@ policy.register(
 )
 
 # ---- Nova's request schemas ------------------------------------------------------------------
-_REASON: Schema = {"type": "string", "minLength": 1, "maxLength": 255}
+# No control characters in a reason or a binary (validation.NO_CONTROL).
+_REASON: Schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL}
 UPDATE: Schema = {
     "type": "object",
-    "properties": {"host": FQDN, "binary": {"type": "string", "minLength": 1, "maxLength": 255},
+    "properties": {"host": FQDN, "binary": {"type": "string", "minLength": 1, "maxLength": 255,
+                                            "pattern": NO_CONTROL},
                    "disabled_reason": _REASON},
     "required": ["host", "binary"],
     "additionalProperties": False,
@@ -158,17 +165,25 @@ def state_of(view: ServiceView) -> str:
     return "up" if view.state is State.UP else "down"
 
 
-def detail(view: ServiceView, *, uuid_for_id: bool, forced_down: bool) -> dict[str, Any]:
-    """One service as Nova shows it at a microversion (both flags decided once per request)."""
+def binary_names(ctx: RequestContext) -> BinaryNames:
+    """The vocabulary this API was started with ([api] nova_binary_names)."""
+    names: BinaryNames = ctx.request.app.state.vigil.binary_names
+    return names
+
+
+def detail(view: ServiceView, binary: str, *, uuid_for_id: bool,
+           forced_down: bool) -> dict[str, Any]:
+    """One service as Nova shows it at a microversion (both flags decided once per request),
+    under the ``binary`` name its client knows it by."""
     r = view.record
     out: dict[str, Any] = {
-        "binary": r.binary,
+        "binary": binary,
         "host": r.host,
         "id": r.uuid if uuid_for_id else r.id,
         "zone": view.zone,
         "status": view.status,
         "state": state_of(view),
-        "updated_at": format_time(r.updated_at),
+        "updated_at": formats.timestamp(r.updated_at),
         "disabled_reason": r.disabled_reason,
     }
     if forced_down:
@@ -203,14 +218,21 @@ def index(ctx: Ctx) -> Response:
     ctx.authorize(POLICY % "list")
     # Nova reads the last value of a repeated parameter and treats an empty one as no filter.
     host = query.get("host", [""])[-1] or None
-    binary = query.get("binary", [""])[-1] or None
+    asked = query.get("binary", [""])[-1] or None
+    names = binary_names(ctx)
+    binary = names.inward(asked) if asked is not None else None
+    if asked is not None and binary is None:
+        views = []  # a name this API does not speak names no service, as in Nova
+    else:
+        views = ctx.registry.list(host=host, binary=binary)
     # Nova has no supervisor service: its rows (group ``host``) stay in Vigil's own view.
-    views = [v for v in ctx.registry.list(host=host, binary=binary) if v.record.topic != "host"]
+    views = [v for v in views if v.record.topic != "host"]
     with_forced, with_uuid = ctx.at_least(FORCED_DOWN), ctx.at_least(UUID_FOR_ID)
-    body = {"services": [detail(v, uuid_for_id=with_uuid, forced_down=with_forced)
-                         for v in views]}
+    shown = [(v, name) for v in views if (name := names.outward(v.record.binary)) is not None]
+    body = {"services": [detail(v, name, uuid_for_id=with_uuid, forced_down=with_forced)
+                         for v, name in shown]}
     return json_response(body, headers={UNKNOWN_HEADER: str(sum(v.state is State.UNKNOWN
-                                                                for v in views))})
+                                                                for v, _ in shown))})
 
 
 # ---- PUT -------------------------------------------------------------------------------------
@@ -218,20 +240,25 @@ async def _body(ctx: RequestContext) -> Any:
     return await validation.read_json_body(ctx.request)
 
 
-def _not_compute(binary: str) -> Fault:
-    return Fault(400, f"Updating a {binary} service is not supported. Only nova-compute "
+def _not_compute(names: BinaryNames, binary: str) -> Fault:
+    return Fault(400, f"Updating a {binary} service is not supported. Only {names.compute} "
                       "services can be updated.")
 
 
 def _find(ctx: RequestContext, host: str, binary: str) -> ServiceRecord:
-    """The compute service named by a pre-2.53 body (404 if none, 400 if not a compute)."""
+    """The compute service named by a pre-2.53 body (404 if none, 400 if not a compute);
+    ``binary`` as the client spells it."""
+    names = binary_names(ctx)
+    stored = names.inward(binary)
     try:
-        record = ctx.registry.find(host, binary)
+        if stored is None:
+            raise ServiceNotFound(binary)
+        record = ctx.registry.find(host, stored)
     except ServiceNotFound as exc:
         raise Fault(404, f"Compute host {host} with binary {binary} could not be found.") \
             from exc
     if record.topic != COMPUTE_TOPIC:
-        raise _not_compute(binary)
+        raise _not_compute(names, binary)
     return record
 
 
@@ -268,12 +295,16 @@ def _update_v253(ctx: RequestContext, service_id: str, body: dict[str, Any]) -> 
     if not validation.is_uuid_like(service_id):
         raise Fault(400, f"Invalid uuid {service_id}")
     ctx.authorize(POLICY % "update")
+    names = binary_names(ctx)
     try:
-        record = ctx.registry.get(_dashed(service_id)).record
+        record = ctx.registry.get(ids.parse_uuid(service_id) or service_id).record
+        shown = names.outward(record.binary)
+        if shown is None:
+            raise ServiceNotFound(service_id)  # hidden from this API: as if absent
     except ServiceNotFound as exc:
         raise Fault(404, f"Service {service_id} could not be found.") from exc
     if record.topic != COMPUTE_TOPIC:
-        raise _not_compute(record.binary)
+        raise _not_compute(names, shown)
     enabled: bool | None = None
     reason: str | None = None
     if "status" in body:
@@ -291,12 +322,7 @@ def _update_v253(ctx: RequestContext, service_id: str, body: dict[str, Any]) -> 
                          "specified.")
     view = ctx.registry.update(record, enabled=enabled, disabled_reason=reason,
                                forced_down=forced)
-    return {"service": detail(view, uuid_for_id=True, forced_down=True)}
-
-
-def _dashed(text: str) -> str:
-    """The stored spelling (lower case, dashed) of a UUID given in any accepted spelling."""
-    return str(uuidlib.UUID(text))
+    return {"service": detail(view, shown, uuid_for_id=True, forced_down=True)}
 
 
 @router.put(
@@ -349,15 +375,17 @@ def delete(service_id: str, ctx: Ctx) -> Response:
     if ctx.at_least(UUID_FOR_ID):
         if not validation.is_uuid_like(service_id):
             raise Fault(400, f"Invalid uuid {service_id}")
-        ident = _dashed(service_id)
+        ident = ids.parse_uuid(service_id) or service_id
     else:
-        try:
-            ident = int(service_id.strip())
-        except ValueError as exc:
-            raise Fault(400, "Invalid input received: id must be an integer") from exc
+        number = validation.ascii_int(service_id.strip())
+        if number is None:
+            raise Fault(400, "Invalid input received: id must be an integer")
+        ident = number
     try:
         if isinstance(ident, int) and not -_INT_MAX <= ident <= _INT_MAX:
             raise ServiceNotFound(service_id)  # no row can have it; spare the database
+        if binary_names(ctx).outward(ctx.registry.get(ident).record.binary) is None:
+            raise ServiceNotFound(service_id)  # hidden from this API: as if absent
         ctx.registry.delete(ident)
     except ServiceNotFound as exc:
         raise Fault(404, f"Service {service_id} not found.") from exc

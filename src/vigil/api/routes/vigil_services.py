@@ -14,12 +14,13 @@ from typing import Any
 from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
+from vigil import formats
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, json_response
 from vigil.api.errors import Fault
 from vigil.api.routes.services import errors_doc
 from vigil.errors import InvalidInput, ServiceNotFound
-from vigil.registry import ServiceView, format_time, parse_ident
+from vigil.registry import ServiceView, parse_ident
 
 router = APIRouter(prefix="/v2.1/vigil", tags=["vigil"])
 
@@ -84,9 +85,9 @@ def truth(view: ServiceView) -> dict[str, Any]:
     out = view.to_dict()
     r = view.record
     out["topic"] = r.topic
-    out["last_seen"] = format_time(r.last_seen_up)
-    out["left_at"] = format_time(r.left_at)
-    out["created_at"] = format_time(r.created_at)
+    out["last_seen"] = formats.timestamp(r.last_seen_up)
+    out["left_at"] = formats.timestamp(r.left_at)
+    out["created_at"] = formats.timestamp(r.created_at)
     out["report_count"] = r.report_count
     out["version"] = r.version
     return out

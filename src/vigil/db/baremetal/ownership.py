@@ -32,6 +32,7 @@ from vigil.db.baremetal_models import BareMetalNode, BareMetalNodeRecord
 from vigil.db.compute_models import ComputeNode, Instance
 from vigil.db.types import utcnow
 from vigil.objects.baremetal import RELEASED, Move, MoveKind, MoveResult, RecordState
+from vigil.objects.capacity import RESOURCES
 from vigil.objects.compute import Inventory
 
 
@@ -64,12 +65,6 @@ class _Lost(Exception):
     """Internal: the compare-and-set matched nothing; roll back."""
 
 
-# (usage column, total column, ratio column) of each resource a claim checks.
-RESOURCES = (("vcpus_used", "vcpus", "cpu_allocation_ratio"),
-              ("memory_mb_used", "memory_mb", "ram_allocation_ratio"),
-              ("local_gb_used", "local_gb", "disk_allocation_ratio"))
-
-
 def closed_ratio(used: str, total: Any) -> Any:
     """The ratio that leaves a record with an instance no room for another, while its
     usage stays within its capacity: ``(used + 0.5) / total`` (capacity = used + 0.5, and
@@ -90,9 +85,9 @@ def _record_values(inv: Inventory, *, insert: bool = False) -> dict[str, Any]:
     values: dict[str, Any] = dict(inv.to_primitive())
     if insert:
         return values  # a new record has nothing claimed on it
-    for used, total, ratio in RESOURCES:
-        values[ratio] = case((ComputeNode.running_vms > 0, closed_ratio(used, values[total])),
-                             else_=float(values[ratio]))
+    for r in RESOURCES:  # the claim's resources (vigil.objects.capacity)
+        values[r.ratio] = case((ComputeNode.running_vms > 0, closed_ratio(r.used, values[r.total])),
+                               else_=float(values[r.ratio]))
     return values
 
 

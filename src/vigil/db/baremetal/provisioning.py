@@ -8,11 +8,12 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from vigil.db._query import translate_errors
-from vigil.db.baremetal.ownership import RESOURCES, closed_ratio
+from vigil.db.baremetal.ownership import closed_ratio
 from vigil.db.baremetal_models import BareMetalNode
 from vigil.db.compute_models import ComputeNode, Instance
 from vigil.db.types import utcnow
 from vigil.objects.baremetal import NodePower, Provisioning
+from vigil.objects.capacity import RESOURCES
 
 
 @translate_errors
@@ -44,8 +45,8 @@ def provision(engine: Engine, host: str, instance_uuid: str) -> Provisioning:
         if result.rowcount != 1:
             return Provisioning.BUSY
         conn.execute(update(ComputeNode).where(ComputeNode.id == inst.compute_node_id).values(
-            updated_at=utcnow(), **{ratio: closed_ratio(used, getattr(ComputeNode, total))
-                                    for used, total, ratio in RESOURCES}))
+            updated_at=utcnow(), **{r.ratio: closed_ratio(r.used, getattr(ComputeNode, r.total))
+                                    for r in RESOURCES}))
     return Provisioning.PROVISIONED
 
 

@@ -25,6 +25,7 @@ from vigil.db._query import (
 from vigil.db.compute_models import ComputeNode
 from vigil.db.types import utcnow
 from vigil.errors import NotFound
+from vigil.objects.capacity import RESOURCES
 from vigil.objects.compute import Inventory, NodeRecord
 
 NODE_COLS = cols_of(ComputeNode, NodeRecord)
@@ -117,24 +118,22 @@ def compute_nodes_soft_delete(engine: Engine, host: str) -> int:
 _N = cast(Table, ComputeNode.__table__)
 
 
+# Each resource's bound parameter (add_usage's names).
+_BIND = {"vcpus": "b_v", "memory_mb": "b_m", "root_gb": "b_d"}
+
+
 def _usage_stmt(sign: int, check: bool) -> Any:
-    v: Any = bindparam("b_v")
-    m: Any = bindparam("b_m")
-    d: Any = bindparam("b_d")
+    """The usage UPDATE; with ``check``, capacity's rule (:mod:`vigil.objects.capacity`) for
+    every resource, in the WHERE clause."""
+    asked: dict[str, Any] = {r.request: bindparam(_BIND[r.request]) for r in RESOURCES}
     stmt = update(_N).where(_N.c.id == bindparam("b_id"), _N.c.deleted == 0)
     if check:
-        stmt = stmt.where(
-            _N.c.vcpus_used + v <= _N.c.vcpus * _N.c.cpu_allocation_ratio,
-            _N.c.memory_mb_used + m <= _N.c.memory_mb * _N.c.ram_allocation_ratio,
-            _N.c.local_gb_used + d <= _N.c.local_gb * _N.c.disk_allocation_ratio,
-        )
-    values: dict[str, Any]
-    if sign > 0:
-        values = dict(vcpus_used=_N.c.vcpus_used + v, memory_mb_used=_N.c.memory_mb_used + m,
-                      local_gb_used=_N.c.local_gb_used + d, running_vms=_N.c.running_vms + 1)
-    else:
-        values = dict(vcpus_used=_N.c.vcpus_used - v, memory_mb_used=_N.c.memory_mb_used - m,
-                      local_gb_used=_N.c.local_gb_used - d, running_vms=_N.c.running_vms - 1)
+        stmt = stmt.where(*[_N.c[r.used] + asked[r.request] <= _N.c[r.total] * _N.c[r.ratio]
+                            for r in RESOURCES])
+    values: dict[str, Any] = {
+        r.used: _N.c[r.used] + asked[r.request] if sign > 0 else _N.c[r.used] - asked[r.request]
+        for r in RESOURCES}
+    values["running_vms"] = _N.c.running_vms + sign
     return stmt.values(**values, updated_at=utcnow())
 
 

@@ -30,13 +30,6 @@ from vigil.objects.ha import EvacuationRecord, EvacuationStatus, LeaderToken
 
 EVAC_COLS = cols_of(RecoveryEvacuation, EvacuationRecord)
 
-# What the evacuation's compare-and-set accepts as idle on a fenced, quarantined host (nothing
-# can be spawning there any more), and the vm states worth moving.
-EVACUABLE_TASK_STATES: tuple[TaskState | None, ...] = (None, TaskState.SPAWNING,
-                                                       TaskState.REBUILD_SPAWNING)
-EVACUABLE_VM_STATES = (VmState.ACTIVE, VmState.ERROR, VmState.BUILDING)
-
-
 def _evacuation(row: Any) -> EvacuationRecord:
     values = row._asdict()
     values["status"] = EvacuationStatus(values["status"])
@@ -54,8 +47,9 @@ def evacuations(engine: Engine, recovery_id: int) -> list[EvacuationRecord]:
 
 @translate_errors
 def evacuation_request(engine: Engine, token: LeaderToken, recovery_id: int,
-                       instance_uuid: str, source_host: str,
-                       generation: int | None = None) -> str | None:
+                       instance_uuid: str, source_host: str, generation: int | None = None, *,
+                       task_states: Sequence[TaskState | None],
+                       vm_states: Sequence[VmState]) -> str | None:
     """Hand one instance of a fenced host to the scheduler, exactly once per attempt.
 
     One guarded transaction: this recovery still holds the host's quarantine (an operator may
@@ -64,9 +58,9 @@ def evacuation_request(engine: Engine, token: LeaderToken, recovery_id: int,
     ``retry`` back to ``requested``; and the instance is compare-and-set from idle on
     ``source_host`` (in ``generation``, the ownership generation the caller read, when given)
     to ``rebuilding`` in a new generation, so no start the source host asks for afterwards can
-    match it. ``spawning``/``rebuild_spawning`` count as idle here: the host is fenced and
-    quarantined, so nothing can be spawning there any more. Returns None on success, else why
-    nothing was done (the whole transaction rolled back).
+    match it. Which states count as idle is the caller's rule (``task_states``, ``vm_states``:
+    :data:`vigil.compute.evacuation.AFTER_FENCE`, whose home stands above this layer). Returns
+    None on success, else why nothing was done (the whole transaction rolled back).
     """
     try:
         with engine.begin() as conn:
@@ -95,11 +89,12 @@ def evacuation_request(engine: Engine, token: LeaderToken, recovery_id: int,
                                            ).scalar_one())
             else:
                 return f"already {row[1]}"
-            idle = [Instance.task_state.is_(None),
-                    Instance.task_state.in_([t for t in EVACUABLE_TASK_STATES if t])]
+            idle = [Instance.task_state.in_([t for t in task_states if t is not None])]
+            if None in task_states:
+                idle.append(Instance.task_state.is_(None))
             cond = [Instance.uuid == instance_uuid, Instance.deleted == 0,
                     Instance.host == source_host, or_(*idle),
-                    Instance.vm_state.in_(EVACUABLE_VM_STATES)]
+                    Instance.vm_state.in_(list(vm_states))]
             if generation is not None:
                 cond.append(Instance.generation == generation)
             moved = conn.execute(

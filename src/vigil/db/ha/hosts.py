@@ -4,7 +4,7 @@
 host off; nothing stops the machine from booting again (a ``reboot`` action does exactly that,
 and so does an operator or a BMC). So the host is quarantined in the database *before* the
 fence agent runs, in the same guarded transaction that records the fence's intent
-(:func:`quarantine`, called by :func:`vigil.db.ha.recoveries.recovery_step`), and every start
+(:func:`quarantine`, called by :func:`vigil.db.ha.recoveries.apply_transition`), and every start
 of an instance on a host is a statement that fails while the host is quarantined
 (:func:`vigil.db.compute.instances.instance_start`). A quarantined host that comes back therefore
 starts nothing; its agent stops whatever it finds running and acknowledges it

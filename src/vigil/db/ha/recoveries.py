@@ -1,9 +1,12 @@
-"""Recoveries and their timeline: opening one, the leader's guarded steps, the operator's
-requests and notes, and the reads the monitor, the API and the CLI make.
+"""Recoveries and their timeline: opening one, the leader's guarded transitions
+(:class:`RecoveryStore`), the operator's requests and notes, and the reads the monitor, the API
+and the CLI make.
 
-Every step of the leader is guarded by its fencing token (:func:`vigil.db.ha.lease.guard`).
-Steps that must happen once are recorded with a ``dedup_key`` (unique): recording one twice
-raises :class:`~vigil.errors.AlreadyRecorded` instead of writing a second row.
+Every write of the leader is guarded by its fencing token (:func:`vigil.db.ha.lease.guard`)
+and is one named transition of :data:`vigil.ha.policy.TRANSITIONS`, checked against the table
+in the same transaction. Steps that must happen once are recorded with a ``dedup_key``
+(unique): recording one twice raises :class:`~vigil.errors.AlreadyRecorded` instead of writing
+a second row.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from vigil.db.ha.lease import guard
 from vigil.db.ha_models import Recovery, RecoveryEvent
 from vigil.db.models import Service
 from vigil.db.types import utcnow
-from vigil.errors import AlreadyRecorded, Conflict, NotFound
+from vigil.errors import AlreadyRecorded, Conflict, IllegalTransition, NotFound
 from vigil.objects.ha import (
     REASON_PREFIX,
     EventRecord,
@@ -126,32 +129,37 @@ def recovery_note(engine: Engine, recovery_id: int, kind: str, detail: str) -> N
             created_at=utcnow()))
 
 
-@translate_errors
-def recovery_step(engine: Engine, token: LeaderToken, recovery_id: int, *,
-                  values: dict[str, Any] | None = None, expect_phase: str | None = None,
-                  event: str | None = None, detail: str | None = None,
-                  dedup_key: str | None = None, instance_uuid: str | None = None,
-                  retry_after: float | None = None, finish: bool = False,
-                  service: dict[str, Any] | None = None,
-                  enable_service: bool = False, quarantine: str | None = None,
-                  release: tuple[str, str] | None = None) -> RecoveryRecord:
-    """One guarded step, in one transaction: change the host's service (``service`` values;
-    ``enable_service`` re-enables it only if it is still disabled with the monitor's reason),
-    update the recovery (only if still open and in ``expect_phase``), record an event.
-    ``retry_after`` sets next_attempt_at to the database's now plus that many seconds;
-    ``finish`` closes the recovery (``active_host`` NULL).
-    ``quarantine`` (a reason) quarantines the host for this recovery, and records a
-    ``quarantined`` event the first time; ``release`` (actor, reason) ends this recovery's
-    quarantine of the host, with a ``released`` event. The host's row must exist
-    (:func:`vigil.db.ha.hosts.ensure`).
+_ALLOWED = frozenset({"phase", "status", "fence_agent", "fence_attempts", "next_attempt_at",
+                      "last_error", "held_reason"})
 
-    Raises LeadershipLost, AlreadyRecorded (the dedup key exists: the step was done), or
-    Conflict (the recovery moved on: another leader did this step).
+
+@translate_errors
+def apply_transition(engine: Engine, token: LeaderToken, recovery_id: int, *, name: str,
+                     sources: frozenset[Phase], expect_phase: Phase,
+                     values: dict[str, Any] | None = None, event: str | None = None,
+                     detail: str | None = None, dedup_key: str | None = None,
+                     instance_uuid: str | None = None, retry_after: float | None = None,
+                     finish: bool = False, service: dict[str, Any] | None = None,
+                     enable_service: bool = False, quarantine: str | None = None,
+                     release: tuple[str, str] | None = None) -> RecoveryRecord:
+    """One named transition (``name``, for messages) of a recovery, in one transaction
+    guarded by ``token``; :class:`vigil.ha.store.RecoveryStore` derives every argument that
+    says *what* the transition is (``sources``, the phase and status in ``values``, ``event``,
+    ``dedup_key``, ``finish``) from :data:`vigil.ha.policy.TRANSITIONS`.
+
+    Under the guard: the recovery must be open, in ``expect_phase`` (the phase its caller
+    read) and that phase among ``sources`` (the phases the table allows the transition
+    from), else :class:`~vigil.errors.IllegalTransition` and nothing is written. Then:
+    change the host's service (``service`` values; ``enable_service`` re-enables it only if it
+    is still disabled with the monitor's reason), update the recovery, record ``event``.
+    ``retry_after`` sets next_attempt_at to the database's now plus that many seconds;
+    ``finish`` closes the recovery (``active_host`` NULL). ``quarantine`` (a reason)
+    quarantines the host for this recovery, and records a ``quarantined`` event the first
+    time; ``release`` (actor, reason) ends this recovery's quarantine of the host, with a
+    ``released`` event. The host's row must exist (:func:`vigil.db.ha.hosts.ensure`).
     """
-    allowed = {"phase", "status", "fence_agent", "fence_attempts", "next_attempt_at",
-               "last_error", "held_reason"}
     values = dict(values or {})
-    unknown = set(values) - allowed
+    unknown = set(values) - _ALLOWED
     if unknown:
         raise ValueError(f"cannot update {sorted(unknown)}")
     if service is not None and set(service) - {"disabled", "disabled_reason", "forced_down"}:
@@ -164,9 +172,14 @@ def recovery_step(engine: Engine, token: LeaderToken, recovery_id: int, *,
             if retry_after is not None:
                 values["next_attempt_at"] = now + dt.timedelta(seconds=retry_after)
             current = _get(conn, recovery_id)
-            if not current.open or (expect_phase is not None and current.phase != expect_phase):
-                raise Conflict(f"recovery {recovery_id} is no longer in phase {expect_phase} "
-                               "(or closed)")
+            if not current.open or current.phase != expect_phase:
+                raise IllegalTransition(
+                    f"recovery {recovery_id}: {name} refused: it is no longer open in phase "
+                    f"{expect_phase.value} (it is {'open' if current.open else 'closed'} in "
+                    f"{current.phase.value}); re-read it")
+            if current.phase not in sources:
+                raise IllegalTransition(f"recovery {recovery_id}: {name} is not allowed from "
+                                        f"phase {current.phase.value}")
             if service:
                 conn.execute(update(Service).where(Service.id == current.service_id)
                              .values(**service, updated_at=now))
@@ -186,20 +199,21 @@ def recovery_step(engine: Engine, token: LeaderToken, recovery_id: int, *,
                                     Service.disabled_reason.like(f"{REASON_PREFIX}%"))
                              .values(disabled=False, disabled_reason=None, updated_at=now))
             if values or finish:
-                stmt = update(Recovery).where(Recovery.id == recovery_id,
-                                              Recovery.active_host.is_not(None))
-                if expect_phase is not None:
-                    stmt = stmt.where(Recovery.phase == expect_phase)
                 extra: dict[str, Any] = {"epoch": token.epoch, "updated_at": now}
                 if finish:
                     extra.update(active_host=None, finished_at=now)
-                result = conn.execute(stmt.values(**values, **extra))
+                result = conn.execute(
+                    update(Recovery).where(Recovery.id == recovery_id,
+                                           Recovery.active_host.is_not(None),
+                                           Recovery.phase == expect_phase,
+                                           Recovery.phase.in_(sorted(sources)))
+                    .values(**values, **extra))
                 if result.rowcount != 1:
-                    raise Conflict(f"recovery {recovery_id} is no longer in phase "
-                                   f"{expect_phase} (or closed)")
+                    raise IllegalTransition(f"recovery {recovery_id} is no longer in phase "
+                                            f"{expect_phase.value} (or closed)")
             if event is not None:
-                record_event(conn, token, recovery_id, event, detail=detail, dedup_key=dedup_key,
-                             instance_uuid=instance_uuid)
+                record_event(conn, token, recovery_id, event, detail=detail,
+                             dedup_key=dedup_key, instance_uuid=instance_uuid)
             if released and release is not None:
                 record_event(conn, token, recovery_id, "released",
                              detail=f"{release[1]} (by {release[0]})",
