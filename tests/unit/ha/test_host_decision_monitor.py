@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.inprocess import Stack, inprocess_stack, wait_for
+from tests.tools.wait import wait_for
+from tests.unit.inprocess import Stack, inprocess_stack
 from vigil.compute import virt
 from vigil.compute.agent import ComputeAgent
 from vigil.compute.virt.driver import VirtDriver
