@@ -39,6 +39,9 @@ class ServiceView:
     zone: str
     quarantined: bool = False
     maintenance: bool = False
+    # Its host's own liveness (the supervisor, group ``host``), beside the service's: None if
+    # the host never had a supervisor. Compute services only.
+    host_liveness: State | None = None
 
     @property
     def status(self) -> str:
@@ -78,7 +81,14 @@ class ServiceView:
             "forced_down": r.forced_down,
             "quarantined": self.quarantined,
             "maintenance": self.maintenance,
+            "host_liveness": self.host_liveness.value if self.host_liveness else None,
         }
+
+
+def host_liveness(engine: Engine, group: ServiceGroup) -> dict[str, State]:
+    """Each supervised host's own liveness: its supervisor's state (group ``host``, one
+    snapshot). A host absent from the answer never had a supervisor."""
+    return {m.host: m.state for m in group.members("host")}
 
 
 def parse_ident(text: str) -> int | str:
@@ -123,17 +133,21 @@ class Registry:
     def _views(self, members: Membership) -> list[ServiceView]:
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}
+        hosts: Mapping[str, State] = {}
         if any(m.record.topic == COMPUTE_TOPIC for m in members):
             if self._zone_source is not None:
                 zones = self._zone_source()  # one statement for the whole list
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
+            hosts = host_liveness(self.engine, self.group)
         out: list[ServiceView] = []
         for m in members:
             s = m.record
-            facts = ha.get(s.host) if s.topic == COMPUTE_TOPIC else None
+            compute = s.topic == COMPUTE_TOPIC
+            facts = ha.get(s.host) if compute else None
             out.append(ServiceView(s, m.state, self.zone_of(s, zones),
                                    facts is not None and facts.quarantined,
-                                   facts is not None and facts.maintenance))
+                                   facts is not None and facts.maintenance,
+                                   hosts.get(s.host) if compute else None))
         return out
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:

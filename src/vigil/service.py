@@ -11,7 +11,9 @@ Failure rules (the hazards this module exists for):
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
 import threading
 from typing import Protocol
@@ -22,6 +24,11 @@ from vigil.objects.liveness import REPORT_JITTER as JITTER
 from vigil.objects.services import ReportVerdict, ServiceRecord
 
 LOG = logging.getLogger(__name__)
+
+# Set by ``vigil supervisor`` for the services it runs: a file this process touches after every
+# state report that got through, so its supervisor can tell "alive and reporting" from "alive
+# but stuck" without reading the database (vigil.supervisor.units).
+REPORT_FILE_ENV = "VIGIL_REPORT_FILE"
 
 
 class ConductorClient(Protocol):
@@ -79,6 +86,7 @@ class Service:
         self._failures = 0
         self._deleted_logged = False
         self._joined = False
+        self._report_file = os.environ.get(REPORT_FILE_ENV) or None
 
     @property
     def name(self) -> str:
@@ -140,7 +148,21 @@ class Service:
         if ok:
             self._note_success()
             self.reports_ok += 1
+            self._mark_report()
         return ok
+
+    @property
+    def reporting(self) -> bool:
+        """Whether this service's reports are getting out (its last one did)."""
+        return self.reports_ok > 0 and self._failing_since is None
+
+    def _mark_report(self) -> None:
+        if self._report_file is None:
+            return
+        with contextlib.suppress(OSError):  # a full disk must not stop the reports themselves
+            with open(self._report_file, "a"):
+                pass
+            os.utime(self._report_file)
 
     def _note_failure(self, what: str, exc: Exception) -> None:
         self._failures += 1

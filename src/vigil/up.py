@@ -3,11 +3,18 @@
 SQLite in ``state_path``, in-process messaging (``fake://``), a scheduler, and N simulated
 compute hosts (fake virt driver) that report through the same conductor code path as real
 ones. State survives a restart: the same host names revive the same rows.
+
+Each simulated host runs under a supervisor of its own (:mod:`vigil.supervisor`, in this
+process): a member of the ``host`` group, it restarts the host's agent when ``vigil host
+kill-agent HOST`` kills it (the instances live on: they are the hypervisor's, which the agent
+merely manages), and dies with its host on ``vigil host crash HOST``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -25,7 +32,11 @@ from vigil.daemons import start_control_plane
 from vigil.errors import ConfigError
 from vigil.ha.fence.simulated import SimulatedPower
 from vigil.scheduler.rpcapi import SchedulerAPI
+from vigil.service import ConductorClient, GroupMembership, Service
 from vigil.servicegroup.api import ServiceGroup
+from vigil.supervisor import daemon as supervisor_daemon
+from vigil.supervisor.core import Supervisor, Timing
+from vigil.supervisor.rpcapi import SupervisorEndpoint, supervisor_target
 
 if TYPE_CHECKING:
     from vigil.api.server import ApiServer
@@ -70,13 +81,14 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     return server
 
 
-def start_monitor(conf: cfg.ConfigOpts, engine: Engine,
-                  group: ServiceGroup) -> tuple[threading.Event, threading.Thread]:
+def start_monitor(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
+                  transport: messaging.Transport | None = None,
+                  ) -> tuple[threading.Event, threading.Thread]:
     """The HA monitor over the simulated hosts: they share this process, so nothing can be
     powered off; the ``simulated`` fence agent marks a host off instead (docs/ha.md). The db
     driver cannot prove death; the embedded demo allows acting on its (report-path gated)
     DOWN explicitly."""
-    from vigil.ha.monitor import monitor_from, start_in_thread
+    from vigil.ha.monitor import monitor_from, start_in_thread, supervisor_client
 
     conf.set_override("fence_agent", "simulated", group="ha")
     conf.set_override("allow_unproven_death", True, group="ha")
@@ -88,30 +100,154 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine,
     # matter when vigil up is pointed at PostgreSQL or MariaDB).
     monitor_engine = launch.engine_from(conf, limits=lease_session_limits(conf.ha.lease_ttl))
     stop = threading.Event()
-    return stop, start_in_thread(monitor_from(conf, monitor_engine, group), stop)
+    restart = supervisor_client(conf, transport) if transport is not None else None
+    return stop, start_in_thread(monitor_from(conf, monitor_engine, group,
+                                              restart_agent=restart), stop)
 
 
 BAREMETAL_DEMO_TICK = 5.0
 
-class SimulatedHosts:
-    """``vigil up``'s compute hosts, which an operator can crash and revive to watch a failover.
+class AgentKills:
+    """``vigil host kill-agent HOST`` marks, shared through files like the power marks: the
+    CLI in another terminal kills a simulated host's agent inside this process."""
 
-    A host runs its agent only while it has no power mark (:class:`SimulatedPower`): ``vigil
-    host crash`` makes it stop at once without leaving its group (its heartbeat goes stale, as
-    after a kill -9) and lose its instances (the fake driver keeps them in memory); ``vigil
-    host revive`` starts a fresh agent, which registers and reports again. The marks are files,
-    so the CLI in another terminal reaches into this process.
+    def __init__(self, power_dir: str) -> None:
+        self.power_dir = power_dir
+
+    def _path(self, host: str) -> str:
+        if not host or "/" in host or host.startswith("."):
+            raise ValueError(f"not a host name: {host!r}")
+        return os.path.join(self.power_dir, f"{host}.kill-agent")
+
+    def kill(self, host: str) -> None:
+        os.makedirs(self.power_dir, exist_ok=True)
+        with open(self._path(host), "w") as f:
+            f.write("kill\n")
+
+    def take(self, host: str) -> bool:
+        """Whether a kill of ``host``'s agent was asked (the mark is consumed)."""
+        try:
+            os.unlink(self._path(host))
+            return True
+        except FileNotFoundError:
+            return False
+
+
+class InProcessAgent:
+    """A simulated host's compute agent as its supervisor sees it (a supervisor unit).
+
+    The virt driver outlives the agent: it is the host's hypervisor, so the instances survive a
+    killed agent and the next agent finds them (as the process driver adopts its processes).
+    Its reports are the mark of health, as a real agent's report file is.
     """
 
-    def __init__(self, hosts: Sequence[str], make_agent: Callable[[str], agent.ComputeAgent],
-                 power: SimulatedPower, interval: float = 0.2) -> None:
+    name = "compute"
+
+    def __init__(self, make: Callable[[], agent.ComputeAgent]) -> None:
+        self._make = make
+        self.agent: agent.ComputeAgent | None = None
+
+    def start(self) -> None:
+        compute = self._make()
+        compute.start()
+        self.agent = compute
+
+    def adopt(self) -> bool:
+        return False
+
+    def alive(self) -> bool:
+        return self.agent is not None
+
+    def terminate(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()  # a graceful stop: it leaves its group
+            self.agent = None
+
+    def report_mark(self) -> int | None:
+        if self.agent is None or not self.agent.service.reports_ok:
+            return None
+        return self.agent.service.reports_ok
+
+    def pid(self) -> int | None:
+        return os.getpid() if self.agent is not None else None
+
+    def crash(self) -> None:
+        """Die like a kill -9: no leave, no goodbye."""
+        if self.agent is not None:
+            self.agent.stop(leave=False)
+            self.agent = None
+
+
+class SimulatedHost:
+    """One simulated machine: its supervisor (state machine, ``host`` membership, RPC
+    endpoint) and, under it, its agent over the machine's driver."""
+
+    def __init__(self, host: str, make_agent: Callable[[str, VirtDriver], agent.ComputeAgent],
+                 driver: VirtDriver, conductor: ConductorClient, group: GroupMembership,
+                 transport: messaging.Transport, timing: Timing,
+                 report_interval: float) -> None:
+        self.host = host
+        self.unit = InProcessAgent(lambda: make_agent(host, driver))
+        self.service = Service(host=host, binary=supervisor_daemon.BINARY,
+                               topic=supervisor_daemon.TOPIC, conductor=conductor, group=group,
+                               report_interval=report_interval)
+        service = self.service
+        self.supervisor = Supervisor([self.unit], {}, timing=timing,
+                                     reporting=lambda: service.reporting)
+        self._server = messaging.get_rpc_server(transport, supervisor_target(host),
+                                                [SupervisorEndpoint(self.supervisor)],
+                                                executor="threading")
+
+    def start(self) -> None:
+        self.service.start()
+        self._server.start()
+        self.supervisor.tick()
+
+    def _stop_server(self) -> None:
+        with contextlib.suppress(Exception):  # shutting down: never block on the transport
+            self._server.stop()
+            self._server.wait()
+
+    def crash(self) -> None:
+        """Power lost: the supervisor and the agent die at once, nobody leaves."""
+        self._stop_server()
+        self.service.stop(leave=False)
+        self.unit.crash()
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+        self._stop_server()
+        self.service.stop()
+
+
+class SimulatedHosts:
+    """``vigil up``'s compute hosts, which an operator can crash and revive to watch a failover,
+    or whose agent alone he can kill to watch its supervisor bring it back.
+
+    A host runs only while it has no power mark (:class:`SimulatedPower`): ``vigil host
+    crash`` makes its supervisor and agent stop at once without leaving their groups (their
+    heartbeats go stale, as after a kill -9) and lose the instances (the fake driver keeps them
+    in memory); ``vigil host revive`` starts a fresh host. ``vigil host kill-agent`` kills the
+    agent alone (:class:`AgentKills`). The marks are files, so the CLI in another terminal
+    reaches into this process.
+    """
+
+    def __init__(self, hosts: Sequence[str],
+                 make_host: Callable[[str], SimulatedHost],
+                 power: SimulatedPower, kills: AgentKills | None = None,
+                 interval: float = 0.2) -> None:
         self.hosts = list(hosts)
-        self.agents: dict[str, agent.ComputeAgent | None] = dict.fromkeys(self.hosts)
-        self._make_agent = make_agent
+        self.running: dict[str, SimulatedHost | None] = dict.fromkeys(self.hosts)
+        self._make_host = make_host
         self.power = power
+        self.kills = kills or AgentKills(power.power_dir)
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def agents(self) -> dict[str, agent.ComputeAgent | None]:
+        return {h: (r.unit.agent if r is not None else None) for h, r in self.running.items()}
 
     def start(self) -> None:
         for host in self.hosts:
@@ -129,29 +265,36 @@ class SimulatedHosts:
                 LOG.exception("simulated hosts: poll failed")
 
     def poll(self) -> None:
-        """Crash the hosts that lost power, start the ones that have it back."""
+        """Crash the hosts that lost power, start the ones that have it back, kill the agents
+        asked to die, and give every supervisor its pass."""
         for host in self.hosts:
-            running = self.agents[host]
+            running = self.running[host]
             off = self.power.is_off(host)
             if off and running is not None:
-                running.stop(leave=False)
-                self.agents[host] = None
+                running.crash()
+                self.running[host] = None
                 LOG.warning("%s crashed (simulated): no more reports, its instances are gone",
                             host)
             elif not off and running is None:
-                compute = self._make_agent(host)
-                compute.start()
-                self.agents[host] = compute
-                LOG.info("%s is running (simulated)", host)
+                running = self._make_host(host)
+                running.start()
+                self.running[host] = running
+                LOG.info("%s is running (simulated) under its supervisor", host)
+            if running is not None and not off:
+                if self.kills.take(host) and running.unit.alive():
+                    running.unit.crash()
+                    LOG.warning("%s: its compute agent was killed (simulated); its supervisor "
+                                "restarts it, its instances keep running", host)
+                running.supervisor.tick()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=15)
-        for host, running in self.agents.items():
+        for host, running in self.running.items():
             if running is not None:
                 running.stop()
-                self.agents[host] = None
+                self.running[host] = None
 
 
 def register_baremetal_nodes(engine: Engine, count: int) -> int:
@@ -207,22 +350,32 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
                   f"{computes} baremetal hosts; watch them with: vigil ring show, "
                   "vigil node list", flush=True)
         # Simulated hosts: the fake virt driver, the process driver when [compute]
-        # compute_driver says so, or with bare-metal nodes the baremetal driver.
-        def make_agent(host: str) -> agent.ComputeAgent:
-            # The process driver when configured (real processes that read their metadata
-            # and have a console), else the fake one.
-            simulated = "process" if conf.compute.compute_driver == "process" else "fake"
-            driver = (baremetal_driver(conf, host, transport) if baremetal_nodes
-                      else virt.load(conf, host, simulated))
+        # compute_driver says so (real processes that read their metadata and have a console),
+        # or with bare-metal nodes the baremetal driver.
+        simulated = "process" if conf.compute.compute_driver == "process" else "fake"
+
+        def make_agent(host: str, driver: VirtDriver) -> agent.ComputeAgent:
+            if baremetal_nodes:  # its nodes are in the database: a new driver per agent
+                driver = baremetal_driver(conf, host, transport)
             return agent.ComputeAgent(conf, host, transport, client, group, driver=driver)
 
-        hosts = SimulatedHosts(compute_names(computes), make_agent,
+        timing = supervisor_daemon.timing_from(conf)
+
+        def make_host(host: str) -> SimulatedHost:
+            # A fresh machine: a new driver (a crashed one lost its instances).
+            driver = (baremetal_driver(conf, host, transport) if baremetal_nodes
+                      else virt.load(conf, host, simulated))
+            return SimulatedHost(host, make_agent, driver, client, group, transport, timing,
+                                 conf.report_interval)
+
+        hosts = SimulatedHosts(compute_names(computes), make_host,
                                SimulatedPower(conf.ha.simulated_power_dir))
         hosts.start()
         LOG.info("Vigil is up: %d compute hosts, database %s, driver %s. "
                  "In another terminal: vigil service list, vigil server create --flavor m1.tiny "
                  "--name vm1, vigil hypervisor list. To watch a failover: vigil host crash "
-                 "HOST, vigil recovery list, vigil host revive HOST. Ctrl-C stops.",
+                 "HOST, vigil recovery list, vigil host revive HOST; to watch an agent restarted "
+                 "in place: vigil host kill-agent HOST. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
         api = start_api(conf, engine, group, transport)
         try:
@@ -238,7 +391,7 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
         except ConfigError as exc:
             proxy, proxy_svc = None, None
             print(f"vigil up: no serial console proxy: {exc}", flush=True)
-        monitor_stop, monitor_thread = start_monitor(conf, engine, group)
+        monitor_stop, monitor_thread = start_monitor(conf, engine, group, transport)
         stop.wait()
         monitor_stop.set()
         monitor_thread.join(timeout=15)

@@ -43,6 +43,9 @@ class Stack:
     # A started agent for a host (a restart); with a driver: one that kept its instances.
     new_agent: Callable[..., ComputeAgent]
     started_monitor: Monitor | None = None
+    # The shared fake:// transport and the agents' conductor client (for extra members).
+    transport: Any = None
+    client: Any = None
 
     @property
     def monitor(self) -> Monitor:
@@ -87,7 +90,8 @@ def inprocess_stack(tmp_path: Path, hosts: Iterable[str], *, monitor: bool = Fal
     agents = {h: new_agent(h) for h in hosts}
     servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
                          computes=ComputeAgentAPI(transport))
-    stack = Stack(conf, engine, group, agents, servers, new_agent)
+    stack = Stack(conf, engine, group, agents, servers, new_agent, transport=transport,
+                  client=client)
     stop = threading.Event()
     thread = None
     if monitor:

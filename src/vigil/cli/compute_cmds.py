@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 SERVER_COLUMNS = ("ID", "Name", "Status", "Task State", "Power State", "Host", "Flavor")
 FLAVOR_COLUMNS = ("ID", "Name", "RAM", "Disk", "VCPUs")
 HYPERVISOR_COLUMNS = ("ID", "Hypervisor Hostname", "Hypervisor Type", "Host IP", "State",
-                      "Status", "Host State")
+                      "Status", "Host State", "Host Liveness")
 HYPERVISOR_LONG = ("vCPUs Used", "vCPUs", "Memory MB Used", "Memory MB", "Running VMs")
 
 
@@ -256,7 +256,7 @@ def _hypervisor(args: argparse.Namespace, api: HypervisorsAPI | HypervisorsClien
         dicts = [v.to_dict() for v in api.list(hostname=args.matching)]
         columns = HYPERVISOR_COLUMNS + (HYPERVISOR_LONG if args.long else ())
         rows = [[d["id"], d["hypervisor_hostname"], d["hypervisor_type"], d["host_ip"],
-                 d["state"], d["status"], host_state(d)]
+                 d["state"], d["status"], host_state(d), d.get("vigil:host_liveness") or ""]
                 + ([d["vcpus_used"], d["vcpus"], d["memory_mb_used"], d["memory_mb"],
                     d["running_vms"]] if args.long else [])
                 for d in dicts]

@@ -16,6 +16,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     comp = sub.add_parser("compute", help="run a compute agent")
     comp.add_argument("--host", help="host name to register (default: [DEFAULT] host)")
     comp.set_defaults(func=compute)
+    sup = sub.add_parser("supervisor", help="run a host's supervisor: starts and watches its "
+                         "services ([supervisor] services), vouches for the host (group host)")
+    sup.add_argument("--host", help="host name to supervise (default: [DEFAULT] host)")
+    sup.set_defaults(func=supervisor)
     api_p = sub.add_parser("api", help="run the REST API ([api] listen, port; with "
                            "enabled_apis containing metadata, the metadata API too)")
     api_p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -49,6 +53,12 @@ def compute(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     from vigil.daemons import run_compute
 
     return run_compute(conf, args.host or conf.host)
+
+
+def supervisor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    from vigil.supervisor.daemon import run_supervisor
+
+    return run_supervisor(conf, args.host or conf.host)
 
 
 def api(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:

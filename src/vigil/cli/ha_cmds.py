@@ -49,6 +49,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                             "host stops reporting and loses its instances; the HA monitor "
                             "recovers it)")
     crash.add_argument("host")
+    kill_agent = hsub.add_parser("kill-agent", help="vigil up's simulated hosts: kill the "
+                                 "host's compute agent alone (the host and its instances live "
+                                 "on; its supervisor restarts the agent, nothing is fenced)")
+    kill_agent.add_argument("host")
     revive = hsub.add_parser("revive", help="vigil up's simulated hosts: power a crashed or "
                              "fenced host on again (it reports again and is re-enabled)")
     revive.add_argument("host")
@@ -181,7 +185,8 @@ def progress_line(rec: dict[str, Any], width: int = 30) -> str:
 
 
 def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    """``vigil host crash|revive``: the simulated hosts' power marks (vigil up)."""
+    """``vigil host crash|revive|kill-agent``: the simulated hosts' power and agent-kill marks
+    (vigil up)."""
     from vigil import launch
     from vigil.db import services as services_db
     from vigil.errors import ServiceNotFound
@@ -194,7 +199,13 @@ def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         print(f"vigil: error: no compute service on host {args.host!r}", file=sys.stderr)
         return 2
     power = SimulatedPower(conf.ha.simulated_power_dir)
-    if args.host_cmd == "crash":
+    if args.host_cmd == "kill-agent":
+        from vigil.up import AgentKills
+
+        AgentKills(conf.ha.simulated_power_dir).kill(args.host)
+        print(f"{args.host}: compute agent killed (simulated); its supervisor restarts it; "
+              "watch it: vigil service list")
+    elif args.host_cmd == "crash":
         power.crash(args.host)
         print(f"{args.host}: crashed (simulated); watch it: vigil recovery list")
     else:
@@ -204,7 +215,7 @@ def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 
 
 def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    if args.host_cmd in ("crash", "revive"):
+    if args.host_cmd in ("crash", "revive", "kill-agent"):
         return run_power(args, conf)
     if args.host_cmd in ("list", "show", "maintenance", "release"):
         return run_host_facts(args, conf)

@@ -23,7 +23,7 @@ from vigil.errors import InvalidInput
 from vigil.registry import Registry, ServiceView, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
-           "Disabled Reason", "Forced Down", "Host State")
+           "Disabled Reason", "Forced Down", "Host State", "Host Liveness")
 # --long adds what an operator debugging liveness wants beside the summary.
 LONG_COLUMNS = ("UUID", "Topic", "Last Seen", "Report Count")
 
@@ -76,7 +76,7 @@ def rows(views: list[ServiceView], *, long: bool = False) -> list[list[object]]:
         state = v.state.value + (f" ({v.state_reason})" if v.state_reason == "left" else "")
         row: list[object] = [r.id, r.binary, r.host, v.zone, v.status, state,
                              formats.timestamp(r.updated_at), r.disabled_reason, r.forced_down,
-                             v.host_state]
+                             v.host_state, v.host_liveness.value if v.host_liveness else ""]
         if long:
             row += [r.uuid, r.topic, formats.timestamp(r.last_seen_up), r.report_count]
         out.append(row)

@@ -37,6 +37,7 @@ class HypervisorView:
     state: State
     quarantined: bool = False   # its host's HA facts (vigil.db.ha.hosts)
     maintenance: bool = False
+    host_liveness: State | None = None  # its supervisor's state; None: no supervisor
 
     @property
     def status(self) -> str:
@@ -75,6 +76,8 @@ class HypervisorView:
             # Vigil's own keys (prefixed, as Nova's extensions were): the host's HA facts.
             "vigil:quarantined": self.quarantined,
             "vigil:maintenance": self.maintenance,
+            # The host's own liveness (its supervisor), beside ``state`` (the agent's).
+            "vigil:host_liveness": self.host_liveness.value if self.host_liveness else None,
         }
 
 
@@ -86,6 +89,7 @@ class HypervisorsAPI:
     def _views(self, nodes: list[NodeRecord]) -> list[HypervisorView]:
         by_host = self.group.members(COMPUTE_TOPIC).by_host()
         ha = hosts_db.hosts(self.engine)
+        liveness = {m.host: m.state for m in self.group.members("host")}
         out: list[HypervisorView] = []
         for n in nodes:
             if n.host not in by_host:
@@ -94,7 +98,8 @@ class HypervisorsAPI:
             member = by_host[n.host]
             out.append(HypervisorView(n, member.record, member.state,
                                       facts is not None and facts.quarantined,
-                                      facts is not None and facts.maintenance))
+                                      facts is not None and facts.maintenance,
+                                      liveness.get(n.host)))
         return out
 
     def list(self, *, hostname: str | None = None) -> list[HypervisorView]:

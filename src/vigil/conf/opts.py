@@ -106,7 +106,7 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Every option, by group; used by ``vigil config sample`` and by :func:`vigil.conf.make`."""
-    from vigil.conf import api, backends, baremetal, compute, console, ha, log, metadata
+    from vigil.conf import api, backends, baremetal, compute, console, ha, log, metadata, supervisor
 
     return [
         (None, DEFAULT_OPTS),
@@ -120,4 +120,5 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         *baremetal.list_opts(),
         *metadata.list_opts(),
         *console.list_opts(),
+        *supervisor.list_opts(),
     ]

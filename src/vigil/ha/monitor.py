@@ -6,9 +6,14 @@ grace does not start from zero). One pass, every ``poll_interval``:
 
 1. one batch liveness snapshot of the compute services: each host's state *ignoring*
    forced_down (is it really reporting?), the liveness driver's session, the database's health;
-2. the pure decision (:func:`vigil.ha.policy.decide`): brakes, hosts past their grace;
-3. as leader: raise/clear alerts, open recoveries, advance every open recovery
-   (:class:`vigil.ha.workflow.Workflow`).
+   and one of the ``host`` group (the hosts' supervisors, :mod:`vigil.supervisor`);
+2. the pure decisions: per host, from its two facts (:func:`vigil.ha.policy.host_decision`:
+   a DOWN agent on a live host is restarted by its supervisor, not fenced, unless it is not
+   back within ``service_restart_timeout`` or would not stop); then over the fleet
+   (:func:`vigil.ha.policy.decide`): brakes, hosts past their grace. A host that never had a
+   supervisor goes straight to ``decide``, exactly as before;
+3. as leader: raise/clear alerts, ask supervisors to restart agents, open recoveries, advance
+   every open recovery (:class:`vigil.ha.workflow.Workflow`).
 
 In dry-run mode the monitor takes no lease and writes nothing: it logs what it would do.
 """
@@ -22,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
@@ -35,15 +41,20 @@ from vigil.errors import LeadershipLost, Unavailable
 from vigil.ha import fence, policy
 from vigil.ha.election import Election, lease_session_limits, make_holder
 from vigil.ha.fence.base import FenceAgent
+from vigil.ha.restarts import AgentRestarts, RestartSender
 from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
 from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import HostRecord, RecoveryRecord, Trigger
 from vigil.objects.liveness import SessionState, State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
+from vigil.supervisor.core import Outcome
 
 LOG = logging.getLogger(__name__)
 
+HOST_TOPIC = "host"  # the supervisors' group (vigil.supervisor.daemon)
+AGENT_RESTART_ALERT = "agent_restart:"
+SUPERVISOR_DOWN_ALERT = "supervisor_down:"
 ALERT_KINDS = {policy.Brake.MASS_FAILURE: "mass_failure",
                policy.Brake.UNPROVEN: "unproven_death"}
 
@@ -57,6 +68,8 @@ class Observation:
     states: dict[str, State] = field(default_factory=dict)      # ignoring forced_down
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     hosts: dict[str, HostRecord] = field(default_factory=dict)  # quarantine, maint.
+    # The supervisors' states (ignoring forced_down), by host; a host absent never had one.
+    host_states: dict[str, State] = field(default_factory=dict)
 
     @property
     def left(self) -> frozenset[str]:
@@ -99,6 +112,8 @@ class Monitor:
         clock: Clock | None = None,
         wake_scheduler: Callable[[], None] = lambda: None,
         only_hosts: frozenset[str] | None = None,
+        restart_agent: RestartSender | None = None,
+        service_restart_timeout: float = 30.0,
     ) -> None:
         self.engine = engine
         self.group = group
@@ -117,6 +132,9 @@ class Monitor:
                                self.clock.monotonic),
             wake_scheduler=wake_scheduler)
         self.down_since: dict[str, float] = {}
+        self.restarts = AgentRestarts(restart_agent)
+        self.service_restart_timeout = service_restart_timeout
+        self.verdicts: dict[str, policy.HostVerdict] = {}
         self.reliable_since: float | None = None
         self.last_decision: policy.Decision | None = None
         self._dry_run_logged: set[str] = set()
@@ -131,6 +149,7 @@ class Monitor:
             members = self.group.members(COMPUTE_TOPIC)
             cared = {s.id for s in without_bare_metal(self.engine, members.records)}
             hosts = hosts_db.hosts(self.engine)
+            sup = self.group.members(HOST_TOPIC)  # the supervisors: each host's own liveness
         except Unavailable as exc:
             LOG.warning("monitor: cannot read the compute services: %s", exc)
             return Observation(False, connected)
@@ -139,7 +158,8 @@ class Monitor:
         # Liveness without the forced_down override (``reporting``): whether each host really
         # reports. (A host this monitor forced down must be seen coming back.)
         return Observation(True, connected, {m.host: m.reporting for m in mine},
-                           {m.host: m.record for m in mine}, hosts)
+                           {m.host: m.record for m in mine}, hosts,
+                           {m.host: m.reporting for m in sup})
 
     def decide(self, obs: Observation, now: float,
                open_hosts: set[str]) -> policy.Decision:
@@ -148,10 +168,22 @@ class Monitor:
         self.reliable_since = policy.next_reliable_since(self.reliable_since, reliable, now)
         self.down_since = policy.observe(self.down_since, obs.states, now)
         left = obs.left
+        self.verdicts = {
+            h: policy.host_decision(policy.HostFacts(
+                s, obs.host_states.get(h), maintenance=h in obs.hosts and obs.hosts[h].maintenance,
+                in_recovery=h in open_hosts, left=h in left,
+                restart_requested_at=self.restarts.requested_at(h),
+                failed_to_stop=self.restarts.failed_to_stop(h)),
+                now=now, restart_timeout=self.service_restart_timeout)
+            for h, s in obs.states.items()}
+        # A DOWN agent on a live host is its supervisor's to restart: not a failed host, so
+        # neither recovered nor counted by the mass-failure brake (an upgrade restarting every
+        # agent at once is not a mass failure).
         hosts = {h: policy.HostView(s, self.down_since.get(h), h in open_hosts,
                                     maintenance=h in obs.hosts and obs.hosts[h].maintenance,
                                     left=h in left)
-                 for h, s in obs.states.items()}
+                 for h, s in obs.states.items()
+                 if s is not State.DOWN or self.verdicts[h].action.hands_to_decide}
         health = policy.Health(obs.database_ok, obs.driver_connected, self.reliable_since)
         return policy.decide(hosts, health,
                              proves_death=self.group.driver.capabilities.proves_death,
@@ -198,18 +230,24 @@ class Monitor:
                 alerts_db.alert_clear(self.engine, token, kind)
         if self.only_hosts is not None:
             open_recs = [r for r in open_recs if r.host in self.only_hosts]
+        else:
+            self._supervised(obs)
         for host in decision.open:
             if self.only_hosts is not None and host not in self.only_hosts:
                 continue
             svc = obs.services[host]
+            verdict = self.verdicts.get(host)
+            why = (f"; {verdict.reason}" if verdict is not None
+                   and verdict.action is policy.HostAction.RECOVER else "")
             rec = recoveries_db.recovery_open(
                 self.engine, self.election.check(), host=host, service_id=svc.id,
                 trigger=Trigger.MONITOR, was_disabled=svc.disabled, was_forced_down=svc.forced_down,
                 detail=f"compute service {svc.id} of {host} down for at least "
-                f"{self.policy.detection_grace:g} s (monitor {self.election.holder})")
+                f"{self.policy.detection_grace:g} s (monitor {self.election.holder}){why}")
             if rec is not None:
-                LOG.warning("recovery %s opened for %s", rec.id, host)
+                LOG.warning("recovery %s opened for %s%s", rec.id, host, why)
                 open_recs.append(rec)
+                self._escalated(host, rec.id, why)
         slots = policy.fence_slots(recoveries_db.fences_since(self.engine, 60.0), self.policy)
         view_ok = decision.brake not in (policy.Brake.DATABASE, policy.Brake.DRIVER,
                                          policy.Brake.UNKNOWN)
@@ -218,6 +256,66 @@ class Monitor:
                     manual_may_fence=view_ok, hosts=obs.hosts, left=obs.left)
         for rec in open_recs:
             self.workflow.advance(rec, tick)
+
+    # -- hosts with a supervisor --------------------------------------------------------------
+    def _supervised(self, obs: Observation) -> None:
+        """Act on the per-host verdicts that are not recoveries: ask supervisors to restart
+        DOWN agents, record their answers, alert on a dead supervisor; every such decision is
+        an alert (``vigil recovery list``), raised and cleared with what happened."""
+        now = self.clock.monotonic()
+        token = self.election.check()
+        active = {a.kind for a in alerts_db.alerts(self.engine, active_only=True)}
+        for host, verdict in self.verdicts.items():
+            restart_kind = _alert_kind(AGENT_RESTART_ALERT, host)
+            down_kind = _alert_kind(SUPERVISOR_DOWN_ALERT, host)
+            action = verdict.action
+            if action is policy.HostAction.RESTART_AGENT:
+                LOG.warning("%s: %s", host, verdict.reason)
+                self.restarts.request(host, now)
+                alerts_db.alert_raise(self.engine, token, restart_kind,
+                                      f"{host}: {verdict.reason}")
+            elif obs.states.get(host) is State.UP and host in self.restarts.hosts():
+                req = self.restarts.forget(host)
+                if req is not None and restart_kind in active:
+                    msg = (f"{host}: compute agent back {now - req.requested_at:.1f} s after "
+                           f"its restart was requested (supervisor: "
+                           f"{req.outcome.value if req.outcome else 'no answer'}); no fence")
+                    LOG.warning("%s", msg)
+                    alerts_db.alert_raise(self.engine, token, restart_kind, msg)
+                    alerts_db.alert_clear(self.engine, token, restart_kind)
+            elif obs.states.get(host) is State.UP and restart_kind in active:
+                alerts_db.alert_clear(self.engine, token, restart_kind)
+            if action is policy.HostAction.ALERT_SUPERVISOR:
+                if down_kind not in active:
+                    LOG.error("%s: %s", host, verdict.reason)
+                alerts_db.alert_raise(self.engine, token, down_kind, f"{host}: {verdict.reason}")
+            elif down_kind in active and obs.host_states.get(host) is State.UP:
+                LOG.warning("%s: its supervisor reports again", host)
+                alerts_db.alert_clear(self.engine, token, down_kind)
+        for req in self.restarts.unreported():
+            if self.restarts.get(req.host) is req:  # still waiting for that agent
+                alerts_db.alert_raise(
+                    self.engine, token, _alert_kind(AGENT_RESTART_ALERT, req.host),
+                    f"{req.host}: restart of its compute agent requested; supervisor: "
+                    f"{req.outcome.value if req.outcome else 'no answer'} ({req.detail})")
+
+    def _escalated(self, host: str, recovery_id: int, why: str) -> None:
+        """A recovery opened for a host whose agent this monitor asked to restart: the restart
+        request and its answer go into the recovery's timeline, and the alert is closed."""
+        req = self.restarts.forget(host)
+        if req is None:
+            return
+        ago = self.clock.monotonic() - req.requested_at
+        recoveries_db.recovery_note(
+            self.engine, recovery_id, "agent_restart_escalated",
+            f"restart of the compute agent requested {ago:.1f} s before; supervisor: "
+            f"{req.outcome.value if req.outcome else 'no answer'} "
+            f"({req.detail}){why}")
+        kind = _alert_kind(AGENT_RESTART_ALERT, host)
+        token = self.election.check()
+        alerts_db.alert_raise(self.engine, token, kind,
+                              f"{host}: escalated to recovery {recovery_id}{why}")
+        alerts_db.alert_clear(self.engine, token, kind)
 
     def _log_brake(self, decision: policy.Decision) -> None:
         if decision.brake is not self._last_brake:
@@ -262,6 +360,10 @@ class Monitor:
         self._stop.set()
 
 
+def _alert_kind(prefix: str, host: str) -> str:
+    return (prefix + host)[:64]  # the alerts' kind column
+
+
 def options_from(conf: cfg.ConfigOpts) -> tuple[policy.Policy, Options]:
     ha = conf.ha
     return (policy.Policy(detection_grace=ha.detection_grace,
@@ -277,7 +379,8 @@ def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
                  dry_run: bool | None = None, agent: FenceAgent | None = None,
                  wake_scheduler: Callable[[], None] | None = None,
                  clock: Clock | None = None,
-                 only_hosts: frozenset[str] | None = None) -> Monitor:
+                 only_hosts: frozenset[str] | None = None,
+                 restart_agent: RestartSender | None = None) -> Monitor:
     """A Monitor over the configured [ha] options (validated here)."""
     from vigil.conf import ha as ha_conf
 
@@ -288,7 +391,26 @@ def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
         pol=pol, options=options, poll_interval=conf.ha.poll_interval,
         lease_ttl=conf.ha.lease_ttl, evacuations_per_second=conf.ha.evacuations_per_second,
         dry_run=conf.ha.dry_run if dry_run is None else dry_run, clock=clock,
-        wake_scheduler=wake_scheduler or (lambda: None), only_hosts=only_hosts)
+        wake_scheduler=wake_scheduler or (lambda: None), only_hosts=only_hosts,
+        restart_agent=restart_agent,
+        service_restart_timeout=conf.ha.service_restart_timeout)
+
+
+def supervisor_client(conf: cfg.ConfigOpts,
+                      transport: messaging.Transport) -> RestartSender:
+    """How the monitor asks a host's supervisor to restart its compute agent: an RPC call that
+    waits for the outcome (up to the supervisor's stop timeout and a start), answered within
+    ``service_restart_timeout`` or given up (the timeout then escalates by itself)."""
+    from vigil.supervisor.rpcapi import SupervisorAPI
+
+    api = SupervisorAPI(transport)
+    timeout = conf.ha.service_restart_timeout
+
+    def send(host: str) -> tuple[Outcome | None, str]:
+        return api.restart_service(host, "compute", wait=max(0.1, timeout - 1.0),
+                                   timeout=timeout)
+
+    return send
 
 
 def scheduler_waker(conf: cfg.ConfigOpts) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -317,12 +439,22 @@ def run_monitor(conf: cfg.ConfigOpts, *, dry_run: bool | None = None) -> int:
     engine = launch.engine_from(conf, limits=lease_session_limits(conf.ha.lease_ttl))
     group = launch.group_from(conf, engine)
     wake, close = scheduler_waker(conf)
-    monitor = monitor_from(conf, engine, group, dry_run=dry_run, wake_scheduler=wake)
+    restart_agent: RestartSender | None = None
+    transport: messaging.Transport | None = None
+    if not str(conf.transport_url).startswith("fake:"):  # fake:// reaches no other process
+        from vigil import rpc
+
+        transport = rpc.get_transport(conf)
+        restart_agent = supervisor_client(conf, transport)
+    monitor = monitor_from(conf, engine, group, dry_run=dry_run, wake_scheduler=wake,
+                           restart_agent=restart_agent)
     LOG.info("monitor %s started (driver %s, fence agent %s%s)", monitor.election.holder,
              group.driver.name, monitor.agent.name, ", DRY RUN" if monitor.dry_run else "")
     with launch.stop_on_signals(conf) as stop:
         monitor.run(stop)
     close()
+    if transport is not None:
+        transport.cleanup()
     group.driver.close()
     return 0
 

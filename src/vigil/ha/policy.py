@@ -239,6 +239,103 @@ def evacuation_order(instances: Iterable[tuple[str, bool]]) -> tuple[list[str], 
     return move, stay
 
 
+class HostAction(enum.Enum):
+    """What the monitor does about one compute host, from its two liveness facts: the host's
+    (its supervisor, group ``host``) and its compute agent's (group ``compute``)."""
+
+    LEGACY = "legacy"          # no supervisor ever, or a clean leave: decide() as before
+    NOTHING = "nothing"        # healthy, in maintenance, or a fact unknown: do nothing
+    RESTART_AGENT = "restart_agent"  # host up, agent down: ask its supervisor (once)
+    WAIT_RESTART = "wait_restart"    # asked: wait up to service_restart_timeout
+    RECOVER = "recover"        # fence + evacuate, through decide() (brakes, grace apply)
+    ALERT_SUPERVISOR = "alert_supervisor_down"  # host down, agent up: alert, never fence
+
+    @property
+    def hands_to_decide(self) -> bool:
+        """Whether the host goes to :func:`decide` as it is (otherwise a DOWN agent there is
+        not a failed host: neither recovered nor counted by the mass-failure brake)."""
+        return self in (HostAction.LEGACY, HostAction.RECOVER)
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """One compute host as the monitor sees it, both facts ignoring forced_down.
+
+    ``host``: its supervisor's state, None if it never had one (no ``host`` member). ``left``:
+    the compute agent left its group cleanly. ``restart_requested_at``: when (monitor's
+    monotonic clock) this monitor asked the supervisor to restart the agent, in the current
+    DOWN run. ``failed_to_stop``: the supervisor answered that the agent would not stop.
+    """
+
+    compute: State
+    host: State | None
+    maintenance: bool = False
+    in_recovery: bool = False
+    left: bool = False
+    restart_requested_at: float | None = None
+    failed_to_stop: bool = False
+
+
+@dataclass(frozen=True)
+class HostVerdict:
+    action: HostAction
+    reason: str
+
+
+def host_decision(facts: HostFacts, *, now: float, restart_timeout: float) -> HostVerdict:
+    """The host/service decision table (docs/ha.md), first match wins:
+
+    ======================  ============  ==========  ====================================
+
+
+    open recovery            -             -          RECOVER (the workflow drives it)
+    no supervisor, or left   -             -          LEGACY (exactly today's behaviour)
+    maintenance              -             -          NOTHING
+    host                     compute
+    UNKNOWN (either)                                  NOTHING (the view has a hole)
+    UP                       UP                       NOTHING
+    DOWN                     UP                       ALERT_SUPERVISOR (never a fence)
+    DOWN                     DOWN                     RECOVER (the host is gone)
+    UP                       DOWN, failed to stop     RECOVER (escalation)
+    UP                       DOWN, not asked          RESTART_AGENT
+    UP                       DOWN, asked >= timeout   RECOVER (escalation)
+    UP                       DOWN, asked < timeout    WAIT_RESTART
+    ======================  ============  ==========  ===========================================
+    """
+    if facts.in_recovery:
+        return HostVerdict(HostAction.RECOVER, "a recovery is open")
+    if facts.host is None:
+        return HostVerdict(HostAction.LEGACY, "no supervisor on this host")
+    if facts.left:
+        return HostVerdict(HostAction.LEGACY, "the compute agent left its group cleanly")
+    if facts.maintenance:
+        return HostVerdict(HostAction.NOTHING, "in maintenance")
+    if State.UNKNOWN in (facts.host, facts.compute):
+        return HostVerdict(HostAction.NOTHING, f"host {facts.host.value}, compute agent "
+                           f"{facts.compute.value}: not acting on an unknown state")
+    if facts.compute is State.UP:
+        if facts.host is State.UP:
+            return HostVerdict(HostAction.NOTHING, "host and compute agent up")
+        return HostVerdict(HostAction.ALERT_SUPERVISOR,
+                           "the host's supervisor is down but its compute agent reports: "
+                           "the supervisor died, not the host (not fencing)")
+    if facts.host is State.DOWN:
+        return HostVerdict(HostAction.RECOVER, "host and compute agent both down")
+    if facts.failed_to_stop:
+        return HostVerdict(HostAction.RECOVER, "escalated: the supervisor failed to stop the "
+                           "compute agent")
+    if facts.restart_requested_at is None:
+        return HostVerdict(HostAction.RESTART_AGENT, "host up, compute agent down: asking the "
+                           "supervisor to restart it")
+    waited = now - facts.restart_requested_at
+    if waited >= restart_timeout:
+        return HostVerdict(HostAction.RECOVER, f"escalated: the compute agent is not back "
+                           f"{waited:.1f} s after its restart was requested "
+                           f"(service_restart_timeout {restart_timeout:g} s)")
+    return HostVerdict(HostAction.WAIT_RESTART, f"waiting for the restarted compute agent "
+                       f"({restart_timeout - waited:.1f} s left)")
+
+
 # -- the recovery's transitions, as data --------------------------------------------------------
 #
 # :func:`next_step` says *which* step comes next; this table says what each step may *write*:

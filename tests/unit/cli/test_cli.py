@@ -59,7 +59,7 @@ def test_list_json_keys_and_filters(cli: Any) -> None:
     assert [d["host"] for d in data] == ["h1"]
     assert set(data[0]) == {"id", "uuid", "binary", "host", "zone", "status", "state",
                             "state_reason", "updated_at", "disabled_reason", "forced_down",
-                            "quarantined", "maintenance"}
+                            "quarantined", "maintenance", "host_liveness"}
     # Registered a moment ago (created_at counts as the first sign of life).
     assert data[0]["state"] == "up"
     code, out, _ = cli("service", "list", "--format", "json", "--binary", "vigil-conductor")

@@ -227,6 +227,8 @@ def index(ctx: Ctx) -> Response:
         views = []  # a name this API does not speak names no service, as in Nova
     else:
         views = ctx.registry.list(host=host, binary=binary)
+    # Nova has no supervisor service: its rows (group ``host``) stay in Vigil's own view.
+    views = [v for v in views if v.record.topic != "host"]
     with_forced, with_uuid = ctx.at_least(FORCED_DOWN), ctx.at_least(UUID_FOR_ID)
     shown = [(v, name) for v in views if v.record.binary not in HIDDEN_BINARIES
              and (name := names.outward(v.record.binary)) is not None]

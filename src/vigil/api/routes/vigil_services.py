@@ -68,6 +68,10 @@ SERVICE_SCHEMA: dict[str, Any] = {
         "created_at": {"type": "string"},
         "report_count": {"type": "integer", "description": "Heartbeats written since creation"},
         "version": {"type": "integer", "description": "Starts of this service (one per start)"},
+        "host_liveness": {"type": ["string", "null"], "enum": ["up", "down", "unknown", None],
+                          "description": "Compute services: their host's own liveness (its "
+                          "vigil supervisor, group host), beside the agent's state; null "
+                          "without a supervisor"},
     },
     "required": ["id", "uuid", "binary", "host", "topic", "zone", "status", "state",
                  "state_reason", "updated_at", "last_seen", "left_at", "disabled_reason",

@@ -39,25 +39,31 @@ class ProcessFence(FenceAgent):
         if rec.pgid == os.getpgrp():
             raise FenceFailed(f"host {host} is this monitor's own process group: refusing to "
                               "fence it (a simulated host? use the simulated agent)")
-        if not hostproc.group_is_ours(rec):
+        # Every group of the host: a restarted supervisor leads a new one while what it adopted
+        # lives in the old one (vigil.ha.hostproc).
+        groups = [g for g in rec.groups() if hostproc.group_is_ours(g)]
+        if not groups:
             return f"process group {rec.pgid} of {host} is gone (its id was reused)"
-        before = hostproc.group_members(rec.pgid)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(rec.pgid, signal.SIGKILL)
+        before = sum(len(hostproc.group_members(g.pgid)) for g in groups)
+        for g in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(g.pgid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
-        while hostproc.group_members(rec.pgid):
+        while any(hostproc.group_members(g.pgid) for g in groups):
             if cancel.is_set():
                 raise FenceFailed("cancelled: leadership lost")
             if time.monotonic() > deadline:
-                raise FenceFailed(f"process group {rec.pgid} of {host} still has live members "
-                                  f"after SIGKILL and {timeout:g} s")
+                raise FenceFailed(f"process group(s) {[g.pgid for g in groups]} of {host} "
+                                  f"still have live members after SIGKILL and {timeout:g} s")
             time.sleep(0.02)
-        return f"SIGKILL to process group {rec.pgid} ({len(before)} live process(es))"
+        ids = ", ".join(str(g.pgid) for g in groups)
+        return f"SIGKILL to process group {ids} ({before} live process(es))"
 
     def status(self, host: str, *, timeout: float) -> PowerState:
         rec = hostproc.read_record(self.state_path, host)
         if rec is None:
             return PowerState.UNKNOWN
-        if not hostproc.group_is_ours(rec) or not hostproc.group_members(rec.pgid):
-            return PowerState.OFF
-        return PowerState.ON
+        if any(hostproc.group_is_ours(g) and hostproc.group_members(g.pgid)
+               for g in rec.groups()):
+            return PowerState.ON
+        return PowerState.OFF
