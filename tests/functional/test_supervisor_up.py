@@ -80,8 +80,8 @@ def test_kill_agent_in_vigil_up_restarts_it_in_place(ha_cluster: HaCluster) -> N
         assert url and token, out
         nova = httpx.get(f"{url[1]}/v2.1/os-services", timeout=10,
                          headers={"X-Auth-Token": token[1]}).json()["services"]
-        assert {s["binary"] for s in nova} == {"vigil-compute", "vigil-conductor",
-                                               "vigil-scheduler"}, nova
+        assert {s["binary"] for s in nova} == {"nova-compute", "nova-conductor",
+                                               "nova-scheduler"}, nova
     finally:
         group.driver.close()
         engine.dispose()
