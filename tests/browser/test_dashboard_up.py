@@ -194,6 +194,27 @@ def test_an_operator_watches_a_crash_and_acts(
         fleet.page.click("#confirm-ok")
         fleet.page.wait_for_selector('.tile[data-host="compute-1"][data-state="up"]',
                                      timeout=5000)
+
+        # -- an instance's console, from its host's drawer ---------------------------------
+        # The button asks Nova's remote-consoles API for a one-time token and opens the serial
+        # proxy's own page with it, in a new tab. (The fake driver's instances have no console
+        # to bridge: what is checked here is the link, the token and the page.)
+        from vigil.db.compute import instances as instances_db
+
+        proxy = up.lines.wait_for(r"Serial console proxy: (\S+)", 30).group(1).rstrip("/")
+        vm = instances_db.instances(engine, name="vm1")[0]
+        fleet.page.click("#drawer-close")
+        fleet.page.click(f'.tile[data-host="{vm.host}"]')
+        fleet.page.wait_for_selector(f'#drawer button[data-console="{vm.uuid}"]', timeout=10000)
+        with fleet.page.context.expect_page() as popup:
+            fleet.page.click(f'#drawer button[data-console="{vm.uuid}"]')
+        tab = popup.value
+        wait_until(lambda: "/console.html?" in tab.url, 10, "the console page")
+        opened = httpx.URL(tab.url)
+        assert f"{opened.scheme}://{opened.netloc.decode()}" == proxy, (tab.url, proxy)
+        assert opened.params["instance"] == vm.uuid and len(opened.params["token"]) > 16
+        tab.wait_for_selector("#status", timeout=10000)
+        tab.close()
         engine.dispose()
     finally:
         code = up.stop()

@@ -5,6 +5,29 @@ import { actionsFor, confirmAction } from "./actions.js";
 import { call } from "./api.js";
 import { $, dateTime, el, hostState, parseTime, TILE_LABELS } from "./util.js";
 
+const CONSOLE_RULE = "os_compute_api:os-remote-consoles";
+
+/**
+ * Nova's remote-consoles call (serial, 2.6), then the proxy's own page for that token, in a new
+ * tab: the ws:// URL the API returns names the proxy; its page is console.html on the same
+ * origin. The tab is opened before the call, so the browser counts it as the click's.
+ */
+async function openConsole(serverId) {
+  const tab = window.open("about:blank", "_blank");
+  try {
+    const body = await call("POST", `/v2.1/servers/${encodeURIComponent(serverId)}/remote-consoles`,
+      { version: "2.6", body: { remote_console: { protocol: "serial", type: "serial" } } });
+    const ws = new URL(body.remote_console.url);
+    const page = new URL("/console.html", `${ws.protocol === "wss:" ? "https:" : "http:"}//${ws.host}`);
+    page.searchParams.set("token", ws.searchParams.get("token") || "");
+    page.searchParams.set("instance", serverId);
+    if (tab) tab.location.href = page.toString(); else window.location.href = page.toString();
+  } catch (err) {
+    if (tab) tab.close();
+    window.alert(`No console: ${err.message}`);
+  }
+}
+
 function pct(used, total) { return total ? Math.min(100, Math.round(100 * used / total)) : 0; }
 
 function bar(used, total, unit) {
@@ -152,11 +175,18 @@ export class HostDrawer {
     }));
     parts.push(...this.section("Instances", "instances", (servers) => {
       if (!servers.length) return el("p", { class: "muted" }, "No instance on this host.");
-      const t = el("table", { class: "grid instances" }, el("tr", {}, ...["Name", "Status", "Task", "Flavor", "ID"].map((h) => el("th", {}, h))));
+      const consoles = this.can(CONSOLE_RULE);
+      const heads = ["Name", "Status", "Task", "Flavor", "ID", ...(consoles ? [""] : [])];
+      const t = el("table", { class: "grid instances" }, el("tr", {}, ...heads.map((h) => el("th", {}, h))));
       for (const v of servers) {
         t.append(el("tr", { "data-server": v.id }, el("td", {}, v.name), el("td", {}, v.status),
           el("td", {}, v["OS-EXT-STS:task_state"] || ""), el("td", {}, (v.flavor && (v.flavor.original_name || v.flavor.id)) || ""),
-          el("td", { class: "muted", title: v.id }, v.id.slice(0, 8))));
+          el("td", { class: "muted", title: v.id }, v.id.slice(0, 8)),
+          consoles ? el("td", {}, v.status === "ACTIVE"
+            ? el("button", { type: "button", class: "console", "data-console": v.id,
+              title: "Open the instance's serial console (a one-time token, through vigil serialproxy)",
+              onclick: () => openConsole(v.id) }, "Console")
+            : "") : null));
       }
       return t;
     }));
