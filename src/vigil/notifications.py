@@ -25,6 +25,7 @@ import oslo_messaging
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
+from vigil.objects.ha import RecoveryRecord
 from vigil.objects.services import ServiceRecord
 
 AUDIT = logging.getLogger("vigil.audit")
@@ -106,6 +107,19 @@ def service_payload(record: ServiceRecord, zone: str | None) -> dict[str, Any]:
             "nova_object.version": PAYLOAD_VERSION, "nova_object.data": data}
 
 
+def recovery_payload(rec: RecoveryRecord, detail: str | None) -> dict[str, Any]:
+    """A recovery's state after a step, in the same versioned envelope (Vigil's own payload:
+    Nova has no recovery; Masakari's notifications are the nearest kin)."""
+    data = {
+        "id": rec.id, "host": rec.host, "phase": str(rec.phase), "status": str(rec.status),
+        "trigger": str(rec.trigger), "fence_attempts": rec.fence_attempts,
+        "detail": detail,
+        "created_at": rec.created_at.isoformat() if rec.created_at else None,
+    }
+    return {"nova_object.name": "RecoveryPayload", "nova_object.namespace": "vigil",
+            "nova_object.version": PAYLOAD_VERSION, "nova_object.data": data}
+
+
 class Notifier:
     """Sends Vigil's notifications, and writes the audit line of each change."""
 
@@ -131,3 +145,19 @@ class Notifier:
         notifier = self._get()
         if notifier.is_enabled():
             notifier.info(actor.to_context(), event_type, service_payload(record, zone))
+
+    def recovery_changed(self, event_type: str, rec: RecoveryRecord,
+                         detail: str | None) -> None:
+        """``vigil.recovery.<step>`` (opened, each transition, completed), from the monitor.
+
+        The monitor is the actor (a manual request's operator is in the timeline's ``detected``
+        event); the audit line is written whatever the driver.
+        """
+        AUDIT.info("%s of recovery %s (%s): phase %s, status %s%s", event_type, rec.id,
+                   rec.host, rec.phase, rec.status, f": {detail}" if detail else "")
+        if not self._conf.oslo_messaging_notifications.driver:
+            return
+        notifier = self._get()
+        if notifier.is_enabled():
+            notifier.info(local_operator().to_context(), event_type,
+                          recovery_payload(rec, detail))

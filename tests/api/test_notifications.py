@@ -129,3 +129,37 @@ def test_noop_driver_sends_nothing_but_the_audit_log_names_the_caller(
     assert r.headers["x-openstack-request-id"] in audit[0]
     time.sleep(1)  # a notification would have arrived by now (the others take milliseconds)
     assert listener.heard == []
+
+
+def test_recovery_steps_notify_through_the_broker(tmp_path: Any, sqlite_engine: Any,
+                                                  topic: str, listener: Collector) -> None:
+    """The monitor's notifier (as monitor_from builds it) sends each recovery step as
+    ``vigil.recovery.<event>`` with the recovery's state after it."""
+    from vigil.db import services as services_db
+    from vigil.db.ha import lease as lease_db
+    from vigil.db.ha import recoveries as recoveries_db
+    from vigil.ha.store import RecoveryStore
+    from vigil.notifications import Notifier
+    from vigil.objects.ha import Trigger
+
+    from .conftest import make_conf
+
+    conf, _ = make_conf(tmp_path, sections(topic))
+    notifier = Notifier(conf, publisher_id="vigil-monitor:test")
+    token = lease_db.lease_acquire(sqlite_engine, "L", "m1", ttl=60)
+    assert token is not None
+    svc, _ = services_db.service_get_or_create(sqlite_engine, "h1", "vigil-compute", "compute")
+    rec = recoveries_db.recovery_open(sqlite_engine, token, host="h1", service_id=svc.id,
+                                      trigger=Trigger.MONITOR, was_disabled=False,
+                                      was_forced_down=False, detail="test")
+    assert rec is not None
+    store = RecoveryStore(sqlite_engine, lambda: token, notifier.recovery_changed)
+    store.tell("vigil.recovery.opened", rec, None)
+    store.disable(rec, "compute down")
+    heard = listener.wait(2)
+    assert [e for _, e, _ in heard] == ["vigil.recovery.opened", "vigil.recovery.disabled"]
+    _, _, payload = heard[1]
+    assert payload["nova_object.name"] == "RecoveryPayload"
+    data = payload["nova_object.data"]
+    assert (data["id"], data["host"], data["phase"], data["detail"]) == (
+        rec.id, "h1", "disabled", "compute down")

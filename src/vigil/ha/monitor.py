@@ -42,6 +42,7 @@ from vigil.ha import fence, policy
 from vigil.ha.election import Election, lease_session_limits, make_holder
 from vigil.ha.fence.base import FenceAgent
 from vigil.ha.restarts import AgentRestarts, RestartSender
+from vigil.ha.store import RecoveryNotify
 from vigil.ha.workflow import Options, Tick, TokenBucket, Workflow
 from vigil.names import COMPUTE_TOPIC
 from vigil.objects.ha import HostRecord, RecoveryRecord, Trigger
@@ -114,6 +115,7 @@ class Monitor:
         only_hosts: frozenset[str] | None = None,
         restart_agent: RestartSender | None = None,
         service_restart_timeout: float = 30.0,
+        notify: RecoveryNotify | None = None,
     ) -> None:
         self.engine = engine
         self.group = group
@@ -130,7 +132,7 @@ class Monitor:
             engine, self.election, agent, options=options,
             bucket=TokenBucket(evacuations_per_second, evacuations_per_second,
                                self.clock.monotonic),
-            wake_scheduler=wake_scheduler)
+            wake_scheduler=wake_scheduler, notify=notify)
         self.down_since: dict[str, float] = {}
         self.restarts = AgentRestarts(restart_agent)
         self.service_restart_timeout = service_restart_timeout
@@ -246,6 +248,7 @@ class Monitor:
                 f"{self.policy.detection_grace:g} s (monitor {self.election.holder}){why}")
             if rec is not None:
                 LOG.warning("recovery %s opened for %s%s", rec.id, host, why)
+                self.workflow.store.tell("vigil.recovery.opened", rec, why.lstrip("; ") or None)
                 open_recs.append(rec)
                 self._escalated(host, rec.id, why)
         slots = policy.fence_slots(recoveries_db.fences_since(self.engine, 60.0), self.policy)
@@ -383,9 +386,11 @@ def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
                  restart_agent: RestartSender | None = None) -> Monitor:
     """A Monitor over the configured [ha] options (validated here)."""
     from vigil.conf import ha as ha_conf
+    from vigil.notifications import Notifier
 
     ha_conf.validate(conf)
     pol, options = options_from(conf)
+    notifier = Notifier(conf, publisher_id=f"vigil-monitor:{conf.host}")
     return Monitor(
         engine, group, agent or fence.load(conf), holder=make_holder(conf.host, os.getpid()),
         pol=pol, options=options, poll_interval=conf.ha.poll_interval,
@@ -393,7 +398,8 @@ def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
         dry_run=conf.ha.dry_run if dry_run is None else dry_run, clock=clock,
         wake_scheduler=wake_scheduler or (lambda: None), only_hosts=only_hosts,
         restart_agent=restart_agent,
-        service_restart_timeout=conf.ha.service_restart_timeout)
+        service_restart_timeout=conf.ha.service_restart_timeout,
+        notify=notifier.recovery_changed)
 
 
 def supervisor_client(conf: cfg.ConfigOpts,

@@ -10,10 +10,14 @@ no phase, status, event or key, and a step asked out of order writes nothing.
 It sits in ``ha/`` rather than ``db/`` because the table is HA policy and ``db`` stands below
 ``ha`` (docs/architecture.md, "Layers"): persistence enforces the sources it is given and knows
 no table.
+
+Each committed step is also told to ``notify`` as ``vigil.recovery.<event>`` (and
+``vigil.recovery.completed`` when the host is back), for the versioned notifications.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +27,13 @@ from vigil.db.ha import hosts as hosts_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.ha import policy
 from vigil.ha.policy import Transition
-from vigil.objects.ha import LeaderToken, RecoveryRecord
+from vigil.objects.ha import LeaderToken, RecoveryRecord, RecoveryStatus
+
+LOG = logging.getLogger(__name__)
+
+RecoveryNotify = Callable[[str, RecoveryRecord, str | None], None]
+"""Told ``(event_type, recovery after the step, detail)`` after each committed step
+(:meth:`vigil.notifications.Notifier.recovery_changed`)."""
 
 
 class RecoveryStore:
@@ -43,9 +53,21 @@ class RecoveryStore:
     its own clock).
     """
 
-    def __init__(self, engine: Engine, token: Callable[[], LeaderToken]) -> None:
+    def __init__(self, engine: Engine, token: Callable[[], LeaderToken],
+                 notify: RecoveryNotify | None = None) -> None:
         self.engine = engine
         self.token = token
+        self.notify = notify
+
+    def tell(self, event_type: str, rec: RecoveryRecord, detail: str | None) -> None:
+        """Notify ``event_type`` of ``rec`` (after the write committed). A notification that
+        cannot be sent is logged and dropped: it must never stop a recovery."""
+        if self.notify is None:
+            return
+        try:
+            self.notify(event_type, rec, detail)
+        except Exception as exc:  # the broker, a serializer: whatever it is, carry on
+            LOG.warning("notification %s of recovery %s not sent: %s", event_type, rec.id, exc)
 
     def disable(self, rec: RecoveryRecord, reason: str) -> RecoveryRecord:
         """Disable the host's compute service with ``reason`` (unless an operator had)."""
@@ -128,10 +150,15 @@ class RecoveryStore:
             values["phase"] = rule.target
         if rule.status is not None:
             values["status"] = rule.status
-        return recoveries_db.apply_transition(
+        after = recoveries_db.apply_transition(
             self.engine, self.token(), rec.id, name=step.name.lower(), sources=rule.sources,
             expect_phase=rec.phase, values=values, event=step.value, detail=detail,
             dedup_key=rule.dedup_key(rec.id, attempt=attempt, instance=instance),
             instance_uuid=instance, retry_after=retry_after, finish=rule.closes,
             service=service, enable_service=enable_service, quarantine=quarantine,
             release=release)
+        if step.value is not None:
+            self.tell(f"vigil.recovery.{step.value}", after, detail)
+        if rule.closes and after.status is RecoveryStatus.DONE:
+            self.tell("vigil.recovery.completed", after, None)
+        return after

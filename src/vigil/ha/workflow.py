@@ -48,7 +48,7 @@ from vigil.ha import policy
 from vigil.ha.election import Election
 from vigil.ha.fence.base import FenceAgent, PowerState, fence_and_verify
 from vigil.ha.policy import TRANSITIONS, Step, Transition
-from vigil.ha.store import RecoveryStore
+from vigil.ha.store import RecoveryNotify, RecoveryStore
 from vigil.objects.compute import VmState
 from vigil.objects.ha import (
     REASON_PREFIX,
@@ -123,14 +123,15 @@ class Workflow:
 
     def __init__(self, engine: Engine, election: Election, agent: FenceAgent, *,
                  options: Options, bucket: TokenBucket,
-                 wake_scheduler: Callable[[], None] = lambda: None) -> None:
+                 wake_scheduler: Callable[[], None] = lambda: None,
+                 notify: RecoveryNotify | None = None) -> None:
         self.engine = engine
         self.election = election
         self.agent = agent
         self.options = options
         self.bucket = bucket
         self.wake_scheduler = wake_scheduler
-        self.store = RecoveryStore(engine, election.check)
+        self.store = RecoveryStore(engine, election.check, notify)
         self.fences_done = 0  # fence calls made by this process (tests, benchmarks)
 
     # -- the state machine --------------------------------------------------------------------

@@ -197,3 +197,40 @@ def test_any_sequence_follows_the_table(sqlite_engine: Engine,
             assert _world(sqlite_engine, rec) == before
         assert (rec.phase, rec.open) == (phase, is_open)
     assert recoveries_db.recovery_get(sqlite_engine, rec.id) == rec
+
+
+def test_each_committed_step_is_told_once_and_a_refused_one_never(sqlite_engine: Engine) -> None:
+    """The notifications' source: every step with an event is told after it committed, with
+    the recovery as it is after the step; the host's return adds ``completed``; a refused step
+    tells nothing; a notify that raises does not stop the step."""
+    token = lease_db.lease_acquire(sqlite_engine, "L", "m1", ttl=60)
+    assert token is not None
+    told: list[tuple[str, Phase, RecoveryStatus, str | None]] = []
+
+    def notify(event: str, rec: RecoveryRecord, detail: str | None) -> None:
+        told.append((event, rec.phase, rec.status, detail))
+
+    store = RecoveryStore(sqlite_engine, lambda: token, notify)
+    rec = _open(sqlite_engine, token, Phase.DETECTED, is_open=True)
+    for step in (T.DISABLE, T.FENCE_STARTED, T.HOLD, T.FENCED, T.FORCE_DOWN, T.EVACUATED,
+                 T.RE_ENABLE):
+        rec = call(store, rec, step)
+    assert [e for e, *_ in told] == [
+        "vigil.recovery.disabled", "vigil.recovery.fence_started", "vigil.recovery.fenced",
+        "vigil.recovery.forced_down", "vigil.recovery.evacuated", "vigil.recovery.re_enabled",
+        "vigil.recovery.completed"]
+    assert told[2][1:3] == (Phase.FENCED, RecoveryStatus.ACTIVE)
+    assert told[2][3] == "power off verified"
+    assert told[-1][1:3] == (Phase.COMPLETED, RecoveryStatus.DONE)
+
+    told.clear()
+    with pytest.raises(IllegalTransition):
+        store.fenced(rec, "again")  # closed: refused before any write
+    assert told == []
+
+    def broken(event: str, rec: RecoveryRecord, detail: str | None) -> None:
+        raise OSError("broker gone")
+
+    other = _open(sqlite_engine, token, Phase.DETECTED, is_open=True)
+    after = RecoveryStore(sqlite_engine, lambda: token, broken).disable(other, "down")
+    assert after.phase is Phase.DISABLED
