@@ -9,7 +9,7 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import launch, rpc
+from vigil import daemon_metrics, launch, rpc
 from vigil.compute import agent
 from vigil.conductor.manager import Conductor, LocalConductorAPI
 from vigil.names import CONDUCTOR_BINARY, CONDUCTOR_TOPIC, SCHEDULER_BINARY, SCHEDULER_TOPIC
@@ -37,6 +37,7 @@ def run_conductor(conf: cfg.ConfigOpts) -> int:
     engine = launch.engine_from(conf, require_schema=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
+    daemon_metrics.serve(conf.conductor.metrics_port, conf.metrics_host)
     with launch.stop_on_signals(conf) as stop:
         conductor, svc = start_conductor(conf, engine, transport, group)
         stop.wait()

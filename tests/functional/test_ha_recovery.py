@@ -18,8 +18,11 @@ from __future__ import annotations
 import subprocess
 import time
 
+import httpx
 import pytest
 
+from tests.api.test_deploy import promtool_check, samples
+from tests.api.test_real_clients import free_port
 from tests.functional.hacluster import (
     VIGIL,
     HaCluster,
@@ -38,7 +41,12 @@ pytestmark = pytest.mark.slow
 def test_monitor_fences_forces_down_evacuates_and_re_enables(
         ha_cluster: HaCluster, rabbit_vhost_url: str, exchange: str) -> None:
     c = ha_cluster
-    c.configure(base_sections(c.tmp, rabbit_vhost_url, exchange))
+    sections = base_sections(c.tmp, rabbit_vhost_url, exchange)
+    # The daemons' own metrics (docs/operations.md), read at the end.
+    conductor_port, monitor_port = free_port(), free_port()
+    sections.setdefault("conductor", {})["metrics_port"] = conductor_port
+    sections.setdefault("ha", {})["metrics_port"] = monitor_port
+    c.configure(sections)
     instances = c.tmp / "instances"
     c.start_base(["h1", "h2", "h3"])
     api = c.servers()
@@ -89,5 +97,19 @@ def test_monitor_fences_forces_down_evacuates_and_re_enables(
         out = subprocess.run([VIGIL, "--config-file", str(c.configs["main"]), "recovery",
                               "show", str(rec.id)], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and "re_enabled" in out.stdout, out.stdout + out.stderr
+
+        # The monitor timed each step from the recovery's opening; the conductor its flushes.
+        monitor = httpx.get(f"http://127.0.0.1:{monitor_port}/metrics", timeout=10).text
+        steps = samples(monitor, "vigil_recovery_step_seconds_count")
+        for event in ("opened", "disabled", "fence_started", "fenced", "forced_down",
+                      "evacuated", "re_enabled", "completed"):
+            assert steps.get(f'{{event="{event}"}}') == 1.0, (event, steps)
+        sums = samples(monitor, "vigil_recovery_step_seconds_sum")
+        assert 0 < sums['{event="fenced"}'] <= sums['{event="completed"}'] < 120, sums
+        promtool_check(monitor)
+        conductor = httpx.get(f"http://127.0.0.1:{conductor_port}/metrics", timeout=10).text
+        assert samples(conductor, "vigil_conductor_flush_reports_sum")[""] > 0
+        assert samples(conductor, "vigil_conductor_flush_seconds_count")[""] > 0
+        promtool_check(conductor)
     finally:
         api.close()

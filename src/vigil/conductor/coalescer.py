@@ -15,10 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from vigil import daemon_metrics
 from vigil.clock import Clock, RealClock
 from vigil.db import services as services_db
 from vigil.errors import DatabaseUnavailable
@@ -93,17 +95,21 @@ class ReportCoalescer:
         with self._lock:
             ids, self._pending = self._pending, set()
             probed, self._probed = self._probed, False
+        started = time.perf_counter()
         try:
             missing = services_db.record_reports(self._engine, sorted(ids), self._batch_size)
             if probed:
                 services_db.beat_report_path(self._engine, self._conductor, self._path_max_gap)
         except DatabaseUnavailable as exc:
+            daemon_metrics.FLUSH_FAILURES.inc()
             self.stats.failures += 1
             if self._failing_since is None:
                 self._failing_since = self._clock.monotonic()
                 LOG.error("cannot write state reports, dropping %d; will keep trying: %s",
                           len(ids), exc)
             return 0
+        daemon_metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
+        daemon_metrics.FLUSH_BATCH.observe(len(ids))
         if self._failing_since is not None:
             LOG.warning("state reports are being written again after %.1f s",
                         self._clock.monotonic() - self._failing_since)

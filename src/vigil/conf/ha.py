@@ -16,6 +16,12 @@ from vigil.errors import ConfigError
 FENCE_AGENTS = plugins.FENCE_AGENTS.names  # the loader's own table (vigil.plugins)
 
 HA_OPTS: list[cfg.Opt] = [
+    cfg.PortOpt(
+        "metrics_port",
+        default=0,
+        help="Port of `vigil monitor`'s own Prometheus metrics (when each recovery step "
+        "committed, counted from the recovery's opening; docs/operations.md). 0: not served.",
+    ),
     cfg.FloatOpt(
         "detection_grace",
         default=10.0,

@@ -23,6 +23,12 @@ def _default_state_path() -> str:
 
 
 DEFAULT_OPTS: list[cfg.Opt] = [
+    cfg.HostAddressOpt(
+        "metrics_host",
+        default="127.0.0.1",
+        help="Address the daemons' own metrics ports listen on ([conductor] metrics_port, "
+        "[ha] metrics_port).",
+    ),
     cfg.StrOpt(
         "host",
         default=socket.gethostname(),
@@ -100,6 +106,12 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
         help="Seconds between the conductor's probes of its own report path (messaging -> "
         "conductor -> database). Readers call a stale heartbeat 'down' only when this path has "
         "been healthy for a whole service_down_time; otherwise 'unknown'.",
+    ),
+    cfg.PortOpt(
+        "metrics_port",
+        default=0,
+        help="Port of `vigil conductor`'s own Prometheus metrics (report flush latency, "
+        "reports per flush, failed flushes; docs/operations.md). 0: not served.",
     ),
 ]
 

@@ -20,6 +20,7 @@ In dry-run mode the monitor takes no lease and writes nothing: it logs what it w
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -31,6 +32,7 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
+from vigil import daemon_metrics
 from vigil.clock import Clock, RealClock
 from vigil.db.baremetal import members as members_db
 from vigil.db.compute import instances as instances_db
@@ -391,6 +393,14 @@ def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
     ha_conf.validate(conf)
     pol, options = options_from(conf)
     notifier = Notifier(conf, publisher_id=f"vigil-monitor:{conf.host}")
+
+    def notify(event_type: str, rec: RecoveryRecord, detail: str | None) -> None:
+        opened = rec.created_at if rec.created_at.tzinfo else rec.created_at.replace(
+            tzinfo=dt.UTC)
+        daemon_metrics.RECOVERY_STEP_SECONDS.labels(event=event_type.rsplit(".", 1)[-1]).observe(
+            max(0.0, (dt.datetime.now(dt.UTC) - opened).total_seconds()))
+        notifier.recovery_changed(event_type, rec, detail)
+
     return Monitor(
         engine, group, agent or fence.load(conf), holder=make_holder(conf.host, os.getpid()),
         pol=pol, options=options, poll_interval=conf.ha.poll_interval,
@@ -399,7 +409,7 @@ def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
         wake_scheduler=wake_scheduler or (lambda: None), only_hosts=only_hosts,
         restart_agent=restart_agent,
         service_restart_timeout=conf.ha.service_restart_timeout,
-        notify=notifier.recovery_changed)
+        notify=notify)
 
 
 def supervisor_client(conf: cfg.ConfigOpts,
@@ -454,6 +464,7 @@ def run_monitor(conf: cfg.ConfigOpts, *, dry_run: bool | None = None) -> int:
         restart_agent = supervisor_client(conf, transport)
     monitor = monitor_from(conf, engine, group, dry_run=dry_run, wake_scheduler=wake,
                            restart_agent=restart_agent)
+    daemon_metrics.serve(conf.ha.metrics_port, conf.metrics_host)
     LOG.info("monitor %s started (driver %s, fence agent %s%s)", monitor.election.holder,
              group.driver.name, monitor.agent.name, ", DRY RUN" if monitor.dry_run else "")
     with launch.stop_on_signals(conf) as stop:
