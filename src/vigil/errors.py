@@ -9,7 +9,7 @@
     │   └── ServiceNotFound
     ├── Conflict                    the request is valid but the state forbids it (HTTP 409)
     │   ├── IllegalTransition       a recovery's recorded phase does not allow this named
-    │   │                           transition (vigil.ha.policy.TRANSITIONS); nothing written
+    │   │                           transition (vigil.ha.transitions.TRANSITIONS); nothing written
     │   ├── InstanceExists          a virt driver asked to spawn what already runs on its host
     │   ├── NodeBusy                the bare-metal node a claim chose holds another instance
     │   └── NotPlacedHere           the instance is not on a node this host manages (any more)
@@ -68,7 +68,7 @@ class Conflict(VigilError):
 
 class IllegalTransition(Conflict):
     """A recovery's recorded phase (or its being closed) does not allow the named transition
-    asked for (:data:`vigil.ha.policy.TRANSITIONS`). Nothing was written. Raised as well when
+    asked for (:data:`vigil.ha.transitions.TRANSITIONS`). Nothing was written. Raised as well when
     the recovery moved on since the caller read it: the caller re-reads and decides again."""
 
 

@@ -1,5 +1,5 @@
 """The leader's writes to a recovery: one method per named transition of
-:data:`vigil.ha.policy.TRANSITIONS`.
+:data:`vigil.ha.transitions.TRANSITIONS`.
 
 The table says what a transition may write (from which phases, to which phase and status,
 which event, which dedup key); :func:`vigil.db.ha.recoveries.apply_transition` writes it in
@@ -25,8 +25,8 @@ from sqlalchemy.engine import Engine
 
 from vigil.db.ha import hosts as hosts_db
 from vigil.db.ha import recoveries as recoveries_db
-from vigil.ha import policy
-from vigil.ha.policy import Transition
+from vigil.ha import transitions
+from vigil.ha.transitions import Transition
 from vigil.objects.ha import LeaderToken, RecoveryRecord, RecoveryStatus
 
 LOG = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ RecoveryNotify = Callable[[str, RecoveryRecord, str | None], None]
 
 class RecoveryStore:
     """The leader's writes to a recovery, one method per named transition of
-    :data:`vigil.ha.policy.TRANSITIONS`.
+    :data:`vigil.ha.transitions.TRANSITIONS`.
 
     Each method is one transaction that starts with the fencing-token guard and then checks,
     on the row it guards, that the recovery is still open, still in the phase the caller read
@@ -88,7 +88,7 @@ class RecoveryStore:
                       quarantine: str) -> RecoveryRecord:
         """The intent of fence attempt ``attempt``, recorded before the fence runs, with the
         host's quarantine (so a host that boots again starts nothing)."""
-        policy.transition(rec.phase, Transition.FENCE_STARTED, open=rec.open)
+        transitions.transition(rec.phase, Transition.FENCE_STARTED, open=rec.open)
         hosts_db.ensure(self.engine, rec.host)  # the quarantine updates it, never inserts
         return self._write(rec, Transition.FENCE_STARTED, attempt=attempt,
                            values={"fence_attempts": attempt, "fence_agent": agent,
@@ -144,7 +144,7 @@ class RecoveryStore:
                retry_after: float | None = None, service: dict[str, Any] | None = None,
                enable_service: bool = False, quarantine: str | None = None,
                release: tuple[str, str] | None = None) -> RecoveryRecord:
-        rule = policy.transition(rec.phase, step, open=rec.open)  # refused before any write
+        rule = transitions.transition(rec.phase, step, open=rec.open)  # refused before any write
         values = dict(values or {})
         if rule.target is not None:
             values["phase"] = rule.target

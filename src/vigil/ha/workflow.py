@@ -8,7 +8,7 @@ resumable by whichever monitor leads next:
 2. check leadership on this monitor's clock (:meth:`Election.check`);
 3. write the step's effect on the database together with its timeline entry, in one
    transaction guarded by the fencing token, as one named transition of
-   :data:`vigil.ha.policy.TRANSITIONS` (:class:`vigil.ha.store.RecoveryStore`): the table says
+   :data:`vigil.ha.transitions.TRANSITIONS` (:class:`vigil.ha.store.RecoveryStore`): the table says
    from which phases it may run, what it writes and its dedup key (a step that must happen once
    carries one), and the guarded write checks it.
 
@@ -47,8 +47,9 @@ from vigil.errors import AlreadyRecorded, Conflict, FenceFailed
 from vigil.ha import policy
 from vigil.ha.election import Election
 from vigil.ha.fence.base import FenceAgent, PowerState, fence_and_verify
-from vigil.ha.policy import TRANSITIONS, Step, Transition
+from vigil.ha.policy import Step
 from vigil.ha.store import RecoveryNotify, RecoveryStore
+from vigil.ha.transitions import TRANSITIONS, Transition
 from vigil.objects.compute import VmState
 from vigil.objects.ha import (
     REASON_PREFIX,
@@ -163,7 +164,7 @@ class Workflow:
         return rec
 
     def _run(self, step: Step, rec: RecoveryRecord, tick: Tick) -> RecoveryRecord:
-        """One step, as the named transitions of :data:`vigil.ha.policy.TRANSITIONS` it takes.
+        """One step, as the named transitions of :data:`vigil.ha.transitions.TRANSITIONS` it takes.
         Another leader did it (or is past it): the recovery as it now is."""
         if step is Step.FENCE:
             tick.fence_slots -= 1

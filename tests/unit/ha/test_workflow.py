@@ -1,4 +1,4 @@
-"""The recovery's named transitions (vigil.ha.policy.TRANSITIONS, vigil.ha.store.RecoveryStore)
+"""The recovery's named transitions (vigil.ha.transitions.TRANSITIONS, vigil.ha.store.RecoveryStore)
 on real databases.
 
 The expected table below is written out by hand, apart from the code's: every transition it
@@ -27,9 +27,9 @@ from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.db.ha_models import Recovery
 from vigil.errors import IllegalTransition
-from vigil.ha import policy
-from vigil.ha.policy import TRANSITIONS, Transition
+from vigil.ha import transitions
 from vigil.ha.store import RecoveryStore
+from vigil.ha.transitions import TRANSITIONS, Transition
 from vigil.objects.ha import LeaderToken, Phase, RecoveryRecord, RecoveryStatus, Trigger
 
 T = Transition
@@ -102,8 +102,8 @@ def _world(engine: Engine, rec: RecoveryRecord) -> tuple[Any, ...]:
 
 def test_the_table_is_the_expected_one() -> None:
     for phase in Phase:
-        assert policy.allowed(phase) == set(EXPECTED[phase]), phase
-        assert policy.allowed(phase, open=False) == frozenset()
+        assert transitions.allowed(phase) == set(EXPECTED[phase]), phase
+        assert transitions.allowed(phase, open=False) == frozenset()
         for step, after in EXPECTED[phase].items():
             rule = TRANSITIONS[step]
             assert (rule.target or phase) == after

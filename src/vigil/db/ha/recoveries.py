@@ -3,7 +3,7 @@
 and the CLI make.
 
 Every write of the leader is guarded by its fencing token (:func:`vigil.db.ha.lease.guard`)
-and is one named transition of :data:`vigil.ha.policy.TRANSITIONS`, checked against the table
+and is one named transition of :data:`vigil.ha.transitions.TRANSITIONS`, checked against the table
 in the same transaction. Steps that must happen once are recorded with a ``dedup_key``
 (unique): recording one twice raises :class:`~vigil.errors.AlreadyRecorded` instead of writing
 a second row.
@@ -145,7 +145,7 @@ def apply_transition(engine: Engine, token: LeaderToken, recovery_id: int, *, na
     """One named transition (``name``, for messages) of a recovery, in one transaction
     guarded by ``token``; :class:`vigil.ha.store.RecoveryStore` derives every argument that
     says *what* the transition is (``sources``, the phase and status in ``values``, ``event``,
-    ``dedup_key``, ``finish``) from :data:`vigil.ha.policy.TRANSITIONS`.
+    ``dedup_key``, ``finish``) from :data:`vigil.ha.transitions.TRANSITIONS`.
 
     Under the guard: the recovery must be open, in ``expect_phase`` (the phase its caller
     read) and that phase among ``sources`` (the phases the table allows the transition
