@@ -89,7 +89,7 @@ def serialproxy(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 
 
 def monitor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.ha.monitor import run_monitor
+    from vigil.ha.daemon import run_monitor
 
     return run_monitor(conf, dry_run=args.dry_run)
 

@@ -19,8 +19,8 @@ from vigil.db import services as services_db
 from vigil.db.baremetal import members as members_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict
+from vigil.ha.daemon import monitor_from
 from vigil.ha.fence.simulated import SimulatedFence
-from vigil.ha.monitor import monitor_from
 from vigil.ha.views import RecoveriesAPI
 
 
