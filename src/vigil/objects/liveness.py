@@ -89,23 +89,16 @@ def heartbeat_state(
     down_after: dt.timedelta,
     reports_healthy_since: dt.datetime | None,
 ) -> State:
-    """RPC liveness of one service (not counting forced_down).
+    """RPC liveness of one service (not counting forced_down): :func:`heartbeat_states` for one.
 
     ``reports_healthy_since`` is when the report path (messaging -> conductor -> database) last
     became continuously healthy, or None if it is not healthy now. A stale heartbeat proves death
     only if reports could get through for the whole ``down_after`` window; otherwise the service
-    may simply have been unable to report, and the answer is UNKNOWN.
+    may simply have been unable to report, and the answer is UNKNOWN. (The rule is written once,
+    in the batch form every list and scheduler pass uses; this is a view of it.)
     """
-    if hb.left_at is not None:
-        return State.DOWN
-    age = now - hb.last
-    if age < -FUTURE_TOLERANCE:
-        return State.UNKNOWN
-    if age <= down_after:
-        return State.UP
-    if reports_healthy_since is None or reports_healthy_since > now - down_after:
-        return State.UNKNOWN
-    return State.DOWN
+    return heartbeat_states([(0, hb.last, hb.left_at)], now, down_after,
+                            reports_healthy_since)[0]
 
 
 def heartbeat_states(
@@ -114,10 +107,11 @@ def heartbeat_states(
     down_after: dt.timedelta,
     reports_healthy_since: dt.datetime | None,
 ) -> dict[int, State]:
-    """:func:`heartbeat_state` for many ``(id, last sign of life, left_at)`` at once.
-
-    The same rules with the thresholds computed once: this is the per-service cost of every
-    list and every scheduler pass.
+    """RPC liveness of many ``(id, last sign of life, left_at)`` at once: the one home of the
+    heartbeat rule (a clean leave is DOWN; a sign of life from too far in the future is UNKNOWN;
+    fresh within ``down_after`` is UP; stale is DOWN only if the report path has been healthy
+    for the whole window, else UNKNOWN), with the thresholds computed once: this is the
+    per-service cost of every list and every scheduler pass.
     """
     fresh_from = now - down_after
     future_limit = now + FUTURE_TOLERANCE
