@@ -228,4 +228,7 @@ def test_hypervisor_list_costs_the_same_queries_for_2_or_40_hosts(
         statements.clear()
         assert len(hv.list()) >= n
         counts.append(len(statements))
-    assert counts[0] == counts[1] <= 5, counts  # + the hosts' HA facts
+    # The nodes, the hosts' HA facts, and one snapshot (3 statements) for each of two groups:
+    # the compute agents and their hosts' supervisors (host liveness, issue 17). Constant in
+    # the number of hosts: that is what this checks.
+    assert counts[0] == counts[1] <= 8, counts
