@@ -9,11 +9,10 @@ from urllib.parse import urlsplit
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import launch, rpc
 from vigil.compute.virt.process import console_endpoint
 from vigil.console.proxy import SerialProxy
 from vigil.console.tokens import Consoles
-from vigil.metadata.httpd import HttpServer
+from vigil.metadata.httpd import HttpServer, register, run_http_daemon
 from vigil.service import ConductorClient, Service
 from vigil.servicegroup.api import ServiceGroup
 
@@ -46,25 +45,10 @@ def start_serialproxy(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     server = HttpServer(proxy_app(conf, engine), conf.serial_console.serialproxy_host,
                         conf.serial_console.serialproxy_port, name="vigil-serialproxy",
                         ws="websockets-sansio")
-    server.start()
-    LOG.info("serial console proxy listening on %s", server.url)
-    svc = Service(host=conf.host, binary=BINARY, topic=TOPIC, conductor=conductor, group=group,
-                  report_interval=conf.report_interval)
-    svc.start()
-    return server, svc
+    return register(conf, server, group, conductor, binary=BINARY, topic=TOPIC)
 
 
 def run_serialproxy(conf: cfg.ConfigOpts) -> int:
     """``vigil serialproxy``: until SIGTERM/SIGINT."""
-    engine = launch.engine_from(conf, require_schema=True)
-    transport = rpc.get_transport(conf)
-    group = launch.group_from(conf, engine)
-    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
-    with launch.stop_on_signals(conf) as stop:
-        server, svc = start_serialproxy(conf, engine, group, conductor)
-        print(f"Vigil serial console proxy on {server.url}", flush=True)
-        stop.wait()
-        svc.stop()
-        server.stop()
-    group.driver.close()
-    return 0
+    return run_http_daemon(conf, "serial console proxy",
+                           lambda e, g, c: start_serialproxy(conf, e, g, c))

@@ -15,12 +15,11 @@ from collections.abc import Callable
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import launch, rpc
 from vigil.db.compute import instances as instances_db
 from vigil.errors import ConfigError
 from vigil.metadata.app import MetadataApp
 from vigil.metadata.cache import DocumentCache
-from vigil.metadata.httpd import HttpServer
+from vigil.metadata.httpd import HttpServer, register, run_http_daemon
 from vigil.service import ConductorClient, Service
 from vigil.servicegroup.api import ServiceGroup
 
@@ -76,25 +75,9 @@ def start_metadata(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     its service record."""
     server = HttpServer(metadata_app(conf, engine), conf.metadata_listen,
                         conf.metadata_listen_port, name="vigil-metadata")
-    server.start()
-    LOG.info("metadata API listening on %s", server.url)
-    svc = Service(host=conf.host, binary=BINARY, topic=TOPIC, conductor=conductor, group=group,
-                  report_interval=conf.report_interval)
-    svc.start()
-    return server, svc
+    return register(conf, server, group, conductor, binary=BINARY, topic=TOPIC)
 
 
 def run_metadata(conf: cfg.ConfigOpts) -> int:
     """``vigil metadata``: until SIGTERM/SIGINT."""
-    engine = launch.engine_from(conf, require_schema=True)
-    transport = rpc.get_transport(conf)
-    group = launch.group_from(conf, engine)
-    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
-    with launch.stop_on_signals(conf) as stop:
-        server, svc = start_metadata(conf, engine, group, conductor)
-        print(f"Vigil metadata API on {server.url}", flush=True)
-        stop.wait()
-        svc.stop()
-        server.stop()
-    group.driver.close()
-    return 0
+    return run_http_daemon(conf, "metadata API", lambda e, g, c: start_metadata(conf, e, g, c))
