@@ -46,7 +46,7 @@ class Actor:
     def to_context(self) -> oslo_context.RequestContext:
         """The notification's context. An oslo.context RequestContext, not a dict:
         oslo.messaging's notifier sends a redacted copy of it and drops a plain dict."""
-        return _Context(
+        return DetachedContext(
             user_id=self.user_id, project_id=self.project_id, request_id=self.request_id,
             global_request_id=self.global_request_id, overwrite=False)
 
@@ -55,9 +55,20 @@ class Actor:
         return f"{self.user_id}{project} [{self.request_id}]"
 
 
-class _Context(oslo_context.RequestContext):  # type: ignore[misc]
-    """oslo.context's, whose dict also has ``user_id`` and ``project_id`` (as Nova's
-    notifications' contexts do; oslo.context writes ``user`` and ``project``)."""
+class DetachedContext(oslo_context.RequestContext):  # type: ignore[misc]
+    """oslo.context's, never the thread's "current" one, and whose dict also has ``user_id``
+    and ``project_id`` (as Nova's notifications' contexts do; oslo.context writes ``user`` and
+    ``project``). Used for what is sent (notifications) and what is attached to one log record
+    (the API's request context)."""
+
+    def update_store(self) -> None:
+        # oslo.context makes a new context the thread's "current" one unless one is already
+        # there (overwrite=False only spares an existing one), and oslo.messaging builds one more
+        # for its redacted copy. oslo.log tags every record without a context of its own with
+        # that current one: every later log line of the thread (a daemon's loop, the next
+        # request) would carry this notification's request id. These contexts are only ever
+        # sent or attached to a record, never current.
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         values: dict[str, Any] = super().to_dict()

@@ -209,7 +209,9 @@ def test_an_operator_watches_a_crash_and_acts(
         with fleet.page.context.expect_page() as popup:
             fleet.page.click(f'#drawer button[data-console="{vm.uuid}"]')
         tab = popup.value
-        wait_until(lambda: "/console.html?" in tab.url, 10, "the console page")
+        # Playwright's sync API updates tab.url only while it is called into: wait with its own
+        # wait (which pumps the browser's events), not by polling the property.
+        tab.wait_for_url("**/console.html?**", timeout=15000)
         opened = httpx.URL(tab.url)
         assert f"{opened.scheme}://{opened.netloc.decode()}" == proxy, (tab.url, proxy)
         assert opened.params["instance"] == vm.uuid and len(opened.params["token"]) > 16

@@ -60,7 +60,9 @@ def current_context() -> oslo_context.RequestContext | None:
     if state is None:
         return None
     caller = state.get("context")  # vigil.api.auth.Context, set by ComputeMiddleware
-    return oslo_context.RequestContext(
+    # Detached: a plain RequestContext would become the serving thread's "current" context the
+    # first time, and tag that thread's log lines long after this request ended.
+    return notifications.DetachedContext(
         request_id=state["request_id"],
         global_request_id=state.get("global_request_id"),
         user_id=getattr(caller, "user_id", None),
