@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
-from vigil import formats, ids
+from vigil import formats, gcpause, ids
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
@@ -151,8 +151,12 @@ class Registry:
         return out
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:
-        """Services matching exact filters, with states: O(1) queries for any number."""
-        return self._views(self.group.members(host=host, binary=binary))
+        """Services matching exact filters, with states: O(1) queries for any number.
+
+        Three objects or more per service, all alive until the list is returned: the collector
+        waits (:mod:`vigil.gcpause`)."""
+        with gcpause.paused():
+            return self._views(self.group.members(host=host, binary=binary))
 
     def get(self, ident: int | str) -> ServiceView:
         record = services_db.service_get(self.engine, ident)

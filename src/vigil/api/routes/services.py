@@ -34,7 +34,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
-from vigil import formats, ids
+from vigil import formats, gcpause, ids
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
@@ -223,19 +223,22 @@ def index(ctx: Ctx) -> Response:
     asked = query.get("binary", [""])[-1] or None
     names = binary_names(ctx)
     binary = names.inward(asked) if asked is not None else None
-    if asked is not None and binary is None:
-        views = []  # a name this API does not speak names no service, as in Nova
-    else:
-        views = ctx.registry.list(host=host, binary=binary)
-    # Nova has no supervisor service: its rows (group ``host``) stay in Vigil's own view.
-    views = [v for v in views if v.record.topic != "host"]
     with_forced, with_uuid = ctx.at_least(FORCED_DOWN), ctx.at_least(UUID_FOR_ID)
-    shown = [(v, name) for v in views if v.record.binary not in HIDDEN_BINARIES
-             and (name := names.outward(v.record.binary)) is not None]
-    body = {"services": [detail(v, name, uuid_for_id=with_uuid, forced_down=with_forced)
-                         for v, name in shown]}
-    return json_response(body, headers={UNKNOWN_HEADER: str(sum(v.state is State.UNKNOWN
-                                                                for v, _ in shown))})
+    # Hundreds of thousands of short-lived objects for a large fleet: the collector waits
+    # until the body is encoded (vigil.gcpause).
+    with gcpause.paused():
+        if asked is not None and binary is None:
+            views = []  # a name this API does not speak names no service, as in Nova
+        else:
+            views = ctx.registry.list(host=host, binary=binary)
+        # Nova has no supervisor service: its rows (group ``host``) stay in Vigil's own view.
+        shown = [(v, name) for v in views if v.record.topic != "host"
+                 and v.record.binary not in HIDDEN_BINARIES
+                 and (name := names.outward(v.record.binary)) is not None]
+        body = {"services": [detail(v, name, uuid_for_id=with_uuid, forced_down=with_forced)
+                             for v, name in shown]}
+        unknown = sum(v.state is State.UNKNOWN for v, _ in shown)
+        return json_response(body, headers={UNKNOWN_HEADER: str(unknown)})
 
 
 # Services Vigil runs that Nova's os-services never lists (nova-api-metadata and the console
