@@ -140,14 +140,17 @@ class Registry:
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
             hosts = host_liveness(self.engine, self.group)
         out: list[ServiceView] = []
+        append, zone_of = out.append, self.zone_of  # once per service: locals, not lookups
         for m in members:
             s = m.record
-            compute = s.topic == COMPUTE_TOPIC
-            facts = ha.get(s.host) if compute else None
-            out.append(ServiceView(s, m.state, self.zone_of(s, zones),
-                                   facts is not None and facts.quarantined,
-                                   facts is not None and facts.maintenance,
-                                   hosts.get(s.host) if compute else None))
+            if s.topic != COMPUTE_TOPIC:
+                append(ServiceView(s, m.state, zone_of(s, zones)))
+                continue
+            facts = ha.get(s.host)
+            append(ServiceView(s, m.state, zone_of(s, zones),
+                               facts is not None and facts.quarantined,
+                               facts is not None and facts.maintenance,
+                               hosts.get(s.host)))
         return out
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:

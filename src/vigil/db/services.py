@@ -28,23 +28,22 @@ from vigil.errors import ServiceNotFound
 from vigil.objects.liveness import PathBeat, next_healthy_since
 from vigil.objects.services import ServiceRecord, Snapshot
 
+# In ServiceRecord's field order, each read as the record's type: Boolean columns (and the
+# ``deleted`` test, computed by the database) come back as bool on every dialect, so a row is the
+# record's arguments as they are (:func:`_record`).
 _COLUMNS = (
     Service.id, Service.uuid, Service.host, Service.binary, Service.topic, Service.report_count,
     Service.disabled, Service.disabled_reason, Service.forced_down, Service.version,
     Service.last_seen_up, Service.left_at, Service.created_at, Service.updated_at,
-    Service.deleted,
+    (Service.deleted != 0).label("deleted"),
 )
 
 
 def _record(row: Any) -> ServiceRecord:
-    # Positional unpacking: this runs once per service on every list (10,000 rows must stay
-    # well under 100 ms), and named Row attribute access costs several times more.
-    (id_, uuid, host, binary, topic, report_count, disabled, disabled_reason, forced_down,
-     version, last_seen_up, left_at, created_at, updated_at, deleted) = row
-    return ServiceRecord(
-        id_, uuid, host, binary, topic, report_count, bool(disabled), disabled_reason,
-        bool(forced_down), version, last_seen_up, left_at, created_at, updated_at, bool(deleted),
-    )
+    # A row unpacked straight into the record: this runs once per service on every list
+    # (10,000 rows must stay well under 100 ms); named Row access or a conversion per field
+    # cost several times more.
+    return ServiceRecord(*row)
 
 
 @translate_errors

@@ -177,19 +177,31 @@ def detail(view: ServiceView, binary: str, *, uuid_for_id: bool,
            forced_down: bool) -> dict[str, Any]:
     """One service as Nova shows it at a microversion (both flags decided once per request),
     under the ``binary`` name its client knows it by."""
-    r = view.record
-    out: dict[str, Any] = {
-        "binary": binary,
-        "host": r.host,
-        "id": r.uuid if uuid_for_id else r.id,
-        "zone": view.zone,
-        "status": view.status,
-        "state": state_of(view),
-        "updated_at": formats.timestamp(r.updated_at),
-        "disabled_reason": r.disabled_reason,
-    }
-    if forced_down:
-        out["forced_down"] = r.forced_down
+    return details([(view, binary)], uuid_for_id=uuid_for_id, forced_down=forced_down)[0]
+
+
+def details(shown: list[tuple[ServiceView, str]], *, uuid_for_id: bool,
+            forced_down: bool) -> list[dict[str, Any]]:
+    """:func:`detail` of each (view, binary name) pair, in one loop: it runs once per service
+    of a list (10,000 and more), where a keyword call per service cost a fifth of the loop."""
+    stamp = formats.timestamp
+    out: list[dict[str, Any]] = []
+    append = out.append
+    for view, binary in shown:
+        r = view.record
+        item: dict[str, Any] = {
+            "binary": binary,
+            "host": r.host,
+            "id": r.uuid if uuid_for_id else r.id,
+            "zone": view.zone,
+            "status": view.status,
+            "state": state_of(view),
+            "updated_at": stamp(r.updated_at),
+            "disabled_reason": r.disabled_reason,
+        }
+        if forced_down:
+            item["forced_down"] = r.forced_down
+        append(item)
     return out
 
 
@@ -235,8 +247,7 @@ def index(ctx: Ctx) -> Response:
         shown = [(v, name) for v in views if v.record.topic != "host"
                  and v.record.binary not in HIDDEN_BINARIES
                  and (name := names.outward(v.record.binary)) is not None]
-        body = {"services": [detail(v, name, uuid_for_id=with_uuid, forced_down=with_forced)
-                             for v, name in shown]}
+        body = {"services": details(shown, uuid_for_id=with_uuid, forced_down=with_forced)}
         unknown = sum(v.state is State.UNKNOWN for v, _ in shown)
         return json_response(body, headers={UNKNOWN_HEADER: str(unknown)})
 
