@@ -7,9 +7,9 @@ Features add their tables as independent branches off the schema they need (comp
 bare-metal each branch from their parent), so ``sync`` upgrades every head and a revision is
 reported as the sorted set of heads.
 
-Alembic is imported by the functions that use it: a process that only reads (``vigil service
-list``) imports this module through the assembly (vigil.launch) and must not pay ~0.1 s for a
-migration tool it never runs (issue 12).
+Alembic (and every model module, :mod:`vigil.db.schema`) is imported by the functions that use
+it: a process that only reads (``vigil service list``) imports this module through the assembly
+(vigil.launch) and must not pay ~0.1 s for a migration it never runs (issue 12).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from vigil.db import schema
 from vigil.db._query import translate_errors
 from vigil.errors import ConfigError
 
@@ -31,6 +30,8 @@ _HERE = os.path.join(os.path.dirname(__file__), "migrations")
 
 def _config(engine: Engine) -> Config:
     from alembic.config import Config
+
+    from vigil.db import schema  # every model module: only a migration needs them all
 
     cfg = Config()
     cfg.set_main_option("script_location", _HERE)
