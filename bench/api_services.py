@@ -69,14 +69,19 @@ def seed(url: str, n: int) -> None:
     engine.dispose()
 
 
-def refresh(url: str) -> None:
-    """Every heartbeat stamped now again, so each server of a comparison lists the same states
-    (a service seeded a minute earlier would read ``down`` and print two more bytes)."""
+def refresh(url: str, batch: int = 500) -> None:
+    """Every heartbeat stamped again, as the conductor stamps them: one clock reading per batch
+    of ``batch`` services (its coalesced UPDATE), so a list holds len/batch distinct times. Run
+    before each server of a comparison, so each lists the same states (a service seeded a
+    minute earlier would read ``down`` and print two more bytes)."""
     engine = sa.create_engine(url)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE services SET last_seen_up = :now, updated_at = :now"),
-                     {"now": now})
+        top = conn.execute(sa.text("SELECT MAX(id) FROM services")).scalar() or 0
+        conn.execute(sa.text("UPDATE services SET last_seen_up = :at, updated_at = :at "
+                             "WHERE id > :low AND id <= :high"),
+                     [{"at": now - dt.timedelta(milliseconds=k), "low": low, "high": low + batch}
+                      for k, low in enumerate(range(0, top, batch))])
     engine.dispose()
 
 

@@ -180,15 +180,28 @@ def detail(view: ServiceView, binary: str, *, uuid_for_id: bool,
     return details([(view, binary)], uuid_for_id=uuid_for_id, forced_down=forced_down)[0]
 
 
+_UNSPELT = "\0unspelt"  # a sentinel no timestamp spelling can equal
+
+
 def details(shown: list[tuple[ServiceView, str]], *, uuid_for_id: bool,
             forced_down: bool) -> list[dict[str, Any]]:
     """:func:`detail` of each (view, binary name) pair, in one loop: it runs once per service
-    of a list (10,000 and more), where a keyword call per service cost a fifth of the loop."""
+    of a list (10,000 and more), where a keyword call per service cost a fifth of the loop.
+
+    Each distinct ``updated_at`` is spelt once: the conductor stamps a whole batch of heartbeats
+    (up to ``[conductor] batch_size`` services) with one reading of the database's clock, so a
+    fleet's 10,000 services share a few dozen values, and spelling one cost 40% of the loop.
+    """
     stamp = formats.timestamp
+    spelt: dict[Any, str | None] = {}
     out: list[dict[str, Any]] = []
     append = out.append
     for view, binary in shown:
         r = view.record
+        at = r.updated_at
+        text = spelt.get(at, _UNSPELT)
+        if text is _UNSPELT:
+            text = spelt[at] = stamp(at)
         item: dict[str, Any] = {
             "binary": binary,
             "host": r.host,
@@ -196,7 +209,7 @@ def details(shown: list[tuple[ServiceView, str]], *, uuid_for_id: bool,
             "zone": view.zone,
             "status": view.status,
             "state": state_of(view),
-            "updated_at": stamp(r.updated_at),
+            "updated_at": text,
             "disabled_reason": r.disabled_reason,
         }
         if forced_down:
