@@ -44,13 +44,18 @@ def test_oslo_messaging_registers_its_options_again_on_a_vigil_conf() -> None:
     and Vigil's defaults hold."""
     conf = vconf.load([], default_files=[])
     transport = oslo_messaging.get_rpc_transport(conf)
+    notifications = oslo_messaging.get_notification_transport(conf)
     try:
         rpc.get_rpc_client(transport, oslo_messaging.Target(topic="t"))
-        conf.register_opts(messaging.library_opts()[0][1])
+        oslo_messaging.Notifier(notifications, publisher_id="test")
+        # What the drivers (rabbit, kafka) and the RPC client's tracing and metrics register:
+        for group, options in messaging.library_opts():
+            conf.register_opts(options, group=group)
         assert conf.control_exchange == "vigil"
         assert conf.transport_url == "fake://"
     finally:
         transport.cleanup()
+        notifications.cleanup()
 
 
 def test_loading_the_configuration_imports_no_messaging_library(tmp_path: Path) -> None:
