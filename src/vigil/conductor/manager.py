@@ -70,8 +70,8 @@ class LocalConductorAPI:
         except DatabaseUnavailable as exc:
             raise MessagingUnavailable(str(exc)) from exc
 
-    def report_state(self, service_id: int) -> ReportVerdict:
-        return ReportVerdict(self._m.report_state({}, service_id))
+    def report_state(self, service_id: int, *, timeout: float | None = None) -> ReportVerdict:
+        return ReportVerdict(self._m.report_state({}, service_id))  # in process: no wait
 
     def service_leave(self, service_id: int) -> None:
         self._m.service_leave({}, service_id)
