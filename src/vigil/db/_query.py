@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
+from vigil.db import retry
 from vigil.db.types import utcnow
 from vigil.errors import Conflict, DatabaseUnavailable
 
@@ -44,13 +45,16 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Map connection-level database failures to DatabaseUnavailable (retryable).
 
     IntegrityError passes through: it is an answer (a unique key exists), which the caller
-    turns into Conflict, AlreadyRecorded or a retry.
+    turns into Conflict, AlreadyRecorded or a retry. Before translating, a transaction that
+    failed leaving nothing behind (deadlock, Galera failover) is run again, within the
+    engine's bounds (:mod:`vigil.db.retry`).
     """
+    again = retry.retrying(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            return again(*args, **kwargs)
         except IntegrityError:
             raise
         except (OperationalError, DBAPIError) as exc:
