@@ -359,3 +359,36 @@ def test_a_guarded_write_retried_after_the_lease_moved_raises_and_writes_nothing
     with engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one() == 0
         conn.execute(sa.text(f"DROP TABLE {name}"))
+
+
+# -- the assumption the retry rests on -------------------------------------------------------
+# Helpers a retried function may call besides its one write transaction: idempotent ones.
+IDEMPOTENT_HELPERS = {"ensure",          # vigil.db.ha.hosts: insert the row if missing
+                      "insert_unique"}   # one transaction of its own, the caller's only one
+
+
+def test_every_retried_function_writes_in_one_transaction() -> None:
+    """Running a function of vigil.db again is only the same as its caller calling again if a
+    RETRY verdict means none of its writes committed: each function decorated with
+    translate_errors opens at most one write transaction (``engine.begin()``), besides reads
+    and idempotent helpers. A second one (committed, then the next one fails) would be run
+    twice: split the function, or make the first step idempotent and list it above."""
+    import ast
+    from pathlib import Path
+
+    import vigil
+
+    offenders = []
+    for path in sorted(Path(vigil.__file__).parent.rglob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef) or not any(
+                    "translate_errors" in ast.unparse(d) for d in fn.decorator_list):
+                continue
+            calls = [c for c in ast.walk(fn) if isinstance(c, ast.Call)]
+            writes = sum(ast.unparse(c.func) == "engine.begin" for c in calls)
+            helpers = {ast.unparse(c.func) for c in calls  # calls handing the engine on
+                       if any(isinstance(a, ast.Name) and a.id == "engine" for a in c.args)}
+            if writes > 1 or helpers - IDEMPOTENT_HELPERS:
+                offenders.append(f"{path.name}:{fn.name} ({writes} engine.begin, "
+                                 f"helpers {sorted(helpers - IDEMPOTENT_HELPERS)})")
+    assert offenders == []
