@@ -49,12 +49,18 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
     failed leaving nothing behind (deadlock, Galera failover) is run again, within the
     engine's bounds (:mod:`vigil.db.retry`).
     """
-    again = retry.retrying(fn)
+    return translate_errors_once(retry.retrying(fn))
+
+
+def translate_errors_once(fn: Callable[P, R]) -> Callable[P, R]:
+    """:func:`translate_errors` without running anything again: for a probe that must say how
+    the database is *now* (a load balancer's health check answers within its own timeout; a
+    retry would only leave threads behind it, each holding a pool slot while it connects)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return again(*args, **kwargs)
+            return fn(*args, **kwargs)
         except IntegrityError:
             raise
         except (OperationalError, DBAPIError) as exc:

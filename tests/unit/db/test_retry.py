@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Program
 from tests.conftest import reset_schema
 from tests.tools.wait import wait_for
 from vigil.db import retry
-from vigil.db._query import translate_errors
+from vigil.db._query import translate_errors, translate_errors_once
 from vigil.db.engine import make_engine
 from vigil.db.ha import lease
 from vigil.db.retry import Phase, RetryPolicy, Verdict
@@ -304,7 +304,8 @@ def test_errors_that_are_answers_are_not_retried(engine: Engine, table: str) -> 
 
 def test_a_refused_connection_is_retried_until_the_policy_gives_up() -> None:
     """Nothing listens on the port: every attempt fails while connecting (2003), which is
-    safe to retry; after the policy's attempts, DatabaseUnavailable."""
+    safe to retry; after the policy's attempts, DatabaseUnavailable. A probe made with
+    translate_errors_once tries once."""
     e = make_engine("mysql+pymysql://root@127.0.0.1:9/none?connect_timeout=2",
                     retry_policy=FAST)
     phases: list[Phase] = []
@@ -316,12 +317,21 @@ def test_a_refused_connection_is_retried_until_the_policy_gives_up() -> None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
+    @translate_errors_once
+    def probe(engine: Engine) -> None:  # a health check: says how it is now
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     try:
         with pytest.raises(DatabaseUnavailable, match="2003"):
             read(e)
+        assert phases == [Phase.CONNECT] * FAST.attempts
+        phases.clear()
+        with pytest.raises(DatabaseUnavailable, match="2003"):
+            probe(e)
+        assert phases == [Phase.CONNECT]
     finally:
         e.dispose()
-    assert phases == [Phase.CONNECT] * FAST.attempts
 
 
 def test_a_guarded_write_retried_after_the_lease_moved_raises_and_writes_nothing(
