@@ -402,3 +402,22 @@ def test_every_retried_function_writes_in_one_transaction() -> None:
                 offenders.append(f"{path.name}:{fn.name} ({writes} engine.begin, "
                                  f"helpers {sorted(helpers - IDEMPOTENT_HELPERS)})")
     assert offenders == []
+
+
+def test_the_configured_policy_is_the_engines(make_conf: Any) -> None:
+    conf, _ = make_conf({"database": {"max_attempts": 3, "retry_interval": 0.5,
+                                      "max_retry_interval": 4, "retry_deadline": 30}})
+    from vigil import launch
+
+    engine = launch.engine_from(conf)
+    try:
+        assert retry.policy_of(engine) == RetryPolicy(attempts=3, initial=0.5, maximum=4,
+                                                      deadline=30)
+    finally:
+        engine.dispose()
+    conf, _ = make_conf()
+    engine = launch.engine_from(conf)
+    try:
+        assert retry.policy_of(engine) == retry.DEFAULT_POLICY
+    finally:
+        engine.dispose()
