@@ -100,7 +100,9 @@ class RetryPolicy:
     made and less than ``deadline`` has passed since the first began. The defaults span a
     Galera writer's failover behind HAProxy (2 failed checks 1 s apart, then the backup takes
     the connections: about 3 s) with room to spare, and bound the wait of a caller of a
-    database that is really gone to about ``deadline`` plus one connect timeout.
+    database that is really gone to about ``deadline`` plus one connect timeout. Configured
+    by ``[database] max_attempts``, ``retry_interval``, ``max_retry_interval`` and
+    ``retry_deadline`` (:func:`vigil.launch.engine_from`).
     """
 
     attempts: int = 8
