@@ -56,6 +56,7 @@ def healthy_first_and_logs_on_failure(request: pytest.FixtureRequest, cluster: C
     if request.session.testsfailed > failed_before:
         print(json.dumps(cluster.health(), indent=1))
         print(cluster.dump())
+        cluster.restore()  # what the failed test left stopped or cut off
 
 
 def test_the_cluster_comes_up_healthy(cluster: Cluster) -> None:
