@@ -211,6 +211,11 @@ def cluster() -> Iterator[Cluster]:
     t0 = time.monotonic()
     keep = os.environ.get("VIGIL_CLUSTER_KEEP") == "1"  # logs and data kept for a post-mortem
     with Cluster.up(computes=3, keep=keep) as c:
+        # VIGIL_SCENARIO_DB_ATTEMPTS=1: the daemons without the database retry (to measure
+        # what it buys; docs/benchmarks.md).
+        attempts = os.environ.get("VIGIL_SCENARIO_DB_ATTEMPTS")
+        if attempts:
+            c.vigil_options = {"database": {"max_attempts": int(attempts)}}
         times = c.start_vigil(timeout=180)
         note("bring-up (seconds)", total=time.monotonic() - t0, **times)
         for h in c.computes:
