@@ -83,6 +83,37 @@ DATABASE_OPTS: list[cfg.Opt] = [
         help="SQLAlchemy URL of the database. Default: a SQLite file in state_path. Also "
         "postgresql+psycopg2://... and mysql+pymysql://... (MariaDB).",
     ),
+    # vigil.db.retry: a transaction that failed leaving nothing behind (deadlock, Galera
+    # certification failure or failover) is run again; one lost at COMMIT never is.
+    cfg.IntOpt(
+        "max_attempts",
+        default=8,
+        min=1,
+        help="Most runs of one transaction that failed leaving nothing behind (a deadlock, a "
+        "Galera certification failure or failover, a connection lost before COMMIT). 1: never "
+        "run again.",
+    ),
+    cfg.FloatOpt(
+        "retry_interval",
+        default=0.1,
+        min=0,
+        help="Seconds: the pause after attempt n is drawn from [0, min(max_retry_interval, "
+        "retry_interval x 2^(n-1))] (full jitter).",
+    ),
+    cfg.FloatOpt(
+        "max_retry_interval",
+        default=2.0,
+        min=0,
+        help="Seconds: the longest pause between two attempts.",
+    ),
+    cfg.FloatOpt(
+        "retry_deadline",
+        default=12.0,
+        min=0,
+        help="Seconds after the first attempt past which no new attempt starts. The default "
+        "spans a Galera writer's failover behind HAProxy (about 6 s until the survivors "
+        "commit) with room to spare.",
+    ),
 ]
 
 CONDUCTOR_OPTS: list[cfg.Opt] = [
