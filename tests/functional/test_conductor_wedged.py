@@ -13,6 +13,7 @@ service, as ``vigil compute`` does; the conductors are real processes.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -25,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PG_ADMIN, _create_database, _drop_database
-from tests.tools.tcp_proxy import StallingProxy
+from tests.tools.tcpproxy import TcpProxy
 from vigil import launch, rpc
 from vigil.db import services as services_db
 from vigil.db.engine import make_engine
@@ -65,10 +66,9 @@ class Agents:
 
     def _run(self, service_id: int) -> None:
         while not self._stop.wait(REPORT):
-            try:
+            # As an agent does: a failed report is retried by the next one.
+            with contextlib.suppress(MessagingUnavailable):
                 self._api.report_state(service_id)
-            except MessagingUnavailable:
-                pass  # as an agent does: the next report is the retry
 
     def close(self) -> None:
         self._stop.set()
@@ -88,7 +88,7 @@ def pg_db() -> Iterator[str]:
 def test_wedged_conductor_stops_consuming_and_no_live_service_reads_down(
     make_conf: Any, rabbit_vhost_url: str, exchange: str, pg_db: str, tmp_path: Path,
 ) -> None:
-    proxy = StallingProxy(("127.0.0.1", 5432))
+    proxy = TcpProxy(("127.0.0.1", 5432))
     common = {"report_interval": REPORT, "service_down_time": DOWN,
               "transport_url": rabbit_vhost_url, "control_exchange": exchange,
               "rpc_response_timeout": 2}
@@ -128,7 +128,7 @@ def test_wedged_conductor_stops_consuming_and_no_live_service_reads_down(
         poll(lambda: set(states().values()) == {State.UP}, 30, what="all services up")
         watcher.start()
 
-        proxy.pause()  # cond-a's database link stalls; it still reaches RabbitMQ
+        proxy.stall()  # cond-a's database link stalls; it still reaches RabbitMQ
         stalled = time.monotonic()
         poll(lambda: consumers(vhost, rpc.CONDUCTOR_TOPIC) == 1, 20, interval=0.5,
              what="the stalled conductor to stop consuming")
@@ -139,7 +139,7 @@ def test_wedged_conductor_stops_consuming_and_no_live_service_reads_down(
         assert set(states().values()) == {State.UP}
         assert consumers(vhost, rpc.CONDUCTOR_TOPIC) == 1
 
-        proxy.resume()
+        proxy.heal()
         poll(lambda: consumers(vhost, rpc.CONDUCTOR_TOPIC) == 2, 30, interval=0.5,
              what="the conductor to take reports again by itself")
         assert "taking reports again" in procs[0].log()
@@ -155,9 +155,9 @@ def test_wedged_conductor_stops_consuming_and_no_live_service_reads_down(
         watching.set()
         if agents is not None:
             agents.close()
-        proxy.resume()
+        proxy.heal()
         for p in procs:
             p.terminate()
             p.close()
-        proxy.close()
+        proxy.stop()
         engine.dispose()
