@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+import vigil.conf
 from vigil.clock import FakeClock
 from vigil.conductor.consumption import Action, ConsumptionGuard, Decision, decide
-from vigil.errors import DatabaseUnavailable
+from vigil.conductor.manager import stop_consuming_after
+from vigil.errors import ConfigError, DatabaseUnavailable
 
 STOP_AFTER = 5.0
 CHECK = 1.0
@@ -131,3 +133,28 @@ def test_stop_after_shutdown_does_not_restart() -> None:
     assert server.calls == ["start", "stop", "wait"]
     guard._try_join()  # a join that was in flight during the shutdown commits late
     assert server.calls == ["start", "stop", "wait"] and not guard.consuming
+
+
+@pytest.mark.parametrize(
+    ("configured", "max_gap", "expected"),
+    [
+        (None, 37.0, 5.0),  # Nova's defaults: capped at 5 s
+        (None, 0.7, 0.5),  # the suite's fast settings: halfway between a beat (0.3) and 0.7
+        (2.0, 37.0, 2.0),
+        (37.0, 37.0, 37.0),  # at most the tolerance: readers assume no longer
+        (0.3, 37.0, None),  # not above one beat: a healthy conductor would stop
+        (40.0, 37.0, None),  # beyond the tolerance: readers would close its hole too soon
+    ],
+)
+def test_stop_consuming_after_is_checked(configured: float | None, max_gap: float,
+                                         expected: float | None) -> None:
+    conf = vigil.conf.make()
+    conf([])
+    conf.set_override("coalesce_interval", 0.1, group="conductor")
+    conf.set_override("probe_interval", 0.2, group="conductor")
+    conf.set_override("stop_consuming_after", configured, group="conductor")
+    if expected is None:
+        with pytest.raises(ConfigError, match="stop_consuming_after"):
+            stop_consuming_after(conf, max_gap)
+    else:
+        assert stop_consuming_after(conf, max_gap) == pytest.approx(expected)
