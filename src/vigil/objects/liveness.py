@@ -286,12 +286,15 @@ def join_healthy_since(
 ) -> dt.datetime:
     """The ``healthy_since`` a conductor records when it (re)starts consuming at ``now``.
 
-    Its own row, if any, decides as a beat would (:func:`next_healthy_since`): a row left
-    stale by a crash or a stall is a hole, and health restarts from now. Without a row (a
-    first start, or after a clean stop), it has swallowed nothing: it inherits the path's
-    health from the other conductors, or starts from now if none is beating.
+    With a row of its own, health restarts from now: the row was left by a crash, or by this
+    conductor when it stopped consuming because its beats stopped committing (a stalled
+    database, or a broker that no longer delivered its probes). Either way reports may have
+    been lost, and a join is not a beat: it proves the database answers, not that reports get
+    through. Without a row (a first start, or after a clean stop, which removes it), it has
+    swallowed nothing: it inherits the path's health from the other conductors, or starts
+    from now if none is beating.
     """
     if own is not None:
-        return next_healthy_since(own, now, max_gap)
+        return now
     inherited = reports_healthy_since(others, now, max_gap)
     return inherited if inherited is not None and inherited <= now else now
