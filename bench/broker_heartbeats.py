@@ -192,6 +192,7 @@ def run(n: int, mode: str, args: argparse.Namespace, url: str, db_url: str,
             "database": {"connection": db_url},
             "conductor": {"stop_consuming_after": 60, "batch_size": args.batch_size,
                           "coalesce_interval": args.coalesce_interval},
+            "oslo_messaging_rabbit": dict(o.split("=", 1) for o in args.rabbit_opt),
         }))
     procs = [start_conductors(1, c, workdir)[0] for c in confs]
     try:
@@ -269,6 +270,8 @@ def main() -> None:
     ap.add_argument("--mode", default="call",
                     help="call (as agents report), cast (no answer), or both: call,cast")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--rabbit-opt", action="append", default=[], metavar="KEY=VALUE",
+                    help="an [oslo_messaging_rabbit] option of the conductors (repeatable)")
     args = ap.parse_args()
     if args.reports > args.services:
         raise SystemExit("--reports must not exceed --services (one report per service)")
