@@ -142,7 +142,7 @@ def test_wedged_conductor_stops_consuming_and_no_live_service_reads_down(
         proxy.heal()
         poll(lambda: consumers(vhost, rpc.CONDUCTOR_TOPIC) == 2, 30, interval=0.5,
              what="the conductor to take reports again by itself")
-        assert "taking reports again" in procs[0].log()
+        assert "joined again; taking reports again" in procs[0].log()
         # Its report path beats again: probes reach it through the broker, writes commit.
         with engine.connect() as conn:
             poll(lambda: conn.execute(sa.text(
@@ -159,5 +159,68 @@ def test_wedged_conductor_stops_consuming_and_no_live_service_reads_down(
         for p in procs:
             p.terminate()
             p.close()
+        proxy.stop()
+        engine.dispose()
+
+
+def test_a_conductor_cut_off_from_the_broker_leaves_services_unknown_and_recovers(
+    make_conf: Any, rabbit_vhost_url: str, exchange: str, pg_db: str, tmp_path: Path,
+) -> None:
+    """The other half of the lease: the database answers but the broker no longer delivers
+    this conductor's probes. It stops and rejoins by itself, and a rejoin is not a beat: stale
+    heartbeats stay ``unknown`` (nobody can hear the services), never ``down``."""
+    host, _, rest = rabbit_vhost_url.partition("@")[2].partition(":")
+    port = int(rest.split("/", 1)[0])
+    proxy = TcpProxy((host, port))
+    common = {"report_interval": REPORT, "service_down_time": DOWN, "control_exchange": exchange,
+              "rpc_response_timeout": 2}
+    conductor_opts = {"coalesce_interval": 0.1, "probe_interval": 0.2}
+    conf, _ = make_conf({"DEFAULT": {**common, "host": "reader",
+                                     "transport_url": rabbit_vhost_url},
+                         "database": {"connection": pg_db}, "conductor": conductor_opts})
+    via_proxy = rabbit_vhost_url.replace(f"{host}:{port}", proxy.address)
+    _, path = make_conf({"DEFAULT": {**common, "host": "cond", "transport_url": via_proxy},
+                         "database": {"connection": pg_db}, "conductor": conductor_opts})
+    db_sync(path)
+    engine = make_engine(pg_db)
+    ids = [services_db.service_get_or_create(engine, f"c{i}", "vigil-compute", "compute")[0].id
+           for i in range(4)]
+    group = launch.group_from(conf, engine)
+    proc = Proc("cond", ["--config-file", str(path), "conductor"], tmp_path)
+    agents: Agents | None = None
+
+    def states() -> set[State]:
+        return {m.state for m in group.members(ids=ids)}
+
+    try:
+        agents = Agents(conf, ids)
+
+        def reported() -> bool:  # fresh rows read up before any report: wait for reports
+            with engine.connect() as conn:
+                return bool(conn.execute(sa.text(
+                    "SELECT min(report_count) >= 2 FROM services WHERE host LIKE 'c%' "
+                    "AND \"binary\" = 'vigil-compute'")).scalar())
+
+        poll(reported, 60, interval=0.2, what="reports written")
+        poll(lambda: states() == {State.UP}, 10, what="all services up")
+        proxy.stall()
+        poll(lambda: "not taking reports" in proc.log(), 20, interval=0.2,
+             what="the conductor to stop consuming")
+        poll(lambda: states() == {State.UNKNOWN}, DOWN + 10, what="services unknown")
+        seen: set[State] = set()
+        until = time.monotonic() + 2 * DOWN  # well past the window: still not down
+        while time.monotonic() < until:
+            seen |= states()
+            time.sleep(0.05)
+        assert State.DOWN not in seen, seen
+        proxy.heal()
+        poll(lambda: states() == {State.UP}, 60, what="all services up after the broker heals")
+        assert proc.popen.poll() is None  # it recovered by itself, without a restart
+    finally:
+        if agents is not None:
+            agents.close()
+        proxy.heal()
+        proc.terminate()
+        proc.close()
         proxy.stop()
         engine.dispose()

@@ -109,6 +109,8 @@ class ConsumptionGuard:
         self._clock = clock or RealClock()
         self._lock = threading.Lock()
         self._consuming = False
+        self._started_once = False
+        self._waited = True  # nothing to wait for before the first start
         self._joined_at: float | None = None
         self._stopped = False  # shut down for good
         self._halt = threading.Event()
@@ -142,12 +144,25 @@ class ConsumptionGuard:
             if not self._consuming:
                 return
             self._consuming = False
+            self._waited = False
             self.stops += 1
-        LOG.error("report path: no write committed for %.1f s; not taking reports until the "
-                  "database answers again (other conductors get them)", self._stop_after)
+        LOG.error("report path: nothing committed for %.1f s (database or broker trouble); "
+                  "not taking reports until a join write commits (other conductors get them)",
+                  self._stop_after)
         self._server.stop()
 
     def _try_join(self) -> None:
+        with self._lock:
+            if self._stopped or self._consuming:
+                return
+            resuming = self._started_once
+        if resuming and not self._waited:
+            # oslo.messaging starts a stopped server again only once it has waited for its
+            # handlers (some may be stuck on the database until it answers, and closing a
+            # stalled broker connection blocks too). Waited for *before* the join, so that
+            # the lease starts when consuming can start, not when the wait began.
+            self._server.wait()
+            self._waited = True
         began = self._clock.monotonic()
         try:
             self._join()
@@ -157,15 +172,12 @@ class ConsumptionGuard:
         with self._lock:
             if self._stopped or self._consuming:
                 return
-            first = self._joined_at is None
             self._joined_at = began
             self._consuming = True
-        if not first:
-            # Handlers stuck on the database during the stall finish now that it answers;
-            # oslo.messaging starts a stopped server again only once it has waited for them.
-            self._server.wait()
+            self._started_once = True
+        if resuming:
             self.resumes += 1
-            LOG.warning("report path: writes commit again; taking reports again")
+            LOG.warning("report path: joined again; taking reports again")
         self._server.start()
 
     def start(self) -> None:

@@ -123,6 +123,29 @@ def test_a_conductor_that_cannot_write_at_start_never_consumes() -> None:
     assert server.calls == ["start"] and guard.consuming and guard.resumes == 0
 
 
+def test_the_lease_starts_after_a_long_wait_for_the_old_server() -> None:
+    """Closing a stalled broker connection blocks wait(): a lease timed from before it would
+    be over before the server started, and the conductor would stop again at once."""
+    clock = FakeClock()
+    db = Db()
+
+    class SlowWait(RecordingServer):
+        def wait(self) -> None:
+            clock.advance(3 * STOP_AFTER)  # blocked until the link healed
+            super().wait()
+
+    server = SlowWait()
+    guard = ConsumptionGuard(server, last_write=lambda: None, join=db.join,
+                             stop_after=STOP_AFTER, check_interval=CHECK, clock=clock)
+    guard._try_join()
+    clock.advance(STOP_AFTER)
+    assert guard.step().action is Action.STOP
+    guard.step()  # waits (3 x the lease), joins, starts
+    assert guard.consuming and server.calls[-3:] == ["stop", "wait", "start"]
+    clock.advance(CHECK)
+    assert guard.step().action is Action.KEEP
+
+
 def test_stop_after_shutdown_does_not_restart() -> None:
     clock = FakeClock()
     server, db = RecordingServer(), Db()
