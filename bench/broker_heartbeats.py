@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -106,11 +107,17 @@ class Publisher:
         self.producer = kombu.Producer(self.channel, exchange=self.exchange,
                                        routing_key=CONDUCTOR_TOPIC)
 
-    def publish(self, service_ids: range, mode: str) -> float:
+    def publish(self, service_ids: range, mode: str, spread: float = 0.0) -> float:
         """Publish one report per id: ``call`` as agents send them (the conductor answers
-        each), or ``cast`` (no answer: what one round trip less would cost)."""
+        each), or ``cast`` (no answer: what one round trip less would cost). ``spread``:
+        pace them evenly over that many seconds (a fleet's reports over one interval)."""
         started = time.perf_counter()
-        for sid in service_ids:
+        step = spread / max(len(service_ids), 1)
+        for k, sid in enumerate(service_ids):
+            if spread and k % 50 == 0:
+                ahead = started + k * step - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
             msg_id = uuid.uuid4().hex
             msg: dict[str, Any] = {"method": "report_state", "namespace": None,
                                    "version": "1.0", "args": {"service_id": sid},
@@ -176,6 +183,107 @@ def profile_top(path: Path, limit: int = 25) -> list[tuple[str, float]]:
     return [(f, 100.0 * c / max(total, 1)) for f, c in incl.most_common(limit)]
 
 
+def conductor_confs(n: int, args: argparse.Namespace, url: str, exchange: str, db_url: str,
+                    workdir: Path, *, down_time: float, stop_after: float | None) -> list[Path]:
+    confs = []
+    for i in range(n):
+        conductor: dict[str, Any] = {"batch_size": args.batch_size,
+                                     "coalesce_interval": args.coalesce_interval}
+        if stop_after is not None:
+            conductor["stop_consuming_after"] = stop_after
+        confs.append(write_config(workdir / f"c{n}-{i}-{uuid.uuid4().hex[:4]}.conf", {
+            "DEFAULT": {"transport_url": url, "control_exchange": exchange, "host": f"c{i}",
+                        "report_interval": 10, "service_down_time": down_time,
+                        "state_path": str(workdir)},
+            "database": {"connection": db_url},
+            "conductor": conductor,
+            "oslo_messaging_rabbit": dict(o.split("=", 1) for o in args.rabbit_opt),
+        }))
+    return confs
+
+
+def sustain(n: int, args: argparse.Namespace, url: str, db_url: str,
+            workdir: Path) -> dict[str, Any]:
+    """--sustain: the fleet reports at its real pace (every service once per 10 s, calls) for
+    that many seconds while a reader takes the services' states every 2 s, as the API and
+    the HA monitor do; every state but UP is counted (a false down, or an unknown)."""
+    from vigil.objects.liveness import LivenessTiming, State
+    from vigil.servicegroup.api import ServiceGroup
+    from vigil.servicegroup.drivers.db import DbDriver
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM report_paths"))
+    exchange = f"bench-{uuid.uuid4().hex[:8]}"
+    confs = conductor_confs(n, args, url, exchange, db_url, workdir,
+                            down_time=args.down_time, stop_after=None)
+    procs = [start_conductors(1, c, workdir)[0] for c in confs]
+    timing = LivenessTiming(report_interval=10, service_down_time=args.down_time,
+                            coalesce_interval=args.coalesce_interval)
+    group = ServiceGroup(DbDriver(timing), timing, engine=engine)
+    worst: Counter[str] = Counter()
+    reads: list[float] = []
+    try:
+        deadline = time.monotonic() + 120
+        while consumers(url, CONDUCTOR_TOPIC) < n:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{n} conductors did not all consume in time")
+            time.sleep(0.2)
+        with engine.begin() as conn:  # every service just reported: from now, on its own
+            conn.execute(sa.text("UPDATE services SET report_count = 0, "
+                                 "last_seen_up = now() at time zone 'utc'"))
+        pub = Publisher(url, exchange)
+        ids = range(1, args.services + 1)
+        started = time.monotonic()
+        stop_at = started + args.sustain
+        done = threading.Event()
+
+        def read_loop() -> None:
+            while not done.is_set():
+                t0 = time.perf_counter()
+                counts = Counter(m.state for m in group.members("compute"))
+                reads.append(time.perf_counter() - t0)
+                for state in (State.DOWN, State.UNKNOWN):
+                    worst[state.value] = max(worst[state.value], counts.get(state, 0))
+                done.wait(2.0)
+
+        reader = threading.Thread(target=read_loop, daemon=True)
+        reader.start()
+        cpu_pids = [p.pid for p in procs]
+        cpu0 = cpu_seconds(cpu_pids)
+        while time.monotonic() < stop_at:
+            pub.publish(ids, "call", spread=10.0)
+        done.set()
+        reader.join(30)
+        cpu = cpu_seconds(cpu_pids) - cpu0
+        elapsed = time.monotonic() - started
+        backlog = queue_depth(url, CONDUCTOR_TOPIC)
+        pub.close()
+        return {"conductors": n, "services": args.services, "interval_s": 10,
+                "reports_per_s": round(args.services / 10), "seconds": round(elapsed),
+                "down_time_s": args.down_time, "max_down": worst["down"],
+                "max_unknown": worst["unknown"], "backlog_at_end": backlog,
+                "conductor_cpu_share": round(cpu / elapsed, 2),
+                "read_s_median": round(sorted(reads)[len(reads) // 2], 3) if reads else None,
+                "load_avg_1m": round(os.getloadavg()[0], 1)}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        engine.dispose()
+
+
+def queue_depth(url: str, queue: str) -> int:
+    """Messages ready in the queue (not those already pushed to a consumer)."""
+    with kombu.Connection(url.replace("rabbit://", "amqp://")) as conn:
+        _, count, _ = conn.default_channel.queue_declare(queue, passive=True)
+        return int(count)
+
+
 def run(n: int, mode: str, args: argparse.Namespace, url: str, db_url: str,
         workdir: Path) -> dict[str, Any]:
     engine = make_engine(db_url)
@@ -183,17 +291,8 @@ def run(n: int, mode: str, args: argparse.Namespace, url: str, db_url: str,
         conn.execute(sa.text("UPDATE services SET report_count = 0, last_seen_up = NULL"))
         conn.execute(sa.text("DELETE FROM report_paths"))
     exchange = f"bench-{uuid.uuid4().hex[:8]}"
-    confs = []
-    for i in range(n):
-        confs.append(write_config(workdir / f"c{n}-{i}.conf", {
-            "DEFAULT": {"transport_url": url, "control_exchange": exchange, "host": f"c{i}",
-                        "report_interval": 10, "service_down_time": 200,
-                        "state_path": str(workdir)},
-            "database": {"connection": db_url},
-            "conductor": {"stop_consuming_after": 60, "batch_size": args.batch_size,
-                          "coalesce_interval": args.coalesce_interval},
-            "oslo_messaging_rabbit": dict(o.split("=", 1) for o in args.rabbit_opt),
-        }))
+    confs = conductor_confs(n, args, url, exchange, db_url, workdir, down_time=200,
+                            stop_after=60)
     procs = [start_conductors(1, c, workdir)[0] for c in confs]
     try:
         deadline = time.monotonic() + 120
@@ -270,10 +369,15 @@ def main() -> None:
     ap.add_argument("--mode", default="call",
                     help="call (as agents report), cast (no answer), or both: call,cast")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--sustain", type=float, default=0.0, metavar="SECONDS",
+                    help="instead of the drain: --services report every 10 s for SECONDS, "
+                    "states read every 2 s; counts every state but up")
+    ap.add_argument("--down-time", type=float, default=30.0,
+                    help="service_down_time of the --sustain run")
     ap.add_argument("--rabbit-opt", action="append", default=[], metavar="KEY=VALUE",
                     help="an [oslo_messaging_rabbit] option of the conductors (repeatable)")
     args = ap.parse_args()
-    if args.reports > args.services:
+    if not args.sustain and args.reports > args.services:
         raise SystemExit("--reports must not exceed --services (one report per service)")
     print("command: .venv/bin/python bench/broker_heartbeats.py " + " ".join(sys.argv[1:]))
     print(f"cores: {os.cpu_count()}; services: {args.services:,}; reports per run: "
@@ -287,6 +391,10 @@ def main() -> None:
         engine.dispose()
         with private_vhost(RABBIT_URL, prefix="vigil-bench") as url, \
                 tempfile.TemporaryDirectory() as tmp:
+            if args.sustain:
+                for n in (int(x) for x in args.conductors.split(",")):
+                    print(json.dumps(sustain(n, args, url, db_url, Path(tmp))), flush=True)
+                return
             for mode in args.mode.split(","):
                 for n in (int(x) for x in args.conductors.split(",")):
                     result = run(n, mode, args, url, db_url, Path(tmp))
