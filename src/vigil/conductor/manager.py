@@ -198,17 +198,18 @@ def stop_consuming_after(conf: cfg.ConfigOpts, max_gap: float) -> float:
     """``[conductor] stop_consuming_after``, checked against the intervals it must sit between.
 
     Above one report-path beat (``probe_interval + coalesce_interval``, or a healthy conductor
-    would stop between two beats), and at most the path's gap tolerance (readers assume a
-    conductor whose beats stopped consumed for no longer than that). Unset: halfway between
-    the two, at most 5 s (how long a wedged conductor may swallow reports).
+    would stop between two beats), and below the path's gap tolerance (readers assume a
+    conductor whose beats stopped consumed for no longer than that; the guard's check and the
+    server's stop take a moment more). Unset: halfway between the two, at most 5 s (how long
+    a wedged conductor may swallow reports).
     """
     beat = conf.conductor.probe_interval + conf.conductor.coalesce_interval
     configured = conf.conductor.stop_consuming_after
     value = float(configured) if configured is not None else min(5.0, (beat + max_gap) / 2)
-    if not beat < value <= max_gap:
+    if not beat < value < max_gap:
         raise ConfigError(
             f"[conductor] stop_consuming_after ({value:g}) must lie above one report-path "
-            f"beat (probe_interval + coalesce_interval = {beat:g} s) and at most the report "
+            f"beat (probe_interval + coalesce_interval = {beat:g} s) and below the report "
             f"path's gap tolerance ({max_gap:g} s, from service_down_time, report_interval "
             "and coalesce_interval)")
     return value

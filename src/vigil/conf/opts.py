@@ -114,7 +114,7 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
         help="Seconds without a committed report-path write after which a conductor stops "
         "taking reports off the queue (so that the other conductors get them) until its "
         "database writes commit again; it resumes by itself. Must lie above one report-path "
-        "beat (probe_interval + coalesce_interval) and at most the report path's gap "
+        "beat (probe_interval + coalesce_interval) and below the report path's gap "
         "tolerance (service_down_time - 2.2 x report_interval - 2 x coalesce_interval). "
         "Unset: halfway between the two, at most 5 s.",
     ),

@@ -164,7 +164,9 @@ def test_stop_after_shutdown_does_not_restart() -> None:
         (None, 37.0, 5.0),  # Nova's defaults: capped at 5 s
         (None, 0.7, 0.5),  # the suite's fast settings: halfway between a beat (0.3) and 0.7
         (2.0, 37.0, 2.0),
-        (37.0, 37.0, 37.0),  # at most the tolerance: readers assume no longer
+        (36.0, 37.0, 36.0),
+        (37.0, 37.0, None),  # below the tolerance: readers assume no longer, and the stop
+        # itself takes a moment
         (0.3, 37.0, None),  # not above one beat: a healthy conductor would stop
         (40.0, 37.0, None),  # beyond the tolerance: readers would close its hole too soon
     ],
