@@ -15,7 +15,7 @@ and once one commits it starts consuming again under a fresh lease.
 
 What readers rely on (:func:`vigil.objects.liveness.reports_healthy_since`): a conductor whose
 row stopped beating consumed for at most ``stop_consuming_after`` after its last beat, which
-is at most the path's gap tolerance; and a conductor that resumes restarts its
+is less than the path's gap tolerance; and a conductor that resumes restarts its
 ``healthy_since`` (:func:`vigil.objects.liveness.join_healthy_since`), so the reports it
 swallowed make stale heartbeats read ``unknown`` for a whole ``service_down_time``, never
 ``down``.
