@@ -138,6 +138,17 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
         "conductor -> database). Readers call a stale heartbeat 'down' only when this path has "
         "been healthy for a whole service_down_time; otherwise 'unknown'.",
     ),
+    cfg.FloatOpt(
+        "stop_consuming_after",
+        default=None,
+        min=0.01,
+        help="Seconds without a committed report-path write after which a conductor stops "
+        "taking reports off the queue (so that the other conductors get them) until its "
+        "database writes commit again; it resumes by itself. Must lie above one report-path "
+        "beat (probe_interval + coalesce_interval) and below the report path's gap "
+        "tolerance (service_down_time - 2.2 x report_interval - 2 x coalesce_interval). "
+        "Unset: halfway between the two, at most 5 s.",
+    ),
     cfg.PortOpt(
         "metrics_port",
         default=0,
