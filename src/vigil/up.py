@@ -23,7 +23,7 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import launch, rpc
+from vigil import launch, rpc, upstate
 from vigil.compute import agent, virt
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
@@ -49,10 +49,11 @@ def compute_names(n: int) -> list[str]:
 
 
 def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
-              transport: messaging.Transport | None = None) -> ApiServer:
+              transport: messaging.Transport | None = None) -> tuple[ApiServer, str | None]:
     """The REST API in a thread over the same engine and ServiceGroup (an in-process liveness
-    backend is then shared). With token_file auth, makes sure an admin token exists in
-    state_path and prints it, so the operator can use the API at once."""
+    backend is then shared), and the admin token the CLI may use on it. With token_file auth,
+    makes sure an admin token exists in state_path and prints it, so the operator can use the
+    API at once; with noauth, the token is ``admin:admin`` (noauth's admin)."""
     from vigil.api import auth
     from vigil.api.app import create_app
     from vigil.api.policy import Policy
@@ -61,6 +62,8 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     token = None
     if conf.api.auth_strategy == "token_file":
         token = auth.write_admin_token_file(conf.api.token_file)
+    elif conf.api.auth_strategy == "noauth":
+        token = "admin:admin"
     registry = launch.registry_over(conf, engine, group)
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
                      feed_poll_interval=conf.api.feed_poll_interval)
@@ -74,11 +77,9 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     server.start()
     print(f"Vigil API: {server.url}", flush=True)
     print(f"Dashboard: {server.url}/dashboard/", flush=True)
-    if token is not None:
+    if token is not None and conf.api.auth_strategy == "token_file":
         print(f"Admin token (in {conf.api.token_file}): {token}", flush=True)
-        print(f"Try: vigil service list --os-endpoint {server.url} --os-token {token}",
-              flush=True)
-    return server
+    return server, token
 
 
 def start_monitor(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
@@ -325,7 +326,28 @@ def baremetal_driver(conf: cfg.ConfigOpts, host: str,
                            zone=conf.compute.availability_zone or conf.default_availability_zone)
 
 
+def mode_of(conf: cfg.ConfigOpts, baremetal_nodes: int) -> str:
+    """The kind of simulated hosts (:func:`vigil.upstate.check_mode`): ``baremetal``, or the
+    virt driver the virtual hosts run (``process`` or ``fake``)."""
+    if baremetal_nodes:
+        return "baremetal"
+    return "process" if conf.compute.compute_driver == "process" else "fake"
+
+
 def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> int:
+    """Lock the state directory, then run everything until a signal. The lock comes first: a
+    second ``vigil up`` on the same state stops here, before it opens the database."""
+    held = upstate.lock(conf.state_path)
+    try:
+        mode = mode_of(conf, baremetal_nodes)
+        upstate.check_mode(conf.state_path, mode)
+        return _run_up(conf, computes=computes, baremetal_nodes=baremetal_nodes, mode=mode)
+    finally:
+        upstate.forget(conf.state_path)
+        held.release()
+
+
+def _run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int, mode: str) -> int:
     engine = launch.engine_from(conf, sync=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
@@ -377,7 +399,13 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
                  "HOST, vigil recovery list, vigil host revive HOST; to watch an agent restarted "
                  "in place: vigil host kill-agent HOST. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
-        api = start_api(conf, engine, group, transport)
+        api, token = start_api(conf, engine, group, transport)
+        run = upstate.UpRun(pid=os.getpid(), endpoint=api.url, token=token,
+                            database=engine.url.render_as_string(hide_password=True),
+                            state_path=conf.state_path, mode=mode)
+        print(f"Recorded for the CLI: {upstate.record(run)}", flush=True)
+        print("Try: vigil status, vigil service list (in another terminal they use this API)",
+              flush=True)
         try:
             meta, meta_svc = start_metadata(conf, engine, group, client)
             print(f"Metadata API: {meta.url}", flush=True)

@@ -25,6 +25,7 @@ from vigil.errors import ConfigError, InvalidInput, VigilError
 COMMAND_MODULES = (
     "vigil.cli.admin_cmds",
     "vigil.cli.daemon_cmds",
+    "vigil.cli.status_cmds",
     "vigil.cli.service_cmds",
     "vigil.cli.compute_cmds",
     "vigil.cli.ha_cmds",

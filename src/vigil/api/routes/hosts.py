@@ -184,10 +184,8 @@ async def host_action(host: str, ctx: Ctx) -> Response:
         api = RecoveriesAPI(ctx.registry.engine, ctx.registry.group)
         who = actor(ctx)
 
-        def request() -> dict[str, Any]:
-            return api.summary(api.request_host_evacuation(host, actor=who))
-
-        answer = json_response({"recovery": await _in_thread(request)})
+        answer = json_response({"recovery": await _in_thread(
+            lambda: api.evacuate_host(host, actor=who))})
         answer.status_code = 202
         return answer
     validation.check(RELEASE, body)
