@@ -85,7 +85,7 @@ def lock(state_path: str) -> StateLock:
             raise
         who = f"pid {pid}" if pid else "another process"
         raise StateInUse(f"vigil up is already running on {state_path} ({who}); "
-                         "stop it first, or give this one another state_path") from None
+                         "stop it first, or give this one another --state-path") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return StateLock(fd, path)
@@ -159,7 +159,7 @@ def check_mode(state_path: str, mode: str) -> None:
     if before and before != mode:
         raise Conflict(f"{state_path} holds a vigil up of {describe(before)}; this one would "
                        f"run {describe(mode)} over its hosts and instances: start it as "
-                       "before, or give it another state_path (or delete that directory)")
+                       "before, or give it another --state-path (or delete that directory)")
     if not before:
         with open(path, "w") as f:
             f.write(mode + "\n")

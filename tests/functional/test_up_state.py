@@ -148,7 +148,7 @@ def test_the_cli_uses_the_running_up_and_a_second_up_is_refused(tmp_path: Path) 
             assert second.returncode == 1 and second.stdout == ""
             assert second.stderr == (f"vigil: error: vigil up is already running on "
                                      f"{up.state} (pid {up.proc.pid}); stop it first, or "
-                                     "give this one another state_path\n")
+                                     "give this one another --state-path\n")
             assert time.monotonic() - started < 20
         assert rows(up.state) == before
         assert up.proc.poll() is None
@@ -184,3 +184,17 @@ def test_a_killed_up_leaves_nothing_the_cli_trusts(tmp_path: Path) -> None:
                                      f"{up.state})\n")
     with vigil_up(tmp_path, conf, "--computes", "1") as again:
         assert status(conf)["vigil_up"]["pid"] == again.proc.pid
+
+
+def test_state_path_moves_everything_under_it(tmp_path: Path) -> None:
+    """``vigil --state-path DIR``: another demo's state (the refusal above points there), with
+    its database, and the CLI looking for a vigil up there."""
+    conf = conf_file(tmp_path)
+    other = tmp_path / "bm"
+    done = vigil(conf, "--state-path", str(other), "status", "--format", "json")
+    assert done.returncode == 1, done.stderr  # nothing ran there: no services to read
+    shown = json.loads(done.stdout)
+    assert "vigil db sync" in shown["error"]
+    assert shown["state_path"] == str(other)
+    assert shown["database"] == f"sqlite:///{other}/vigil.sqlite"
+    assert shown["why"] == f"no API configured and no vigil up running on {other}"
