@@ -30,7 +30,7 @@ from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
 from vigil.daemons import start_control_plane
 from vigil.errors import ConfigError
-from vigil.ha.fence.simulated import SimulatedPower
+from vigil.ha.fence.simulated import AgentKills, SimulatedPower
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.service import ConductorClient, GroupMembership, Service
 from vigil.servicegroup.api import ServiceGroup
@@ -70,6 +70,8 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     from vigil.console.daemon import consoles_from
 
     app.state.vigil_consoles = consoles_from(conf, engine)
+    # The simulated hosts' power marks: `vigil host crash|revive|kill-agent` through this API.
+    app.state.vigil_simulated_power_dir = conf.ha.simulated_power_dir
     if transport is not None:  # server operations wake the scheduler and agents at once
         app.state.vigil_servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
                                              computes=ComputeAgentAPI(transport))
@@ -107,32 +109,6 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
 
 
 BAREMETAL_DEMO_TICK = 5.0
-
-class AgentKills:
-    """``vigil host kill-agent HOST`` marks, shared through files like the power marks: the
-    CLI in another terminal kills a simulated host's agent inside this process."""
-
-    def __init__(self, power_dir: str) -> None:
-        self.power_dir = power_dir
-
-    def _path(self, host: str) -> str:
-        if not host or "/" in host or host.startswith("."):
-            raise ValueError(f"not a host name: {host!r}")
-        return os.path.join(self.power_dir, f"{host}.kill-agent")
-
-    def kill(self, host: str) -> None:
-        os.makedirs(self.power_dir, exist_ok=True)
-        with open(self._path(host), "w") as f:
-            f.write("kill\n")
-
-    def take(self, host: str) -> bool:
-        """Whether a kill of ``host``'s agent was asked (the mark is consumed)."""
-        try:
-            os.unlink(self._path(host))
-            return True
-        except FileNotFoundError:
-            return False
-
 
 class InProcessAgent:
     """A simulated host's compute agent as its supervisor sees it (a supervisor unit).

@@ -135,6 +135,13 @@ def test_the_cli_uses_the_running_up_and_a_second_up_is_refused(tmp_path: Path) 
             done = vigil(conf, *args, "--debug")
             assert done.returncode == 0, (args, done.stderr)
             assert done.stderr.startswith(f"vigil: using the API at {up.url} "), args
+        # vigil up's simulated hosts through its API; an unknown host is one line, exit 2.
+        kill = vigil(conf, "host", "kill-agent", "compute-1", "--debug")
+        assert kill.returncode == 0 and kill.stdout.startswith("compute-1: compute agent killed")
+        assert kill.stderr.startswith(f"vigil: using the API at {up.url} ")
+        nowhere = vigil(conf, "host", "crash", "nowhere")
+        assert (nowhere.returncode, nowhere.stderr) == (
+            2, "vigil: error: no compute service on host 'nowhere'\n")
         # The API records its caller, the token's user, as the actor.
         maint = vigil(conf, "host", "maintenance", "compute-1", "--on", "--reason", "test",
                       "--format", "json")

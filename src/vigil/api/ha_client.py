@@ -84,6 +84,11 @@ class HostsClient(ApiSession):
         return self._host(self._call("POST", f"{HOSTS}/{segment(host)}/action",
                                      json={"release": {"reason": reason}}))
 
+    def simulate(self, host: str, action: str) -> dict[str, Any]:
+        """``vigil up``'s simulated hosts: ``crash``, ``revive`` or ``kill-agent``."""
+        return self._host(self._call("POST", f"{HOSTS}/{segment(host)}/action",
+                                     json={action: {}}))
+
     @staticmethod
     def _host(data: Any) -> dict[str, Any]:
         host: dict[str, Any] = data["host"]

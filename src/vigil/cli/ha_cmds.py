@@ -200,37 +200,26 @@ def progress_line(rec: dict[str, Any], width: int = 30) -> str:
 
 def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts, target: Target) -> int:
     """``vigil host crash|revive|kill-agent``: the simulated hosts' power and agent-kill marks
-    (vigil up). The marks are files in this configuration's ``[ha] simulated_power_dir``,
-    which the ``vigil up`` of the same configuration watches; the host is looked up through
-    the target (its API or the database)."""
-    from vigil.ha.fence.simulated import SimulatedPower
-    from vigil.names import COMPUTE_BINARY
+    (vigil up). Through an API, the API's ``vigil up`` writes them (its host actions); on the
+    database, they are written here, in ``[ha] simulated_power_dir``, which the ``vigil up``
+    of the same configuration watches."""
+    from vigil.errors import NotFound
+    from vigil.ha.fence.simulated import SIMULATIONS, simulate
 
-    if target.api is None:
-        from vigil import launch
+    try:
+        if target.api is not None:
+            from vigil.api.ha_client import HostsClient
 
-        found = launch.registry_from(conf).list(host=args.host, binary=COMPUTE_BINARY)
-    else:
-        from vigil.api.client import RegistryClient
-
-        with RegistryClient(*target.api) as client:
-            found = client.list(host=args.host, binary=COMPUTE_BINARY)
-    if not found:
+            with HostsClient(*target.api) as client:
+                client.simulate(args.host, args.host_cmd)
+            print(SIMULATIONS[args.host_cmd].format(host=args.host))
+            return 0
+        with resources.hosts(target, conf) as hosts:
+            hosts.get(args.host)
+    except NotFound:
         print(f"vigil: error: no compute service on host {args.host!r}", file=sys.stderr)
         return 2
-    power = SimulatedPower(conf.ha.simulated_power_dir)
-    if args.host_cmd == "kill-agent":
-        from vigil.up import AgentKills
-
-        AgentKills(conf.ha.simulated_power_dir).kill(args.host)
-        print(f"{args.host}: compute agent killed (simulated); its supervisor restarts it; "
-              "watch it: vigil service list")
-    elif args.host_cmd == "crash":
-        power.crash(args.host)
-        print(f"{args.host}: crashed (simulated); watch it: vigil recovery list")
-    else:
-        power.revive(args.host)
-        print(f"{args.host}: powered on (simulated); it reports again within a few seconds")
+    print(simulate(conf.ha.simulated_power_dir, args.host, args.host_cmd))
     return 0
 
 
