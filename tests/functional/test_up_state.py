@@ -56,8 +56,9 @@ def vigil(conf: Path, *args: str, timeout: float = 60) -> subprocess.CompletedPr
                            *args], capture_output=True, text=True, env=ENV, timeout=timeout)
 
 
-def conf_file(tmp_path: Path) -> Path:
+def conf_file(tmp_path: Path, sections: dict[str, dict[str, str]] | None = None) -> Path:
     conf = {k: dict(v) for k, v in DEMO.items()}
+    conf.update(sections or {})
     conf["DEFAULT"]["metadata_listen_port"] = str(free_port())
     conf["serial_console"] = {"serialproxy_port": str(free_port())}
     conf["api"] = {"port": str(free_port())}
