@@ -20,7 +20,7 @@ from tests.api.test_real_clients import Server
 from vigil.cli import resources
 from vigil.cli.target import Target
 from vigil.conf import load
-from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.errors import Conflict, InvalidInput, NotFound, ServiceNotFound
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,8 @@ def side(request: pytest.FixtureRequest, server: Server) -> Iterator[Any]:
     target = (Target(None, None, "test") if request.param == "database"
               else Target(server.root, server.token, "test"))
     factories = {"nodes": resources.nodes, "hosts": resources.hosts,
-                 "recoveries": resources.recoveries, "ring": resources.ring}
+                 "recoveries": resources.recoveries, "ring": resources.ring,
+                 "services": services}
 
     @contextlib.contextmanager
     def open_(kind: str) -> Iterator[Any]:
@@ -42,6 +43,40 @@ def side(request: pytest.FixtureRequest, server: Server) -> Iterator[Any]:
             yield res
 
     yield open_
+
+
+@contextlib.contextmanager
+def services(target: Target, conf: Any) -> Iterator[Any]:
+    """``vigil service``'s side: the Registry, or its HTTP client (vigil.api.client)."""
+    if target.api is None:
+        from vigil import launch
+
+        registry = launch.registry_from(conf)
+        try:
+            yield registry
+        finally:
+            registry.group.driver.close()
+        return
+    from vigil.api.client import RegistryClient
+
+    with RegistryClient(*target.api) as client:
+        yield client
+
+
+def test_services(side: Any) -> None:
+    with side("services") as reg:
+        hosts = sorted(v.record.host for v in reg.list(binary="vigil-compute"))
+        assert hosts == ["compute1", "compute2", "compute3", "compute4"]
+        record = reg.find("compute3", "vigil-compute")
+        assert reg.get(record.uuid).record.id == record.id
+        off = reg.update(record, enabled=False, disabled_reason="contract")
+        assert off.status == "disabled" and off.record.disabled_reason == "contract"
+        on = reg.update(record, enabled=True)
+        assert on.status == "enabled" and on.record.disabled_reason is None
+        with pytest.raises(ServiceNotFound):
+            reg.find("nowhere", "vigil-compute")
+        with pytest.raises(ServiceNotFound):
+            reg.delete(999999)
 
 
 def test_nodes(side: Any) -> None:

@@ -25,7 +25,13 @@ def segment(text: str) -> str:
 
 
 class RecoveriesClient(ApiSession):
-    """Recoveries, alerts and the monitor's leader; the manual evacuation request."""
+    """Recoveries, alerts and the monitor's leader; the manual evacuation request.
+
+    The API answers the alerts and the leader with every list: after :meth:`list_recoveries`,
+    :meth:`alerts` and :meth:`leader` read that answer instead of asking again, so ``vigil
+    recovery list`` costs one round trip, and its three parts are from one moment."""
+
+    _last: dict[str, Any] | None = None
 
     def overview(self, *, open_only: bool = False, host: str | None = None,
                  limit: int = 100) -> dict[str, Any]:
@@ -36,6 +42,7 @@ class RecoveriesClient(ApiSession):
         if host is not None:
             params["host"] = host
         data: dict[str, Any] = self._call("GET", RECOVERIES, params=params)
+        self._last = data
         return data
 
     def list_recoveries(self, *, open_only: bool = False, host: str | None = None,
@@ -45,11 +52,11 @@ class RecoveriesClient(ApiSession):
         return recs
 
     def alerts(self) -> list[dict[str, Any]]:
-        alerts: list[dict[str, Any]] = self.overview(limit=1)["alerts"]
+        alerts: list[dict[str, Any]] = (self._last or self.overview(limit=1))["alerts"]
         return alerts
 
     def leader(self) -> dict[str, Any] | None:
-        leader: dict[str, Any] | None = self.overview(limit=1)["leader"]
+        leader: dict[str, Any] | None = (self._last or self.overview(limit=1))["leader"]
         return leader
 
     def get(self, ident: int | str) -> dict[str, Any]:
@@ -58,6 +65,7 @@ class RecoveriesClient(ApiSession):
         return rec
 
     def evacuate_host(self, host: str, *, actor: str | None = None) -> dict[str, Any]:
+        self._last = None  # what follows must see the world after the request
         rec: dict[str, Any] = self._call("POST", f"{HOSTS}/{segment(host)}/action",
                                          json={"evacuate": {}})["recovery"]
         return rec
