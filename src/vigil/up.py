@@ -310,13 +310,31 @@ def mode_of(conf: cfg.ConfigOpts, baremetal_nodes: int) -> str:
     return "process" if conf.compute.compute_driver == "process" else "fake"
 
 
+def mode_found(conf: cfg.ConfigOpts) -> str | None:
+    """What a state made before ``vigil-up.mode`` holds: the hypervisor type of its simulated
+    hosts' compute nodes (``fake``, ``process`` or ``baremetal``, the mode's own names) when
+    they agree; None for a fresh database, or one with no simulated hosts."""
+    from vigil.db.compute import nodes as nodes_db
+    from vigil.errors import VigilError
+
+    engine = launch.engine_from(conf)
+    try:
+        types = {n.hypervisor_type for n in nodes_db.compute_nodes(engine)
+                 if n.host.startswith("compute-")}
+    except VigilError:  # no schema yet: nothing was ever run on it
+        return None
+    finally:
+        engine.dispose()
+    return types.pop() if len(types) == 1 else None
+
+
 def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> int:
     """Lock the state directory, then run everything until a signal. The lock comes first: a
     second ``vigil up`` on the same state stops here, before it opens the database."""
     held = upstate.lock(conf.state_path)
     try:
         mode = mode_of(conf, baremetal_nodes)
-        upstate.check_mode(conf.state_path, mode)
+        upstate.check_mode(conf.state_path, mode, lambda: mode_found(conf))
         return _run_up(conf, computes=computes, baremetal_nodes=baremetal_nodes, mode=mode)
     finally:
         upstate.forget(conf.state_path)

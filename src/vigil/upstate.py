@@ -15,7 +15,8 @@ Three files, each for one hazard:
 - ``vigil-up.mode``: which simulated hosts the state was made with (virtual or bare-metal). Its
   hosts, instances and hypervisors belong to that mode: the other one would find instances its
   driver never had (ERROR) and hypervisors nobody updates. Switching is refused with one line
-  (:func:`check_mode`), never half-done.
+  (:func:`check_mode`), never half-done. A state older than this file is judged by its hosts'
+  hypervisor type in the database.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import errno
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from vigil.errors import Conflict
@@ -147,20 +149,22 @@ def running(state_path: str) -> UpRun | None:
     return run if run.pid == pid else None
 
 
-def check_mode(state_path: str, mode: str) -> None:
+def check_mode(state_path: str, mode: str,
+               found: Callable[[], str | None] = lambda: None) -> None:
     """Refuse (:class:`Conflict`, one line) to run ``mode`` on a state made with another;
-    record ``mode`` on a state that has none (new, or older than this file)."""
+    record ``mode`` on a state that has none. ``found`` says what a state older than this
+    file holds (its hosts' hypervisor type), asked only when the file is missing."""
     path = os.path.join(state_path, MODE_FILE)
     try:
         with open(path) as f:
             before = f.read().strip()
     except FileNotFoundError:
-        before = ""
+        before = found() or ""
     if before and before != mode:
         raise Conflict(f"{state_path} holds a vigil up of {describe(before)}; this one would "
                        f"run {describe(mode)} over its hosts and instances: start it as "
                        "before, or give it another --state-path (or delete that directory)")
-    if not before:
+    if not os.path.exists(path):
         with open(path, "w") as f:
             f.write(mode + "\n")
 

@@ -174,6 +174,11 @@ def test_the_cli_uses_the_running_up_and_a_second_up_is_refused(tmp_path: Path) 
     assert len(switch.stderr.splitlines()) == 1
     assert "holds a vigil up of virtual hosts (the fake driver)" in switch.stderr
     assert rows(tmp_path / "state") == before
+    # A state from before vigil-up.mode: judged by its hosts' hypervisor type.
+    (tmp_path / "state" / "vigil-up.mode").unlink()
+    legacy = vigil(conf, "up", "--baremetal-nodes", "2", timeout=30)
+    assert legacy.returncode == 1 and legacy.stderr == switch.stderr
+    assert rows(tmp_path / "state") == before
 
 
 def test_a_killed_up_leaves_nothing_the_cli_trusts(tmp_path: Path) -> None:

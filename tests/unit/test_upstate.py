@@ -83,3 +83,14 @@ def test_a_state_keeps_its_mode(tmp_path: Path) -> None:
                        " this one would run bare-metal hosts"):
         upstate.check_mode(state, "baremetal")
     assert (tmp_path / upstate.MODE_FILE).read_text() == "fake\n"
+
+
+def test_an_older_state_is_judged_by_what_it_holds(tmp_path: Path) -> None:
+    with pytest.raises(Conflict, match="holds a vigil up of bare-metal hosts"):
+        upstate.check_mode(str(tmp_path), "fake", lambda: "baremetal")
+    assert not (tmp_path / upstate.MODE_FILE).exists()
+    upstate.check_mode(str(tmp_path), "process", lambda: "process")
+    assert (tmp_path / upstate.MODE_FILE).read_text() == "process\n"
+    (tmp_path / "new").mkdir()
+    upstate.check_mode(str(tmp_path / "new"), "fake", lambda: None)  # a fresh state
+    assert (tmp_path / "new" / upstate.MODE_FILE).read_text() == "fake\n"
