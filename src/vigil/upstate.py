@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from vigil.errors import Conflict
+from vigil.errors import ConfigError, Conflict
 
 LOCK_FILE = "vigil-up.lock"
 RUN_FILE = "vigil-up.json"
@@ -74,10 +74,15 @@ def _read_pid(fd: int) -> int | None:
 def lock(state_path: str) -> StateLock:
     """Take ``state_path``'s lock for this process, or raise :class:`StateInUse` naming the pid
     that holds it. Creates the directory (0700) if needed; nothing else is touched."""
-    os.makedirs(state_path, mode=0o700, exist_ok=True)
     path = os.path.join(state_path, LOCK_FILE)
-    # Not inherited (PEP 446): the process driver's instances must not keep it after we die.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.makedirs(state_path, mode=0o700, exist_ok=True)
+        # Not inherited (PEP 446): the process driver's instances must not keep it after we
+        # die.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the state directory {state_path}: "
+                          f"{exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from vigil import upstate
-from vigil.errors import Conflict
+from vigil.errors import ConfigError, Conflict
 
 HOLD = """
 import sys, time
@@ -94,3 +94,9 @@ def test_an_older_state_is_judged_by_what_it_holds(tmp_path: Path) -> None:
     (tmp_path / "new").mkdir()
     upstate.check_mode(str(tmp_path / "new"), "fake", lambda: None)  # a fresh state
     assert (tmp_path / "new" / upstate.MODE_FILE).read_text() == "fake\n"
+
+
+def test_an_unusable_state_directory_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=rf"^cannot use the state directory {tmp_path}/file/x: "):
+        upstate.lock(str(tmp_path / "file" / "x"))
