@@ -128,6 +128,29 @@ def _whole(seconds: float) -> int:
     return max(1, math.floor(seconds))
 
 
+# The database drivers Vigil's extras install, by the module SQLAlchemy imports for them.
+DRIVER_EXTRAS = {"psycopg2": ("pg", "postgresql+psycopg2"), "pymysql": ("mysql", "mysql+pymysql")}
+# What SQLAlchemy imports for a URL that names no driver, and the URL Vigil's extra serves.
+DEFAULT_DRIVERS = {"psycopg": "postgresql+psycopg2", "MySQLdb": "mysql+pymysql"}
+
+
+def missing_driver(url: URL, module: str) -> str:
+    """One line for a database URL whose driver is not installed: the extra that installs it,
+    and, for a URL with SQLAlchemy's default driver (which no extra installs), the URL form
+    that uses the extra's."""
+    shown = url.render_as_string(hide_password=True)
+    if module in DRIVER_EXTRAS:
+        extra, _ = DRIVER_EXTRAS[module]
+        return (f"database {shown} needs the {module} driver: "
+                f"pip install 'vigil[{extra}]'")
+    if module in DEFAULT_DRIVERS:
+        prefix = DEFAULT_DRIVERS[module]
+        extra = DRIVER_EXTRAS[prefix.split("+")[1]][0]
+        return (f"database {shown} asks for the {module} driver, which Vigil does not "
+                f"install: write the URL as {prefix}://... and pip install 'vigil[{extra}]'")
+    return f"database {shown} needs the Python module {module}, which is not installed"
+
+
 def make_engine(url: str, *, echo: bool = False, limits: SessionLimits | None = None,
                 retry_policy: retry.RetryPolicy = retry.DEFAULT_POLICY) -> Engine:
     """An engine for ``url``; creates the directory of a SQLite file.
@@ -161,7 +184,9 @@ def make_engine(url: str, *, echo: bool = False, limits: SessionLimits | None = 
         kwargs["connect_args"] = _connect_args(parsed, keepalive, limits)
     try:
         engine = create_engine(parsed, **kwargs)
-    except Exception as exc:  # missing DBAPI module, bad options
+    except ModuleNotFoundError as exc:
+        raise ConfigError(missing_driver(parsed, exc.name or "")) from exc
+    except Exception as exc:  # bad options
         raise ConfigError(f"cannot use database {parsed.render_as_string()}: {exc}") from exc
     retry.install(engine, retry_policy)
     if backend == "sqlite":
