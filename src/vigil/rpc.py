@@ -52,11 +52,16 @@ class ConductorClientBase:
 
         self._client = messaging.get_rpc_client(transport, conductor_target(), timeout=timeout)
 
-    def _call(self, method: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, *, call_timeout: float | None = None, **kwargs: Any) -> Any:
+        """``method`` on a conductor; ``call_timeout`` (seconds) instead of the client's
+        ``rpc_response_timeout`` when given and shorter."""
         import oslo_messaging as messaging  # imported already: the client was made
 
         try:
-            return self._client.prepare(retry=0).call({}, method, **kwargs)
+            client = (self._client.prepare(retry=0, timeout=call_timeout)
+                      if call_timeout is not None and call_timeout < self._client.timeout
+                      else self._client.prepare(retry=0))
+            return client.call({}, method, **kwargs)
         except messaging.MessagingTimeout as exc:
             raise MessagingUnavailable(f"conductor did not answer {method} in time") from exc
         except messaging.MessagingException as exc:
@@ -72,8 +77,9 @@ class ConductorAPI(ConductorClientBase):
         data = self._call("service_get_or_create", host=host, binary=binary, topic=topic)
         return ServiceRecord.from_primitive(data)
 
-    def report_state(self, service_id: int) -> ReportVerdict:
-        return ReportVerdict(self._call("report_state", service_id=service_id))
+    def report_state(self, service_id: int, *, timeout: float | None = None) -> ReportVerdict:
+        return ReportVerdict(self._call("report_state", call_timeout=timeout,
+                                        service_id=service_id))
 
     def service_leave(self, service_id: int) -> None:
         self._call("service_leave", service_id=service_id)

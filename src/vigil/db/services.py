@@ -12,7 +12,7 @@ import uuid as uuidlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from vigil.db._query import (
@@ -25,7 +25,7 @@ from vigil.db._query import (
 from vigil.db.models import ReportPath, Service
 from vigil.db.types import utcnow
 from vigil.errors import ServiceNotFound
-from vigil.objects.liveness import PathBeat, next_healthy_since
+from vigil.objects.liveness import PathBeat, join_healthy_since, next_healthy_since
 from vigil.objects.services import ServiceRecord, Snapshot
 
 # In ServiceRecord's field order, each read as the record's type: Boolean columns (and the
@@ -247,3 +247,44 @@ def beat_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> d
             )
     assert isinstance(since, dt.datetime)
     return since
+
+
+@translate_errors
+def join_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> dt.datetime:
+    """Record that ``conductor`` is about to take reports; returns its healthy_since.
+
+    Written before its RPC server starts (or restarts after a stall), so that no conductor
+    ever consumes without a row: a row is what lets readers see its hole if it then stalls.
+    The rule is :func:`~vigil.objects.liveness.join_healthy_since`.
+    """
+    with engine.begin() as conn:
+        now = conn.execute(select(utcnow())).scalar_one()
+        rows = conn.execute(
+            select(ReportPath.conductor, ReportPath.last_beat, ReportPath.healthy_since)
+        ).all()
+        own = next((PathBeat(r[1], r[2]) for r in rows if r[0] == conductor), None)
+        others = [PathBeat(r[1], r[2]) for r in rows if r[0] != conductor]
+        since = join_healthy_since(own, others, now, max_gap)
+        if own is None:
+            conn.execute(
+                insert(ReportPath).values(conductor=conductor, last_beat=now, healthy_since=since)
+            )
+        else:
+            conn.execute(
+                update(ReportPath)
+                .where(ReportPath.conductor == conductor)
+                .values(last_beat=now, healthy_since=since)
+            )
+    assert isinstance(since, dt.datetime)
+    return since
+
+
+@translate_errors
+def leave_report_path(engine: Engine, conductor: str) -> None:
+    """A clean stop: the conductor consumes no more and wrote every report it took.
+
+    Its row goes: a row left behind would read as a conductor that stopped beating while
+    possibly still consuming, a hole in the path (see ``reports_healthy_since``).
+    """
+    with engine.begin() as conn:
+        conn.execute(delete(ReportPath).where(ReportPath.conductor == conductor))
