@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from oslo_config import cfg
 
-from vigil.baremetal.ring import RingReport
 from vigil.cli.target import Target
+
+if TYPE_CHECKING:  # an annotation only: the ring's module imports the bare-metal tables
+    from vigil.baremetal.ring import RingReport
 
 
 class Recoveries(Protocol):
