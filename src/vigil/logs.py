@@ -35,7 +35,7 @@ LOG = logging.getLogger(__name__)
 
 # One-shot commands: the libraries that would drown a command's own lines (-v included).
 NOISY = ("oslo_messaging", "oslo.messaging", "kazoo", "amqp", "urllib3", "httpx", "httpcore",
-         "alembic")
+         "alembic", "oslo_service.backend")
 
 
 def setup_cli(verbose: bool = False) -> None:
