@@ -220,9 +220,9 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     if args.host_cmd in ("list", "show", "maintenance", "release"):
         return run_host_facts(args, conf)
     from vigil import launch
-    from vigil.ha.daemon import monitor_from, scheduler_waker
     from vigil.ha.election import lease_session_limits
     from vigil.ha.views import RecoveriesAPI
+    from vigil.launch.monitor import monitor_from, scheduler_waker
 
     # This command may run a monitor (below): its sessions get the monitor's server-side
     # limits, so a cut-off command cannot hold the lease row (vigil.ha.election).
