@@ -8,11 +8,14 @@ drives it with a bounded load generator and prints requests/s and latency percen
   are done or ``--duration`` seconds have passed, whichever comes first;
 * ``--tool wrk``: wrk with ``--latency`` for ``--duration`` seconds (``apt-get install -y wrk``).
 
-Only 127.0.0.1 is ever targeted. Reproduce with::
+``--src`` starts the server from another source tree (``--src /other/checkout/src``); give it
+twice to compare two versions in one run, on the same database and the same machine load (the
+figures to compare are those of one run). Only 127.0.0.1 is ever targeted. Reproduce with::
 
     .venv/bin/python bench/api_services.py                      # python load generator
     .venv/bin/python bench/api_services.py --tool wrk           # wrk
     .venv/bin/python bench/api_services.py --services 1000 --version 2.53
+    .venv/bin/python bench/api_services.py --threads 1 --src /work/main/src --src src
 """
 
 from __future__ import annotations
@@ -63,6 +66,22 @@ def seed(url: str, n: int) -> None:
                    f"({', '.join(':' + c for c in cols)})")
     with engine.begin() as conn:
         conn.execute(stmt, rows)
+    engine.dispose()
+
+
+def refresh(url: str, batch: int = 500) -> None:
+    """Every heartbeat stamped again, as the conductor stamps them: one clock reading per batch
+    of ``batch`` services (its coalesced UPDATE), so a list holds len/batch distinct times. Run
+    before each server of a comparison, so each lists the same states (a service seeded a
+    minute earlier would read ``down`` and print two more bytes)."""
+    engine = sa.create_engine(url)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        top = conn.execute(sa.text("SELECT MAX(id) FROM services")).scalar() or 0
+        conn.execute(sa.text("UPDATE services SET last_seen_up = :at, updated_at = :at "
+                             "WHERE id > :low AND id <= :high"),
+                     [{"at": now - dt.timedelta(milliseconds=k), "low": low, "high": low + batch}
+                      for k, low in enumerate(range(0, top, batch))])
     engine.dispose()
 
 
@@ -142,6 +161,60 @@ def wrk_load(url: str, headers: dict[str, str], threads: int, duration: float
             "p99_ms": percentile("99%"), "max_ms": ms(stats.group(3))}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc): what the server spent,
+    whatever else the machine runs at the same time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_server(args: argparse.Namespace, conf_path: Path, port: int, src: str | None,
+               seeded: float, url: str) -> None:
+    """Start ``vigil api`` (from ``src`` if given), load it, print its figures, stop it."""
+    refresh(url)
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.path.abspath(src)
+    proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file",
+                             str(conf_path), "api"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{root}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("vigil api did not start")
+            time.sleep(0.1)
+        headers = {"X-Auth-Token": TOKEN, "OpenStack-API-Version": f"compute {args.version}"}
+        url = f"{root}/v2.1/os-services"
+        first = httpx.get(url, headers=headers, timeout=120)
+        assert first.status_code == 200, first.text
+        count = len(first.json()["services"])
+        assert count == args.services, count
+        cpu0 = cpu_seconds(proc.pid)
+        if args.tool == "wrk":
+            result = wrk_load(url, headers, args.threads, args.duration)
+        else:
+            result = python_load(url, headers, args.threads, args.requests, args.duration)
+        cpu_ms = (cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, result["requests"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+    print(f"[{src or 'vigil'}] GET /v2.1/os-services (microversion {args.version}), {count} "
+          f"services, {len(first.content) / 1e6:.2f} MB per response; seeded in {seeded:.2f}s")
+    print(f"load: {args.tool}, {args.threads} concurrent clients, {int(result['requests'])} "
+          f"requests in {result['seconds']:.1f}s, errors {int(result['errors'])}")
+    print(f"requests/s: {result['rps']:.1f}   p50: {result['p50_ms']:.1f} ms   "
+          f"p99: {result['p99_ms']:.1f} ms   max: {result['max_ms']:.1f} ms   "
+          f"server CPU per request: {cpu_ms:.1f} ms")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--services", type=int, default=10_000)
@@ -150,6 +223,8 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=400, help="python: stop after this many")
     p.add_argument("--duration", type=float, default=20.0, help="stop after this many seconds")
     p.add_argument("--version", default="2.1", help="microversion to request (2.1 or 2.53...)")
+    p.add_argument("--src", action="append", default=[],
+                   help="source tree to run the server from (repeat to compare in one run)")
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-api-"))
@@ -166,42 +241,11 @@ def main() -> int:
     seed(conf.database.connection, args.services)
     seeded = time.perf_counter() - t0
 
-    proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file",
-                             str(conf_path), "api"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    root = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{root}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("vigil api did not start")
-            time.sleep(0.1)
-        headers = {"X-Auth-Token": TOKEN, "OpenStack-API-Version": f"compute {args.version}"}
-        url = f"{root}/v2.1/os-services"
-        first = httpx.get(url, headers=headers, timeout=60)
-        assert first.status_code == 200, first.text
-        count = len(first.json()["services"])
-        assert count == args.services, count
-        if args.tool == "wrk":
-            result = wrk_load(url, headers, args.threads, args.duration)
-        else:
-            result = python_load(url, headers, args.threads, args.requests, args.duration)
+        for src in args.src or [None]:
+            run_server(args, conf_path, port, src, seeded, conf.database.connection)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
         shutil.rmtree(tmp, ignore_errors=True)
-
-    print(f"GET /v2.1/os-services (microversion {args.version}), {count} services, "
-          f"{len(first.content) / 1e6:.2f} MB per response; seeded in {seeded:.2f}s")
-    print(f"load: {args.tool}, {args.threads} concurrent clients, {int(result['requests'])} "
-          f"requests in {result['seconds']:.1f}s, errors {int(result['errors'])}")
-    print(f"requests/s: {result['rps']:.1f}   p50: {result['p50_ms']:.1f} ms   "
-          f"p99: {result['p99_ms']:.1f} ms   max: {result['max_ms']:.1f} ms")
     print("reproduce: .venv/bin/python bench/api_services.py " + " ".join(
         a for a in sys.argv[1:]) + f"  (cpus: {os.cpu_count()})")
     return 0

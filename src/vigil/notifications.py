@@ -19,14 +19,16 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import oslo_messaging
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 from vigil.objects.ha import RecoveryRecord
 from vigil.objects.services import ServiceRecord
+
+if TYPE_CHECKING:
+    import oslo_messaging
 
 AUDIT = logging.getLogger("vigil.audit")
 LOG = logging.getLogger(__name__)
@@ -140,8 +142,11 @@ class Notifier:
         self._notifier: oslo_messaging.Notifier | None = None
 
     def _get(self) -> oslo_messaging.Notifier:
-        # Built at the first change, not at start-up: most commands never change anything.
+        # Built at the first change, not at start-up: most commands never change anything (and
+        # the library is imported then too: a command that changes nothing does not pay for it).
         if self._notifier is None:
+            import oslo_messaging
+
             transport = oslo_messaging.get_notification_transport(self._conf)
             self._notifier = oslo_messaging.Notifier(transport, publisher_id=self._publisher_id)
         return self._notifier

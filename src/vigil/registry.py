@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
-from vigil import formats, ids
+from vigil import formats, gcpause, ids
 from vigil.db import services as services_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.errors import InvalidInput, Unavailable
@@ -140,19 +140,26 @@ class Registry:
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
             hosts = host_liveness(self.engine, self.group)
         out: list[ServiceView] = []
+        append, zone_of = out.append, self.zone_of  # once per service: locals, not lookups
         for m in members:
             s = m.record
-            compute = s.topic == COMPUTE_TOPIC
-            facts = ha.get(s.host) if compute else None
-            out.append(ServiceView(s, m.state, self.zone_of(s, zones),
-                                   facts is not None and facts.quarantined,
-                                   facts is not None and facts.maintenance,
-                                   hosts.get(s.host) if compute else None))
+            if s.topic != COMPUTE_TOPIC:
+                append(ServiceView(s, m.state, zone_of(s, zones)))
+                continue
+            facts = ha.get(s.host)
+            append(ServiceView(s, m.state, zone_of(s, zones),
+                               facts is not None and facts.quarantined,
+                               facts is not None and facts.maintenance,
+                               hosts.get(s.host)))
         return out
 
     def list(self, *, host: str | None = None, binary: str | None = None) -> list[ServiceView]:
-        """Services matching exact filters, with states: O(1) queries for any number."""
-        return self._views(self.group.members(host=host, binary=binary))
+        """Services matching exact filters, with states: O(1) queries for any number.
+
+        Three objects or more per service, all alive until the list is returned: the collector
+        waits (:mod:`vigil.gcpause`)."""
+        with gcpause.paused():
+            return self._views(self.group.members(host=host, binary=binary))
 
     def get(self, ident: int | str) -> ServiceView:
         record = services_db.service_get(self.engine, ident)

@@ -6,7 +6,13 @@ Failure rules (the hazards this module exists for):
 - if the conductor is unreachable at start, registration is retried with backoff in the
   background: the process comes up and recovers by itself when the conductor does;
 - a row deleted while running is logged clearly (an operator deleted a live service);
-- reports carry +/-10% jitter so a fleet restarted together does not beat in lockstep.
+- reports carry +/-10% jitter so a fleet restarted together does not beat in lockstep;
+- the two facts a report makes are sent by two loops: the heartbeat to the liveness backend
+  (etcd, ZooKeeper, Redis, memcached: "this process is alive") never waits behind the state
+  report to a conductor (RPC), and that report waits at most one interval. A conductor cut off
+  with a report in its hands (a partitioned controller) used to hold the one loop for
+  ``rpc_response_timeout``: the backend's key expired and a live host was fenced (issue 14's
+  partition scenario).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ class ConductorClient(Protocol):
 
     def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord: ...
 
-    def report_state(self, service_id: int) -> ReportVerdict: ...
+    def report_state(self, service_id: int, *,
+                     timeout: float | None = None) -> ReportVerdict: ...
 
     def service_leave(self, service_id: int) -> None: ...
 
@@ -79,6 +86,8 @@ class Service:
         self._rng = rng or random.Random()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._beat_thread: threading.Thread | None = None
+        self._beat_ok = True  # the last heartbeat to the liveness backend got through
         self.record: ServiceRecord | None = None
         self.registered = threading.Event()
         self.reports_ok = 0
@@ -100,7 +109,10 @@ class Service:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"report-{self.name}",
                                         daemon=True)
+        self._beat_thread = threading.Thread(target=self._beat_loop, name=f"beat-{self.name}",
+                                             daemon=True)
         self._thread.start()
+        self._beat_thread.start()
 
     def register(self) -> bool:
         """Get or create the row and join the group. False (logged) if a backend is down."""
@@ -123,12 +135,32 @@ class Service:
         return True
 
     def report_once(self) -> bool:
-        """One state report: to the conductor (RPC liveness) and to the liveness backend."""
+        """One round, as the two loops make it: the heartbeat, then the state report."""
         if self.record is None:
             return self.register()
-        ok = True
+        beat = self.beat()
+        return self.report_state() and beat
+
+    def beat(self) -> bool:
+        """The heartbeat to the liveness backend ("this process is alive"). Never waits for
+        the conductor."""
         try:
-            verdict = self._conductor.report_state(self.record.id)
+            self._group.heartbeat(self.host, self.topic)
+        except Unavailable as exc:
+            self._beat_ok = False
+            self._note_failure("heartbeat to the liveness backend", exc)
+            return False
+        self._beat_ok = True
+        return True
+
+    def report_state(self) -> bool:
+        """The state report to a conductor (RPC liveness), bounded by one report interval: a
+        conductor that holds it longer is skipped by the next report, which the broker gives
+        to another."""
+        assert self.record is not None
+        try:
+            verdict = self._conductor.report_state(self.record.id,
+                                                   timeout=max(self._interval, 1.0))
         except Unavailable as exc:
             self._note_failure("report state", exc)
             return False
@@ -139,17 +171,13 @@ class Service:
                     "reports are ignored. Restart the service to register it again.",
                     self.name, self.record.id)
                 self._deleted_logged = True
-            ok = False
-        try:
-            self._group.heartbeat(self.host, self.topic)
-        except Unavailable as exc:
-            self._note_failure("heartbeat to the liveness backend", exc)
             return False
-        if ok:
-            self._note_success()
-            self.reports_ok += 1
-            self._mark_report()
-        return ok
+        if not self._beat_ok:
+            return False  # half of the report is not getting out: not "reporting"
+        self._note_success()
+        self.reports_ok += 1
+        self._mark_report()
+        return True
 
     @property
     def reporting(self) -> bool:
@@ -190,16 +218,30 @@ class Service:
                         backoff = min(backoff * 2, self._interval)
                         continue
                 else:
-                    self.report_once()
+                    self.report_state()
             except Exception:  # the reporter must outlive any bug in one report
                 LOG.exception("%s: unexpected error in state report", self.name)
+            self._clock.wait(self._stop, self.next_delay())
+
+    def _beat_loop(self) -> None:
+        """Heartbeats to the liveness backend, every interval, once registered (joined)."""
+        while not self._stop.is_set():
+            if not self.registered.is_set():
+                # The report loop registers (and beats once at once); look again shortly.
+                self._clock.wait(self._stop, min(self._interval, 0.5))
+                continue
+            try:
+                self.beat()
+            except Exception:  # the heartbeat must outlive any bug in one beat
+                LOG.exception("%s: unexpected error in heartbeat", self.name)
             self._clock.wait(self._stop, self.next_delay())
 
     def stop(self, *, leave: bool = True) -> None:
         """Stop reporting; with ``leave`` the service leaves its group (shows down at once)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, self._interval * 2))
+        for thread in (self._thread, self._beat_thread):
+            if thread is not None:
+                thread.join(timeout=max(5.0, self._interval * 2))
         if not leave or self.record is None:
             return
         try:

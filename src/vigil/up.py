@@ -23,14 +23,14 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import launch, rpc
+from vigil import launch, rpc, upstate
 from vigil.compute import agent, virt
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
 from vigil.daemons import start_control_plane
 from vigil.errors import ConfigError
-from vigil.ha.fence.simulated import SimulatedPower
+from vigil.ha.fence.simulated import AgentKills, SimulatedPower
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.service import ConductorClient, GroupMembership, Service
 from vigil.servicegroup.api import ServiceGroup
@@ -49,10 +49,11 @@ def compute_names(n: int) -> list[str]:
 
 
 def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
-              transport: messaging.Transport | None = None) -> ApiServer:
+              transport: messaging.Transport | None = None) -> tuple[ApiServer, str | None]:
     """The REST API in a thread over the same engine and ServiceGroup (an in-process liveness
-    backend is then shared). With token_file auth, makes sure an admin token exists in
-    state_path and prints it, so the operator can use the API at once."""
+    backend is then shared), and the admin token the CLI may use on it. With token_file auth,
+    makes sure an admin token exists in state_path and prints it, so the operator can use the
+    API at once; with noauth, the token is ``admin:admin`` (noauth's admin)."""
     from vigil.api import auth
     from vigil.api.app import create_app
     from vigil.api.policy import Policy
@@ -61,12 +62,16 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     token = None
     if conf.api.auth_strategy == "token_file":
         token = auth.write_admin_token_file(conf.api.token_file)
+    elif conf.api.auth_strategy == "noauth":
+        token = "admin:admin"
     registry = launch.registry_over(conf, engine, group)
     app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
                      feed_poll_interval=conf.api.feed_poll_interval)
     from vigil.console.daemon import consoles_from
 
     app.state.vigil_consoles = consoles_from(conf, engine)
+    # The simulated hosts' power marks: `vigil host crash|revive|kill-agent` through this API.
+    app.state.vigil_simulated_power_dir = conf.ha.simulated_power_dir
     if transport is not None:  # server operations wake the scheduler and agents at once
         app.state.vigil_servers = ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
                                              computes=ComputeAgentAPI(transport))
@@ -74,11 +79,9 @@ def start_api(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     server.start()
     print(f"Vigil API: {server.url}", flush=True)
     print(f"Dashboard: {server.url}/dashboard/", flush=True)
-    if token is not None:
+    if token is not None and conf.api.auth_strategy == "token_file":
         print(f"Admin token (in {conf.api.token_file}): {token}", flush=True)
-        print(f"Try: vigil service list --os-endpoint {server.url} --os-token {token}",
-              flush=True)
-    return server
+    return server, token
 
 
 def start_monitor(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
@@ -107,32 +110,6 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
 
 
 BAREMETAL_DEMO_TICK = 5.0
-
-class AgentKills:
-    """``vigil host kill-agent HOST`` marks, shared through files like the power marks: the
-    CLI in another terminal kills a simulated host's agent inside this process."""
-
-    def __init__(self, power_dir: str) -> None:
-        self.power_dir = power_dir
-
-    def _path(self, host: str) -> str:
-        if not host or "/" in host or host.startswith("."):
-            raise ValueError(f"not a host name: {host!r}")
-        return os.path.join(self.power_dir, f"{host}.kill-agent")
-
-    def kill(self, host: str) -> None:
-        os.makedirs(self.power_dir, exist_ok=True)
-        with open(self._path(host), "w") as f:
-            f.write("kill\n")
-
-    def take(self, host: str) -> bool:
-        """Whether a kill of ``host``'s agent was asked (the mark is consumed)."""
-        try:
-            os.unlink(self._path(host))
-            return True
-        except FileNotFoundError:
-            return False
-
 
 class InProcessAgent:
     """A simulated host's compute agent as its supervisor sees it (a supervisor unit).
@@ -326,7 +303,46 @@ def baremetal_driver(conf: cfg.ConfigOpts, host: str,
                            zone=conf.compute.availability_zone or conf.default_availability_zone)
 
 
+def mode_of(conf: cfg.ConfigOpts, baremetal_nodes: int) -> str:
+    """The kind of simulated hosts (:func:`vigil.upstate.check_mode`): ``baremetal``, or the
+    virt driver the virtual hosts run (``process`` or ``fake``)."""
+    if baremetal_nodes:
+        return "baremetal"
+    return "process" if conf.compute.compute_driver == "process" else "fake"
+
+
+def mode_found(conf: cfg.ConfigOpts) -> str | None:
+    """What a state made before ``vigil-up.mode`` holds: the hypervisor type of its simulated
+    hosts' compute nodes (``fake``, ``process`` or ``baremetal``, the mode's own names) when
+    they agree; None for a fresh database, or one with no simulated hosts."""
+    from vigil.db.compute import nodes as nodes_db
+    from vigil.errors import VigilError
+
+    engine = launch.engine_from(conf)
+    try:
+        types = {n.hypervisor_type for n in nodes_db.compute_nodes(engine)
+                 if n.host.startswith("compute-")}
+    except VigilError:  # no schema yet: nothing was ever run on it
+        return None
+    finally:
+        engine.dispose()
+    return types.pop() if len(types) == 1 else None
+
+
 def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> int:
+    """Lock the state directory, then run everything until a signal. The lock comes first: a
+    second ``vigil up`` on the same state stops here, before it opens the database."""
+    held = upstate.lock(conf.state_path)
+    try:
+        mode = mode_of(conf, baremetal_nodes)
+        upstate.check_mode(conf.state_path, mode, lambda: mode_found(conf))
+        return _run_up(conf, computes=computes, baremetal_nodes=baremetal_nodes, mode=mode)
+    finally:
+        upstate.forget(conf.state_path)
+        held.release()
+
+
+def _run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int, mode: str) -> int:
     engine = launch.engine_from(conf, sync=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
@@ -378,7 +394,13 @@ def run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int = 0) -> 
                  "HOST, vigil recovery list, vigil host revive HOST; to watch an agent restarted "
                  "in place: vigil host kill-agent HOST. Ctrl-C stops.",
                  computes, engine.url.render_as_string(), conf.servicegroup_driver)
-        api = start_api(conf, engine, group, transport)
+        api, token = start_api(conf, engine, group, transport)
+        run = upstate.UpRun(pid=os.getpid(), endpoint=api.url, token=token,
+                            database=engine.url.render_as_string(hide_password=True),
+                            state_path=conf.state_path, mode=mode)
+        print(f"Recorded for the CLI: {upstate.record(run)}", flush=True)
+        print("Try: vigil status, vigil service list (in another terminal they use this API)",
+              flush=True)
         try:
             meta, meta_svc = start_metadata(conf, engine, group, client)
             print(f"Metadata API: {meta.url}", flush=True)

@@ -141,3 +141,32 @@ def test_cli_maintenance_release_and_one_line_errors(api: Api) -> None:
     assert not hosts_db.host_get(api.engine, "host3").quarantined
     again = vigil(api, "host", "release", "host3", "--reason", "twice")
     assert again.returncode == 1 and "not quarantined" in again.stderr
+
+
+def test_simulated_host_actions_only_where_vigil_up_serves_them(api: Api, tmp_path: Any) -> None:
+    """crash, revive and kill-agent: 400 from an API with no simulated hosts (nothing
+    written); with vigil up's power directory, the marks its hosts watch; 404 for a host
+    that is not a compute host; admin only."""
+    power = tmp_path / "power"
+    r = api.client.post(f"{URL}/host1/action", headers=ADMIN, json={"crash": {}})
+    assert r.status_code == 400 and "no simulated hosts" in r.text
+    assert not power.exists()
+    api.client.app.state.vigil_simulated_power_dir = str(power)  # as vigil up's start_api
+    try:
+        assert api.client.post(f"{URL}/host1/action", headers=MEMBER,
+                               json={"crash": {}}).status_code == 403
+        assert not power.exists()
+        r = api.client.post(f"{URL}/nowhere/action", headers=ADMIN, json={"crash": {}})
+        assert r.status_code == 404
+        assert not power.exists()
+        r = api.client.post(f"{URL}/host1/action", headers=ADMIN, json={"crash": {"x": 1}})
+        assert r.status_code == 400 and not power.exists()
+        r = api.client.post(f"{URL}/host1/action", headers=ADMIN, json={"crash": {}})
+        assert r.status_code == 200 and r.json()["host"]["host"] == "host1"
+        assert (power / "host1.crash").exists()
+        r = api.client.post(f"{URL}/host2/action", headers=ADMIN, json={"kill-agent": {}})
+        assert r.status_code == 200 and (power / "host2.kill-agent").exists()
+        r = api.client.post(f"{URL}/host1/action", headers=ADMIN, json={"revive": {}})
+        assert r.status_code == 200 and not (power / "host1.crash").exists()
+    finally:
+        del api.client.app.state.vigil_simulated_power_dir

@@ -163,3 +163,38 @@ def test_recovery_steps_notify_through_the_broker(tmp_path: Any, sqlite_engine: 
     data = payload["nova_object.data"]
     assert (data["id"], data["host"], data["phase"], data["detail"]) == (
         rec.id, "h1", "disabled", "compute down")
+
+
+def test_an_operators_request_is_heard_opening_when_the_leader_takes_it_up(
+        tmp_path: Any, sqlite_engine: Any, topic: str, listener: Collector) -> None:
+    """The API and the CLI write a request and send nothing: the leader's first step announces
+    it, once, with who asked."""
+    from vigil.db import services as services_db
+    from vigil.db.ha import lease as lease_db
+    from vigil.db.ha import recoveries as recoveries_db
+    from vigil.errors import AlreadyRecorded, IllegalTransition
+    from vigil.ha.store import RecoveryStore
+    from vigil.notifications import Notifier
+
+    from .conftest import make_conf
+
+    conf, _ = make_conf(tmp_path, sections(topic))
+    notifier = Notifier(conf, publisher_id="vigil-monitor:test")
+    token = lease_db.lease_acquire(sqlite_engine, "L", "m1", ttl=60)
+    assert token is not None
+    svc, _ = services_db.service_get_or_create(sqlite_engine, "h1", "vigil-compute", "compute")
+    rec = recoveries_db.recovery_request(sqlite_engine, host="h1", service_id=svc.id,
+                                         was_disabled=False, was_forced_down=False,
+                                         detail="requested by alice (project ops) for h1")
+    store = RecoveryStore(sqlite_engine, lambda: token, notifier.recovery_changed)
+    store.disable(rec, "requested")
+    with pytest.raises((IllegalTransition, AlreadyRecorded)):
+        store.disable(rec, "requested")  # a second leader's pass: refused, and silent
+    # A marker sent last on the same queue: once it is heard, anything sent before it was too.
+    notifier.recovery_changed("vigil.test.marker", rec, None)
+    heard = listener.wait(3)
+    assert [e for _, e, _ in heard] == ["vigil.recovery.opened", "vigil.recovery.disabled",
+                                        "vigil.test.marker"]
+    data = heard[0][2]["nova_object.data"]
+    assert (data["trigger"], data["phase"], data["detail"]) == (
+        "manual", "detected", "requested by alice (project ops) for h1")

@@ -351,6 +351,15 @@ class Cluster:
                 if name in servers and not servers[name].running():
                     servers[name].start()
 
+    def restore(self) -> None:
+        """Undo what a failed test may have left: heal every partition and start every
+        controller's and compute host's servers that are not running (the next test then waits
+        for health instead of timing out on a node that nothing will start)."""
+        for host in list(self.net.partitioned):
+            self.heal(host)
+        for host in self.controllers + self.computes:
+            self.start_controller(host)
+
     def wait_rejoined(self, host: str, timeout: float = 180) -> dict[str, float]:
         """Wait until every controller (``host`` included) is back in every cluster; returns
         the seconds from the call until each part was (galera, rabbit, etcd, haproxy)."""

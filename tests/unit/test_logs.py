@@ -142,7 +142,7 @@ def test_setup_daemon_writes_utc_lines_with_the_offset(
     stamp = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
     assert abs((dt.datetime.now(dt.UTC) - stamp).total_seconds()) < 60
     for noisy in ("oslo_messaging", "oslo.messaging", "kazoo", "amqp", "urllib3", "httpx",
-                  "alembic"):
+                  "alembic", "oslo_service.backend"):
         assert logging.getLogger(noisy).level == logging.WARNING, noisy
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,7 @@ class Flaky:
     def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord:
         return self.inner.service_get_or_create(host, binary, topic)
 
-    def report_state(self, service_id: int) -> str:
+    def report_state(self, service_id: int, *, timeout: float | None = None) -> str:
         if self.failures > 0:
             self.failures -= 1
             raise MessagingUnavailable("conductor did not answer")
@@ -125,3 +127,75 @@ def test_jitter_stays_within_ten_percent(stack: dict[str, Any]) -> None:
     delays = [svc.next_delay() for _ in range(500)]
     assert all(0.09 <= d <= 0.11 for d in delays)
     assert max(delays) - min(delays) > 0.01  # it does vary
+
+
+class Holding:
+    """A conductor client whose reports are held (the call returns only when released): a
+    conductor cut off with the report in its hands, as a partitioned controller's is."""
+
+    def __init__(self, inner: LocalConductorAPI) -> None:
+        self.inner = inner
+        self.release = threading.Event()
+        self.timeouts: list[float | None] = []
+
+    def service_get_or_create(self, host: str, binary: str, topic: str) -> ServiceRecord:
+        return self.inner.service_get_or_create(host, binary, topic)
+
+    def report_state(self, service_id: int, *, timeout: float | None = None) -> str:
+        self.timeouts.append(timeout)
+        self.release.wait(30)
+        raise MessagingUnavailable("conductor did not answer report_state in time")
+
+    def service_leave(self, service_id: int) -> None:
+        self.inner.service_leave(service_id)
+
+
+class CountingGroup:
+    """The real ServiceGroup, counting the heartbeats that reach it."""
+
+    def __init__(self, inner: ServiceGroup) -> None:
+        self.inner = inner
+        self.beats: list[float] = []
+
+    def join(self, member: str, group: str) -> None:
+        self.inner.join(member, group)
+
+    def heartbeat(self, member: str, group: str) -> None:
+        self.inner.heartbeat(member, group)
+        self.beats.append(time.monotonic())
+
+    def leave(self, member: str, group: str) -> None:
+        self.inner.leave(member, group)
+
+
+def test_a_held_state_report_never_delays_the_liveness_heartbeat(
+        stack: dict[str, Any]) -> None:
+    """Issue 14's partition: the backend's key must not expire behind a report a conductor
+    holds. The heartbeats keep their interval, and the report asks for at most one interval."""
+    conductor = Holding(LocalConductorAPI(stack["conductor"].manager))
+    group = CountingGroup(stack["group"])
+    svc = Service(host="held", binary="vigil-compute", topic="compute", conductor=conductor,
+                  group=group, report_interval=0.1)
+    svc.start()
+    try:
+        assert svc.registered.wait(10)
+        wait_for(lambda: conductor.timeouts, 5, "a state report in the conductor's hands")
+        start = time.monotonic()
+        wait_for(lambda: len([t for t in group.beats if t > start]) >= 8, 5,
+                 "heartbeats while the report is held")
+        assert not svc.reporting  # the state reports are not getting out, and it says so
+    finally:
+        conductor.release.set()
+        svc.stop(leave=False)
+    assert conductor.timeouts[0] is not None and conductor.timeouts[0] <= 1.0
+
+
+def test_the_state_report_waits_one_interval_not_the_rpc_timeout(
+        stack: dict[str, Any]) -> None:
+    """Over real oslo.messaging (fake://) with no conductor listening: the report gives up
+    after its own bound (1 s), not the client's 30 s rpc_response_timeout."""
+    client = rpc.ConductorAPI(stack["transport"], timeout=30)
+    start = time.monotonic()
+    with pytest.raises(MessagingUnavailable):
+        client.report_state(1, timeout=1.0)
+    assert time.monotonic() - start < 10

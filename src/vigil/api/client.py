@@ -40,8 +40,10 @@ def view_from(data: dict[str, Any]) -> ServiceView:
         last_seen_up=_time(data["last_seen"]), left_at=_time(data["left_at"]),
         created_at=created, updated_at=_time(data["updated_at"]),
     )
+    liveness = data.get("host_liveness")
     return ServiceView(record, State(data["state"]), data["zone"],
-                       bool(data.get("quarantined")), bool(data.get("maintenance")))
+                       bool(data.get("quarantined")), bool(data.get("maintenance")),
+                       State(liveness) if liveness else None)
 
 
 class ApiSession:

@@ -3,9 +3,9 @@
 Thin: parsing and printing only. The operations are :mod:`vigil.compute.servers`,
 :mod:`vigil.compute.flavors` and :mod:`vigil.compute.hypervisors`, which the REST API calls too.
 
-As ``vigil service``: against the database directly, or through a Vigil API when an endpoint
-and a token are given (``--os-endpoint``/``--os-token``, else OS_ENDPOINT/OS_TOKEN, else
-``[api] endpoint``/``token``; :func:`vigil.cli.service_cmds.api_target`). The clients of
+As ``vigil service``: through a Vigil API or against the database directly, as
+:mod:`vigil.cli.target` decides (an explicit endpoint, a Keystone login, the running ``vigil
+up``'s API, else the database; ``--direct`` forces the database). The clients of
 :mod:`vigil.api.compute_client` have the same methods and return views that print the same.
 """
 
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from oslo_config import cfg
 
 from vigil.cli.output import as_json, table
-from vigil.cli.service_cmds import add_api_options, api_target
+from vigil.cli.service_cmds import api_target
+from vigil.cli.target import add_api_options
 from vigil.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -1,7 +1,9 @@
 """``vigil recovery list/show``, ``vigil host evacuate`` and ``vigil monitor``'s siblings.
 
-Thin: parsing and printing only. The views are :class:`vigil.ha.views.RecoveriesAPI`, which
-the REST API (``/v2.1/vigil/recoveries``) uses too.
+Thin: parsing and printing only. The views are :class:`vigil.ha.views.RecoveriesAPI` and
+:class:`vigil.ha.hosts.HostsAPI`, which the REST API (``/v2.1/vigil/recoveries``,
+``/v2.1/vigil/hosts``) uses too; through an API (:mod:`vigil.cli.target`) the commands call
+their HTTP clients instead, behind the same Protocols (:mod:`vigil.cli.resources`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 
 from oslo_config import cfg
 
+from vigil.cli import resources
 from vigil.cli.output import as_json, table
+from vigil.cli.target import Target, add_api_options, resolve
 from vigil.objects.ha import EvacuationStatus, Phase
 
 LIST_COLUMNS = ("ID", "Host", "Trigger", "Phase", "Status", "Fence attempts", "Evacuations",
@@ -34,6 +38,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     sh.add_argument("recovery", metavar="ID_OR_UUID")
     for p in (ls, sh):
         p.add_argument("--format", choices=("table", "json"), default="table")
+        add_api_options(p)
     rec.set_defaults(func=run_recovery)
 
     host = sub.add_parser("host", help="host operations")
@@ -72,6 +77,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rl.add_argument("--reason", required=True, help="why (recorded in the recovery timeline)")
     for p in (hl, hs, mt, rl):
         p.add_argument("--format", choices=("table", "json"), default="table")
+    for p in (ev, crash, kill_agent, revive, hl, hs, mt, rl):
+        add_api_options(p)
     host.set_defaults(func=run_host)
 
 
@@ -98,12 +105,13 @@ def _host_row(h: dict[str, Any]) -> list[object]:
             reason or "", rec]
 
 
-def run_host_facts(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+def run_host_facts(args: argparse.Namespace, conf: cfg.ConfigOpts, target: Target) -> int:
     """``vigil host list|show|maintenance|release``."""
-    from vigil import launch
-    from vigil.ha.hosts import HostsAPI
+    with resources.hosts(target, conf) as api:
+        return _host_facts(args, api)
 
-    api = HostsAPI(launch.engine_from(conf))
+
+def _host_facts(args: argparse.Namespace, api: resources.Hosts) -> int:
     if args.host_cmd == "list":
         hosts = api.list()
         print(as_json(hosts) if args.format == "json"
@@ -134,10 +142,15 @@ def _evacs(r: dict[str, Any]) -> str:
 
 
 def run_recovery(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil import launch
-    from vigil.ha.views import RecoveriesAPI, parse_recovery_ident
+    from vigil.ha.views import parse_recovery_ident
 
-    api = RecoveriesAPI(launch.engine_from(conf))
+    ident = parse_recovery_ident(args.recovery) if args.recovery_cmd == "show" else None
+    with resources.recoveries(resolve(args, conf), conf) as api:
+        return _recovery(args, api, ident)
+
+
+def _recovery(args: argparse.Namespace, api: resources.Recoveries, ident: int | str | None
+              ) -> int:
     if args.recovery_cmd == "list":
         recs = api.list_recoveries(open_only=args.open_only, host=args.host, limit=args.limit)
         alerts = api.alerts()
@@ -153,7 +166,8 @@ def run_recovery(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         print(f"monitor leader: {leader['holder']} (epoch {leader['epoch']})" if leader
               else "monitor leader: none")
         return 0
-    data = api.get(parse_recovery_ident(args.recovery))
+    assert ident is not None
+    data = api.get(ident)
     if args.format == "json":
         print(as_json(data))
         return 0
@@ -184,41 +198,48 @@ def progress_line(rec: dict[str, Any], width: int = 30) -> str:
             f"  phase {rec['phase']}" + (f"  ({note})" if note else ""))
 
 
-def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+def run_power(args: argparse.Namespace, conf: cfg.ConfigOpts, target: Target) -> int:
     """``vigil host crash|revive|kill-agent``: the simulated hosts' power and agent-kill marks
-    (vigil up)."""
-    from vigil import launch
-    from vigil.db import services as services_db
-    from vigil.errors import ServiceNotFound
-    from vigil.ha.fence.simulated import SimulatedPower
-    from vigil.names import COMPUTE_BINARY
+    (vigil up). Through an API, the API's ``vigil up`` writes them (its host actions); on the
+    database, they are written here, in ``[ha] simulated_power_dir``, which the ``vigil up``
+    of the same configuration watches."""
+    from vigil.errors import NotFound
+    from vigil.ha.fence.simulated import SIMULATIONS, simulate
 
     try:
-        services_db.service_get_by_host_binary(launch.engine_from(conf), args.host, COMPUTE_BINARY)
-    except ServiceNotFound:
+        if target.api is not None:
+            from vigil.api.ha_client import HostsClient
+
+            with HostsClient(*target.api) as client:
+                client.simulate(args.host, args.host_cmd)
+            print(SIMULATIONS[args.host_cmd].format(host=args.host))
+            return 0
+        with resources.hosts(target, conf) as hosts:
+            hosts.get(args.host)
+    except NotFound:
         print(f"vigil: error: no compute service on host {args.host!r}", file=sys.stderr)
         return 2
-    power = SimulatedPower(conf.ha.simulated_power_dir)
-    if args.host_cmd == "kill-agent":
-        from vigil.up import AgentKills
-
-        AgentKills(conf.ha.simulated_power_dir).kill(args.host)
-        print(f"{args.host}: compute agent killed (simulated); its supervisor restarts it; "
-              "watch it: vigil service list")
-    elif args.host_cmd == "crash":
-        power.crash(args.host)
-        print(f"{args.host}: crashed (simulated); watch it: vigil recovery list")
-    else:
-        power.revive(args.host)
-        print(f"{args.host}: powered on (simulated); it reports again within a few seconds")
+    print(simulate(conf.ha.simulated_power_dir, args.host, args.host_cmd))
     return 0
 
 
 def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
+    target = resolve(args, conf)
     if args.host_cmd in ("crash", "revive", "kill-agent"):
-        return run_power(args, conf)
+        return run_power(args, conf, target)
     if args.host_cmd in ("list", "show", "maintenance", "release"):
-        return run_host_facts(args, conf)
+        return run_host_facts(args, conf, target)
+    if target.api is not None:
+        with resources.recoveries(target, conf) as remote:
+            asked = remote.evacuate_host(args.host, actor=local_actor())
+            print(f"recovery {asked['id']} ({asked['uuid']}) of {args.host}: "
+                  f"{asked['phase']}", flush=True)
+            if not args.wait:
+                return 0
+            if remote.leader() is None:
+                print("no HA monitor leads: the recovery waits for one (vigil monitor)",
+                      flush=True)
+            return wait_recovery(remote, asked["id"], args.timeout)
     from vigil import launch
     from vigil.ha.election import lease_session_limits
     from vigil.ha.views import RecoveriesAPI
@@ -232,6 +253,7 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
     rec = api.request_host_evacuation(args.host, actor=local_actor())
     print(f"recovery {rec.id} ({rec.uuid}) of {args.host}: {rec.phase}", flush=True)
     if not args.wait:
+        group.driver.close()
         return 0
     stop = threading.Event()
     thread: threading.Thread | None = None
@@ -244,25 +266,8 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         thread = threading.Thread(target=monitor.run, args=(stop,), daemon=True)
         thread.start()
         print("no HA monitor leads: running the recovery from this command", flush=True)
-    deadline = time.monotonic() + args.timeout
-    last = ""
     try:
-        while True:
-            data = api.get(rec.id)
-            line = progress_line(data)
-            if line != last:
-                print(line, flush=True)
-                last = line
-            if Phase(data["phase"]).reached(Phase.EVACUATED) or not data["open"]:
-                failed = data["evacuations_by_status"].get(EvacuationStatus.FAILED, 0)
-                print(f"recovery {rec.id}: {data['status']} ({data['phase']})"
-                      + (f", {failed} evacuation(s) failed" if failed else ""))
-                return 1 if failed else 0
-            if time.monotonic() > deadline:
-                print(f"vigil: recovery {rec.id} still {data['phase']} after {args.timeout:g} "
-                      "s; it goes on (vigil recovery show)", file=sys.stderr)
-                return 1
-            time.sleep(0.5)
+        return wait_recovery(api, rec.id, args.timeout)
     finally:
         stop.set()
         if thread is not None:
@@ -270,3 +275,26 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
         if close is not None:
             close()
         group.driver.close()
+
+
+def wait_recovery(api: resources.Recoveries, rec_id: int, timeout: float) -> int:
+    """Print the recovery's progress until its instances are moved (0), one failed (1), or
+    ``timeout`` seconds passed (1: it goes on without us)."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        data = api.get(rec_id)
+        line = progress_line(data)
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if Phase(data["phase"]).reached(Phase.EVACUATED) or not data["open"]:
+            failed = data["evacuations_by_status"].get(EvacuationStatus.FAILED, 0)
+            print(f"recovery {rec_id}: {data['status']} ({data['phase']})"
+                  + (f", {failed} evacuation(s) failed" if failed else ""))
+            return 1 if failed else 0
+        if time.monotonic() > deadline:
+            print(f"vigil: recovery {rec_id} still {data['phase']} after {timeout:g} "
+                  "s; it goes on (vigil recovery show)", file=sys.stderr)
+            return 1
+        time.sleep(0.5)

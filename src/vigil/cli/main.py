@@ -25,6 +25,7 @@ from vigil.errors import ConfigError, InvalidInput, VigilError
 COMMAND_MODULES = (
     "vigil.cli.admin_cmds",
     "vigil.cli.daemon_cmds",
+    "vigil.cli.status_cmds",
     "vigil.cli.service_cmds",
     "vigil.cli.compute_cmds",
     "vigil.cli.ha_cmds",
@@ -51,6 +52,10 @@ def build_parser() -> Parser:
                    help="configuration file (may repeat; later files override)")
     p.add_argument("--config-dir", action="append", default=[], metavar="DIR",
                    help="directory of *.conf files")
+    p.add_argument("--state-path", metavar="DIR",
+                   help="state directory ([DEFAULT] state_path): vigil up keeps its database, "
+                   "tokens and lock there, and the other commands find a running vigil up "
+                   "there (e.g. one state per demo)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"vigil {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
@@ -65,7 +70,12 @@ def load_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
         argv += ["--config-file", f]
     for d in args.config_dir:
         argv += ["--config-dir", d]
-    return vconf.load(argv)
+    conf = vconf.load(argv)
+    if args.state_path:
+        # Everything under $state_path (the SQLite file, token_file, ...) follows: oslo.config
+        # substitutes it when an option is read.
+        conf.set_override("state_path", os.path.abspath(args.state_path))
+    return conf
 
 
 def main(argv: Sequence[str] | None = None) -> int:

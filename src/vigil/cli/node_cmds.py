@@ -1,7 +1,9 @@
 """``vigil node``: the bare-metal inventory (create, list, show, delete).
 
 Thin: parsing and printing only; the operations are :mod:`vigil.baremetal.nodes`, which the
-REST API (``/v2.1/vigil/nodes``) calls too. Bad input is one line on stderr, exit status 2,
+REST API (``/v2.1/vigil/nodes``) calls too; through an API (:mod:`vigil.cli.target`) the
+command calls :class:`vigil.api.baremetal_client.NodesClient` instead, behind the same
+Protocol (:class:`vigil.cli.resources.Nodes`). Bad input is one line on stderr, exit status 2,
 and nothing changed.
 """
 
@@ -11,7 +13,9 @@ import argparse
 
 from oslo_config import cfg
 
+from vigil.cli import resources
 from vigil.cli.output import as_json, table
+from vigil.cli.target import add_api_options, resolve
 from vigil.objects.baremetal import NodePower
 
 NODE_COLUMNS = ("UUID", "Name", "Resource Class", "CPUs", "Memory MB", "Disk GB",
@@ -39,16 +43,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rm.add_argument("node", metavar="UUID_OR_NAME")
     for p in (cr, ls, sh, rm):
         p.add_argument("--format", choices=("table", "json"), default="table")
+        add_api_options(p)
     nd.set_defaults(func=run_node)
 
 
 def run_node(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil import launch
-    from vigil.baremetal.nodes import NodesAPI
+    with resources.nodes(resolve(args, conf), conf) as api:
+        return _node(args, api)
+
+
+def _node(args: argparse.Namespace, api: resources.Nodes) -> int:
     from vigil.cli.compute_cmds import fields
 
-    api = NodesAPI(launch.engine_from(conf))
     cmd = args.node_cmd
+    view: resources.Node
     if cmd == "list":
         dicts = [v.to_dict() for v in api.list()]
         if args.format == "json":

@@ -1,6 +1,7 @@
 """``vigil ring show``: the bare-metal hash ring -- members, each one's node count, and
 where a node maps. The operation is :mod:`vigil.baremetal.ring`, shared with
-``/v2.1/vigil/ring``."""
+``/v2.1/vigil/ring`` (through an API, :mod:`vigil.cli.target`, the command asks that route
+with :class:`vigil.api.baremetal_client.RingClient`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import argparse
 
 from oslo_config import cfg
 
+from vigil.cli import resources
 from vigil.cli.output import as_json, table
+from vigil.cli.target import add_api_options, resolve
 
 MEMBER_COLUMNS = ("Host", "State", "Member", "Nodes Owned", "Nodes Mapped")
 
@@ -19,20 +22,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     sh = rsub.add_parser("show", help="members and their nodes; where one node maps")
     sh.add_argument("--node", metavar="UUID_OR_NAME", help="also show where this node maps")
     sh.add_argument("--format", choices=("table", "json"), default="table")
+    add_api_options(sh)
     rg.set_defaults(func=run_ring)
 
 
 def run_ring(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil import launch
-    from vigil.baremetal.ring import RingAPI
     from vigil.cli.compute_cmds import fields
 
-    engine = launch.engine_from(conf)
-    group = launch.group_from(conf, engine)
-    try:
-        report = RingAPI(engine, group).show(args.node)
-    finally:
-        group.driver.close()
+    with resources.ring(resolve(args, conf), conf) as ring:
+        report = ring.show(args.node)
     if args.format == "json":
         print(as_json(report.to_dict()))
         return 0

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
-
-import oslo_messaging as messaging
+from typing import TYPE_CHECKING, Any
 
 from vigil import rpc
 from vigil.names import COMPUTE_TOPIC
@@ -26,16 +24,23 @@ from vigil.objects.compute import (
 )
 from vigil.objects.ha import HostRecord
 
+if TYPE_CHECKING:
+    import oslo_messaging as messaging
+
 LOG = logging.getLogger(__name__)
 
 
 
 def compute_target(host: str | None = None) -> messaging.Target:
+    import oslo_messaging as messaging  # when used, not with the assembly (vigil.rpc says why)
+
     return messaging.Target(topic=COMPUTE_TOPIC, server=host, version="1.0")
 
 
 class ComputeAgentAPI:
     def __init__(self, transport: messaging.Transport) -> None:
+        import oslo_messaging as messaging
+
         self._client = messaging.get_rpc_client(transport, compute_target())
 
     def _cast(self, host: str, method: str, **kwargs: Any) -> bool:

@@ -63,7 +63,17 @@ class ReportCoalescer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing_since: float | None = None
+        self._last_path_write: float | None = None
+        self._last_flush_ok = True
         self.stats = FlushStats()
+
+    @property
+    def last_path_write(self) -> float | None:
+        """When (this clock's monotonic time, taken *before* the write began) the last
+        report-path beat that was committed started: the conductor's consumption lease runs
+        from it (:mod:`vigil.conductor.consumption`). Taken before, so that it never lies
+        after the database's ``last_beat`` that readers judge by."""
+        return self._last_path_write
 
     # -- called from RPC handlers; never touch the database -----------------------------------
     def add(self, service_id: int) -> ReportVerdict:
@@ -96,11 +106,13 @@ class ReportCoalescer:
             ids, self._pending = self._pending, set()
             probed, self._probed = self._probed, False
         started = time.perf_counter()
+        began = self._clock.monotonic()
         try:
             missing = services_db.record_reports(self._engine, sorted(ids), self._batch_size)
             if probed:
                 services_db.beat_report_path(self._engine, self._conductor, self._path_max_gap)
         except DatabaseUnavailable as exc:
+            self._last_flush_ok = False
             daemon_metrics.FLUSH_FAILURES.inc()
             self.stats.failures += 1
             if self._failing_since is None:
@@ -108,6 +120,9 @@ class ReportCoalescer:
                 LOG.error("cannot write state reports, dropping %d; will keep trying: %s",
                           len(ids), exc)
             return 0
+        self._last_flush_ok = True
+        if probed:
+            self._last_path_write = began
         daemon_metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
         daemon_metrics.FLUSH_BATCH.observe(len(ids))
         if self._failing_since is not None:
@@ -134,8 +149,13 @@ class ReportCoalescer:
             except Exception:  # the writer loop must survive anything; it is logged
                 LOG.exception("unexpected error flushing state reports")
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop the writer after a last flush; True if that flush wrote what it held (then
+        no report taken by this conductor is lost, and its report-path row may go)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                return False  # wedged in a write: what it holds is not known to be written
         self.flush()
+        return self._last_flush_ok

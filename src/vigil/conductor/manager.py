@@ -15,8 +15,9 @@ from vigil import rpc
 from vigil.conductor.baremetal import BaremetalConductorManager
 from vigil.conductor.coalescer import ReportCoalescer
 from vigil.conductor.compute import ComputeConductorManager
+from vigil.conductor.consumption import ConsumptionGuard
 from vigil.db import services as services_db
-from vigil.errors import DatabaseUnavailable, MessagingUnavailable
+from vigil.errors import ConfigError, DatabaseUnavailable, MessagingUnavailable
 from vigil.objects.services import ReportVerdict, ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.options import timing_from
@@ -70,11 +71,39 @@ class LocalConductorAPI:
         except DatabaseUnavailable as exc:
             raise MessagingUnavailable(str(exc)) from exc
 
-    def report_state(self, service_id: int) -> ReportVerdict:
-        return ReportVerdict(self._m.report_state({}, service_id))
+    def report_state(self, service_id: int, *, timeout: float | None = None) -> ReportVerdict:
+        return ReportVerdict(self._m.report_state({}, service_id))  # in process: no wait
 
     def service_leave(self, service_id: int) -> None:
         self._m.service_leave({}, service_id)
+
+
+class _ReleasingServer:
+    """An oslo.messaging RPC server whose stop() really stops taking messages.
+
+    oslo.messaging's ``stop()`` only ends the polling loop: the consumer stays registered on
+    the broker, which (prefetch unlimited by default) keeps handing this connection its share
+    of the queue, to sit there unacknowledged until the connection closes. A conductor told to
+    stop consuming would hold reports back rather than let the others take them. So stop also
+    closes the listener's connection at once, which returns those messages to the queue;
+    ``wait()`` (which would close it only after every in-flight handler, some maybe stuck on
+    the database, has finished) closes it again, harmlessly.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+        listener = getattr(self._server, "listener", None)
+        if listener is not None:
+            listener.cleanup()
+
+    def wait(self) -> None:
+        self._server.wait()
 
 
 class Conductor:
@@ -91,12 +120,14 @@ class Conductor:
     ) -> None:
         self.conf = conf
         self.host = conf.host
+        max_gap = timing_from(conf).path_max_gap
+        stop_after = stop_consuming_after(conf, max_gap.total_seconds())
         self.coalescer = ReportCoalescer(
             engine,
             conductor=conf.host,
             interval=conf.conductor.coalesce_interval,
             batch_size=conf.conductor.batch_size,
-            path_max_gap=timing_from(conf).path_max_gap,
+            path_max_gap=max_gap,
         )
         self.manager = ConductorManager(conf, engine, self.coalescer)
         # Bare metal needs batch liveness; its ServiceGroup is built on first use.
@@ -113,13 +144,23 @@ class Conductor:
             transport, rpc.conductor_target(server=conf.host),
             timeout=conf.conductor.probe_interval * 2,
         )
+        self._engine = engine
+        # Consumes only while its writes commit (vigil.conductor.consumption): a conductor
+        # that cannot write must not take reports away from those that can.
+        self.guard = ConsumptionGuard(
+            _ReleasingServer(self._server),
+            last_write=lambda: self.coalescer.last_path_write,
+            join=lambda: services_db.join_report_path(engine, conf.host, max_gap),
+            stop_after=stop_after,
+            check_interval=min(conf.conductor.probe_interval, stop_after / 4),
+        )
         self._stop = threading.Event()
         self._prober: threading.Thread | None = None
         self._started = False
 
     def start(self) -> None:
         self._started = True
-        self._server.start()
+        self.guard.start()
         self.coalescer.start()
         self._prober = threading.Thread(target=self._probe_loop, name="report-path-probe",
                                         daemon=True)
@@ -139,10 +180,36 @@ class Conductor:
         if not self._started:
             return  # oslo.messaging's wait() blocks forever on a server never started
         try:
-            self._server.stop()
-            self._server.wait()
+            self.guard.stop()
         except Exception:  # shutting down; a broken transport must not block the exit
             LOG.exception("error stopping the conductor RPC server")
-        self.coalescer.stop()
+        if self.coalescer.stop():
+            # Every report taken is written: the row goes, so that it does not read as a
+            # conductor that stopped beating while still taking reports.
+            try:
+                services_db.leave_report_path(self._engine, self.host)
+            except DatabaseUnavailable as exc:
+                LOG.warning("could not remove this conductor's report-path row: %s", exc)
         if self._prober is not None:
             self._prober.join(timeout=5)
+
+
+def stop_consuming_after(conf: cfg.ConfigOpts, max_gap: float) -> float:
+    """``[conductor] stop_consuming_after``, checked against the intervals it must sit between.
+
+    Above one report-path beat (``probe_interval + coalesce_interval``, or a healthy conductor
+    would stop between two beats), and below the path's gap tolerance (readers assume a
+    conductor whose beats stopped consumed for no longer than that; the guard's check and the
+    server's stop take a moment more). Unset: halfway between the two, at most 5 s (how long
+    a wedged conductor may swallow reports).
+    """
+    beat = conf.conductor.probe_interval + conf.conductor.coalesce_interval
+    configured = conf.conductor.stop_consuming_after
+    value = float(configured) if configured is not None else min(5.0, (beat + max_gap) / 2)
+    if not beat < value < max_gap:
+        raise ConfigError(
+            f"[conductor] stop_consuming_after ({value:g}) must lie above one report-path "
+            f"beat (probe_interval + coalesce_interval = {beat:g} s) and below the report "
+            f"path's gap tolerance ({max_gap:g} s, from service_down_time, report_interval "
+            "and coalesce_interval)")
+    return value

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import oslo_messaging
-import oslo_messaging.opts
 from oslo_config import cfg
 
-from vigil.conf import checker, libraries, opts
+from vigil.conf import checker, libraries, messaging, opts
 from vigil.errors import ConfigError
 from vigil.objects.liveness import REPORT_JITTER, path_max_gap
 
@@ -21,17 +19,17 @@ __all__ = ["load", "make", "reread", "validate"]
 
 def make() -> cfg.ConfigOpts:
     """A fresh ConfigOpts with every Vigil option registered (no module-level global)."""
-    # Must precede registration: it rewrites the default of oslo.messaging's control_exchange.
-    oslo_messaging.set_transport_defaults("vigil")
     conf = cfg.ConfigOpts()
     for group, options in opts.list_opts():
         conf.register_opts(options, group=group)
     # oslo.messaging owns [DEFAULT] transport_url and its driver groups; register them here so
-    # configuration files are validated before any transport is built.
-    for group, options in oslo_messaging.opts.list_opts():
-        conf.register_opts(options, group=None if group == "DEFAULT" else group)
-    for group, options in libraries.messaging_extra_opts():
+    # configuration files are validated before any transport is built. Its definitions come
+    # without importing it (vigil.conf.messaging): a command that sends nothing does not pay.
+    for group, options in messaging.list_opts():
         conf.register_opts(options, group=group)
+    # On the ConfigOpts, not with oslo_messaging.set_transport_defaults(): that rewrites the
+    # library's own option, which would then differ from the copy registered above.
+    conf.set_default("control_exchange", "vigil")
     conf.set_default("transport_url", "fake://")
     # Nova's 60 s is long for an agent whose report is due every report_interval.
     conf.set_default("rpc_response_timeout", 10)
@@ -41,15 +39,19 @@ def make() -> cfg.ConfigOpts:
 def schema(conf: cfg.ConfigOpts) -> checker.Schema:
     """What a file given to ``conf`` may contain: every option registered on it (Vigil's and
     oslo.messaging's, :func:`make`) and the groups libraries register later (:mod:`.libraries`).
+
+    The libraries' groups are looked up only when the files name something the registered
+    options do not cover: importing oslo.policy and keystonemiddleware to list them costs more
+    than the rest of most commands, and a file without their sections needs none of them.
     """
     result = checker.Schema()
     for group, options in opts.list_opts():
         result.add(group, options)
-    for group, options in oslo_messaging.opts.list_opts():
-        result.add(None if group == "DEFAULT" else group, options)
-    for group, options in libraries.messaging_extra_opts():
+    for group, options in messaging.list_opts():
         result.add(group, options)
     found = list(checker.entries(checker.files_of(conf)))
+    if all(result.knows(e) for e in found):
+        return result
     auth_type = next((e.values[-1] for e in reversed(found) if e.name == "auth_type"
                       and e.section.lower() == libraries.KEYSTONE and e.values), None)
     groups, open_sections = libraries.list_opts(auth_type)

@@ -80,8 +80,9 @@ API_OPTS: list[cfg.Opt] = [
         "endpoint",
         default=None,
         help="For the CLI: URL of a Vigil API (e.g. http://127.0.0.1:8774). With 'token' set, "
-        "'vigil service' commands go through the API instead of the database. Also "
-        "--os-endpoint or OS_ENDPOINT.",
+        "the CLI's commands go through the API instead of the database (--direct overrides it). "
+        "Also --os-endpoint or OS_ENDPOINT. Unset, the CLI uses the API of a vigil up running "
+        "on this state_path, else the database.",
     ),
     cfg.StrOpt(
         "token",

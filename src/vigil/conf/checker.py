@@ -67,6 +67,14 @@ class Schema:
                 for name in {old_name, old_name.replace("-", "_")}:
                     target.setdefault(name, opt)
 
+    def knows(self, entry: Entry) -> bool:
+        """Whether ``entry``'s section (and option, if it names one) is in the schema."""
+        section = _section_key(entry.section)
+        if section in self.open_sections:
+            return True
+        names = self.sections.get(section) or {}
+        return bool(names) and (not entry.name or entry.name in names)
+
 
 @dataclass(frozen=True)
 class Entry:

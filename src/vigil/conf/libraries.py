@@ -1,10 +1,10 @@
 """The configuration groups that libraries own and Vigil's processes read.
 
 oslo.messaging's groups (``[DEFAULT] transport_url``, ``[oslo_messaging_rabbit]``,
-``[oslo_messaging_notifications]``...) are registered by :func:`vigil.conf.make` itself. The
-others are registered by their library only when it is first used, which is too late for
-start-up validation (:mod:`vigil.conf.checker`), so their option lists are taken here from the
-libraries' own ``oslo.config.opts`` listers:
+``[oslo_messaging_notifications]``...) are registered by :func:`vigil.conf.make` itself
+(:mod:`vigil.conf.messaging`). The others are registered by their library only when it is
+first used, which is too late for start-up validation (:mod:`vigil.conf.checker`), so their
+option lists are taken here from the libraries' own ``oslo.config.opts`` listers:
 
 * ``[oslo_policy]``: oslo.policy's Enforcer (the API).
 * ``[keystone_authtoken]``: keystonemiddleware's auth_token (``[api] auth_strategy = keystone``),
@@ -20,8 +20,6 @@ options cannot be known before the library runs).
 from __future__ import annotations
 
 from oslo_config import cfg
-from oslo_messaging._metrics import client as _metrics
-from oslo_messaging._tracing import client as _tracing
 
 KEYSTONE = "keystone_authtoken"
 
@@ -29,18 +27,12 @@ KEYSTONE = "keystone_authtoken"
 OPEN_SECTIONS: frozenset[str] = frozenset()
 
 
-def messaging_extra_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """oslo.messaging's RPC client reads [oslo_messaging_tracing] and [oslo_messaging_metrics]
-    but registers them only on the global cfg.CONF, which Vigil does not use."""
-    return [
-        ("oslo_messaging_tracing", list(_tracing.oslo_messaging_tracing)),
-        ("oslo_messaging_metrics", list(_metrics.oslo_messaging_metrics)),
-    ]
-
-
 def list_opts(keystone_auth_type: str | None = None) -> tuple[
         list[tuple[str | None, list[cfg.Opt]]], frozenset[str]]:
-    """(groups and their options, sections to accept with any option)."""
+    """(groups and their options, sections to accept with any option).
+
+    Imports oslo.policy (and keystonemiddleware): :func:`vigil.conf.schema` calls this only
+    for files that name something outside Vigil's and oslo.messaging's options."""
     import oslo_policy.opts
 
     groups: list[tuple[str | None, list[cfg.Opt]]] = list(oslo_policy.opts.list_opts())

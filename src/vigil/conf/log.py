@@ -44,12 +44,14 @@ VIGIL_DEFAULTS: dict[str, Any] = {
         f"{STAMP} %(process)d %(levelname)s %(name)s [-] %(instance)s%(message)s"),
     "logging_exception_prefix": f"{STAMP} %(process)d ERROR %(name)s %(instance)s",
     # oslo.log's list, with the libraries Vigil kept at WARNING (oslo.messaging logs every
-    # connection at INFO; kazoo, httpx/httpcore, urllib3 and alembic chatter at DEBUG).
+    # connection at INFO; kazoo, httpx/httpcore, urllib3 and alembic chatter at DEBUG;
+    # oslo.service announces its eventlet backend at INFO when oslo.messaging first loads it,
+    # which happens after logging is set up now that oslo.messaging is imported on first use).
     "default_log_levels": [
         *(level for level in _options.DEFAULT_LOG_LEVELS
           if level.partition("=")[0] not in ("oslo.messaging", "oslo_messaging")),
         "oslo.messaging=WARN", "oslo_messaging=WARN", "kazoo=WARN", "urllib3=WARN",
-        "httpx=WARN", "httpcore=WARN", "alembic=WARN",
+        "httpx=WARN", "httpcore=WARN", "alembic=WARN", "oslo_service.backend=WARN",
     ],
 }
 

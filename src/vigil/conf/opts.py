@@ -83,6 +83,37 @@ DATABASE_OPTS: list[cfg.Opt] = [
         help="SQLAlchemy URL of the database. Default: a SQLite file in state_path. Also "
         "postgresql+psycopg2://... and mysql+pymysql://... (MariaDB).",
     ),
+    # vigil.db.retry: a transaction that failed leaving nothing behind (deadlock, Galera
+    # certification failure or failover) is run again; one lost at COMMIT never is.
+    cfg.IntOpt(
+        "max_attempts",
+        default=8,
+        min=1,
+        help="Most runs of one transaction that failed leaving nothing behind (a deadlock, a "
+        "Galera certification failure or failover, a connection lost before COMMIT). 1: never "
+        "run again.",
+    ),
+    cfg.FloatOpt(
+        "retry_interval",
+        default=0.1,
+        min=0,
+        help="Seconds: the pause after attempt n is drawn from [0, min(max_retry_interval, "
+        "retry_interval x 2^(n-1))] (full jitter).",
+    ),
+    cfg.FloatOpt(
+        "max_retry_interval",
+        default=2.0,
+        min=0,
+        help="Seconds: the longest pause between two attempts.",
+    ),
+    cfg.FloatOpt(
+        "retry_deadline",
+        default=12.0,
+        min=0,
+        help="Seconds after the first attempt past which no new attempt starts. The default "
+        "spans a Galera writer's failover behind HAProxy (about 6 s until the survivors "
+        "commit) with room to spare.",
+    ),
 ]
 
 CONDUCTOR_OPTS: list[cfg.Opt] = [
@@ -106,6 +137,17 @@ CONDUCTOR_OPTS: list[cfg.Opt] = [
         help="Seconds between the conductor's probes of its own report path (messaging -> "
         "conductor -> database). Readers call a stale heartbeat 'down' only when this path has "
         "been healthy for a whole service_down_time; otherwise 'unknown'.",
+    ),
+    cfg.FloatOpt(
+        "stop_consuming_after",
+        default=None,
+        min=0.01,
+        help="Seconds without a committed report-path write after which a conductor stops "
+        "taking reports off the queue (so that the other conductors get them) until its "
+        "database writes commit again; it resumes by itself. Must lie above one report-path "
+        "beat (probe_interval + coalesce_interval) and below the report path's gap "
+        "tolerance (service_down_time - 2.2 x report_interval - 2 x coalesce_interval). "
+        "Unset: halfway between the two, at most 5 s.",
     ),
     cfg.PortOpt(
         "metrics_port",

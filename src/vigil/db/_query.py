@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
+from vigil.db import retry
 from vigil.db.types import utcnow
 from vigil.errors import Conflict, DatabaseUnavailable
 
@@ -44,8 +45,17 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Map connection-level database failures to DatabaseUnavailable (retryable).
 
     IntegrityError passes through: it is an answer (a unique key exists), which the caller
-    turns into Conflict, AlreadyRecorded or a retry.
+    turns into Conflict, AlreadyRecorded or a retry. Before translating, a transaction that
+    failed leaving nothing behind (deadlock, Galera failover) is run again, within the
+    engine's bounds (:mod:`vigil.db.retry`).
     """
+    return translate_errors_once(retry.retrying(fn))
+
+
+def translate_errors_once(fn: Callable[P, R]) -> Callable[P, R]:
+    """:func:`translate_errors` without running anything again: for a probe that must say how
+    the database is *now* (a load balancer's health check answers within its own timeout; a
+    retry would only leave threads behind it, each holding a pool slot while it connects)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -11,6 +11,11 @@ Two kinds of settings beyond the URL:
   (the HA monitor's: its transactions hold the lease row, see :mod:`vigil.ha.election`): how
   long a statement may run, wait for a lock, or sit idle inside a transaction before the
   *server* ends it, whatever became of the client. SQLite has no server: they do not apply.
+
+And on every engine, the retry of a transaction that failed leaving nothing behind (a Galera
+writer's failover, a deadlock, a certification failure; :mod:`vigil.db.retry`), with
+``pool_pre_ping`` so that a connection the failover cut is noticed at checkout and replaced
+instead of failing the caller's first statement.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from vigil.db import retry
 from vigil.errors import ConfigError
 
 
@@ -122,14 +128,39 @@ def _whole(seconds: float) -> int:
     return max(1, math.floor(seconds))
 
 
-def make_engine(url: str, *, echo: bool = False, limits: SessionLimits | None = None) -> Engine:
+# The database drivers Vigil's extras install, by the module SQLAlchemy imports for them.
+DRIVER_EXTRAS = {"psycopg2": ("pg", "postgresql+psycopg2"), "pymysql": ("mysql", "mysql+pymysql")}
+# What SQLAlchemy imports for a URL that names no driver, and the URL Vigil's extra serves.
+DEFAULT_DRIVERS = {"psycopg": "postgresql+psycopg2", "MySQLdb": "mysql+pymysql"}
+
+
+def missing_driver(url: URL, module: str) -> str:
+    """One line for a database URL whose driver is not installed: the extra that installs it,
+    and, for a URL with SQLAlchemy's default driver (which no extra installs), the URL form
+    that uses the extra's."""
+    shown = url.render_as_string(hide_password=True)
+    if module in DRIVER_EXTRAS:
+        extra, _ = DRIVER_EXTRAS[module]
+        return (f"database {shown} needs the {module} driver: "
+                f"pip install 'vigil[{extra}]'")
+    if module in DEFAULT_DRIVERS:
+        prefix = DEFAULT_DRIVERS[module]
+        extra = DRIVER_EXTRAS[prefix.split("+")[1]][0]
+        return (f"database {shown} asks for the {module} driver, which Vigil does not "
+                f"install: write the URL as {prefix}://... and pip install 'vigil[{extra}]'")
+    return f"database {shown} needs the Python module {module}, which is not installed"
+
+
+def make_engine(url: str, *, echo: bool = False, limits: SessionLimits | None = None,
+                retry_policy: retry.RetryPolicy = retry.DEFAULT_POLICY) -> Engine:
     """An engine for ``url``; creates the directory of a SQLite file.
 
     SQLite: WAL so readers (``vigil service list`` in another terminal) never block the
     conductor's writes, and a busy timeout so two writers wait instead of failing.
     PostgreSQL and MariaDB: TCP keepalives on every connection (``limits.keepalive``, else
     :data:`DEFAULT_KEEPALIVE`; values the URL sets itself are kept) and, with ``limits``,
-    the session limits on every new connection.
+    the session limits on every new connection. Every engine: its transactions retried by
+    ``retry_policy`` (:func:`vigil.db.retry.install`).
     """
     try:
         parsed = make_url(url)
@@ -153,8 +184,11 @@ def make_engine(url: str, *, echo: bool = False, limits: SessionLimits | None = 
         kwargs["connect_args"] = _connect_args(parsed, keepalive, limits)
     try:
         engine = create_engine(parsed, **kwargs)
-    except Exception as exc:  # missing DBAPI module, bad options
+    except ModuleNotFoundError as exc:
+        raise ConfigError(missing_driver(parsed, exc.name or "")) from exc
+    except Exception as exc:  # bad options
         raise ConfigError(f"cannot use database {parsed.render_as_string()}: {exc}") from exc
+    retry.install(engine, retry_policy)
     if backend == "sqlite":
 
         @event.listens_for(engine, "connect")

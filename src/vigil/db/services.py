@@ -12,7 +12,7 @@ import uuid as uuidlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from vigil.db._query import (
@@ -25,26 +25,25 @@ from vigil.db._query import (
 from vigil.db.models import ReportPath, Service
 from vigil.db.types import utcnow
 from vigil.errors import ServiceNotFound
-from vigil.objects.liveness import PathBeat, next_healthy_since
+from vigil.objects.liveness import PathBeat, join_healthy_since, next_healthy_since
 from vigil.objects.services import ServiceRecord, Snapshot
 
+# In ServiceRecord's field order, each read as the record's type: Boolean columns (and the
+# ``deleted`` test, computed by the database) come back as bool on every dialect, so a row is the
+# record's arguments as they are (:func:`_record`).
 _COLUMNS = (
     Service.id, Service.uuid, Service.host, Service.binary, Service.topic, Service.report_count,
     Service.disabled, Service.disabled_reason, Service.forced_down, Service.version,
     Service.last_seen_up, Service.left_at, Service.created_at, Service.updated_at,
-    Service.deleted,
+    (Service.deleted != 0).label("deleted"),
 )
 
 
 def _record(row: Any) -> ServiceRecord:
-    # Positional unpacking: this runs once per service on every list (10,000 rows must stay
-    # well under 100 ms), and named Row attribute access costs several times more.
-    (id_, uuid, host, binary, topic, report_count, disabled, disabled_reason, forced_down,
-     version, last_seen_up, left_at, created_at, updated_at, deleted) = row
-    return ServiceRecord(
-        id_, uuid, host, binary, topic, report_count, bool(disabled), disabled_reason,
-        bool(forced_down), version, last_seen_up, left_at, created_at, updated_at, bool(deleted),
-    )
+    # A row unpacked straight into the record: this runs once per service on every list
+    # (10,000 rows must stay well under 100 ms); named Row access or a conversion per field
+    # cost several times more.
+    return ServiceRecord(*row)
 
 
 @translate_errors
@@ -248,3 +247,44 @@ def beat_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> d
             )
     assert isinstance(since, dt.datetime)
     return since
+
+
+@translate_errors
+def join_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> dt.datetime:
+    """Record that ``conductor`` is about to take reports; returns its healthy_since.
+
+    Written before its RPC server starts (or restarts after a stall), so that no conductor
+    ever consumes without a row: a row is what lets readers see its hole if it then stalls.
+    The rule is :func:`~vigil.objects.liveness.join_healthy_since`.
+    """
+    with engine.begin() as conn:
+        now = conn.execute(select(utcnow())).scalar_one()
+        rows = conn.execute(
+            select(ReportPath.conductor, ReportPath.last_beat, ReportPath.healthy_since)
+        ).all()
+        own = next((PathBeat(r[1], r[2]) for r in rows if r[0] == conductor), None)
+        others = [PathBeat(r[1], r[2]) for r in rows if r[0] != conductor]
+        since = join_healthy_since(own, others, now, max_gap)
+        if own is None:
+            conn.execute(
+                insert(ReportPath).values(conductor=conductor, last_beat=now, healthy_since=since)
+            )
+        else:
+            conn.execute(
+                update(ReportPath)
+                .where(ReportPath.conductor == conductor)
+                .values(last_beat=now, healthy_since=since)
+            )
+    assert isinstance(since, dt.datetime)
+    return since
+
+
+@translate_errors
+def leave_report_path(engine: Engine, conductor: str) -> None:
+    """A clean stop: the conductor consumes no more and wrote every report it took.
+
+    Its row goes: a row left behind would read as a conductor that stopped beating while
+    possibly still consuming, a hole in the path (see ``reports_healthy_since``).
+    """
+    with engine.begin() as conn:
+        conn.execute(delete(ReportPath).where(ReportPath.conductor == conductor))

@@ -12,7 +12,9 @@ It sits in ``ha/`` rather than ``db/`` because the table is HA policy and ``db``
 no table.
 
 Each committed step is also told to ``notify`` as ``vigil.recovery.<event>`` (and
-``vigil.recovery.completed`` when the host is back), for the versioned notifications.
+``vigil.recovery.completed`` when the host is back), for the versioned notifications; an
+operator's request is told as ``vigil.recovery.opened`` when its first step is written (the
+monitor tells its own openings).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from vigil.db.ha import hosts as hosts_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.ha import transitions
 from vigil.ha.transitions import Transition
-from vigil.objects.ha import LeaderToken, RecoveryRecord, RecoveryStatus
+from vigil.objects.ha import LeaderToken, RecoveryRecord, RecoveryStatus, Trigger
 
 LOG = logging.getLogger(__name__)
 
@@ -138,6 +140,14 @@ class RecoveryStore:
             enable_service=not rec.was_disabled,
             detail="the host reports again; stale copies are destroyed by its agent")
 
+    def _request_detail(self, rec: RecoveryRecord) -> str | None:
+        """Who asked, as the request's ``detected`` event recorded it."""
+        if self.notify is None:
+            return None
+        found = [e.detail for e in recoveries_db.events(self.engine, rec.id)
+                 if e.kind == "detected"]
+        return found[0] if found else None
+
     def _write(self, rec: RecoveryRecord, step: Transition, *,
                values: dict[str, Any] | None = None, detail: str | None = None,
                attempt: int | None = None, instance: str | None = None,
@@ -157,6 +167,11 @@ class RecoveryStore:
             instance_uuid=instance, retry_after=retry_after, finish=rule.closes,
             service=service, enable_service=enable_service, quarantine=quarantine,
             release=release)
+        if step is Transition.DISABLE and rec.trigger is Trigger.MANUAL:
+            # An operator's request is written by the API or the CLI, which send nothing: the
+            # leader announces it when it takes it up (its first step, written once), so that
+            # every recovery, monitor's or operator's, is heard opening exactly once.
+            self.tell("vigil.recovery.opened", rec, self._request_detail(rec))
         if step.value is not None:
             self.tell(f"vigil.recovery.{step.value}", after, detail)
         if rule.closes and after.status is RecoveryStatus.DONE:

@@ -73,6 +73,11 @@ class RecoveriesAPI:
         return {"holder": lease.holder, "epoch": lease.epoch,
                 "expires_at": formats.timestamp(lease.expires_at)}
 
+    def evacuate_host(self, host: str, *, actor: str | None = None) -> dict[str, Any]:
+        """:meth:`request_host_evacuation`, answered as the recovery's summary: what the
+        API's evacuate action answers and ``vigil host evacuate`` reads, either way."""
+        return self.summary(self.request_host_evacuation(host, actor=actor))
+
     def request_host_evacuation(self, host: str, *,
                                 actor: str | None = None) -> RecoveryRecord:
         """An operator says ``host`` is dead: open (or join) its recovery. ``actor`` (who asks:

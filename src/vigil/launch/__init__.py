@@ -24,6 +24,7 @@ from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI, compute_delete_guard, compute_zones
 from vigil.db import migration
 from vigil.db.engine import SessionLimits, make_engine
+from vigil.db.retry import RetryPolicy
 from vigil.notifications import Notifier
 from vigil.registry import Registry
 from vigil.scheduler.rpcapi import SchedulerAPI
@@ -53,7 +54,10 @@ def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False, require_schema: boo
     ``sync``: migrate it (only ``vigil up``'s embedded database; elsewhere ``vigil db sync``).
     ``require_schema``: a daemon's start-up: refuse a schema behind the code's (ConfigError).
     """
-    engine = make_engine(conf.database.connection, limits=limits)
+    db = conf.database
+    policy = RetryPolicy(attempts=db.max_attempts, initial=db.retry_interval,
+                         maximum=db.max_retry_interval, deadline=db.retry_deadline)
+    engine = make_engine(db.connection, limits=limits, retry_policy=policy)
     if sync:
         migration.sync(engine)
     elif require_schema:

@@ -249,11 +249,52 @@ def next_healthy_since(
 def reports_healthy_since(
     beats: Iterable[PathBeat], now: dt.datetime, max_gap: dt.timedelta
 ) -> dt.datetime | None:
-    """Since when reports have been getting through, judged from all conductors' beats.
+    """Since when every report taken off the queue has been written, judged per conductor.
 
-    A conductor counts while its last beat is within ``max_gap``; the earliest continuous
-    start among those is the answer. None when no conductor is beating: nobody can report.
+    Reports are shared round-robin among the conductors consuming the topic, so the path is
+    only as healthy as its worst consumer: a conductor that still takes reports but cannot
+    write them swallows a share of every service's reports, and a stale heartbeat then proves
+    nothing. Hence the *latest* start among the rows, not the earliest:
+
+    * a beating conductor (last beat within ``max_gap``) counts from its ``healthy_since``;
+      a conductor that joins inherits the path's ``healthy_since`` (:func:`join_healthy_since`),
+      so adding one opens no hole, while one that resumes after a gap restarts from then;
+    * a row whose beats stopped (or lie in the future) is a conductor that may have kept
+      taking reports without writing them: it stops consuming within
+      ``[conductor] stop_consuming_after`` (< ``max_gap``) of its last write, so its hole
+      ends by ``last_beat + max_gap``, which counts as a start too. A conductor that stops
+      cleanly deletes its row after its last flush: it leaves no hole.
+
+    None when no conductor is beating: nobody can report. The answer may lie after ``now``
+    (a hole still open): stale heartbeats then read UNKNOWN, as they should.
     """
-    fresh = [b.healthy_since for b in beats if dt.timedelta(0) - FUTURE_TOLERANCE
-             <= now - b.last_beat <= max_gap]
-    return min(fresh) if fresh else None
+    fresh: list[dt.datetime] = []
+    holes: list[dt.datetime] = []
+    for b in beats:
+        age = now - b.last_beat
+        if -FUTURE_TOLERANCE <= age <= max_gap:
+            fresh.append(b.healthy_since)
+        else:
+            holes.append(b.last_beat + max_gap)
+    if not fresh:
+        return None
+    return max(fresh + holes)
+
+
+def join_healthy_since(
+    own: PathBeat | None, others: Iterable[PathBeat], now: dt.datetime, max_gap: dt.timedelta
+) -> dt.datetime:
+    """The ``healthy_since`` a conductor records when it (re)starts consuming at ``now``.
+
+    With a row of its own, health restarts from now: the row was left by a crash, or by this
+    conductor when it stopped consuming because its beats stopped committing (a stalled
+    database, or a broker that no longer delivered its probes). Either way reports may have
+    been lost, and a join is not a beat: it proves the database answers, not that reports get
+    through. Without a row (a first start, or after a clean stop, which removes it), it has
+    swallowed nothing: it inherits the path's health from the other conductors, or starts
+    from now if none is beating.
+    """
+    if own is not None:
+        return now
+    inherited = reports_healthy_since(others, now, max_gap)
+    return inherited if inherited is not None and inherited <= now else now

@@ -5,8 +5,10 @@ the scheduler's next scan."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import oslo_messaging as messaging
+if TYPE_CHECKING:
+    import oslo_messaging as messaging
 
 LOG = logging.getLogger(__name__)
 
@@ -14,11 +16,15 @@ SCHEDULER_TOPIC = "vigil-scheduler"
 
 
 def scheduler_target(server: str | None = None) -> messaging.Target:
+    import oslo_messaging as messaging  # when used, not with the assembly (vigil.rpc says why)
+
     return messaging.Target(topic=SCHEDULER_TOPIC, server=server, version="1.0")
 
 
 class SchedulerAPI:
     def __init__(self, transport: messaging.Transport) -> None:
+        import oslo_messaging as messaging
+
         self._client = messaging.get_rpc_client(transport, scheduler_target())
 
     def schedule_pending(self) -> bool:

@@ -16,9 +16,13 @@ from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Member:
-    """One service with the two answers a reader may need.
+    """One service with the two answers a reader may need; treated as read-only.
+
+    Not ``frozen``, like :class:`~vigil.objects.services.ServiceRecord`: one is built per
+    service of every list, and a frozen dataclass's __init__ cost three times as much
+    (issue 12). It was never hashable anyway (its record is not).
 
     state: the policy's answer (an operator's ``forced_down`` makes it DOWN). What to show
         and what to schedule on: place work only on UP.

@@ -1,7 +1,7 @@
 """What ``vigil supervisor`` is made of: its membership, its timing and the units it runs, from
 the configuration. The process (join the ``host`` group, serve ``restart_service``, run and
 check the services every ``check_interval`` until SIGTERM, then stop them, dependents first,
-and exit non-zero if any failed to stop) is :func:`vigil.daemons.run_supervisor`."""
+and exit non-zero if any failed to stop) is :func:`vigil.daemons.supervisor.run_supervisor`."""
 
 from __future__ import annotations
 

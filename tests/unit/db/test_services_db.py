@@ -132,6 +132,19 @@ def test_report_path_continuity(any_engine: Engine) -> None:
     assert since3 == last_beat and since3 >= since1
 
 
+def test_report_path_join_inherits_and_leave_removes(any_engine: Engine) -> None:
+    gap = dt.timedelta(seconds=30)
+    first = services_db.join_report_path(any_engine, "c1", gap)  # no one else: from now
+    second = services_db.join_report_path(any_engine, "c2", gap)  # joins: opens no hole
+    assert second == first
+    # c1 rejoins with its row still there (it stopped consuming, or crashed): from now.
+    again = services_db.join_report_path(any_engine, "c1", gap)
+    assert again > first
+    services_db.leave_report_path(any_engine, "c2")  # a clean stop: its row goes
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.select(ReportPath.conductor)).scalars().all() == ["c1"]
+
+
 def test_update_validates_columns(any_engine: Engine) -> None:
     rec, _ = services_db.service_get_or_create(any_engine, "h1", "vigil-compute", "compute")
     with pytest.raises(ValueError):

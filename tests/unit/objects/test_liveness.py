@@ -15,6 +15,7 @@ from vigil.objects.liveness import (
     State,
     combine,
     heartbeat_state,
+    join_healthy_since,
     next_healthy_since,
     reports_healthy_since,
 )
@@ -92,13 +93,55 @@ def test_path_continuity() -> None:
     assert next_healthy_since(clock_went_back, NOW, gap) == NOW
 
 
-def test_reports_healthy_since_uses_fresh_conductors_only() -> None:
-    gap = dt.timedelta(seconds=10)
-    stale = PathBeat(last_beat=ago(30), healthy_since=ago(1000))
-    fresh = PathBeat(last_beat=ago(1), healthy_since=ago(50))
-    assert reports_healthy_since([stale, fresh], NOW, gap) == ago(50)
-    assert reports_healthy_since([stale], NOW, gap) is None
-    assert reports_healthy_since([], NOW, gap) is None
+GAP = dt.timedelta(seconds=10)
+
+
+def beat(last: float, since: float) -> PathBeat:
+    return PathBeat(last_beat=ago(last), healthy_since=ago(since))
+
+
+@pytest.mark.parametrize(
+    ("beats", "expected"),
+    [
+        ([], None),  # no conductor: nobody can report
+        ([beat(30, 1000)], None),  # its only conductor stopped beating
+        ([beat(1, 50)], ago(50)),
+        # Two beating: the later start counts (one that resumed after a gap swallowed reports).
+        ([beat(1, 50), beat(2, 500)], ago(50)),
+        # One stopped beating 30 s ago (maybe wedged, still taking reports): its hole ends by
+        # its last beat + the gap tolerance, which is later than the other's start.
+        ([beat(30, 1000), beat(1, 500)], ago(20)),
+        # ... which for a stall just past the tolerance is just now.
+        ([beat(11, 1000), beat(1, 500)], ago(1)),
+        # An old hole, long closed, changes nothing that matters (it is older than any window).
+        ([beat(3600, 7200), beat(1, 500)], ago(500)),
+        # A beat from the future is not trusted: a hole from then on.
+        ([PathBeat(NOW + dt.timedelta(seconds=30), ago(100)), beat(1, 500)],
+         NOW + dt.timedelta(seconds=40)),
+    ],
+)
+def test_reports_healthy_since_is_the_worst_conductors(
+    beats: list[PathBeat], expected: dt.datetime | None
+) -> None:
+    assert reports_healthy_since(beats, NOW, GAP) == expected
+
+
+@pytest.mark.parametrize(
+    ("own", "others", "expected"),
+    [
+        (None, [], NOW),  # first conductor: health starts now
+        (None, [beat(1, 500)], ago(500)),  # joining opens no hole: inherit the path's start
+        (None, [beat(30, 1000)], NOW),  # the others stopped beating: start now
+        # A row of its own: a crash, or a stop because its beats stopped (a stalled database,
+        # a broker that lost its probes). A join proves the database answers, not that
+        # reports get through: health restarts, however fresh the row.
+        (beat(5, 100), [beat(1, 500)], NOW),
+        (beat(30, 100), [beat(1, 500)], NOW),
+    ],
+)
+def test_join_healthy_since(own: PathBeat | None, others: list[PathBeat],
+                            expected: dt.datetime) -> None:
+    assert join_healthy_since(own, others, NOW, GAP) == expected
 
 
 @given(

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from vigil.db._query import translate_errors
+from vigil.db._query import translate_errors_once
 from vigil.db.models import Service
 from vigil.errors import Unavailable
 
@@ -30,7 +30,7 @@ _SCHEMA = {"type": "object", "properties": {"status": {"type": "string",
            "required": ["status"]}
 
 
-@translate_errors
+@translate_errors_once
 def probe(engine: Engine) -> None:
     """One indexed single-row read: the database answers and has the services table."""
     with engine.connect() as conn:

@@ -30,6 +30,7 @@ from vigil.api.errors import Fault
 from vigil.api.routes import services as _services
 from vigil.api.routes.recoveries import RECOVERY_SCHEMA
 from vigil.api.routes.services import errors_doc
+from vigil.ha.fence.simulated import SIMULATIONS, simulate
 from vigil.ha.hosts import MAX_REASON, HostsAPI
 from vigil.ha.views import RecoveriesAPI
 
@@ -40,6 +41,7 @@ POLICY_SHOW = "vigil:hosts:show"
 POLICY_MAINTENANCE = "vigil:hosts:maintenance"
 POLICY_RELEASE = "vigil:hosts:release"
 POLICY_EVACUATE = "vigil:hosts:evacuate"
+POLICY_SIMULATE = "vigil:hosts:simulate"
 policy.register(
     oslo_policy.DocumentedRuleDefault(
         POLICY_LIST, policy.ADMIN, "List compute hosts with their quarantine and maintenance.",
@@ -57,6 +59,11 @@ policy.register(
         POLICY_EVACUATE, policy.ADMIN, "Recover a dead compute host now: disable, fence, force "
         "down, evacuate its instances (vigil host evacuate).",
         [{"method": "POST", "path": "/v2.1/vigil/hosts/{host}/action (evacuate)"}]),
+    oslo_policy.DocumentedRuleDefault(
+        POLICY_SIMULATE, policy.ADMIN, "vigil up's simulated hosts: crash one, revive it, or "
+        "kill its compute agent (vigil host crash|revive|kill-agent).",
+        [{"method": "POST",
+          "path": "/v2.1/vigil/hosts/{host}/action (crash, revive, kill-agent)"}]),
 )
 
 _REASON = {"type": "string", "minLength": 1, "maxLength": MAX_REASON,
@@ -86,7 +93,13 @@ EVACUATE: dict[str, Any] = {
     "required": ["evacuate"],
     "additionalProperties": False,
 }
-ACTIONS = ("release", "evacuate")
+SIMULATE: dict[str, dict[str, Any]] = {a: {
+    "type": "object",
+    "properties": {a: {"type": "object", "properties": {}, "additionalProperties": False}},
+    "required": [a],
+    "additionalProperties": False,
+} for a in SIMULATIONS}
+ACTIONS = ("release", "evacuate", *SIMULATIONS)
 _TIME = {"type": ["string", "null"]}
 HOST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -166,7 +179,8 @@ async def update_host(host: str, ctx: Ctx) -> dict[str, Any]:
              summary="Host action: release (end its quarantine) or evacuate (recover it now)",
              response_model=None,
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"anyOf": [RELEASE, EVACUATE]}}}}},
+                 "application/json": {"schema": {
+                     "anyOf": [RELEASE, EVACUATE, *SIMULATE.values()]}}}}},
              responses={200: _ONE,
                         202: {"description": "evacuate: the recovery was opened (or joined); "
                               "the HA monitor's leader runs it",
@@ -184,14 +198,27 @@ async def host_action(host: str, ctx: Ctx) -> Response:
         api = RecoveriesAPI(ctx.registry.engine, ctx.registry.group)
         who = actor(ctx)
 
-        def request() -> dict[str, Any]:
-            return api.summary(api.request_host_evacuation(host, actor=who))
-
-        answer = json_response({"recovery": await _in_thread(request)})
+        answer = json_response({"recovery": await _in_thread(
+            lambda: api.evacuate_host(host, actor=who))})
         answer.status_code = 202
         return answer
+    if isinstance(body, dict) and len(body) == 1 and next(iter(body)) in SIMULATIONS:
+        action = next(iter(body))
+        validation.check(SIMULATE[action], body)
+        ctx.authorize(POLICY_SIMULATE)
+        return json_response({"host": await _in_thread(lambda: _simulate(ctx, host, action))})
     validation.check(RELEASE, body)
     ctx.authorize(POLICY_RELEASE)
     who = actor(ctx)
     return json_response({"host": await _in_thread(lambda: _api(ctx).release(
         host, reason=body["release"]["reason"], actor=who))})
+
+
+def _simulate(ctx: RequestContext, host: str, action: str) -> dict[str, Any]:
+    power_dir = getattr(ctx.request.app.state, "vigil_simulated_power_dir", None)
+    if power_dir is None:
+        raise Fault(400, f"This API runs no simulated hosts: {action} is for vigil up's.")
+    api = _api(ctx)
+    api.get(host)  # 404 for a host that is no compute host, before any mark is written
+    simulate(power_dir, host, action)
+    return api.get(host)

@@ -37,7 +37,9 @@ policy.register(
 QUERY: validation.Schema = {
     "type": "object",
     "properties": {"host": validation.COMMON_QUERY_PARAM,
-                   "open": {"type": "array", "items": {"enum": ["true", "false"]}}},
+                   "open": {"type": "array", "items": {"enum": ["true", "false"]}},
+                   "limit": {"type": "array",
+                             "items": {"type": "string", "pattern": "^[1-9][0-9]{0,3}$"}}},
     "additionalProperties": False,
 }
 
@@ -86,6 +88,9 @@ def _api(ctx: Ctx) -> RecoveriesAPI:
         {"name": "host", "in": "query", "required": False, "schema": {"type": "string"}},
         {"name": "open", "in": "query", "required": False,
          "schema": {"type": "string", "enum": ["true", "false"]}},
+        {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 9999},
+         "description": "At most this many recoveries, newest first (default 100)"},
     ]},
     responses={200: {"content": {"application/json": {"schema": {
         "type": "object",
@@ -102,7 +107,8 @@ def list_recoveries(ctx: Ctx) -> dict[str, Any]:
     api = _api(ctx)
     host = query.get("host", [""])[-1] or None
     open_only = query.get("open", ["false"])[-1] == "true"
-    return {"recoveries": api.list_recoveries(open_only=open_only, host=host),
+    limit = int(query.get("limit", ["100"])[-1])
+    return {"recoveries": api.list_recoveries(open_only=open_only, host=host, limit=limit),
             "alerts": api.alerts(), "leader": api.leader()}
 
 

@@ -34,7 +34,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Response
 from oslo_policy import policy as oslo_policy
 
-from vigil import formats, ids
+from vigil import formats, gcpause, ids
 from vigil.api import policy, validation
 from vigil.api.deps import Ctx, RequestContext, json_response
 from vigil.api.errors import Fault, fault_doc
@@ -177,19 +177,44 @@ def detail(view: ServiceView, binary: str, *, uuid_for_id: bool,
            forced_down: bool) -> dict[str, Any]:
     """One service as Nova shows it at a microversion (both flags decided once per request),
     under the ``binary`` name its client knows it by."""
-    r = view.record
-    out: dict[str, Any] = {
-        "binary": binary,
-        "host": r.host,
-        "id": r.uuid if uuid_for_id else r.id,
-        "zone": view.zone,
-        "status": view.status,
-        "state": state_of(view),
-        "updated_at": formats.timestamp(r.updated_at),
-        "disabled_reason": r.disabled_reason,
-    }
-    if forced_down:
-        out["forced_down"] = r.forced_down
+    return details([(view, binary)], uuid_for_id=uuid_for_id, forced_down=forced_down)[0]
+
+
+_UNSPELT = "\0unspelt"  # a sentinel no timestamp spelling can equal
+
+
+def details(shown: list[tuple[ServiceView, str]], *, uuid_for_id: bool,
+            forced_down: bool) -> list[dict[str, Any]]:
+    """:func:`detail` of each (view, binary name) pair, in one loop: it runs once per service
+    of a list (10,000 and more), where a keyword call per service cost a fifth of the loop.
+
+    Each distinct ``updated_at`` is spelt once: the conductor stamps a whole batch of heartbeats
+    (up to ``[conductor] batch_size`` services) with one reading of the database's clock, so a
+    fleet's 10,000 services share a few dozen values, and spelling one cost 40% of the loop.
+    """
+    stamp = formats.timestamp
+    spelt: dict[Any, str | None] = {}
+    out: list[dict[str, Any]] = []
+    append = out.append
+    for view, binary in shown:
+        r = view.record
+        at = r.updated_at
+        text = spelt.get(at, _UNSPELT)
+        if text is _UNSPELT:
+            text = spelt[at] = stamp(at)
+        item: dict[str, Any] = {
+            "binary": binary,
+            "host": r.host,
+            "id": r.uuid if uuid_for_id else r.id,
+            "zone": view.zone,
+            "status": view.status,
+            "state": state_of(view),
+            "updated_at": text,
+            "disabled_reason": r.disabled_reason,
+        }
+        if forced_down:
+            item["forced_down"] = r.forced_down
+        append(item)
     return out
 
 
@@ -223,19 +248,21 @@ def index(ctx: Ctx) -> Response:
     asked = query.get("binary", [""])[-1] or None
     names = binary_names(ctx)
     binary = names.inward(asked) if asked is not None else None
-    if asked is not None and binary is None:
-        views = []  # a name this API does not speak names no service, as in Nova
-    else:
-        views = ctx.registry.list(host=host, binary=binary)
-    # Nova has no supervisor service: its rows (group ``host``) stay in Vigil's own view.
-    views = [v for v in views if v.record.topic != "host"]
     with_forced, with_uuid = ctx.at_least(FORCED_DOWN), ctx.at_least(UUID_FOR_ID)
-    shown = [(v, name) for v in views if v.record.binary not in HIDDEN_BINARIES
-             and (name := names.outward(v.record.binary)) is not None]
-    body = {"services": [detail(v, name, uuid_for_id=with_uuid, forced_down=with_forced)
-                         for v, name in shown]}
-    return json_response(body, headers={UNKNOWN_HEADER: str(sum(v.state is State.UNKNOWN
-                                                                for v, _ in shown))})
+    # Hundreds of thousands of short-lived objects for a large fleet: the collector waits
+    # until the body is encoded (vigil.gcpause).
+    with gcpause.paused():
+        if asked is not None and binary is None:
+            views = []  # a name this API does not speak names no service, as in Nova
+        else:
+            views = ctx.registry.list(host=host, binary=binary)
+        # Nova has no supervisor service: its rows (group ``host``) stay in Vigil's own view.
+        shown = [(v, name) for v in views if v.record.topic != "host"
+                 and v.record.binary not in HIDDEN_BINARIES
+                 and (name := names.outward(v.record.binary)) is not None]
+        body = {"services": details(shown, uuid_for_id=with_uuid, forced_down=with_forced)}
+        unknown = sum(v.state is State.UNKNOWN for v, _ in shown)
+        return json_response(body, headers={UNKNOWN_HEADER: str(unknown)})
 
 
 # Services Vigil runs that Nova's os-services never lists (nova-api-metadata and the console
