@@ -28,7 +28,7 @@ from vigil.compute import agent, virt
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
-from vigil.daemons import start_control_plane
+from vigil.daemons.control import start_control_plane
 from vigil.errors import ConfigError
 from vigil.ha.fence.simulated import AgentKills, SimulatedPower
 from vigil.scheduler.rpcapi import SchedulerAPI

@@ -21,7 +21,7 @@ from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.fake import FakeDriver
-from vigil.daemons import start_control_plane
+from vigil.daemons.control import start_control_plane
 from vigil.ha.monitor import Monitor
 from vigil.launch.monitor import monitor_from
 from vigil.scheduler.rpcapi import SchedulerAPI

@@ -44,13 +44,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def conductor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.daemons import run_conductor
+    from vigil.daemons.control import run_conductor
 
     return run_conductor(conf)
 
 
 def compute(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.daemons import run_compute
+    from vigil.daemons.control import run_compute
 
     return run_compute(conf, args.host or conf.host)
 
