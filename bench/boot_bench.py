@@ -37,7 +37,7 @@ from vigil.compute import virt
 from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
-from vigil.daemons import start_control_plane
+from vigil.daemons.control import start_control_plane
 from vigil.db import migration
 from vigil.db import services as services_db
 from vigil.db.compute import flavors as flavors_db

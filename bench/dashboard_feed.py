@@ -26,7 +26,7 @@ from pathlib import Path
 
 from vigil import conf as vconf
 from vigil import launch
-from vigil.api.feed import FleetReader, Published, _dumps, assemble, diff
+from vigil.api.feed import FleetReader, Published, assemble, diff, dumps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_services import seed
@@ -64,7 +64,7 @@ def main() -> int:
                 sections.setdefault(name, []).append(cost)
             t0 = time.perf_counter()
             change = diff(state, new)
-            {name: _dumps(value) for name, value in change.items()}
+            {name: dumps(value) for name, value in change.items()}
             quiet.append(time.perf_counter() - t0)
             state = new
         # One service changes: the diff finds it among N and sends one row.
@@ -74,7 +74,7 @@ def main() -> int:
         changed = {**state, "services": one}
         t0 = time.perf_counter()
         change = diff(state, changed)
-        fragments = {name: _dumps(value) for name, value in change.items()}
+        fragments = {name: dumps(value) for name, value in change.items()}
         one_change = time.perf_counter() - t0
         pub = Published(1, "now", changed, fragments)
         message = assemble("change", pub, fragments, frozenset(changed))

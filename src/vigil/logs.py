@@ -13,7 +13,7 @@ Every time is UTC, its offset written out (``2026-05-09 07:35:25.123+0000``), so
 processes on machines in different zones sort and compare.
 
 SIGHUP follows oslo.service's convention (:func:`on_hangup`, called by
-:func:`vigil.launch.stop_on_signals`): it never kills a daemon. It reopens the log files
+:func:`vigil.signals.stop_on_signals`): it never kills a daemon. It reopens the log files
 (logrotate moves the file, then sends HUP) and reloads what can change at run time: the
 mutable options (``debug``, ``log_config_append``). A configuration file that became invalid
 is logged as an error and the old values stay.
@@ -172,7 +172,7 @@ def reload(conf: cfg.ConfigOpts) -> bool:
 
 def on_hangup(conf: cfg.ConfigOpts) -> None:
     """SIGHUP: reopen the log files, then reload the configuration. Logs, so never to be
-    called from a signal handler (:func:`vigil.launch.stop_on_signals` calls it from a
+    called from a signal handler (:func:`vigil.signals.stop_on_signals` calls it from a
     thread)."""
     reopened = reopen_files()
     LOG.info("received SIGHUP: %d log file(s) reopened", reopened)

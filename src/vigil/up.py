@@ -28,7 +28,7 @@ from vigil.compute import agent, virt
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
-from vigil.daemons import start_control_plane
+from vigil.daemons.control import start_control_plane
 from vigil.errors import ConfigError
 from vigil.ha.fence.simulated import AgentKills, SimulatedPower
 from vigil.scheduler.rpcapi import SchedulerAPI
@@ -91,7 +91,8 @@ def start_monitor(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     powered off; the ``simulated`` fence agent marks a host off instead (docs/ha.md). The db
     driver cannot prove death; the embedded demo allows acting on its (report-path gated)
     DOWN explicitly."""
-    from vigil.ha.daemon import monitor_from, start_in_thread, supervisor_client
+    from vigil.daemons.monitor import start_in_thread
+    from vigil.launch.monitor import monitor_from, supervisor_client
 
     conf.set_override("fence_agent", "simulated", group="ha")
     conf.set_override("allow_unproven_death", True, group="ha")

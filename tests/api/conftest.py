@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine
 
 from vigil import conf as vconf
 from vigil import launch
-from vigil.api.app import create_app_from_conf
 from vigil.db import services as services_db
+from vigil.launch.api import create_app_from_conf
 from vigil.objects.services import ServiceRecord
 from vigil.registry import Registry
 

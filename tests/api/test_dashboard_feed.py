@@ -18,12 +18,12 @@ from tests.api.conftest import ADMIN, READER, Api
 from tests.api.test_dashboard_api import reader_policy
 from tests.api.test_real_clients import free_port
 from vigil.api import feed as feedmod
-from vigil.api.app import create_app_from_conf
 from vigil.api.feed import Feed, FleetReader, diff
 from vigil.api.server import ApiServer
 from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.ha.store import RecoveryStore
+from vigil.launch.api import create_app_from_conf
 
 # ---- diff ------------------------------------------------------------------------------------
 

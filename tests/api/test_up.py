@@ -27,8 +27,14 @@ class Lines:
         self.lines: list[str] = []
         assert proc.stdout is not None
         stream = proc.stdout
+        self._stream = stream
         self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        """After the process exited: the reader has met the end of the pipe; close it."""
+        self._thread.join(timeout=10)
+        self._stream.close()
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
         deadline = time.monotonic() + timeout
@@ -49,8 +55,8 @@ def test_up_prints_a_working_url_and_admin_token(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "--config-file",
                              str(path), "up", "--computes", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = Lines(proc)
     try:
-        out = Lines(proc)
         url = out.wait_for(r"Vigil API: (\S+)", START_TIMEOUT).group(1)
         token = out.wait_for(r"Admin token \(in (\S+)\): (\S+)", 30).group(2)
         assert url == f"http://127.0.0.1:{port}"
@@ -70,6 +76,7 @@ def test_up_prints_a_working_url_and_admin_token(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)
+        out.close()
     assert code == 0
 
 
@@ -111,8 +118,9 @@ def test_up_shows_a_failover_an_operator_can_watch(
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.2)
 
+    lines = Lines(proc)
     try:
-        Lines(proc).wait_for(r"Vigil API: ", START_TIMEOUT)
+        lines.wait_for(r"Vigil API: ", START_TIMEOUT)
         engine = launch.engine_from(conf)
         group = launch.group_from(conf, engine)
 
@@ -160,4 +168,5 @@ def test_up_shows_a_failover_an_operator_can_watch(
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
+        lines.close()
     assert code == 0

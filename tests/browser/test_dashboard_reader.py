@@ -15,8 +15,8 @@ from tests.api.conftest import Api, api_factory  # noqa: F401  (the fixture)
 from tests.api.test_dashboard_api import reader_policy
 from tests.api.test_real_clients import free_port
 from tests.browser.conftest import Browser, Screenshots, sign_in, wait_until
-from vigil.api.app import create_app_from_conf
 from vigil.api.server import ApiServer
+from vigil.launch.api import create_app_from_conf
 
 ATTEMPTS = """async ([uuid]) => {
   const token = sessionStorage.getItem("vigil.token");

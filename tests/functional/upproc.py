@@ -96,3 +96,4 @@ def vigil_up(tmp_path: Path, computes: int = 1,
             proc.wait(10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # its instances, if any outlived it
+        lines.close()

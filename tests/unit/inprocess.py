@@ -21,9 +21,9 @@ from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.fake import FakeDriver
-from vigil.daemons import start_control_plane
-from vigil.ha.daemon import monitor_from
+from vigil.daemons.control import start_control_plane
 from vigil.ha.monitor import Monitor
+from vigil.launch.monitor import monitor_from
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 

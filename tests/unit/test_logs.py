@@ -1,6 +1,6 @@
 """vigil.logs on real files: reopening after logrotate's move, oslo.log set up from the
 configuration (UTC lines, Vigil's defaults), the SIGHUP reload (debug on and off, broken files
-refused), and the signal plumbing of launch.stop_on_signals in this process."""
+refused), and the signal plumbing of vigil.signals.stop_on_signals in this process."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import write_config
 from tests.tools.wait import wait_for
-from vigil import launch, logs
+from vigil import logs, signals
 from vigil.cli.main import main
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.\d{3}\+0000 ")
@@ -207,7 +207,7 @@ def test_hangup_reopens_and_reloads_and_term_stops(
     logs.setup_daemon(conf)
     log = tmp_path / "daemon.log"
     before = signal.getsignal(signal.SIGHUP)
-    with launch.stop_on_signals(conf) as stop:
+    with signals.stop_on_signals(conf) as stop:
         logging.getLogger("vigil.test").info("first file")
         log.rename(tmp_path / "daemon.log.1")
         path.write_text(path.read_text() + "debug = true\n")

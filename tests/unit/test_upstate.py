@@ -34,6 +34,7 @@ def other(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     yield proc
     proc.kill()
     proc.wait(10)
+    proc.stdout.close()
 
 
 def run(state: Path, pid: int) -> upstate.UpRun:

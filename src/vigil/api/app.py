@@ -35,7 +35,6 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from oslo_config import cfg
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,7 +45,7 @@ from vigil.api.metrics import ApiMetrics, MetricsMiddleware
 from vigil.api.policy import Policy, defaults
 from vigil.api.request_log import RequestLogMiddleware, install_log_context
 from vigil.errors import Unavailable
-from vigil.names import NOVA_NAMES, BinaryNames, for_api
+from vigil.names import NOVA_NAMES, BinaryNames
 from vigil.registry import Registry
 
 LOG = logging.getLogger(__name__)
@@ -258,22 +257,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         doc["components"].pop("schemas", None)
     app.openapi_schema = doc
     return doc
-
-
-def create_app_from_conf(conf: cfg.ConfigOpts, registry: Registry | None = None) -> FastAPI:
-    """The app as ``vigil api`` and ``vigil up`` run it."""
-    from vigil import launch
-    from vigil.console.daemon import consoles_from
-
-    if registry is None:
-        from vigil.db import migration
-
-        registry = launch.registry_from(conf)
-        # Every worker checks (gunicorn's too): a schema behind the code stops it at boot.
-        migration.require_current(registry.engine)
-    app = create_app(registry, Policy(conf, conf.api.policy_file), auth.from_conf(conf),
-                     feed_poll_interval=conf.api.feed_poll_interval,
-                     binary_names=for_api(conf.api.nova_binary_names))
-    app.state.vigil_disable_file = conf.healthcheck.disable_by_file_path
-    app.state.vigil_consoles = consoles_from(conf, registry.engine)
-    return app

@@ -11,18 +11,20 @@ import json
 from typing import Any
 
 from vigil import conf as vconf
-from vigil import launch
 from vigil.api import auth
 from vigil.api.app import create_app
 from vigil.api.policy import Policy
 from vigil.db.engine import make_engine
 from vigil.registry import Registry
+from vigil.servicegroup import drivers
+from vigil.servicegroup.api import ServiceGroup
+from vigil.servicegroup.drivers.options import timing_from
 
 
 def document() -> dict[str, Any]:
     conf = vconf.load([], default_files=[])
     engine = make_engine("sqlite://")
-    group = launch.group_from(conf, engine)
+    group = ServiceGroup(drivers.load(conf), timing_from(conf), engine=engine)
     app = create_app(Registry(engine, group), Policy(conf), auth.NoAuth())
     return app.openapi()
 

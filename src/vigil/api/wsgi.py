@@ -1,5 +1,8 @@
 """The API for ASGI servers: ``vigil.api.wsgi:application``.
 
+A worker process's entry point, so, like the CLI, it calls the composition root
+(:mod:`vigil.launch`): the one module of ``api`` allowed to (pyproject.toml's layers contract).
+
 For gunicorn with uvicorn workers (several processes on one port)::
 
     VIGIL_CONFIG_FILE=/etc/vigil/vigil.conf \\
@@ -26,6 +29,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from vigil import conf as vconf
+from vigil import logs
+from vigil.launch.api import create_app_from_conf
+
 CONFIG_FILE_ENV = "VIGIL_CONFIG_FILE"
 CONFIG_DIR_ENV = "VIGIL_CONFIG_DIR"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -47,10 +54,6 @@ def config_args(environ: dict[str, str] | None = None) -> list[str]:
 
 def create_application() -> FastAPI:
     """A new app from the configuration the environment names (``uvicorn --factory``)."""
-    from vigil import conf as vconf
-    from vigil import logs
-    from vigil.api.app import create_app_from_conf
-
     conf = vconf.load(config_args())
     logs.setup_daemon(conf)
     return create_app_from_conf(conf)

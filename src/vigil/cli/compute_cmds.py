@@ -271,6 +271,6 @@ def _hypervisor(args: argparse.Namespace, api: HypervisorsAPI | HypervisorsClien
 
 
 def run_scheduler(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.daemons import run_scheduler as run
+    from vigil.daemons.control import run_scheduler as run
 
     return run(conf)

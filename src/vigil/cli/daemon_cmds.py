@@ -44,25 +44,25 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def conductor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.daemons import run_conductor
+    from vigil.daemons.control import run_conductor
 
     return run_conductor(conf)
 
 
 def compute(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.daemons import run_compute
+    from vigil.daemons.control import run_compute
 
     return run_compute(conf, args.host or conf.host)
 
 
 def supervisor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.supervisor.daemon import run_supervisor
+    from vigil.daemons.supervisor import run_supervisor
 
     return run_supervisor(conf, args.host or conf.host)
 
 
 def api(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.daemons import run_api
+    from vigil.daemons.http import run_api
 
     workers = conf.api.workers if args.workers is None else args.workers
     if workers < 1:
@@ -77,19 +77,19 @@ def api(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
 
 
 def metadata(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.metadata.daemon import run_metadata
+    from vigil.daemons.http import run_metadata
 
     return run_metadata(conf)
 
 
 def serialproxy(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.console.daemon import run_serialproxy
+    from vigil.daemons.http import run_serialproxy
 
     return run_serialproxy(conf)
 
 
 def monitor(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
-    from vigil.ha.daemon import run_monitor
+    from vigil.daemons.monitor import run_monitor
 
     return run_monitor(conf, dry_run=args.dry_run)
 

@@ -241,9 +241,9 @@ def run_host(args: argparse.Namespace, conf: cfg.ConfigOpts) -> int:
                       flush=True)
             return wait_recovery(remote, asked["id"], args.timeout)
     from vigil import launch
-    from vigil.ha.daemon import monitor_from, scheduler_waker
     from vigil.ha.election import lease_session_limits
     from vigil.ha.views import RecoveriesAPI
+    from vigil.launch.monitor import monitor_from, scheduler_waker
 
     # This command may run a monitor (below): its sessions get the monitor's server-side
     # limits, so a cut-off command cannot hold the lease row (vigil.ha.election).

@@ -38,7 +38,6 @@ from vigil.names import COMPUTE_TOPIC
 from vigil.objects.compute import InstanceRecord, PowerState, TaskState, VmState
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
-from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 
 MAX_NAME = 255
@@ -175,6 +174,15 @@ def compute_zones(engine: Engine) -> Callable[[], dict[str, str]]:
     return lambda: nodes_db.host_zones(engine)
 
 
+class SchedulerWaker(Protocol):
+    """What the servers' operations need of the schedulers: a wake-up after a request is
+    recorded (:class:`vigil.scheduler.rpcapi.SchedulerAPI` in a deployment). A protocol, so that
+    ``compute`` does not import ``scheduler``, which imports ``compute`` (its agents' RPC
+    client, the evacuation rules): pyproject.toml forbids the arrow back."""
+
+    def schedule_pending(self) -> object: ...  # (its answer is not read)
+
+
 class ServersAPI:
     """Boot, list, show, delete and evacuate instances."""
 
@@ -183,7 +191,7 @@ class ServersAPI:
         engine: Engine,
         group: ServiceGroup,
         *,
-        scheduler: SchedulerAPI | None = None,
+        scheduler: SchedulerWaker | None = None,
         computes: ComputeAgentAPI | None = None,
         close: Callable[[], None] | None = None,
     ) -> None:

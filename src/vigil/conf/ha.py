@@ -196,7 +196,7 @@ def validate(conf: cfg.ConfigOpts) -> None:
     """Refuse [ha] values that cannot work together."""
     try:
         ha = conf.ha
-        agent, action = ha.fence_agent, ha.fence_action
+        agent, _ = ha.fence_agent, ha.fence_action  # read, so that a bad choice is refused
     except (cfg.Error, ValueError) as exc:  # a value outside its choices
         line = str(exc).splitlines()[0]
         m = re.match(r"Value for option (\S+) .* is not valid: (.*)", line)
@@ -205,12 +205,10 @@ def validate(conf: cfg.ConfigOpts) -> None:
         raise ConfigError("[ha] fence_agent = command needs [ha] fence_command")
     if agent in ("ipmi", "redfish") and not ha.fence_hosts_file:
         raise ConfigError(f"[ha] fence_agent = {agent} needs [ha] fence_hosts_file")
-    if agent == "command":
-        from vigil.ha.fence import command
-
-        # The agent's own checks (it runs them again when it is built with the hosts file).
-        command.CommandFence(ha.fence_command, ha.fence_status_command, action=action,
-                             host_map=ha.fence_host_map, host_argument=ha.fence_host_argument)
+    # The agents' own options (the command's templates, its host map, the hosts file) are
+    # checked by the agent when the composition root builds it, at start-up too
+    # (vigil.launch.monitor.monitor_from): conf declares and cross-checks options and imports
+    # no agent.
     if ha.fence_retry_max < ha.fence_retry_base:
         raise ConfigError("[ha] fence_retry_max must be at least fence_retry_base")
     if ha.lease_ttl <= ha.poll_interval:

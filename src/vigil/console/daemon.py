@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from vigil.compute.virt.process import console_endpoint
 from vigil.console.proxy import SerialProxy
 from vigil.console.tokens import Consoles
-from vigil.metadata.httpd import HttpServer, register, run_http_daemon
+from vigil.metadata.httpd import HttpServer, register
 from vigil.service import ConductorClient, Service
 from vigil.servicegroup.api import ServiceGroup
 
@@ -46,9 +46,3 @@ def start_serialproxy(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
                         conf.serial_console.serialproxy_port, name="vigil-serialproxy",
                         ws="websockets-sansio")
     return register(conf, server, group, conductor, binary=BINARY, topic=TOPIC)
-
-
-def run_serialproxy(conf: cfg.ConfigOpts) -> int:
-    """``vigil serialproxy``: until SIGTERM/SIGINT."""
-    return run_http_daemon(conf, "serial console proxy",
-                           lambda e, g, c: start_serialproxy(conf, e, g, c))

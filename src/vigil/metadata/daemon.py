@@ -19,7 +19,7 @@ from vigil.db.compute import instances as instances_db
 from vigil.errors import ConfigError
 from vigil.metadata.app import MetadataApp
 from vigil.metadata.cache import DocumentCache
-from vigil.metadata.httpd import HttpServer, register, run_http_daemon
+from vigil.metadata.httpd import HttpServer, register
 from vigil.service import ConductorClient, Service
 from vigil.servicegroup.api import ServiceGroup
 
@@ -76,8 +76,3 @@ def start_metadata(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
     server = HttpServer(metadata_app(conf, engine), conf.metadata_listen,
                         conf.metadata_listen_port, name="vigil-metadata")
     return register(conf, server, group, conductor, binary=BINARY, topic=TOPIC)
-
-
-def run_metadata(conf: cfg.ConfigOpts) -> int:
-    """``vigil metadata``: until SIGTERM/SIGINT."""
-    return run_http_daemon(conf, "metadata API", lambda e, g, c: start_metadata(conf, e, g, c))

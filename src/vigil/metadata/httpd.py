@@ -7,11 +7,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import uvicorn
-from sqlalchemy.engine import Engine
 
 from vigil.errors import ConfigError
 from vigil.service import ConductorClient, Service
@@ -62,28 +60,6 @@ class HttpServer:
     def stop(self, timeout: float = 10.0) -> None:
         self._server.should_exit = True
         self._thread.join(timeout)
-
-
-def run_http_daemon(
-        conf: Any, label: str,
-        start: Callable[[Engine, ServiceGroup, ConductorClient], tuple[HttpServer, Service]],
-) -> int:
-    """``vigil metadata`` / ``vigil serialproxy``: an HTTP server and its service record (made
-    by ``start``), until SIGTERM/SIGINT; then the record leaves before the server stops."""
-    from vigil import launch, rpc
-
-    engine = launch.engine_from(conf, require_schema=True)
-    transport = rpc.get_transport(conf)
-    group = launch.group_from(conf, engine)
-    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
-    with launch.stop_on_signals(conf) as stop:
-        server, svc = start(engine, group, conductor)
-        print(f"Vigil {label} on {server.url}", flush=True)
-        stop.wait()
-        svc.stop()
-        server.stop()
-    group.driver.close()
-    return 0
 
 
 def register(conf: Any, server: HttpServer, group: ServiceGroup, conductor: ConductorClient, *,

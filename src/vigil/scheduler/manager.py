@@ -218,10 +218,13 @@ class Scheduler:
     """The daemon: an RPC server that wakes one worker thread, which runs passes."""
 
     def __init__(self, conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
-                 transport: messaging.Transport, *, host: str | None = None) -> None:
+                 transport: messaging.Transport, *, computes: ComputeAgentAPI,
+                 host: str | None = None) -> None:
+        """``transport`` is what it listens on; ``computes`` how it tells the chosen agent
+        to spawn (the composition root builds it: vigil.daemons.start_scheduler)."""
         self.conf = conf
         self.host = host or conf.host
-        self.manager = SchedulerManager(conf, engine, group, ComputeAgentAPI(transport))
+        self.manager = SchedulerManager(conf, engine, group, computes)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._server = messaging.get_rpc_server(

@@ -1,22 +1,20 @@
-"""``vigil supervisor``: the process. Joins the ``host`` group, serves ``restart_service``,
-runs the configured services and checks them every ``check_interval`` until SIGTERM, then stops
-them (dependents first) and exits non-zero if any failed to stop."""
+"""What ``vigil supervisor`` is made of: its membership, its timing and the units it runs, from
+the configuration. The process (join the ``host`` group, serve ``restart_service``, run and
+check the services every ``check_interval`` until SIGTERM, then stop them, dependents first,
+and exit non-zero if any failed to stop) is :func:`vigil.daemons.supervisor.run_supervisor`."""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Sequence
 
-import oslo_messaging as messaging
 from oslo_config import cfg
 
-from vigil import launch, rpc
+from vigil import rpc
 from vigil.conf import supervisor as sup_conf
 from vigil.service import GroupMembership, Service
-from vigil.supervisor.core import Supervisor, Timing
-from vigil.supervisor.rpcapi import SupervisorEndpoint, supervisor_target
+from vigil.supervisor.core import Timing
 from vigil.supervisor.units import ChildProcess, Unit
 
 LOG = logging.getLogger(__name__)
@@ -59,57 +57,3 @@ def make_service(conf: cfg.ConfigOpts, host: str, conductor: rpc.ConductorAPI,
     """The supervisor's own membership: "this host is reachable" (group ``host``)."""
     return Service(host=host, binary=BINARY, topic=TOPIC, conductor=conductor, group=group,
                    report_interval=conf.report_interval)
-
-
-def run_supervisor(conf: cfg.ConfigOpts, host: str) -> int:
-    requires = sup_conf.validate(conf)  # ConfigError: one line, non-zero exit (cli.main)
-    services = list(conf.supervisor.services)
-    transport = rpc.get_transport(conf)
-    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
-    group = launch.group_from(conf)
-    # This process group is the host: its services and their instances are in it (the
-    # process fence agent kills the group).
-    from vigil.ha.hostproc import write_record
-
-    write_record(conf.state_path, host)
-    svc = make_service(conf, host, conductor, group)
-    supervisor = Supervisor(child_units(conf, host, services), requires,
-                            timing=timing_from(conf), reporting=lambda: svc.reporting)
-    server = messaging.get_rpc_server(transport, supervisor_target(host),
-                                      [SupervisorEndpoint(supervisor)], executor="threading")
-    failed: list[str] = []
-    with launch.stop_on_signals(conf) as stop:
-        svc.start()
-        server.start()
-        LOG.info("supervisor of %s started: %s", host, " -> ".join(supervisor.order))
-        loop = threading.Thread(target=_loop, args=(supervisor, stop,
-                                                    conf.supervisor.check_interval),
-                                name="supervisor", daemon=True)
-        loop.start()
-        stop.wait()
-        loop.join(timeout=10)
-        failed = supervisor.stop_all()
-    try:
-        server.stop()
-        server.wait()
-    except Exception:  # shutting down; a broken transport must not block the exit
-        LOG.exception("error stopping the supervisor's RPC server")
-    if failed:
-        # Still a member: a supervisor that leaves would tell the monitor the host is fine.
-        LOG.error("supervisor of %s exiting with services that failed to stop: %s", host,
-                  ", ".join(failed))
-        svc.stop(leave=False)
-        group.driver.close()
-        return 1
-    svc.stop(leave=True)
-    group.driver.close()
-    return 0
-
-
-def _loop(supervisor: Supervisor, stop: threading.Event, interval: float) -> None:
-    while not stop.is_set():
-        try:
-            supervisor.tick()
-        except Exception:  # the supervisor must outlive a bug in one pass
-            LOG.exception("supervisor: unexpected error in a pass")
-        supervisor.clock.wait(stop, interval)

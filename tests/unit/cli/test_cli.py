@@ -199,4 +199,5 @@ def test_a_closed_pipe_is_a_quiet_exit(tmp_path: Path) -> None:
     assert proc.stdout.readline()
     proc.stdout.close()
     err = proc.stderr.read().decode()
+    proc.stderr.close()
     assert proc.wait(timeout=60) == 141 and "Traceback" not in err, err

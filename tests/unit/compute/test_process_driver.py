@@ -119,6 +119,7 @@ def test_a_restarted_agent_adopts_survivors_and_can_kill_them(conf: cfg.ConfigOp
     pids.append(new_pid)
     second.destroy(alive.uuid, keep_disk=True)
     wait_for(lambda: proc_start_time(pid_alive) is None, 5)
+    first._local[alive.uuid].proc.wait()  # type: ignore[union-attr]  # reap, as init would
     # Another host's agent sharing state_path sees none of h1's instances.
     other = ProcessDriver(conf, "h2")
     other.init_host()

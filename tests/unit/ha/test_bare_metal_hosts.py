@@ -19,9 +19,9 @@ from vigil.db import services as services_db
 from vigil.db.baremetal import members as members_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.errors import Conflict
-from vigil.ha.daemon import monitor_from
 from vigil.ha.fence.simulated import SimulatedFence
 from vigil.ha.views import RecoveriesAPI
+from vigil.launch.monitor import monitor_from
 
 
 def test_only_the_vm_host_is_recovered(sqlite_engine: Engine, tmp_path: Path) -> None:

@@ -508,7 +508,8 @@ def test_command_options_are_checked_at_start_up(make_conf, tmp_path: Path) -> N
     bad_file = tmp_path / "bad.json"
     bad_file.write_text(json.dumps({"h1": {"user name": "x"}}))
     # (A value outside an option's choices is refused already when the file is read, by the
-    # start-up check of every option; the others by the [ha] rules.)
+    # start-up check of every option; the others by the [ha] rules or by the agent as the
+    # composition root builds it, both at start-up: vigil.launch.monitor.monitor_from.)
     for change, message in [({"fence_action": "cycle"}, r"\[ha\] fence_action.*Valid values"),
                             ({"fence_host_map": "h1:"}, "empty plug"),
                             ({"fence_host_argument": "my plug"}, "fence_host_argument"),
@@ -517,6 +518,7 @@ def test_command_options_are_checked_at_start_up(make_conf, tmp_path: Path) -> N
         with pytest.raises(ConfigError, match=message) as exc:
             conf, _ = make_conf({"ha": {**good, **change}})
             ha_conf.validate(conf)
+            fence.load(conf)
         assert "\n" not in str(exc.value)
     conf, _ = make_conf({"ha": {**good, "fence_hosts_file": str(bad_file)}})
     with pytest.raises(ConfigError, match="'user name' is not an option name"):

@@ -22,8 +22,8 @@ from vigil.compute.agent import ComputeAgent
 from vigil.compute.virt.driver import VirtDriver
 from vigil.db.ha import alerts as alerts_db
 from vigil.db.ha import recoveries as recoveries_db
-from vigil.ha.daemon import supervisor_client
 from vigil.ha.restarts import AgentRestarts
+from vigil.launch.monitor import supervisor_client
 from vigil.supervisor.core import Timing
 from vigil.up import SimulatedHost
 

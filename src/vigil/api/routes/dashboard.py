@@ -31,8 +31,15 @@ from starlette.types import Receive, Scope, Send
 
 from vigil.api.deps import Ctx
 from vigil.api.errors import Fault
-from vigil.api.feed import NODE_COLUMNS, SECTION_RULES, SECTIONS, SERVICE_COLUMNS, Feed, sse
-from vigil.api.feed import _dumps as dumps
+from vigil.api.feed import (
+    NODE_COLUMNS,
+    SECTION_RULES,
+    SECTIONS,
+    SERVICE_COLUMNS,
+    Feed,
+    dumps,
+    sse,
+)
 from vigil.api.routes.services import errors_doc
 
 router = APIRouter(tags=["vigil"])

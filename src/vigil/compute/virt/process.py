@@ -222,8 +222,10 @@ class ProcessDriver(VirtDriver):
         if local.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(local.pid, signal.SIGKILL)
-            if local.proc is not None:
-                local.proc.wait(timeout=STOP_TIMEOUT)
+        if local.proc is not None:
+            # Reap our child whichever way it ended (alive() can see it gone, a zombie,
+            # before poll() has collected its status).
+            local.proc.wait(timeout=STOP_TIMEOUT)
 
     def destroy(self, instance_uuid: str, *, keep_disk: bool) -> None:
         with self._lock:

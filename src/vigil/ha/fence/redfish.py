@@ -49,8 +49,12 @@ class RedfishFence(FenceAgent):
             base = f"{scheme}://{hostpart.split(':')[0]}:{bmc.port}{slash}{path}"
         if not base.rstrip("/").endswith("/redfish/v1"):
             base = base.rstrip("/") + "/redfish/v1"
-        return {"base_url": base, "username": bmc.username, "password": bmc.password,
-                "verify": bmc.verify}
+        args: dict[str, Any] = {"base_url": base, "verify": bmc.verify}
+        if bmc.username is not None or bmc.password is not None:
+            # A BMC without credentials in the hosts file gets no Authorization at all: sushy
+            # would send the strings "None" (requests' HTTPBasicAuth on None, with a warning).
+            args.update(username=bmc.username or "", password=bmc.password or "")
+        return args
 
     def _system(self, bmc: BmcConfig) -> Any:
         import sushy
@@ -63,7 +67,8 @@ class RedfishFence(FenceAgent):
             server_side_retries_delay=0.1, connect_timeout=self.timeout,
             default_request_timeout=self.timeout)
         try:
-            conn = sushy.Sushy(**args, connector=connector)
+            no_auth = None if "username" in args else _no_auth()
+            conn = sushy.Sushy(**args, connector=connector, auth=no_auth)
             if bmc.system_id:
                 return conn.get_system(bmc.system_id)
             members = list(conn.get_system_collection().members_identities)
@@ -110,3 +115,19 @@ class RedfishFence(FenceAgent):
         if state == sushy.POWER_STATE_ON:
             return PowerState.ON
         return PowerState.UNKNOWN
+
+
+
+def _no_auth() -> Any:
+    """sushy's authentication for a BMC without credentials: none (no Authorization header).
+    Built here, not at import: sushy is imported when the agent is first used."""
+    import sushy
+
+    class NoAuth(sushy.auth.AuthBase):  # type: ignore[misc]
+        def _do_authenticate(self) -> None:
+            pass
+
+        def can_refresh_session(self) -> bool:
+            return False
+
+    return NoAuth()

@@ -1,36 +1,37 @@
-"""The HA monitor as a process: built from the configuration and run.
+"""The HA monitor built from the configuration.
 
 :class:`vigil.ha.monitor.Monitor` receives its collaborators (engine, liveness group, fence
-agent, policy, options, notifier, the supervisors' RPC); this module is where they are made
-from ``conf`` (the composition for ``vigil monitor``, ``vigil up`` and ``vigil host
-evacuate``), so the monitor's loop itself never reads the configuration.
+agent, policy, options, notifier, the supervisors' RPC, the scheduler's wake-up); they are made
+here from ``[ha]``, for ``vigil monitor``, ``vigil up`` and ``vigil host evacuate``, so the
+monitor's loop never reads the configuration.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
-import threading
 from collections.abc import Callable
 
 import oslo_messaging as messaging
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import daemon_metrics
+from vigil import daemon_metrics, rpc
 from vigil.clock import Clock
+from vigil.conf import ha as ha_conf
 from vigil.ha import fence, policy
-from vigil.ha.election import lease_session_limits, make_holder
+from vigil.ha.election import make_holder
 from vigil.ha.fence.base import FenceAgent
 from vigil.ha.monitor import Monitor
 from vigil.ha.restarts import RestartSender
 from vigil.ha.workflow import Options
+from vigil.launch import is_in_process
+from vigil.notifications import Notifier
 from vigil.objects.ha import RecoveryRecord
+from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 from vigil.supervisor.core import Outcome
-
-LOG = logging.getLogger(__name__)
+from vigil.supervisor.rpcapi import SupervisorAPI
 
 
 def options_from(conf: cfg.ConfigOpts) -> tuple[policy.Policy, Options]:
@@ -51,9 +52,6 @@ def monitor_from(conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup, *,
                  only_hosts: frozenset[str] | None = None,
                  restart_agent: RestartSender | None = None) -> Monitor:
     """A Monitor over the configured [ha] options (validated here)."""
-    from vigil.conf import ha as ha_conf
-    from vigil.notifications import Notifier
-
     ha_conf.validate(conf)
     pol, options = options_from(conf)
     notifier = Notifier(conf, publisher_id=f"vigil-monitor:{conf.host}")
@@ -81,8 +79,6 @@ def supervisor_client(conf: cfg.ConfigOpts,
     """How the monitor asks a host's supervisor to restart its compute agent: an RPC call that
     waits for the outcome (up to the supervisor's stop timeout and a start), answered within
     ``service_restart_timeout`` or given up (the timeout then escalates by itself)."""
-    from vigil.supervisor.rpcapi import SupervisorAPI
-
     api = SupervisorAPI(transport)
     timeout = conf.ha.service_restart_timeout
 
@@ -96,11 +92,8 @@ def supervisor_client(conf: cfg.ConfigOpts,
 def scheduler_waker(conf: cfg.ConfigOpts) -> tuple[Callable[[], None], Callable[[], None]]:
     """(wake, close): a cast to the schedulers, or nothing on fake:// (their scan finds the
     work in the database)."""
-    if str(conf.transport_url).startswith("fake:"):
+    if is_in_process(conf):
         return (lambda: None), (lambda: None)
-    from vigil import rpc
-    from vigil.scheduler.rpcapi import SchedulerAPI
-
     transport = rpc.get_transport(conf)
     api = SchedulerAPI(transport)
 
@@ -108,40 +101,3 @@ def scheduler_waker(conf: cfg.ConfigOpts) -> tuple[Callable[[], None], Callable[
         api.schedule_pending()
 
     return wake, transport.cleanup
-
-
-def run_monitor(conf: cfg.ConfigOpts, *, dry_run: bool | None = None) -> int:
-    """``vigil monitor``: until SIGTERM/SIGINT."""
-    from vigil import launch
-
-    # The monitor's own engine, with server-side session limits: a transaction of this
-    # monitor cut off from the database must not keep the lease row locked (election.py).
-    engine = launch.engine_from(conf, limits=lease_session_limits(conf.ha.lease_ttl))
-    group = launch.group_from(conf, engine)
-    wake, close = scheduler_waker(conf)
-    restart_agent: RestartSender | None = None
-    transport: messaging.Transport | None = None
-    if not str(conf.transport_url).startswith("fake:"):  # fake:// reaches no other process
-        from vigil import rpc
-
-        transport = rpc.get_transport(conf)
-        restart_agent = supervisor_client(conf, transport)
-    monitor = monitor_from(conf, engine, group, dry_run=dry_run, wake_scheduler=wake,
-                           restart_agent=restart_agent)
-    daemon_metrics.serve(conf.ha.metrics_port, conf.metrics_host)
-    LOG.info("monitor %s started (driver %s, fence agent %s%s)", monitor.election.holder,
-             group.driver.name, monitor.agent.name, ", DRY RUN" if monitor.dry_run else "")
-    with launch.stop_on_signals(conf) as stop:
-        monitor.run(stop)
-    close()
-    if transport is not None:
-        transport.cleanup()
-    group.driver.close()
-    return 0
-
-
-def start_in_thread(monitor: Monitor, stop: threading.Event) -> threading.Thread:
-    """Run a monitor in a daemon thread (``vigil up``)."""
-    thread = threading.Thread(target=monitor.run, args=(stop,), name="ha-monitor", daemon=True)
-    thread.start()
-    return thread

@@ -1,4 +1,5 @@
-"""The long-running processes: ``vigil conductor``, ``vigil compute`` and ``vigil scheduler``."""
+"""``vigil conductor``, ``vigil compute`` and ``vigil scheduler``, and the control plane ``vigil
+up`` runs in one process (see :mod:`vigil.daemons`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from sqlalchemy.engine import Engine
 
 from vigil import daemon_metrics, launch, rpc
 from vigil.compute import agent
+from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.conductor.manager import Conductor, LocalConductorAPI
+from vigil.ha.hostproc import write_record
 from vigil.names import CONDUCTOR_BINARY, CONDUCTOR_TOPIC, SCHEDULER_BINARY, SCHEDULER_TOPIC
 from vigil.scheduler.manager import Scheduler
 from vigil.service import ConductorClient, Service
 from vigil.servicegroup.api import ServiceGroup
+from vigil.signals import stop_on_signals
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def run_conductor(conf: cfg.ConfigOpts) -> int:
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
     daemon_metrics.serve(conf.conductor.metrics_port, conf.metrics_host)
-    with launch.stop_on_signals(conf) as stop:
+    with stop_on_signals(conf) as stop:
         conductor, svc = start_conductor(conf, engine, transport, group)
         stop.wait()
         svc.stop()
@@ -53,10 +57,8 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
     group = launch.group_from(conf)
     # This process (its group, with its process-driver instances) is the host: recorded for
     # the HA monitor's process fence agent.
-    from vigil.ha.hostproc import write_record
-
     write_record(conf.state_path, host)
-    with launch.stop_on_signals(conf) as stop:
+    with stop_on_signals(conf) as stop:
         compute = agent.ComputeAgent(conf, host, transport, conductor, group)
         compute.start()
         stop.wait()
@@ -70,7 +72,8 @@ def start_scheduler(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.T
                     host: str | None = None) -> tuple[Scheduler, Service]:
     """Start a scheduler (RPC server and worker) and its service record, reported through the
     conductor like any agent's."""
-    scheduler = Scheduler(conf, engine, group, transport, host=host)
+    scheduler = Scheduler(conf, engine, group, transport, computes=ComputeAgentAPI(transport),
+                          host=host)
     scheduler.start()
     svc = Service(host=host or conf.host, binary=SCHEDULER_BINARY, topic=SCHEDULER_TOPIC,
                   conductor=conductor, group=group, report_interval=conf.report_interval)
@@ -110,43 +113,10 @@ def run_scheduler(conf: cfg.ConfigOpts) -> int:
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
     conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
-    with launch.stop_on_signals(conf) as stop:
+    with stop_on_signals(conf) as stop:
         scheduler, svc = start_scheduler(conf, engine, transport, group, conductor)
         stop.wait()
         svc.stop()
         scheduler.stop()
     group.driver.close()
-    return 0
-
-
-def run_api(conf: cfg.ConfigOpts) -> int:
-    """``vigil api``: the APIs of ``enabled_apis`` (the REST API on [api] listen:port, the
-    metadata API on metadata_listen:metadata_listen_port) until SIGTERM/SIGINT."""
-    from vigil.api.app import create_app_from_conf
-    from vigil.api.server import ApiServer
-    from vigil.conf.metadata import METADATA, OSAPI_COMPUTE
-    from vigil.metadata.daemon import metadata_app
-    from vigil.metadata.httpd import HttpServer
-
-    apis = set(conf.enabled_apis)
-    server = (ApiServer(create_app_from_conf(conf), conf.api.listen, conf.api.port)
-              if OSAPI_COMPUTE in apis else None)
-    meta = (HttpServer(metadata_app(conf, launch.engine_from(conf, require_schema=True)),
-                       conf.metadata_listen, conf.metadata_listen_port, name="vigil-metadata")
-            if METADATA in apis else None)
-    with launch.stop_on_signals(conf) as stop:
-        if server is not None:
-            server.start()
-            LOG.info("Vigil API listening on %s (auth_strategy %s)", server.url,
-                     conf.api.auth_strategy)
-            print(f"Vigil API on {server.url}", flush=True)
-            print(f"Dashboard: {server.url}/dashboard/", flush=True)
-        if meta is not None:
-            meta.start()
-            print(f"Vigil metadata API on {meta.url}", flush=True)
-        stop.wait()
-        if meta is not None:
-            meta.stop()
-        if server is not None:
-            server.stop()
     return 0

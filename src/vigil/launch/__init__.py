@@ -1,24 +1,25 @@
-"""Assembly of the daemons from configuration (shared by the CLI and ``vigil up``).
+"""The composition root: every domain service built from the configuration, in one place.
 
-The composition root's factories: domain modules take what these build (an engine, a
-ServiceGroup, the registry, the servers service), and none of them imports this module to
-build it themselves (``servers_from`` lived in :mod:`vigil.compute.servers` and made the
-only import cycle of the package).
+Domain packages (``compute``, ``scheduler``, ``ha``, ``api``, ...) receive their collaborators
+(an engine, a ServiceGroup, RPC clients, a notifier, a fence agent) and never import this
+package; the processes (:mod:`vigil.daemons`, ``vigil up``, the CLI, the ASGI entry point
+:mod:`vigil.api.wsgi`) call it. This module builds what every process shares (the engine, the
+ServiceGroup, the registry, the servers service); :mod:`.api` the API app and
+:mod:`.monitor` the HA monitor, apart so that a CLI command that opens the database does not
+import FastAPI or the fence agents. import-linter holds the direction (pyproject.toml: ``launch``
+is a layer above the API and the domain, and the top level is acyclic): while the HA monitor
+and the API app built themselves, ``ha`` and ``api`` reached up to this module and the top
+level had cycles (ha -> launch -> logs -> conf -> ha).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from vigil import logs, rpc
+from vigil import rpc
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI, compute_delete_guard, compute_zones
 from vigil.db import migration
@@ -31,7 +32,18 @@ from vigil.servicegroup import drivers
 from vigil.servicegroup.api import ServiceGroup
 from vigil.servicegroup.drivers.options import timing_from
 
+# A process's signals are a module of their own (vigil.signals); the daemons that start here
+# take them from here too.
+from vigil.signals import defer_hangup as defer_hangup
+from vigil.signals import stop_on_signals as stop_on_signals
+
 LOG = logging.getLogger(__name__)
+
+
+def is_in_process(conf: cfg.ConfigOpts) -> bool:
+    """``fake://`` messaging reaches no other process: nothing is sent; the receivers' scans
+    find the work in the database."""
+    return str(conf.transport_url).startswith("fake:")
 
 
 def engine_from(conf: cfg.ConfigOpts, *, sync: bool = False, require_schema: bool = False,
@@ -81,66 +93,8 @@ def servers_from(conf: cfg.ConfigOpts, engine: Engine | None = None,
     """
     engine = engine or engine_from(conf)
     group = group or group_from(conf, engine)
-    if str(conf.transport_url).startswith("fake:"):
+    if is_in_process(conf):
         return ServersAPI(engine, group)
     transport = rpc.get_transport(conf)
     return ServersAPI(engine, group, scheduler=SchedulerAPI(transport),
                       computes=ComputeAgentAPI(transport), close=transport.cleanup)
-
-
-# Signals a daemon takes, queued by the handler and acted on by a thread (stop_on_signals).
-_SIGNALS: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-
-
-def _queue_signal(signum: int, _frame: object) -> None:
-    """The handler of every signal a daemon takes: it only queues the signal.
-
-    A handler runs between two bytecodes of the main thread, which may be holding a lock the
-    handler's work would need: a log handler's stream (logging from here can raise "reentrant
-    call" or deadlock), an Event's condition (``stop.set()`` from here can deadlock on the very
-    ``stop.wait()`` it interrupts). SimpleQueue.put is documented safe in a signal handler.
-    """
-    _SIGNALS.put(signum)
-
-
-def defer_hangup() -> None:
-    """Queue a SIGHUP that arrives while a daemon starts, instead of dying of it (the default
-    action): :func:`stop_on_signals` acts on it once the daemon is up. Called first thing by
-    the CLI for the daemon commands."""
-    signal.signal(signal.SIGHUP, _queue_signal)
-
-
-def _act_on_signals(conf: cfg.ConfigOpts, stop: threading.Event) -> None:
-    while (signum := _SIGNALS.get()) is not None:
-        name = signal.Signals(signum).name
-        try:
-            if signum == signal.SIGHUP:
-                logs.on_hangup(conf)
-            else:
-                LOG.info("received %s, stopping", name)
-                stop.set()
-        except Exception:  # a failed reload must not end the daemon's signal handling
-            LOG.exception("handling %s failed", name)
-
-
-@contextmanager
-def stop_on_signals(conf: cfg.ConfigOpts) -> Iterator[threading.Event]:
-    """An event set by SIGTERM or SIGINT (Ctrl-C), for a daemon's main thread to wait on.
-
-    SIGHUP never stops the daemon (oslo.service's convention): it reopens the log files and
-    reloads ``conf``'s mutable options (:func:`vigil.logs.on_hangup`). The handlers only queue
-    the signal; a thread of this context does the work, logging included.
-    """
-    stop = threading.Event()
-    old = {s: signal.signal(s, _queue_signal)
-           for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    worker = threading.Thread(target=_act_on_signals, args=(conf, stop), name="signals",
-                              daemon=True)
-    worker.start()
-    try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        _SIGNALS.put(None)
-        worker.join(timeout=10)
