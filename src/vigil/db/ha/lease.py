@@ -21,7 +21,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from vigil.db._query import now_in, translate_errors
+from vigil.db._query import now_in, translate_errors, translate_errors_once
 from vigil.db.ha_models import HaLease
 from vigil.db.types import utcnow
 from vigil.errors import LeadershipLost
@@ -43,7 +43,11 @@ def lease_get(engine: Engine, name: str) -> LeaseRecord | None:
         return _lease(conn, name)
 
 
-@translate_errors
+# Acquisition and renewal are tried once: the election's own loop is their retry, at its own
+# cadence, and a standby behind a silent holder must hear "not now" within its lock wait, not
+# after the retry policy's backoff (a renewal retried past the lease would also be pointless:
+# the leader's own deadline has stopped it by then).
+@translate_errors_once
 def lease_acquire(engine: Engine, name: str, holder: str, ttl: float) -> LeaderToken | None:
     """Take the lease if nobody holds it (or it expired, database clock): a new epoch.
 
@@ -72,7 +76,7 @@ def lease_acquire(engine: Engine, name: str, holder: str, ttl: float) -> LeaderT
     return LeaderToken(name, holder, int(epoch))
 
 
-@translate_errors
+@translate_errors_once
 def lease_renew(engine: Engine, token: LeaderToken, ttl: float) -> bool:
     """Extend our lease; False if it is no longer ours (expired and possibly taken)."""
     with engine.begin() as conn:
@@ -85,7 +89,7 @@ def lease_renew(engine: Engine, token: LeaderToken, ttl: float) -> bool:
         return bool(result.rowcount == 1)
 
 
-@translate_errors
+@translate_errors_once  # best effort: the lease expires by itself
 def lease_release(engine: Engine, token: LeaderToken) -> None:
     """Give the lease up now (a clean stop): a standby takes over without waiting for expiry."""
     with engine.begin() as conn:
