@@ -52,12 +52,13 @@ def test_kill_agent_in_vigil_up_restarts_it_in_place(ha_cluster: HaCluster) -> N
     registry = launch.registry_over(conf, engine, group)
 
     def compute1() -> dict[str, object]:  # what vigil service list shows (its JSON)
-        return next(v.to_dict() for v in registry.list(host="compute-1")
-                    if v.record.binary == "vigil-compute")
+        # Empty until compute-1's agent has registered (vigil up starts its hosts after the API).
+        return next((v.to_dict() for v in registry.list(host="compute-1")
+                     if v.record.binary == "vigil-compute"), {})
 
     try:
-        wait_for(lambda: compute1()["state"] == "up" and compute1()["host_liveness"] == "up",
-                 30, "compute-1 and its host up")
+        wait_for(lambda: compute1().get("state") == "up"
+                 and compute1().get("host_liveness") == "up", 30, "compute-1 and its host up")
         before = services_db.service_get_by_host_binary(engine, "compute-1",
                                                         "vigil-compute").version
         assert "killed" in cli("host", "kill-agent", "compute-1")
