@@ -31,6 +31,7 @@ from vigil.compute.hypervisors import HypervisorsAPI
 from vigil.compute.servers import ServersAPI, settled
 from vigil.errors import Conflict
 from vigil.launch import servers_from
+from vigil.objects.liveness import State
 
 pytestmark = pytest.mark.slow
 
@@ -159,6 +160,10 @@ def run_scenario(c: Cluster, conf: cfg.ConfigOpts, instances: Path) -> None:
                              timeout=120)
         assert out.returncode == 0, out.stderr
         wait_for(lambda: states()["h1"] == "down", 20, "h1 down")
+        # Forced down is not enough (the refusal above): h1's last report must also have aged
+        # past service_down_time. The test used to rely on the CLI being slow enough for that.
+        wait_for(lambda: group.members("compute", host="h1")[0].reporting is State.DOWN, 30,
+                 "h1's last report to age past service_down_time")
         evacuated_at = time.time()
         # One through the CLI (with --wait), the others through the service functions.
         out = subprocess.run([VIGIL, "--config-file", str(c.config), "server", "evacuate",
