@@ -235,18 +235,20 @@ def beat_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> d
         ).first()
         previous = PathBeat(row[0], row[1]) if row is not None else None
         since = next_healthy_since(previous, now, max_gap)
-        if row is None:
-            conn.execute(
-                insert(ReportPath).values(conductor=conductor, last_beat=now, healthy_since=since)
-            )
-        else:
-            conn.execute(
-                update(ReportPath)
-                .where(ReportPath.conductor == conductor)
-                .values(last_beat=now, healthy_since=since)
-            )
+        _write_path(conn, conductor, now, since, exists=row is not None)
     assert isinstance(since, dt.datetime)
     return since
+
+
+def _write_path(conn: Connection, conductor: str, now: dt.datetime, since: dt.datetime,
+                *, exists: bool) -> None:
+    """``conductor``'s row: its last beat now, and ``since``."""
+    if exists:
+        conn.execute(update(ReportPath).where(ReportPath.conductor == conductor)
+                     .values(last_beat=now, healthy_since=since))
+    else:
+        conn.execute(insert(ReportPath).values(conductor=conductor, last_beat=now,
+                                               healthy_since=since))
 
 
 @translate_errors
@@ -265,16 +267,7 @@ def join_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> d
         own = next((PathBeat(r[1], r[2]) for r in rows if r[0] == conductor), None)
         others = [PathBeat(r[1], r[2]) for r in rows if r[0] != conductor]
         since = join_healthy_since(own, others, now, max_gap)
-        if own is None:
-            conn.execute(
-                insert(ReportPath).values(conductor=conductor, last_beat=now, healthy_since=since)
-            )
-        else:
-            conn.execute(
-                update(ReportPath)
-                .where(ReportPath.conductor == conductor)
-                .values(last_beat=now, healthy_since=since)
-            )
+        _write_path(conn, conductor, now, since, exists=own is not None)
     assert isinstance(since, dt.datetime)
     return since
 
