@@ -87,7 +87,8 @@ class Service:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._beat_thread: threading.Thread | None = None
-        self._beat_ok = True  # the last heartbeat to the liveness backend got through
+        # When the last heartbeat to the liveness backend got through (this clock's monotonic).
+        self._last_beat: float | None = None
         self.record: ServiceRecord | None = None
         self.registered = threading.Event()
         self.reports_ok = 0
@@ -147,10 +148,10 @@ class Service:
         try:
             self._group.heartbeat(self.host, self.topic)
         except Unavailable as exc:
-            self._beat_ok = False
+            self._last_beat = None
             self._note_failure("heartbeat to the liveness backend", exc)
             return False
-        self._beat_ok = True
+        self._last_beat = self._clock.monotonic()
         return True
 
     def report_state(self) -> bool:
@@ -172,17 +173,24 @@ class Service:
                     self.name, self.record.id)
                 self._deleted_logged = True
             return False
-        if not self._beat_ok:
+        if not self._beat_fresh():
             return False  # half of the report is not getting out: not "reporting"
         self._note_success()
         self.reports_ok += 1
         self._mark_report()
         return True
 
+    def _beat_fresh(self) -> bool:
+        """A heartbeat got through within the last few intervals. A time, not a flag: a beat
+        that hangs (a backend that accepts the connection and never answers) must stop this
+        service counting as "reporting" for its supervisor too, as a failed one does."""
+        return (self._last_beat is not None
+                and self._clock.monotonic() - self._last_beat <= 3 * self._interval)
+
     @property
     def reporting(self) -> bool:
         """Whether this service's reports are getting out (its last one did)."""
-        return self.reports_ok > 0 and self._failing_since is None
+        return self.reports_ok > 0 and self._failing_since is None and self._beat_fresh()
 
     def _mark_report(self) -> None:
         if self._report_file is None:

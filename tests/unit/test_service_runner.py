@@ -199,3 +199,39 @@ def test_the_state_report_waits_one_interval_not_the_rpc_timeout(
     with pytest.raises(MessagingUnavailable):
         client.report_state(1, timeout=1.0)
     assert time.monotonic() - start < 10
+
+
+class HangingGroup(CountingGroup):
+    """A liveness backend that accepts heartbeats, then hangs on them until released."""
+
+    def __init__(self, inner: ServiceGroup) -> None:
+        super().__init__(inner)
+        self.hang = threading.Event()
+        self.release = threading.Event()
+
+    def heartbeat(self, member: str, group: str) -> None:
+        if self.hang.is_set():
+            self.release.wait(30)
+        super().heartbeat(member, group)
+
+
+def test_a_hung_heartbeat_stops_the_service_counting_as_reporting(
+        stack: dict[str, Any]) -> None:
+    """The state reports still get through, but the liveness half does not: "reporting" (what
+    the supervisor's health check reads) must say so, as it does for a failing heartbeat."""
+    stack["conductor"].start()
+    group = HangingGroup(stack["group"])
+    svc = Service(host="hung", binary="vigil-compute", topic="compute",
+                  conductor=rpc.ConductorAPI(stack["transport"], timeout=1), group=group,
+                  report_interval=0.1)
+    svc.start()
+    try:
+        wait_for(lambda: svc.reporting, 10, "the service reporting")
+        group.hang.set()
+        wait_for(lambda: not svc.reporting, 5, "reporting to stop while the heartbeat hangs")
+        group.hang.clear()
+        group.release.set()
+        wait_for(lambda: svc.reporting, 5, "reporting again once the heartbeat returns")
+    finally:
+        group.release.set()
+        svc.stop(leave=False)
