@@ -97,6 +97,11 @@ class MessagingUnavailable(Unavailable):
     pass
 
 
+class BrokerUnreachable(MessagingUnavailable):
+    """No connection to a message broker could be made (as opposed to a call sent that got no
+    answer): the broker itself is down or cut off."""
+
+
 class BackendUnavailable(Unavailable):
     """The liveness backend (memcached, ZooKeeper, etcd, Redis) did not answer."""
 

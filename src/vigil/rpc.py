@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
-from vigil.errors import ConfigError, MessagingUnavailable
+from vigil.errors import BrokerUnreachable, ConfigError, MessagingUnavailable
 from vigil.objects.services import ReportVerdict, ServiceRecord
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class ConductorClientBase:
         """``method`` on a conductor; ``call_timeout`` (seconds) instead of the client's
         ``rpc_response_timeout`` when given and shorter."""
         import oslo_messaging as messaging  # imported already: the client was made
+        from kombu.exceptions import KombuError  # the rabbit driver's (imported with it)
 
         try:
             client = (self._client.prepare(retry=0, timeout=call_timeout)
@@ -75,10 +76,17 @@ class ConductorClientBase:
             return client.call({}, method, **kwargs)
         except messaging.MessagingTimeout as exc:
             raise MessagingUnavailable(f"conductor did not answer {method} in time") from exc
+        except messaging.MessageDeliveryFailure as exc:  # "Unable to connect to AMQP server"
+            raise BrokerUnreachable(f"conductor {method}: {exc}") from exc
         except messaging.MessagingException as exc:
             raise MessagingUnavailable(f"conductor {method} failed: {exc}") from exc
         except messaging.RemoteError as exc:
             raise MessagingUnavailable(f"conductor {method} failed remotely: {exc.value}") from exc
+        except (KombuError, OSError) as exc:
+            # oslo.messaging lets kombu's own error through when a new connection cannot be
+            # made at all (a broker down or cut off: the connect timed out or was refused).
+            raise BrokerUnreachable(f"conductor {method}: no connection to a broker: "
+                                    f"{exc}") from exc
 
 
 class ConductorAPI(ConductorClientBase):
@@ -106,11 +114,12 @@ class ReportClient(ConductorAPI):
     cut-off broker and stayed there for the whole partition: kombu kept retrying that one
     half-open connection every 6 s instead of moving to the next broker, so every call of the
     process timed out, and its state reports with them. The evidence that matters here is
-    the answers: after ``REBUILD_AFTER`` calls in a row without one, this client makes a new
-    transport (new connections, to brokers chosen afresh) and lets the old one close in the
-    background (closing a connection to a cut-off broker blocks). While the conductors are
-    away for everyone, the rebuilds space out (after 2, 4, 8, ... up to 32 failures in a
-    row), so a fleet does not reconnect in step every few seconds.
+    the answers: after ``REBUILD_AFTER`` calls in a row without one (or at once when no
+    connection could be made at all), this client makes a new
+    transport (new connections, to brokers chosen afresh: :func:`report_client`) and lets the old
+    one close in the background (closing a connection to a cut-off broker blocks). While the
+    conductors are away for everyone, the rebuilds space out (after 2, 4, 8, ... up to 32
+    failures in a row), so a fleet does not reconnect in step every few seconds.
 
     Only for a real broker: with ``fake://`` (``vigil up``) a server and its clients must
     share one transport object. See :func:`report_client`.
@@ -129,20 +138,24 @@ class ReportClient(ConductorAPI):
     def _call(self, method: str, *, call_timeout: float | None = None, **kwargs: Any) -> Any:
         try:
             result = super()._call(method, call_timeout=call_timeout, **kwargs)
-        except MessagingUnavailable:
+        except MessagingUnavailable as exc:
+            failed = exc
+        else:
             with self._lock:
-                self._failures += 1
-                rebuild = self._failures >= self._rebuild_at
-                if rebuild:
-                    self._rebuild_at = min(self._rebuild_at * 2, REBUILD_AFTER_MAX)
-                    failures, self._failures = self._failures, 0
-            if rebuild:
-                self._rebuild(failures)
-            raise
+                self._failures = 0
+                self._rebuild_at = REBUILD_AFTER
+            return result
         with self._lock:
-            self._failures = 0
-            self._rebuild_at = REBUILD_AFTER
-        return result
+            self._failures += 1
+            failures = self._failures
+            # No connection at all to this broker: the next one at once.
+            rebuild = failures >= self._rebuild_at or isinstance(failed, BrokerUnreachable)
+            if rebuild:
+                self._rebuild_at = min(self._rebuild_at * 2, REBUILD_AFTER_MAX)
+                self._failures = 0
+        if rebuild:
+            self._rebuild(failures)
+        raise failed
 
     def _rebuild(self, failures: int) -> None:
         import oslo_messaging as messaging
@@ -174,9 +187,15 @@ def _cleanup(transport: messaging.Transport) -> None:
 
 
 def report_client(conf: cfg.ConfigOpts, shared: messaging.Transport) -> ConductorAPI:
-    """The conductor client a service reports through: a :class:`ReportClient` on its own
-    transport for a real broker, a plain client of the ``shared`` transport for ``fake://``
-    (whose server and clients must share one transport object)."""
+    """The conductor client a service reports through: a :class:`ReportClient` on a transport
+    of its own for a real broker, a plain client of the ``shared`` transport for ``fake://``
+    (whose server and clients must share one transport object).
+
+    Each transport the report client makes gets every broker of ``transport_url``, and
+    oslo.messaging picks among them at random for each connection. Not one broker at a time:
+    the connection for answers is made with unlimited retries on the first call, so a
+    transport given only a broker that is down would hold that call for ever, where one given
+    all of them moves on to the next."""
     import oslo_messaging as messaging
 
     url = messaging.TransportURL.parse(conf, conf.transport_url)

@@ -21,7 +21,7 @@ import pytest
 import vigil.conf as vconf
 from tests.tools.tcpproxy import TcpProxy
 from vigil import rpc
-from vigil.errors import MessagingUnavailable
+from vigil.errors import BrokerUnreachable, MessagingUnavailable
 from vigil.objects.services import ReportVerdict
 
 
@@ -74,12 +74,17 @@ def test_calls_without_answers_make_a_new_transport_and_reports_get_through_agai
         try:
             assert client.report_state(1, timeout=2) is ReportVerdict.OK
             proxy.stall()
-            for _ in range(rpc.REBUILD_AFTER):
+            # A send the broker never confirms is a broker out of reach (rebuilt at once); an
+            # answer that never comes, a call failed (rebuilt at the REBUILD_AFTER-th).
+            failures = 0
+            while client.rebuilds == 0:
                 started = time.monotonic()
                 with pytest.raises(MessagingUnavailable):
                     client.report_state(1, timeout=1)
+                failures += 1
                 # The rebuild does not wait for the stalled transport to close.
                 assert time.monotonic() - started < 5
+                assert failures <= rpc.REBUILD_AFTER
             assert client.rebuilds == 1 and made == [via_proxy, url]
             before = endpoint.reports
             assert client.report_state(1, timeout=2) is ReportVerdict.OK
@@ -118,3 +123,32 @@ def test_fake_transport_reports_through_the_shared_transport(make_conf: Any) -> 
     shared = rpc.get_transport(conf)
     client = rpc.report_client(conf, shared)
     assert type(client) is rpc.ConductorAPI
+
+
+def test_a_broker_that_cannot_be_reached_is_left_at_once(
+        server: tuple[str, Endpoint]) -> None:
+    """The broker's connections reset and new ones refused (a broker down): the send
+    connection cannot be made again, kombu's own error (which oslo.messaging lets through) is
+    a BrokerUnreachable, and the client makes a new transport without waiting for a second
+    failure."""
+    url, _ = server
+    parts = urlsplit(url)
+    with TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5672)) as proxy:
+        via_proxy = url.replace(f"@{parts.hostname}:{parts.port}/", f"@{proxy.address}/")
+        made: list[str] = []
+
+        def make() -> messaging.Transport:
+            made.append(via_proxy if not made else url)
+            return rpc.get_transport(conf_for(made[-1]))
+
+        client = rpc.ReportClient(make, timeout=5)
+        try:
+            assert client.report_state(1, timeout=2) is ReportVerdict.OK
+            proxy.refuse = True
+            proxy.cut()
+            with pytest.raises(BrokerUnreachable):
+                client.report_state(1, timeout=2)
+            assert client.rebuilds == 1 and made == [via_proxy, url]
+            assert client.report_state(1, timeout=2) is ReportVerdict.OK
+        finally:
+            client.close()
