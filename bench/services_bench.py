@@ -34,6 +34,7 @@ from vigil.db import migration
 from vigil.db.engine import make_engine
 from vigil.db.models import Service
 from vigil.db.types import utcnow
+from vigil.launch.settings import conductor_settings
 
 
 class Counter:
@@ -113,7 +114,7 @@ def main() -> None:
     # (b) one heartbeat round through the conductor (fake:// RPC + coalesced flush)
     ids = [r[0] for r in engine.connect().execute(sa.select(Service.id)).all()]
     transport = rpc.get_transport(conf)
-    conductor = Conductor(conf, engine, transport,
+    conductor = Conductor(conductor_settings(conf), engine, transport,
                           group_factory=lambda: launch.group_from(conf, engine))
     conductor._server.start()  # the RPC server only: flushes are driven by hand below
     client = rpc.ConductorAPI(transport, timeout=30)

@@ -31,6 +31,7 @@ from vigil.compute.virt.driver import VirtDriver
 from vigil.daemons.control import start_control_plane
 from vigil.errors import ConfigError
 from vigil.ha.fence.simulated import AgentKills, SimulatedPower
+from vigil.launch.settings import compute_settings
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.service import ConductorClient, GroupMembership, Service
 from vigil.servicegroup.api import ServiceGroup
@@ -371,10 +372,12 @@ def _run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int, mode: 
         # or with bare-metal nodes the baremetal driver.
         simulated = "process" if conf.compute.compute_driver == "process" else "fake"
 
+        settings = compute_settings(conf)
+
         def make_agent(host: str, driver: VirtDriver) -> agent.ComputeAgent:
             if baremetal_nodes:  # its nodes are in the database: a new driver per agent
                 driver = baremetal_driver(conf, host, transport)
-            return agent.ComputeAgent(conf, host, transport, client, group, driver=driver)
+            return agent.ComputeAgent(settings, host, transport, client, group, driver=driver)
 
         timing = supervisor_daemon.timing_from(conf)
 

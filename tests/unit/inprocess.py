@@ -24,6 +24,7 @@ from vigil.compute.virt.fake import FakeDriver
 from vigil.daemons.control import start_control_plane
 from vigil.ha.monitor import Monitor
 from vigil.launch.monitor import monitor_from
+from vigil.launch.settings import compute_settings
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 
@@ -83,7 +84,7 @@ def inprocess_stack(tmp_path: Path, hosts: Iterable[str], *, monitor: bool = Fal
     client = plane.client
 
     def new_agent(host: str, driver: Any = None) -> ComputeAgent:
-        a = ComputeAgent(conf, host, transport, client, group,
+        a = ComputeAgent(compute_settings(conf), host, transport, client, group,
                          driver=driver or virt.load(conf, host, "fake"))
         a.start()
         return a

@@ -22,6 +22,7 @@ from vigil.db import services as services_db
 from vigil.db.compute import flavors as flavors_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
+from vigil.launch.settings import scheduler_settings
 from vigil.objects.compute import InstanceRecord, PowerState, StartKind, TaskState, VmState
 from vigil.scheduler.manager import SchedulerManager
 
@@ -40,7 +41,8 @@ def placed(engine: Engine, host: str, name: str = "vm") -> InstanceRecord:
     """An instance booted with a requested host and scheduled (claimed) there."""
     flavor = flavors_db.flavor_get(engine, "m1.tiny")
     inst = instances_db.instance_create(engine, name=name, flavor=flavor, requested_host=host)
-    out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
+    out = SchedulerManager(scheduler_settings(make_conf()), engine,
+                           make_group(engine)).schedule_instance(inst.uuid)
     assert out.host == host, out
     return instances_db.instance_get(engine, inst.uuid)
 
@@ -53,7 +55,8 @@ def evacuate_to(engine: Engine, inst: InstanceRecord, target: str) -> InstanceRe
     assert instances_db.instance_update(engine, inst.uuid, {"task_state": TaskState.REBUILDING,
                                                             "requested_host": target},
                                host=inst.host, task_states=[None], new_owner=True) is not None
-    out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
+    out = SchedulerManager(scheduler_settings(make_conf()), engine,
+                           make_group(engine)).schedule_instance(inst.uuid)
     assert out.host == target, out
     return instances_db.instance_get(engine, inst.uuid)
 

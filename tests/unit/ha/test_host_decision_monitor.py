@@ -24,6 +24,7 @@ from vigil.db.ha import alerts as alerts_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.ha.restarts import AgentRestarts
 from vigil.launch.monitor import supervisor_client
+from vigil.launch.settings import compute_settings
 from vigil.supervisor.core import Timing
 from vigil.up import SimulatedHost
 
@@ -41,8 +42,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 def supervised(stack: Stack, host: str) -> SimulatedHost:
     def make_agent(h: str, driver: VirtDriver) -> ComputeAgent:
-        return ComputeAgent(stack.conf, h, stack.transport, stack.client, stack.group,
-                            driver=driver)
+        return ComputeAgent(compute_settings(stack.conf), h, stack.transport, stack.client,
+                            stack.group, driver=driver)
 
     sim = SimulatedHost(host, make_agent, virt.load(stack.conf, host, "fake"), stack.client,
                         stack.group, stack.transport,
