@@ -24,14 +24,14 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil import launch, rpc, upstate
-from vigil.compute import agent, virt
+from vigil.compute import agent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
 from vigil.daemons.control import start_control_plane
 from vigil.errors import ConfigError
 from vigil.ha.fence.simulated import AgentKills, SimulatedPower
-from vigil.launch.settings import compute_settings
+from vigil.launch.settings import compute_settings, virt_driver
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.service import ConductorClient, GroupMembership, Service
 from vigil.servicegroup.api import ServiceGroup
@@ -384,7 +384,7 @@ def _run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int, mode: 
         def make_host(host: str) -> SimulatedHost:
             # A fresh machine: a new driver (a crashed one lost its instances).
             driver = (baremetal_driver(conf, host, transport) if baremetal_nodes
-                      else virt.load(conf, host, simulated))
+                      else virt_driver(conf, host, simulated))
             return SimulatedHost(host, make_agent, driver, client, group, transport, timing,
                                  conf.report_interval)
 

@@ -11,11 +11,16 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil import daemon_metrics, launch, rpc
-from vigil.compute import agent, virt
+from vigil.compute import agent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.conductor.manager import Conductor, LocalConductorAPI
 from vigil.ha.hostproc import write_record
-from vigil.launch.settings import compute_settings, conductor_settings, scheduler_settings
+from vigil.launch.settings import (
+    compute_settings,
+    conductor_settings,
+    scheduler_settings,
+    virt_driver,
+)
 from vigil.names import CONDUCTOR_BINARY, CONDUCTOR_TOPIC, SCHEDULER_BINARY, SCHEDULER_TOPIC
 from vigil.scheduler.manager import Scheduler
 from vigil.service import ConductorClient, Service
@@ -61,7 +66,7 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
     write_record(conf.state_path, host)
     with stop_on_signals(conf) as stop:
         compute = agent.ComputeAgent(compute_settings(conf), host, transport, conductor, group,
-                                     driver=virt.load(conf, host))
+                                     driver=virt_driver(conf, host))
         compute.start()
         stop.wait()
         compute.stop()
