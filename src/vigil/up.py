@@ -32,6 +32,7 @@ from vigil.daemons.control import start_control_plane
 from vigil.errors import ConfigError
 from vigil.ha.fence.simulated import AgentKills, SimulatedPower
 from vigil.launch.settings import compute_settings, virt_driver
+from vigil.launch.supervisor import supervisor_timing
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.service import ConductorClient, GroupMembership, Service
 from vigil.servicegroup.api import ServiceGroup
@@ -379,7 +380,7 @@ def _run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int, mode: 
                 driver = baremetal_driver(conf, host, transport)
             return agent.ComputeAgent(settings, host, transport, client, group, driver=driver)
 
-        timing = supervisor_daemon.timing_from(conf)
+        timing = supervisor_timing(conf)
 
         def make_host(host: str) -> SimulatedHost:
             # A fresh machine: a new driver (a crashed one lost its instances).

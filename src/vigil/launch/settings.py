@@ -96,3 +96,4 @@ def virt_driver(conf: cfg.ConfigOpts, host: str, name: str | None = None) -> Vir
     transport."""
     return virt.load(virt_settings(conf), host, name,
                      new_transport=lambda: rpc.get_transport(conf))
+
