@@ -116,7 +116,7 @@ def main() -> None:
     transport = rpc.get_transport(conf)
     conductor = Conductor(conductor_settings(conf), engine, transport,
                           group_factory=lambda: launch.group_from(conf, engine))
-    conductor._server.start()  # the RPC server only: flushes are driven by hand below
+    conductor._servers.start()  # the RPC server only: flushes are driven by hand below
     client = rpc.ConductorAPI(transport, timeout=30)
     before = counter.n
     t0 = time.perf_counter()
@@ -127,8 +127,8 @@ def main() -> None:
     written = conductor.coalescer.flush()
     flush_s = time.perf_counter() - t1
     round_stmts = counter.n - before
-    conductor._server.stop()
-    conductor._server.wait()
+    conductor._servers.stop()
+    conductor._servers.wait()
     assert written == len(ids) and set(verdicts) == {"ok"}
     print(f"(b) one heartbeat round, {len(ids)} services through the conductor: "
           f"{rpc_s:.2f} s of RPC calls (fake:// transport, 32 threads), flush {flush_s * 1000:.0f}"
