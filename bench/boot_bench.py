@@ -33,7 +33,6 @@ from sqlalchemy.engine import Engine
 
 from vigil import conf as vconf
 from vigil import launch, rpc
-from vigil.compute import virt
 from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
@@ -45,6 +44,7 @@ from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.db.compute_models import Instance
 from vigil.db.engine import make_engine
+from vigil.launch.settings import compute_settings, scheduler_settings, virt_driver
 from vigil.objects.compute import PENDING_TASKS, Inventory, VmState
 from vigil.scheduler.manager import SchedulerManager
 from vigil.scheduler.rpcapi import SchedulerAPI
@@ -92,7 +92,7 @@ def bench_decisions(url: str, state: Path, hosts: int, instances: int,
                                               "service_down_time": 3600},
                                   "scheduler": {"workers": workers}})
     group = launch.group_from(conf, engine)
-    inv = virt.load(conf, "x", "fake").inventory()
+    inv = virt_driver(conf, "x", "fake").inventory()
     for i in range(hosts):
         host = f"host-{i:03d}"
         svc, _ = services_db.service_get_or_create(engine, host, "vigil-compute", "compute")
@@ -100,7 +100,7 @@ def bench_decisions(url: str, state: Path, hosts: int, instances: int,
         nodes_db.compute_node_update(engine, host, Inventory(**{
             **inv.to_primitive(), "hypervisor_hostname": host}))
     flavor = flavors_db.flavor_get(engine, "m1.tiny")
-    manager = SchedulerManager(conf, engine, group)
+    manager = SchedulerManager(scheduler_settings(conf), engine, group)
     out: dict[str, float] = {}
 
     for label in ("batch", "single"):
@@ -133,8 +133,8 @@ def bench_end_to_end(url: str, state: Path, hosts: int, instances: int,
     group = launch.group_from(conf, engine)
     plane = start_control_plane(conf, engine, transport, group, rpc_timeout=60)
     client = plane.client
-    agents = [ComputeAgent(conf, f"host-{i:03d}", transport, client, group,
-                           driver=virt.load(conf, f"host-{i:03d}", "fake"))
+    agents = [ComputeAgent(compute_settings(conf), f"host-{i:03d}", transport, client, group,
+                           driver=virt_driver(conf, f"host-{i:03d}", "fake"))
               for i in range(hosts)]
     for a in agents:
         a.start()

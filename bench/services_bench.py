@@ -34,6 +34,7 @@ from vigil.db import migration
 from vigil.db.engine import make_engine
 from vigil.db.models import Service
 from vigil.db.types import utcnow
+from vigil.launch.settings import conductor_settings
 
 
 class Counter:
@@ -113,9 +114,9 @@ def main() -> None:
     # (b) one heartbeat round through the conductor (fake:// RPC + coalesced flush)
     ids = [r[0] for r in engine.connect().execute(sa.select(Service.id)).all()]
     transport = rpc.get_transport(conf)
-    conductor = Conductor(conf, engine, transport,
+    conductor = Conductor(conductor_settings(conf), engine, transport,
                           group_factory=lambda: launch.group_from(conf, engine))
-    conductor._server.start()  # the RPC server only: flushes are driven by hand below
+    conductor._servers.start()  # the RPC server only: flushes are driven by hand below
     client = rpc.ConductorAPI(transport, timeout=30)
     before = counter.n
     t0 = time.perf_counter()
@@ -126,8 +127,8 @@ def main() -> None:
     written = conductor.coalescer.flush()
     flush_s = time.perf_counter() - t1
     round_stmts = counter.n - before
-    conductor._server.stop()
-    conductor._server.wait()
+    conductor._servers.stop()
+    conductor._servers.wait()
     assert written == len(ids) and set(verdicts) == {"ok"}
     print(f"(b) one heartbeat round, {len(ids)} services through the conductor: "
           f"{rpc_s:.2f} s of RPC calls (fake:// transport, 32 threads), flush {flush_s * 1000:.0f}"

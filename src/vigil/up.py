@@ -24,13 +24,15 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil import launch, rpc, upstate
-from vigil.compute import agent, virt
+from vigil.compute import agent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
 from vigil.compute.virt.driver import VirtDriver
 from vigil.daemons.control import start_control_plane
 from vigil.errors import ConfigError
 from vigil.ha.fence.simulated import AgentKills, SimulatedPower
+from vigil.launch.settings import compute_settings, virt_driver
+from vigil.launch.supervisor import supervisor_timing
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.service import ConductorClient, GroupMembership, Service
 from vigil.servicegroup.api import ServiceGroup
@@ -371,17 +373,19 @@ def _run_up(conf: cfg.ConfigOpts, *, computes: int, baremetal_nodes: int, mode: 
         # or with bare-metal nodes the baremetal driver.
         simulated = "process" if conf.compute.compute_driver == "process" else "fake"
 
+        settings = compute_settings(conf)
+
         def make_agent(host: str, driver: VirtDriver) -> agent.ComputeAgent:
             if baremetal_nodes:  # its nodes are in the database: a new driver per agent
                 driver = baremetal_driver(conf, host, transport)
-            return agent.ComputeAgent(conf, host, transport, client, group, driver=driver)
+            return agent.ComputeAgent(settings, host, transport, client, group, driver=driver)
 
-        timing = supervisor_daemon.timing_from(conf)
+        timing = supervisor_timing(conf)
 
         def make_host(host: str) -> SimulatedHost:
             # A fresh machine: a new driver (a crashed one lost its instances).
             driver = (baremetal_driver(conf, host, transport) if baremetal_nodes
-                      else virt.load(conf, host, simulated))
+                      else virt_driver(conf, host, simulated))
             return SimulatedHost(host, make_agent, driver, client, group, transport, timing,
                                  conf.report_interval)
 

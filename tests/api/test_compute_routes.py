@@ -16,6 +16,7 @@ from vigil.api.routes.services import UNKNOWN_HEADER
 from vigil.db import services as services_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
+from vigil.launch.settings import scheduler_settings
 from vigil.objects.compute import Inventory, TaskState, VmState
 from vigil.scheduler.manager import SchedulerManager
 
@@ -32,7 +33,8 @@ def ready(api: Api, *hosts: str) -> None:
 
 
 def schedule(api: Api) -> None:
-    SchedulerManager(api.conf, api.engine, api.registry.group).schedule_pending()
+    SchedulerManager(scheduler_settings(api.conf), api.engine,
+                     api.registry.group).schedule_pending()
 
 
 def boot(api: Api, headers: dict[str, str] = ADMIN, **server: Any) -> Any:

@@ -22,6 +22,7 @@ from tests.api.conftest import ADMIN, Api, at
 from vigil.compute.virt.process import ProcessDriver
 from vigil.console.daemon import proxy_app
 from vigil.db.compute import instances as instances_db
+from vigil.launch.settings import virt_settings
 from vigil.metadata.httpd import HttpServer
 
 CONSOLE = {"remote_console": {"protocol": "serial", "type": "serial"}}
@@ -67,7 +68,7 @@ def rig(api_factory: Any, tmp_path: Any) -> Iterator[Rig]:
     # The API's URLs name the proxy's real (ephemeral) port.
     api.conf.set_override("base_url", f"ws://127.0.0.1:{proxy.port}/", group="serial_console")
     api.client.app.state.vigil_consoles.base_url = f"ws://127.0.0.1:{proxy.port}/"  # type: ignore[attr-defined]
-    driver = ProcessDriver(api.conf, "host1")
+    driver = ProcessDriver(virt_settings(api.conf), "host1")
     driver.init_host()
     try:
         yield Rig(api, proxy, driver)
@@ -163,7 +164,7 @@ def test_an_evacuation_ends_old_tokens_and_the_console_follows(rig: Rig) -> None
     with rig.api.engine.begin() as conn:
         conn.execute(sa.text("UPDATE instances SET host = 'host2', node = 'host2' "
                              "WHERE uuid = :u"), {"u": uuid})
-    host2 = ProcessDriver(rig.api.conf, "host2")
+    host2 = ProcessDriver(virt_settings(rig.api.conf), "host2")
     host2.init_host()
     try:
         host2.spawn(instances_db.instance_get(rig.api.engine, uuid), rebuild=True)

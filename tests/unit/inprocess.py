@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 
 from tests.unit.compute.helpers import make_conf
 from vigil import launch, rpc
-from vigil.compute import virt
 from vigil.compute.agent import ComputeAgent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.compute.servers import ServersAPI
@@ -24,6 +23,7 @@ from vigil.compute.virt.fake import FakeDriver
 from vigil.daemons.control import start_control_plane
 from vigil.ha.monitor import Monitor
 from vigil.launch.monitor import monitor_from
+from vigil.launch.settings import compute_settings, virt_driver
 from vigil.scheduler.rpcapi import SchedulerAPI
 from vigil.servicegroup.api import ServiceGroup
 
@@ -83,8 +83,8 @@ def inprocess_stack(tmp_path: Path, hosts: Iterable[str], *, monitor: bool = Fal
     client = plane.client
 
     def new_agent(host: str, driver: Any = None) -> ComputeAgent:
-        a = ComputeAgent(conf, host, transport, client, group,
-                         driver=driver or virt.load(conf, host, "fake"))
+        a = ComputeAgent(compute_settings(conf), host, transport, client, group,
+                         driver=driver or virt_driver(conf, host, "fake"))
         a.start()
         return a
 

@@ -18,6 +18,7 @@ from vigil.clock import FakeClock
 from vigil.conductor.manager import Conductor, LocalConductorAPI
 from vigil.db import services as services_db
 from vigil.errors import MessagingUnavailable
+from vigil.launch.settings import conductor_settings
 from vigil.objects.liveness import LivenessTiming, State
 from vigil.objects.services import ServiceRecord
 from vigil.service import Service
@@ -34,7 +35,7 @@ def stack(make_conf: Any, sqlite_engine: Engine, tmp_path: Path) -> Iterator[dic
         "conductor": {"coalesce_interval": 0.05, "probe_interval": 0.05},
     })
     transport = rpc.get_transport(conf)
-    conductor = Conductor(conf, sqlite_engine, transport,
+    conductor = Conductor(conductor_settings(conf), sqlite_engine, transport,
                           group_factory=lambda: launch.group_from(conf, sqlite_engine))
     group = ServiceGroup(DbDriver(), LivenessTiming(report_interval=0.1, service_down_time=1.0,
                                                     coalesce_interval=0.05),

@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 import oslo_messaging as messaging
-from oslo_config import cfg
 
 from vigil import names
-from vigil.compute import virt
 from vigil.compute.manager import ComputeConductor, ComputeManager
 from vigil.compute.rpcapi import ComputeConductorAPI, compute_target
 from vigil.compute.virt.driver import VirtDriver
@@ -24,8 +23,29 @@ BINARY = names.COMPUTE_BINARY
 TOPIC = names.COMPUTE_TOPIC
 
 
+@dataclass(frozen=True)
+class ComputeSettings:
+    """What a compute agent needs of the configuration, read once by the composition root
+    (:func:`vigil.launch.settings.compute_settings`): the agent never reads ``conf``. The same
+    for every agent of a process (``vigil up`` runs many); the host is the agent's own."""
+
+    report_interval: float
+    """How often the agent reports (heartbeat and state): with ``service_down_time``, what
+    its liveness is judged by."""
+    rpc_response_timeout: float
+    """How long a call to the conductor (instance updates, inventory) waits for its answer."""
+    resume_guests_state_on_host_boot: bool
+    """At start, restart the instances the database places on this host as active that do not
+    run here (Nova's option); off, such an instance is reported as died (ERROR)."""
+    update_resources_interval: float
+    """How often the host's inventory is reported (what the scheduler places against)."""
+    instance_sync_interval: float
+    """How often what runs here is reconciled with the database (stale copies destroyed, lost
+    spawns redone); also the cap of the first reconciliation's retry backoff."""
+
+
 def make_service(
-    conf: cfg.ConfigOpts, host: str, conductor: ConductorClient, group: GroupMembership
+    settings: ComputeSettings, host: str, conductor: ConductorClient, group: GroupMembership
 ) -> Service:
     return Service(
         host=host,
@@ -33,7 +53,7 @@ def make_service(
         topic=TOPIC,
         conductor=conductor,
         group=group,
-        report_interval=conf.report_interval,
+        report_interval=settings.report_interval,
     )
 
 
@@ -46,27 +66,30 @@ class ComputeAgent:
     down is harmless); then the service registers; the first reconciliation (stale copies
     destroyed, lost spawns redone, active instances resumed) runs as soon as the conductor
     answers, and is retried until it does.
+
+    ``settings`` are its options and ``driver`` its virt driver, both built by the composition
+    root (:mod:`vigil.launch.settings`, :func:`vigil.compute.virt.load`).
     """
 
     def __init__(
         self,
-        conf: cfg.ConfigOpts,
+        settings: ComputeSettings,
         host: str,
         transport: messaging.Transport,
         conductor: ConductorClient,
         group: GroupMembership,
         *,
-        driver: VirtDriver | None = None,
+        driver: VirtDriver,
         compute_conductor: ComputeConductor | None = None,
     ) -> None:
-        self.conf = conf
+        self.settings = settings
         self.host = host
-        self.driver = driver or virt.load(conf, host)
-        self.service = make_service(conf, host, conductor, group)
+        self.driver = driver
+        self.service = make_service(settings, host, conductor, group)
         self.manager = ComputeManager(
             host, self.driver,
-            compute_conductor or ComputeConductorAPI(transport, conf.rpc_response_timeout),
-            resume_on_start=conf.compute.resume_guests_state_on_host_boot)
+            compute_conductor or ComputeConductorAPI(transport, settings.rpc_response_timeout),
+            resume_on_start=settings.resume_guests_state_on_host_boot)
         self._server = messaging.get_rpc_server(transport, compute_target(host),
                                                 [self.manager], executor="threading")
         self._stop = threading.Event()
@@ -82,7 +105,7 @@ class ComputeAgent:
         self._thread.start()
 
     def _run(self) -> None:
-        c = self.conf.compute
+        c = self.settings
         backoff = 0.1
         while not self._stop.is_set():  # first reconciliation, retried until it succeeds
             try:

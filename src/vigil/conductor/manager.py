@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import oslo_messaging as messaging
-from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil import rpc
@@ -20,9 +21,37 @@ from vigil.db import services as services_db
 from vigil.errors import ConfigError, DatabaseUnavailable, MessagingUnavailable
 from vigil.objects.services import ReportVerdict, ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.drivers.options import timing_from
 
 LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConductorSettings:
+    """What the conductor needs of the configuration, read once by the composition root
+    (:func:`vigil.launch.settings.conductor_settings`): the conductor never reads ``conf``.
+    """
+
+    host: str
+    """This conductor's name: its RPC server (the probe is addressed to it, so a beat proves
+    that this conductor's consumer works) and its ``report_paths`` row."""
+    enable_new_services: bool
+    """Whether a service registering for the first time starts enabled (Nova's option)."""
+    coalesce_interval: float
+    """The coalescer's tick: reports wait up to this long to be written, and the report path's
+    gap tolerance is computed with it."""
+    batch_size: int
+    """Service ids per ``UPDATE`` of a flush: one statement per this many reporters."""
+    probe_interval: float
+    """How often the conductor probes its own report path; with ``coalesce_interval``, one
+    beat, below which ``stop_consuming_after`` may not go."""
+    stop_consuming_after: float | None
+    """``[conductor] stop_consuming_after`` as configured (None: derived); checked and
+    resolved by :func:`stop_consuming_after`."""
+    path_max_gap: dt.timedelta
+    """The report path's gap tolerance (``LivenessTiming.path_max_gap``, from
+    ``service_down_time``, ``report_interval`` and ``coalesce_interval``): the longest pause
+    between two beats that keeps its continuity, and the upper bound for
+    ``stop_consuming_after``."""
 
 
 class ConductorManager:
@@ -30,8 +59,9 @@ class ConductorManager:
 
     target = messaging.Target(version="1.0")
 
-    def __init__(self, conf: cfg.ConfigOpts, engine: Engine, coalescer: ReportCoalescer) -> None:
-        self._conf = conf
+    def __init__(self, engine: Engine, coalescer: ReportCoalescer, *,
+                 enable_new_services: bool) -> None:
+        self._enable_new_services = enable_new_services
         self._engine = engine
         self.coalescer = coalescer
 
@@ -39,7 +69,7 @@ class ConductorManager:
         self, ctxt: dict[str, Any], host: str, binary: str, topic: str
     ) -> dict[str, Any]:
         record, created = services_db.service_get_or_create(
-            self._engine, host, binary, topic, enabled=self._conf.enable_new_services
+            self._engine, host, binary, topic, enabled=self._enable_new_services
         )
         self.coalescer.forget_deleted(record.id)
         LOG.info("%s service %s/%s (id %d, version %d)",
@@ -127,38 +157,39 @@ class _ReleasingServer:
 class Conductor:
     """The conductor's RPC server, its report coalescer and its report-path prober.
 
-    ``group_factory`` builds the ServiceGroup that bare metal needs for batch liveness, on
-    first use: the composition root hands it in, so the conductor never reaches up to build
-    one itself.
+    ``settings`` are its options, read by the composition root. ``group_factory`` builds the
+    ServiceGroup that bare metal needs for batch liveness, on first use: the composition root
+    hands it in, so the conductor never reaches up to build one itself.
     """
 
     def __init__(
-        self, conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport, *,
+        self, settings: ConductorSettings, engine: Engine, transport: messaging.Transport, *,
         group_factory: Callable[[], ServiceGroup],
     ) -> None:
-        self.conf = conf
-        self.host = conf.host
-        max_gap = timing_from(conf).path_max_gap
-        stop_after = stop_consuming_after(conf, max_gap.total_seconds())
+        self.settings = settings
+        self.host = host = settings.host
+        max_gap = settings.path_max_gap
+        stop_after = stop_consuming_after(settings)
         self.coalescer = ReportCoalescer(
             engine,
-            conductor=conf.host,
-            interval=conf.conductor.coalesce_interval,
-            batch_size=conf.conductor.batch_size,
+            conductor=host,
+            interval=settings.coalesce_interval,
+            batch_size=settings.batch_size,
             path_max_gap=max_gap,
         )
-        self.manager = ConductorManager(conf, engine, self.coalescer)
+        self.manager = ConductorManager(engine, self.coalescer,
+                                        enable_new_services=settings.enable_new_services)
         # Bare metal needs batch liveness; its ServiceGroup is built on first use.
         self.baremetal = BaremetalConductorManager(engine, group_factory)
         endpoints = [self.manager, ComputeConductorManager(engine), self.baremetal]
         self._servers = _ReleasingServer(lambda: messaging.get_rpc_server(
-            transport, rpc.conductor_target(server=conf.host), endpoints,
+            transport, rpc.conductor_target(server=host), endpoints,
             executor="threading"))
         # The probe goes through the same transport to this conductor by name: if the broker
         # or this server's consumer is broken, no probe arrives and the path is not beaten.
         self._probe_client = messaging.get_rpc_client(
-            transport, rpc.conductor_target(server=conf.host),
-            timeout=conf.conductor.probe_interval * 2,
+            transport, rpc.conductor_target(server=host),
+            timeout=settings.probe_interval * 2,
         )
         self._engine = engine
         # Consumes only while its writes commit (vigil.conductor.consumption): a conductor
@@ -166,9 +197,9 @@ class Conductor:
         self.guard = ConsumptionGuard(
             self._servers,
             last_write=lambda: self.coalescer.last_path_write,
-            join=lambda: services_db.join_report_path(engine, conf.host, max_gap),
+            join=lambda: services_db.join_report_path(engine, host, max_gap),
             stop_after=stop_after,
-            check_interval=min(conf.conductor.probe_interval, stop_after / 4),
+            check_interval=min(settings.probe_interval, stop_after / 4),
         )
         self._stop = threading.Event()
         self._prober: threading.Thread | None = None
@@ -184,7 +215,7 @@ class Conductor:
         LOG.info("conductor %s listening on topic %s", self.host, rpc.CONDUCTOR_TOPIC)
 
     def _probe_loop(self) -> None:
-        interval = self.conf.conductor.probe_interval
+        interval = self.settings.probe_interval
         while not self._stop.wait(interval):
             try:
                 self._probe_client.prepare(retry=0).call({}, "probe")
@@ -210,7 +241,7 @@ class Conductor:
             self._prober.join(timeout=5)
 
 
-def stop_consuming_after(conf: cfg.ConfigOpts, max_gap: float) -> float:
+def stop_consuming_after(settings: ConductorSettings) -> float:
     """``[conductor] stop_consuming_after``, checked against the intervals it must sit between.
 
     Above one report-path beat (``probe_interval + coalesce_interval``, or a healthy conductor
@@ -219,8 +250,9 @@ def stop_consuming_after(conf: cfg.ConfigOpts, max_gap: float) -> float:
     server's stop take a moment more). Unset: halfway between the two, at most 5 s (how long
     a wedged conductor may swallow reports).
     """
-    beat = conf.conductor.probe_interval + conf.conductor.coalesce_interval
-    configured = conf.conductor.stop_consuming_after
+    beat = settings.probe_interval + settings.coalesce_interval
+    max_gap = settings.path_max_gap.total_seconds()
+    configured = settings.stop_consuming_after
     value = float(configured) if configured is not None else min(5.0, (beat + max_gap) / 2)
     if not beat < value < max_gap:
         raise ConfigError(

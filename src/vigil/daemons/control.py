@@ -15,6 +15,12 @@ from vigil.compute import agent
 from vigil.compute.rpcapi import ComputeAgentAPI
 from vigil.conductor.manager import Conductor, LocalConductorAPI
 from vigil.ha.hostproc import write_record
+from vigil.launch.settings import (
+    compute_settings,
+    conductor_settings,
+    scheduler_settings,
+    virt_driver,
+)
 from vigil.names import CONDUCTOR_BINARY, CONDUCTOR_TOPIC, SCHEDULER_BINARY, SCHEDULER_TOPIC
 from vigil.scheduler.manager import Scheduler
 from vigil.service import ConductorClient, Service
@@ -27,7 +33,7 @@ LOG = logging.getLogger(__name__)
 def start_conductor(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,
                     group: ServiceGroup) -> tuple[Conductor, Service]:
     """Start the conductor and register it as a service of its own (directly, no RPC)."""
-    conductor = Conductor(conf, engine, transport,
+    conductor = Conductor(conductor_settings(conf), engine, transport,
                           group_factory=lambda: launch.group_from(conf, engine))
     conductor.start()
     svc = Service(host=conf.host, binary=CONDUCTOR_BINARY, topic=CONDUCTOR_TOPIC,
@@ -59,7 +65,8 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
     # the HA monitor's process fence agent.
     write_record(conf.state_path, host)
     with stop_on_signals(conf) as stop:
-        compute = agent.ComputeAgent(conf, host, transport, conductor, group)
+        compute = agent.ComputeAgent(compute_settings(conf), host, transport, conductor, group,
+                                     driver=virt_driver(conf, host))
         compute.start()
         stop.wait()
         compute.stop()
@@ -68,14 +75,13 @@ def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
 
 
 def start_scheduler(conf: cfg.ConfigOpts, engine: Engine, transport: messaging.Transport,
-                    group: ServiceGroup, conductor: ConductorClient,
-                    host: str | None = None) -> tuple[Scheduler, Service]:
+                    group: ServiceGroup, conductor: ConductorClient) -> tuple[Scheduler, Service]:
     """Start a scheduler (RPC server and worker) and its service record, reported through the
     conductor like any agent's."""
-    scheduler = Scheduler(conf, engine, group, transport, computes=ComputeAgentAPI(transport),
-                          host=host)
+    scheduler = Scheduler(scheduler_settings(conf), engine, group, transport,
+                          computes=ComputeAgentAPI(transport))
     scheduler.start()
-    svc = Service(host=host or conf.host, binary=SCHEDULER_BINARY, topic=SCHEDULER_TOPIC,
+    svc = Service(host=scheduler.host, binary=SCHEDULER_BINARY, topic=SCHEDULER_TOPIC,
                   conductor=conductor, group=group, report_interval=conf.report_interval)
     svc.start()
     return scheduler, svc

@@ -11,6 +11,7 @@ from oslo_config import cfg
 from vigil import launch, rpc
 from vigil.conf import supervisor as sup_conf
 from vigil.ha.hostproc import write_record
+from vigil.launch.supervisor import config_args, supervisor_timing
 from vigil.signals import stop_on_signals
 from vigil.supervisor import daemon as supervisor_daemon
 from vigil.supervisor.core import Supervisor
@@ -29,9 +30,11 @@ def run_supervisor(conf: cfg.ConfigOpts, host: str) -> int:
     # This process group is the host: its services and their instances are in it (the
     # process fence agent kills the group).
     write_record(conf.state_path, host)
-    svc = supervisor_daemon.make_service(conf, host, conductor, group)
-    supervisor = Supervisor(supervisor_daemon.child_units(conf, host, services), requires,
-                            timing=supervisor_daemon.timing_from(conf),
+    svc = supervisor_daemon.make_service(host, conductor, group,
+                                         report_interval=conf.report_interval)
+    units = supervisor_daemon.child_units(host, services, state_path=conf.state_path,
+                                          config_args=config_args(conf))
+    supervisor = Supervisor(units, requires, timing=supervisor_timing(conf),
                             reporting=lambda: svc.reporting)
     server = messaging.get_rpc_server(transport, supervisor_target(host),
                                       [SupervisorEndpoint(supervisor)], executor="threading")

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import oslo_messaging as messaging
-from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vigil.compute import evacuation
@@ -41,6 +40,34 @@ from vigil.scheduler.weights import RAMWeigher, weigh
 from vigil.servicegroup.api import ServiceGroup
 
 LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """What the scheduler needs of the configuration, read once by the composition root
+    (:func:`vigil.launch.settings.scheduler_settings`): the scheduler never reads ``conf``."""
+
+    host: str
+    """This scheduler's name: its RPC server on the scheduler topic."""
+    default_availability_zone: str
+    """The zone of a host that names none; a request for a zone matches against it."""
+    enabled_filters: tuple[str, ...]
+    """The filters every candidate host must pass, in order (names of
+    :data:`vigil.scheduler.filters.ALL`; an unknown one is refused when the manager is built)."""
+    ram_weight_multiplier: float
+    """Weight of free RAM: positive spreads instances over hosts, negative stacks them."""
+    host_subset_size: int
+    """How many of the best-weighed hosts a placement picks from at random: above 1, concurrent
+    schedulers collide less on one host's claim."""
+    max_claim_attempts: int
+    """How many refused claims (the host filled under concurrent requests) before the instance
+    fails with "No valid host"."""
+    workers: int
+    """Threads that claim one batch against the shared host picture."""
+    batch_size: int
+    """Instances scheduled against one read of the hosts (one pass may run several batches)."""
+    pending_poll_interval: float
+    """The scan that catches requests whose wake-up cast was lost: at most this late."""
 
 
 @dataclass(frozen=True)
@@ -68,25 +95,25 @@ class SchedulerManager:
 
     def __init__(
         self,
-        conf: cfg.ConfigOpts,
+        settings: SchedulerSettings,
         engine: Engine,
         group: ServiceGroup,
         computes: ComputeAgentAPI | None = None,
         *,
         rng: random.Random | None = None,
     ) -> None:
-        self.conf = conf
+        self.settings = settings
         self.engine = engine
         self.group = group
         self.computes = computes
-        self.filters = flt.load(conf.scheduler.enabled_filters)
-        self.weighers = [RAMWeigher(conf.scheduler.ram_weight_multiplier)]
-        self.subset = conf.scheduler.host_subset_size
-        self.max_attempts = conf.scheduler.max_claim_attempts
-        self.workers = conf.scheduler.workers
+        self.filters = flt.load(settings.enabled_filters)
+        self.weighers = [RAMWeigher(settings.ram_weight_multiplier)]
+        self.subset = settings.host_subset_size
+        self.max_attempts = settings.max_claim_attempts
+        self.workers = settings.workers
         # Guards the shared host picture when several workers schedule one batch.
         self._picture = threading.Lock()
-        self.default_zone = conf.default_availability_zone
+        self.default_zone = settings.default_availability_zone
         self._rng = rng or random.Random()
         self.decisions = 0
 
@@ -99,7 +126,7 @@ class SchedulerManager:
         outcomes: list[Outcome] = []
         while True:
             pending = instances_db.instances(self.engine, task_states=PENDING_TASKS,
-                                             limit=self.conf.scheduler.batch_size)
+                                             limit=self.settings.batch_size)
             if not pending:
                 return outcomes
             snap = self.read_hosts()
@@ -217,14 +244,14 @@ class SchedulerStats:
 class Scheduler:
     """The daemon: an RPC server that wakes one worker thread, which runs passes."""
 
-    def __init__(self, conf: cfg.ConfigOpts, engine: Engine, group: ServiceGroup,
-                 transport: messaging.Transport, *, computes: ComputeAgentAPI,
-                 host: str | None = None) -> None:
-        """``transport`` is what it listens on; ``computes`` how it tells the chosen agent
-        to spawn (the composition root builds it: vigil.daemons.start_scheduler)."""
-        self.conf = conf
-        self.host = host or conf.host
-        self.manager = SchedulerManager(conf, engine, group, computes)
+    def __init__(self, settings: SchedulerSettings, engine: Engine, group: ServiceGroup,
+                 transport: messaging.Transport, *, computes: ComputeAgentAPI) -> None:
+        """``settings`` are its options, read by the composition root; ``transport`` is what
+        it listens on; ``computes`` how it tells the chosen agent to spawn (the composition
+        root builds it: vigil.daemons.control.start_scheduler)."""
+        self.settings = settings
+        self.host = settings.host
+        self.manager = SchedulerManager(settings, engine, group, computes)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._server = messaging.get_rpc_server(
@@ -244,7 +271,7 @@ class Scheduler:
         self._wake.set()
 
     def _run(self) -> None:
-        interval = self.conf.scheduler.pending_poll_interval
+        interval = self.settings.pending_poll_interval
         while not self._stop.is_set():
             self._wake.wait(interval)
             self._wake.clear()

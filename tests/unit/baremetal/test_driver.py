@@ -23,6 +23,7 @@ from vigil.db.compute import claims as claims_db
 from vigil.db.compute import flavors as flavors_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
+from vigil.launch.settings import scheduler_settings
 from vigil.objects import capacity
 from vigil.objects.baremetal import RELEASED, Node
 from vigil.objects.compute import PowerState, TaskState, VmState
@@ -222,8 +223,7 @@ def test_instances_take_whole_nodes(fleet: Fleet) -> None:
     """Boots through the scheduler: one instance per node; a claim that raced onto an
     occupied node fails its spawn and gives its claim back."""
     fleet.settle()
-    conf = make_conf()
-    scheduler = SchedulerManager(conf, fleet.engine, fleet.group)
+    scheduler = SchedulerManager(scheduler_settings(make_conf()), fleet.engine, fleet.group)
     managers = {h: ComputeManager(h, d, DirectConductor(fleet.engine))
                 for h, d in fleet.drivers.items()}
     flavor = flavors_db.flavor_get(fleet.engine, "m1.tiny")

@@ -22,12 +22,13 @@ from vigil.db import services as services_db
 from vigil.db.compute import flavors as flavors_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
+from vigil.launch.settings import scheduler_settings, virt_settings
 from vigil.objects.compute import InstanceRecord, PowerState, StartKind, TaskState, VmState
 from vigil.scheduler.manager import SchedulerManager
 
 
 def agent(engine: Engine, host: str, driver: FakeDriver | None = None) -> ComputeManager:
-    driver = driver or FakeDriver.from_conf(make_conf(), host)
+    driver = driver or FakeDriver.from_settings(virt_settings(make_conf()), host)
     return ComputeManager(host, driver, DirectConductor(engine))
 
 
@@ -40,7 +41,8 @@ def placed(engine: Engine, host: str, name: str = "vm") -> InstanceRecord:
     """An instance booted with a requested host and scheduled (claimed) there."""
     flavor = flavors_db.flavor_get(engine, "m1.tiny")
     inst = instances_db.instance_create(engine, name=name, flavor=flavor, requested_host=host)
-    out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
+    out = SchedulerManager(scheduler_settings(make_conf()), engine,
+                           make_group(engine)).schedule_instance(inst.uuid)
     assert out.host == host, out
     return instances_db.instance_get(engine, inst.uuid)
 
@@ -53,7 +55,8 @@ def evacuate_to(engine: Engine, inst: InstanceRecord, target: str) -> InstanceRe
     assert instances_db.instance_update(engine, inst.uuid, {"task_state": TaskState.REBUILDING,
                                                             "requested_host": target},
                                host=inst.host, task_states=[None], new_owner=True) is not None
-    out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
+    out = SchedulerManager(scheduler_settings(make_conf()), engine,
+                           make_group(engine)).schedule_instance(inst.uuid)
     assert out.host == target, out
     return instances_db.instance_get(engine, inst.uuid)
 
@@ -97,7 +100,7 @@ def test_returning_host_destroys_evacuated_and_deleted_copies_and_resumes_its_ow
     # host whose processes survived), and no longer runs kept.
     evacuate_to(sqlite_engine, instances_db.instance_get(sqlite_engine, moved.uuid), "h2")
     instances_db.instance_destroy(sqlite_engine, gone.uuid)
-    driver = FakeDriver.from_conf(make_conf(), "h1")
+    driver = FakeDriver.from_settings(virt_settings(make_conf()), "h1")
     driver.spawn(moved)
     driver.spawn(gone)
     driver.calls.clear()
@@ -144,7 +147,7 @@ def test_failed_spawn_is_an_error_with_fault_and_gives_the_claim_back(
         sqlite_engine: Engine) -> None:
     node = add_host(sqlite_engine, "h1")
     inst = placed(sqlite_engine, "h1")
-    h1 = agent(sqlite_engine, "h1", BrokenDriver.from_conf(make_conf(), "h1"))
+    h1 = agent(sqlite_engine, "h1", BrokenDriver.from_settings(virt_settings(make_conf()), "h1"))
     h1.build_and_run_instance({}, inst.uuid)
     now = instances_db.instance_get(sqlite_engine, inst.uuid)
     assert now.vm_state == VmState.ERROR and now.host is None
@@ -163,7 +166,7 @@ def test_agents_cannot_write_placement_through_the_conductor(sqlite_engine: Engi
 
 def test_inventory_report_creates_then_updates_one_node(sqlite_engine: Engine) -> None:
     conf = make_conf(compute={"vcpus": 3, "cpu_allocation_ratio": 2.0})
-    h1 = agent(sqlite_engine, "h1", FakeDriver.from_conf(conf, "h1"))
+    h1 = agent(sqlite_engine, "h1", FakeDriver.from_settings(virt_settings(conf), "h1"))
     first = h1.update_resources()
     again = h1.update_resources()
     assert first.id == again.id and (again.vcpus, again.cpu_allocation_ratio) == (3, 2.0)
@@ -249,7 +252,8 @@ def test_a_start_refused_or_unconfirmed_leaves_no_copy_running(sqlite_engine: En
     add_host(sqlite_engine, "h1")
     add_host(sqlite_engine, "h2")
     inst = placed(sqlite_engine, "h1")
-    h1 = agent(sqlite_engine, "h1", QuarantineDuringSpawn.from_conf(make_conf(), "h1"))
+    h1 = agent(sqlite_engine, "h1",
+               QuarantineDuringSpawn.from_settings(virt_settings(make_conf()), "h1"))
     assert not h1.spawn_if_mine(inst.uuid, TaskState.SPAWNING)
     assert fake(h1).list_instances() == []  # started, not confirmed: destroyed at once
     assert ("destroy", inst.uuid) in fake(h1).calls

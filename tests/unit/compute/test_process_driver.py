@@ -16,6 +16,7 @@ from tests.tools.wait import wait_for
 from tests.unit.compute.helpers import make_conf
 from vigil.compute.virt.process import ProcessDriver, proc_start_time
 from vigil.errors import InstanceExists
+from vigil.launch.settings import virt_settings
 from vigil.objects.compute import InstanceRecord, PowerState
 
 T0 = dt.datetime(2026, 1, 1)
@@ -53,7 +54,7 @@ def pids() -> Iterator[list[int]]:
 
 def test_spawn_runs_the_workload_and_destroy_stops_it(conf: cfg.ConfigOpts,
                                                       pids: list[int]) -> None:
-    d = ProcessDriver(conf, "h1")
+    d = ProcessDriver(virt_settings(conf), "h1")
     d.init_host()
     inst = instance()
     d.spawn(inst)
@@ -77,7 +78,7 @@ def test_spawn_runs_the_workload_and_destroy_stops_it(conf: cfg.ConfigOpts,
 
 def test_workload_ignores_sigint_so_ctrl_c_on_the_agent_spares_it(
         conf: cfg.ConfigOpts, pids: list[int]) -> None:
-    d = ProcessDriver(conf, "h1")
+    d = ProcessDriver(virt_settings(conf), "h1")
     d.init_host()
     inst = instance()
     d.spawn(inst)
@@ -95,7 +96,7 @@ def test_workload_ignores_sigint_so_ctrl_c_on_the_agent_spares_it(
 
 def test_a_restarted_agent_adopts_survivors_and_can_kill_them(conf: cfg.ConfigOpts,
                                                               pids: list[int]) -> None:
-    first = ProcessDriver(conf, "h1")
+    first = ProcessDriver(virt_settings(conf), "h1")
     first.init_host()
     alive, killed = instance("aaaaaaaa-0000-0000-0000-000000000001"), instance(
         "aaaaaaaa-0000-0000-0000-000000000002")
@@ -107,7 +108,7 @@ def test_a_restarted_agent_adopts_survivors_and_can_kill_them(conf: cfg.ConfigOp
     os.kill(pid_killed, signal.SIGKILL)
     first._local[killed.uuid].proc.wait()  # type: ignore[union-attr]  # reap, as init would
     # A new agent process (a new driver) on the same host finds both records.
-    second = ProcessDriver(conf, "h1")
+    second = ProcessDriver(virt_settings(conf), "h1")
     second.init_host()
     assert sorted(second.list_instances()) == sorted([alive.uuid, killed.uuid])
     assert second.power_state(alive.uuid) == PowerState.RUNNING
@@ -121,7 +122,7 @@ def test_a_restarted_agent_adopts_survivors_and_can_kill_them(conf: cfg.ConfigOp
     wait_for(lambda: proc_start_time(pid_alive) is None, 5)
     first._local[alive.uuid].proc.wait()  # type: ignore[union-attr]  # reap, as init would
     # Another host's agent sharing state_path sees none of h1's instances.
-    other = ProcessDriver(conf, "h2")
+    other = ProcessDriver(virt_settings(conf), "h2")
     other.init_host()
     assert other.list_instances() == []
     second.destroy(killed.uuid, keep_disk=False)
@@ -131,7 +132,7 @@ def test_a_command_that_exits_at_once_is_a_failed_spawn(tmp_path: Path) -> None:
     conf = make_conf(DEFAULT={"state_path": str(tmp_path / "state")},
                      compute={"instances_path": str(tmp_path / "instances"),
                               "process_command": "sh -c 'echo {uuid} on {host}; exit 3'"})
-    d = ProcessDriver(conf, "h1")
+    d = ProcessDriver(virt_settings(conf), "h1")
     d.init_host()
     inst = instance()
     with pytest.raises(RuntimeError, match="status 3"):
@@ -144,7 +145,7 @@ def test_inventory_uses_the_machine_and_the_overrides(tmp_path: Path) -> None:
     conf = make_conf(DEFAULT={"state_path": str(tmp_path / "state")},
                      compute={"instances_path": str(tmp_path / "instances"), "memory_mb": 1000,
                               "ram_allocation_ratio": 2.0, "host_ip": "192.0.2.1"})
-    inv = ProcessDriver(conf, "h1").inventory()
+    inv = ProcessDriver(virt_settings(conf), "h1").inventory()
     assert inv.vcpus == os.cpu_count() and inv.memory_mb == 1000 and inv.local_gb > 0
     assert (inv.ram_allocation_ratio, inv.cpu_allocation_ratio) == (2.0, 16.0)
     assert inv.hypervisor_type == "process" and inv.host_ip == "192.0.2.1"

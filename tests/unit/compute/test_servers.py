@@ -15,6 +15,7 @@ from vigil.db import services as services_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.errors import Conflict, InvalidInput, NotFound
+from vigil.launch.settings import scheduler_settings
 from vigil.objects.compute import InstanceRecord, TaskState, VmState
 from vigil.registry import Registry
 from vigil.scheduler.manager import SchedulerManager
@@ -25,7 +26,7 @@ def api(engine: Engine) -> ServersAPI:
 
 
 def schedule(engine: Engine) -> None:
-    SchedulerManager(make_conf(), engine, make_group(engine)).schedule_pending()
+    SchedulerManager(scheduler_settings(make_conf()), engine, make_group(engine)).schedule_pending()
 
 
 def active_on(engine: Engine, host: str, name: str = "vm") -> InstanceRecord:

@@ -7,6 +7,8 @@ on RabbitMQ and PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import threading
 
 import pytest
@@ -16,6 +18,7 @@ from vigil.clock import FakeClock
 from vigil.conductor.consumption import Action, ConsumptionGuard, Decision, decide
 from vigil.conductor.manager import _ReleasingServer, stop_consuming_after
 from vigil.errors import ConfigError, DatabaseUnavailable
+from vigil.launch.settings import conductor_settings
 
 STOP_AFTER = 5.0
 CHECK = 1.0
@@ -179,11 +182,14 @@ def test_stop_consuming_after_is_checked(configured: float | None, max_gap: floa
     conf.set_override("coalesce_interval", 0.1, group="conductor")
     conf.set_override("probe_interval", 0.2, group="conductor")
     conf.set_override("stop_consuming_after", configured, group="conductor")
+    # The gap tolerance is the case's, not the one conf's intervals would give.
+    settings = dataclasses.replace(conductor_settings(conf),
+                                   path_max_gap=dt.timedelta(seconds=max_gap))
     if expected is None:
         with pytest.raises(ConfigError, match="stop_consuming_after"):
-            stop_consuming_after(conf, max_gap)
+            stop_consuming_after(settings)
     else:
-        assert stop_consuming_after(conf, max_gap) == pytest.approx(expected)
+        assert stop_consuming_after(settings) == pytest.approx(expected)
 
 
 class OsloServer:

@@ -16,6 +16,7 @@ from vigil.db.ha import evacuations as evacuations_db
 from vigil.db.ha import hosts as hosts_db
 from vigil.db.ha import lease as lease_db
 from vigil.db.ha import recoveries as recoveries_db
+from vigil.launch.settings import scheduler_settings
 from vigil.objects.compute import InstanceRecord, TaskState, VmState
 from vigil.objects.ha import HostRecord
 from vigil.scheduler.manager import SchedulerManager
@@ -27,7 +28,8 @@ AFTER_FENCE = {"task_states": evacuation.AFTER_FENCE.task_states,
 def placed(engine: Engine, host: str) -> InstanceRecord:
     flavor = flavors_db.flavor_get(engine, "m1.tiny")
     inst = instances_db.instance_create(engine, name="vm", flavor=flavor, requested_host=host)
-    out = SchedulerManager(make_conf(), engine, make_group(engine)).schedule_instance(inst.uuid)
+    out = SchedulerManager(scheduler_settings(make_conf()), engine,
+                           make_group(engine)).schedule_instance(inst.uuid)
     assert out.host == host, out
     return instances_db.instance_get(engine, inst.uuid)
 
@@ -82,7 +84,7 @@ def test_an_evacuation_takes_the_instance_out_of_its_hosts_generation(
                                        "resume").reason == "moved"
     assert instances_db.instance_start(any_engine, inst.uuid, "h1", moved.generation,
                                        "resume").reason == "busy"
-    claimed = SchedulerManager(make_conf(), any_engine, make_group(any_engine)
+    claimed = SchedulerManager(scheduler_settings(make_conf()), any_engine, make_group(any_engine)
                                ).schedule_instance(inst.uuid)
     assert claimed.host == "h2"
     now = instances_db.instance_get(any_engine, inst.uuid)

@@ -17,13 +17,13 @@ import pytest
 
 from tests.tools.wait import wait_for
 from tests.unit.inprocess import Stack, inprocess_stack
-from vigil.compute import virt
 from vigil.compute.agent import ComputeAgent
 from vigil.compute.virt.driver import VirtDriver
 from vigil.db.ha import alerts as alerts_db
 from vigil.db.ha import recoveries as recoveries_db
 from vigil.ha.restarts import AgentRestarts
 from vigil.launch.monitor import supervisor_client
+from vigil.launch.settings import compute_settings, virt_driver
 from vigil.supervisor.core import Timing
 from vigil.up import SimulatedHost
 
@@ -41,10 +41,10 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 def supervised(stack: Stack, host: str) -> SimulatedHost:
     def make_agent(h: str, driver: VirtDriver) -> ComputeAgent:
-        return ComputeAgent(stack.conf, h, stack.transport, stack.client, stack.group,
-                            driver=driver)
+        return ComputeAgent(compute_settings(stack.conf), h, stack.transport, stack.client,
+                            stack.group, driver=driver)
 
-    sim = SimulatedHost(host, make_agent, virt.load(stack.conf, host, "fake"), stack.client,
+    sim = SimulatedHost(host, make_agent, virt_driver(stack.conf, host, "fake"), stack.client,
                         stack.group, stack.transport,
                         Timing(report_timeout=5, start_timeout=5, stop_timeout=1,
                                backoff_base=0.05, backoff_max=1),

@@ -24,6 +24,7 @@ from vigil.db.compute import flavors as flavors_db
 from vigil.db.compute import instances as instances_db
 from vigil.db.compute import nodes as nodes_db
 from vigil.errors import Conflict
+from vigil.launch.settings import scheduler_settings
 from vigil.objects import capacity
 from vigil.objects.compute import FlavorRecord, InstanceRecord, TaskState, VmState
 from vigil.objects.liveness import State
@@ -144,13 +145,14 @@ def test_concurrent_boots_never_oversubscribe_nor_use_unfit_hosts(
         f"h{i}" for i, h in enumerate(hosts) if h[0] == "unknown"}
     insts = [boot(any_engine, add_flavor(any_engine, v, m * 256, d * 5), f"vm{k}")
              for k, (v, m, d) in enumerate(wanted)]
-    conf = make_conf(scheduler={"max_claim_attempts": 1000, "host_subset_size": subset})
+    settings = scheduler_settings(
+        make_conf(scheduler={"max_claim_attempts": 1000, "host_subset_size": subset}))
     todo = list(reversed(insts))
     lock = threading.Lock()
     errors: list[BaseException] = []
 
     def worker() -> None:
-        manager = SchedulerManager(conf, any_engine, group)
+        manager = SchedulerManager(settings, any_engine, group)
         while True:
             with lock:
                 if not todo:

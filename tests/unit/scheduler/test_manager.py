@@ -8,12 +8,14 @@ from tests.tools.sql import count_statements
 from tests.unit.compute.helpers import add_host, assert_accounting, make_conf, make_group
 from vigil.db.compute import flavors as flavors_db
 from vigil.db.compute import instances as instances_db
+from vigil.launch.settings import scheduler_settings
 from vigil.objects.compute import VmState
 from vigil.scheduler.manager import SchedulerManager
 
 
 def manager(engine: Engine, **scheduler: object) -> SchedulerManager:
-    return SchedulerManager(make_conf(scheduler=scheduler), engine, make_group(engine))
+    return SchedulerManager(scheduler_settings(make_conf(scheduler=scheduler)), engine,
+                            make_group(engine))
 
 
 def boot(engine: Engine, n: int, flavor: str = "m1.tiny", **kw: object) -> list[str]:

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from oslo_config import cfg
-
 from vigil import plugins
-from vigil.compute.virt.driver import VirtDriver
+from vigil.compute.virt.driver import NewTransport, VirtDriver, VirtSettings
 
 
-def load(conf: cfg.ConfigOpts, host: str, name: str | None = None) -> VirtDriver:
-    """The configured driver (or ``name``) for ``host``."""
-    cls = plugins.load(plugins.COMPUTE_DRIVERS, name or conf.compute.compute_driver, VirtDriver)
-    return cls.from_conf(conf, host)
+def load(settings: VirtSettings, host: str, name: str | None = None, *,
+         new_transport: NewTransport | None = None) -> VirtDriver:
+    """The configured driver (or ``name``) for ``host``; ``new_transport`` for a driver that
+    needs a messaging connection of its own (see :meth:`VirtDriver.from_settings`)."""
+    cls = plugins.load(plugins.COMPUTE_DRIVERS, name or settings.compute_driver, VirtDriver)
+    return cls.from_settings(settings, host, new_transport=new_transport)

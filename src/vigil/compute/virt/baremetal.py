@@ -30,14 +30,11 @@ import logging
 import threading
 from dataclasses import dataclass, field, replace
 
-from oslo_config import cfg
-
-from vigil import rpc
 from vigil.baremetal.inventory import needs_update, record_inventory
 from vigil.baremetal.rpcapi import BaremetalConductor, BaremetalConductorAPI
 from vigil.baremetal.source import NodeSource, Provisioner
 from vigil.clock import Clock, RealClock
-from vigil.compute.virt.driver import VirtDriver
+from vigil.compute.virt.driver import NewTransport, VirtDriver, VirtSettings
 from vigil.errors import InstanceExists, NodeBusy, NotPlacedHere
 from vigil.objects.baremetal import (
     Move,
@@ -88,7 +85,7 @@ class BaremetalDriver(VirtDriver):
         self.zone = zone
         self.clock = clock or RealClock()
         self.debouncer = MembershipDebouncer(debounce)
-        self._transport = transport  # owned (cleaned up at stop) when from_conf built it
+        self._transport = transport  # owned (cleaned up at stop) when from_settings built it
         self._ring = HashRing([])
         self._ring_members: frozenset[str] = frozenset()
         self._sync_lock = threading.Lock()  # one tick at a time
@@ -100,12 +97,15 @@ class BaremetalDriver(VirtDriver):
         self.last: SyncReport = SyncReport()
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts, host: str) -> BaremetalDriver:
-        transport = rpc.get_transport(conf)
-        api = BaremetalConductorAPI(transport, conf.rpc_response_timeout)
-        return cls(host, api, debounce=conf.baremetal.membership_debounce,
-                   zone=conf.compute.availability_zone or conf.default_availability_zone,
-                   transport=transport)
+    def from_settings(cls, settings: VirtSettings, host: str, *,
+                      new_transport: NewTransport | None = None) -> BaremetalDriver:
+        if new_transport is None:
+            raise TypeError("the baremetal driver talks to the conductor: it needs "
+                            "new_transport")
+        transport = new_transport()
+        api = BaremetalConductorAPI(transport, settings.rpc_response_timeout)
+        return cls(host, api, debounce=settings.membership_debounce,
+                   zone=settings.inventory.availability_zone, transport=transport)
 
     # -- the ring ------------------------------------------------------------------------------
     def _ring_for(self, membership: Membership) -> bool:

@@ -8,13 +8,73 @@ messaging; the agent decides *what* should run here, the driver only makes it so
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
-
-from oslo_config import cfg
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from vigil.objects.compute import InstanceRecord, Inventory, PowerState
 
-__all__ = ["VirtDriver", "base_inventory"]
+if TYPE_CHECKING:
+    import oslo_messaging as messaging
+
+__all__ = ["InventoryOverrides", "NewTransport", "VirtDriver", "VirtSettings", "base_inventory"]
+
+NewTransport = Callable[[], "messaging.Transport"]
+"""Opens a messaging transport of the driver's own (which it cleans up when it stops)."""
+
+
+@dataclass(frozen=True)
+class InventoryOverrides:
+    """``[compute]``'s say over a driver's inventory: the totals an operator fixes (the
+    scheduler places against them, so a host can be filled up on purpose) and the allocation
+    ratios (how far each resource may be oversubscribed)."""
+
+    hypervisor_hostname: str | None
+    """The node's name; unset, the host's."""
+    vcpus: int
+    """0: the driver's own count (the machine's, or the fake driver's default)."""
+    memory_mb: int
+    """0: the driver's own."""
+    local_gb: int
+    """0: the driver's own."""
+    cpu_allocation_ratio: float
+    ram_allocation_ratio: float
+    disk_allocation_ratio: float
+    host_ip: str | None
+    """The address shown for the hypervisor."""
+    availability_zone: str
+    """The host's zone: ``[compute] availability_zone``, else ``[DEFAULT]
+    default_availability_zone`` (the scheduler's AvailabilityZoneFilter matches on it)."""
+
+
+@dataclass(frozen=True)
+class VirtSettings:
+    """What the virt drivers need of the configuration, read once by the composition root
+    (:func:`vigil.launch.settings.virt_settings`): no driver reads ``conf``. One object for
+    every driver (each reads its own fields), since the loader picks the driver by name."""
+
+    compute_driver: str
+    """The driver :func:`vigil.compute.virt.load` builds when it is not named
+    (:data:`vigil.plugins.COMPUTE_DRIVERS`)."""
+    inventory: InventoryOverrides
+    state_path: str
+    """The process driver's records and console FIFOs live under
+    ``<state_path>/compute/<host>``: this host's alone, even when instances are shared."""
+    instances_path: str
+    """The process driver's disks; may be shared between hosts (an evacuation reuses one)."""
+    process_command: str
+    """The process driver's workload command template (empty: the built-in workload)."""
+    metadata_host: str
+    metadata_listen_port: int
+    """Where a process-driver instance reads its metadata (``VIGIL_METADATA_URL``)."""
+    metadata_secret: Callable[[], str | None]
+    """``[neutron] metadata_proxy_shared_secret``, read at each spawn (``vigil up`` sets it
+    at start): the process driver signs each instance's identity with it (unset: unsigned)."""
+    rpc_response_timeout: float
+    """How long the baremetal driver's calls to the conductor wait for an answer."""
+    membership_debounce: float
+    """How long a change of the baremetal hosts' membership must hold before the ring
+    follows it (``[baremetal]``)."""
 
 
 class VirtDriver(abc.ABC):
@@ -22,8 +82,10 @@ class VirtDriver(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_conf(cls, conf: cfg.ConfigOpts, host: str) -> VirtDriver:
-        """Build from the [compute] options for ``host``."""
+    def from_settings(cls, settings: VirtSettings, host: str, *,
+                      new_transport: NewTransport | None = None) -> VirtDriver:
+        """Build for ``host``. ``new_transport``: for a driver that talks to the conductor
+        over a connection of its own (the baremetal driver requires it)."""
 
     def init_host(self) -> None:  # noqa: B027 - optional hook
         """Prepare the host (find what already runs). Called once before anything else."""
@@ -59,10 +121,9 @@ class VirtDriver(abc.ABC):
         """Release what the driver holds when the agent stops (instances keep running)."""
 
 
-def base_inventory(conf: cfg.ConfigOpts, host: str, *, hypervisor_type: str, vcpus: int,
+def base_inventory(c: InventoryOverrides, host: str, *, hypervisor_type: str, vcpus: int,
                    memory_mb: int, local_gb: int) -> Inventory:
     """An inventory with the [compute] overrides and ratios applied to the driver's totals."""
-    c = conf.compute
     return Inventory(
         hypervisor_hostname=c.hypervisor_hostname or host,
         hypervisor_type=hypervisor_type,
@@ -74,5 +135,5 @@ def base_inventory(conf: cfg.ConfigOpts, host: str, *, hypervisor_type: str, vcp
         ram_allocation_ratio=c.ram_allocation_ratio,
         disk_allocation_ratio=c.disk_allocation_ratio,
         host_ip=c.host_ip,
-        availability_zone=c.availability_zone or conf.default_availability_zone,
+        availability_zone=c.availability_zone,
     )

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from oslo_config import cfg
-
-from vigil.compute.virt.driver import VirtDriver, base_inventory
+from vigil.compute.virt.driver import NewTransport, VirtDriver, VirtSettings, base_inventory
 from vigil.errors import InstanceExists
 from vigil.objects.compute import InstanceRecord, Inventory, PowerState
 
@@ -31,9 +29,11 @@ class FakeDriver(VirtDriver):
         self.calls: list[tuple[str, str]] = []
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts, host: str) -> FakeDriver:
-        return cls(base_inventory(conf, host, hypervisor_type="fake", vcpus=DEFAULT_VCPUS,
-                                  memory_mb=DEFAULT_MEMORY_MB, local_gb=DEFAULT_LOCAL_GB))
+    def from_settings(cls, settings: VirtSettings, host: str, *,
+                      new_transport: NewTransport | None = None) -> FakeDriver:
+        return cls(base_inventory(settings.inventory, host, hypervisor_type="fake",
+                                  vcpus=DEFAULT_VCPUS, memory_mb=DEFAULT_MEMORY_MB,
+                                  local_gb=DEFAULT_LOCAL_GB))
 
     def spawn(self, instance: InstanceRecord, *, rebuild: bool = False) -> None:
         with self._lock:

@@ -35,9 +35,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from oslo_config import cfg
-
-from vigil.compute.virt.driver import VirtDriver, base_inventory
+from vigil.compute.virt.driver import NewTransport, VirtDriver, VirtSettings, base_inventory
 from vigil.errors import InstanceExists
 from vigil.metadata import identity
 from vigil.objects.compute import InstanceRecord, Inventory, PowerState
@@ -82,13 +80,13 @@ def console_endpoint(state_path: str, instances_path: str, host: str,
                                         "console.log"))
 
 
-def metadata_env(conf: cfg.ConfigOpts, instance_uuid: str) -> dict[str, str]:
+def metadata_env(settings: VirtSettings, instance_uuid: str) -> dict[str, str]:
     """What an instance needs to read its metadata: the URL and its signed identity."""
-    host = conf.metadata_host
+    host = settings.metadata_host
     host = f"[{host}]" if ":" in host else host
-    env = {"VIGIL_METADATA_URL": f"http://{host}:{conf.metadata_listen_port}",
+    env = {"VIGIL_METADATA_URL": f"http://{host}:{settings.metadata_listen_port}",
            "VIGIL_INSTANCE_ID": instance_uuid}
-    secret = conf.neutron.metadata_proxy_shared_secret
+    secret = settings.metadata_secret()
     if secret:
         env["VIGIL_INSTANCE_ID_SIGNATURE"] = identity.sign(secret, instance_uuid)
     return env
@@ -111,18 +109,19 @@ class _Local:
 class ProcessDriver(VirtDriver):
     name = "process"
 
-    def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
-        self._conf = conf
+    def __init__(self, settings: VirtSettings, host: str) -> None:
+        self._settings = settings
         self.host = host
-        self.instances_path = os.path.abspath(conf.compute.instances_path)
-        self.runtime_path = os.path.join(os.path.abspath(conf.state_path), "compute", host)
-        self._template = conf.compute.process_command
+        self.instances_path = os.path.abspath(settings.instances_path)
+        self.runtime_path = os.path.join(os.path.abspath(settings.state_path), "compute", host)
+        self._template = settings.process_command
         self._lock = threading.RLock()
         self._local: dict[str, _Local] = {}
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts, host: str) -> ProcessDriver:
-        return cls(conf, host)
+    def from_settings(cls, settings: VirtSettings, host: str, *,
+                      new_transport: NewTransport | None = None) -> ProcessDriver:
+        return cls(settings, host)
 
     # -- records ------------------------------------------------------------------------------
     def _record_path(self, instance_uuid: str) -> str:
@@ -188,7 +187,7 @@ class ProcessDriver(VirtDriver):
                         self.command(instance, directory), cwd=directory,
                         stdin=console, stdout=log, stderr=subprocess.STDOUT,
                         close_fds=True, env={**os.environ, "VIGIL_HOST": self.host,
-                                             **metadata_env(self._conf, instance.uuid)})
+                                             **metadata_env(self._settings, instance.uuid)})
             finally:
                 os.close(console)
             local = _Local(proc.pid, proc_start_time(proc.pid), directory, proc)
@@ -204,7 +203,7 @@ class ProcessDriver(VirtDriver):
     def _console_input(self, instance_uuid: str) -> int:
         """A fresh FIFO for the instance's standard input, opened for reading and writing
         (the instance keeps both ends: see the module docstring)."""
-        path = console_endpoint(self._conf.state_path, self.instances_path, self.host,
+        path = console_endpoint(self._settings.state_path, self.instances_path, self.host,
                                 instance_uuid).input_fifo
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -235,7 +234,7 @@ class ProcessDriver(VirtDriver):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._record_path(instance_uuid))
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(console_endpoint(self._conf.state_path, self.instances_path,
+                os.unlink(console_endpoint(self._settings.state_path, self.instances_path,
                                            self.host, instance_uuid).input_fifo)
         if not keep_disk:
             shutil.rmtree(os.path.join(self.instances_path, instance_uuid), ignore_errors=True)
@@ -263,6 +262,6 @@ class ProcessDriver(VirtDriver):
         os.makedirs(self.instances_path, exist_ok=True)
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
         disk = shutil.disk_usage(self.instances_path).total // (1024 ** 3)
-        return base_inventory(self._conf, self.host, hypervisor_type="process",
+        return base_inventory(self._settings.inventory, self.host, hypervisor_type="process",
                               vcpus=os.cpu_count() or 1, memory_mb=int(memory),
                               local_gb=int(disk))
