@@ -60,6 +60,7 @@ class TcpProxy:
         self.bytes_seen = 0
         self.connections = 0
         self.refused = 0  # connections closed at once because of ``refuse``
+        self.blackholed = 0  # connections accepted and never answered because of ``blackhole``
         self._sel = selectors.DefaultSelector()
         self._timers: list[tuple[float, int, _Side, bytes | None, bool]] = []
         self._stalled = False  # every connection (a partition), new ones included
@@ -249,6 +250,8 @@ class TcpProxy:
                 self.refused += 1
                 continue
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.blackhole:
+                self.blackholed += 1
             if self.blackhole or self._stalled:
                 # blackhole: a hung server, accepted and nothing ever comes back (what the
                 # client sends is discarded). Stalled: held until the heal connects it.

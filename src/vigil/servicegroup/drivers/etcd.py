@@ -29,12 +29,12 @@ call, and the failed call reaches the others before it gives up.
 
 A read the cluster could not answer (an election under way: "leader changed", "no leader"; a
 member that stopped answering) is asked again, with a short backoff, for up to
-:data:`READ_RETRY_BUDGET` (at most a quarter of ``service_down_time``) before it fails and its
-services read UNKNOWN. etcd elects a leader within about one election timeout (1 s by
-default), and an answer a moment late is worth more than an UNKNOWN, which Nova's os-services
-can only show as ``down``: in issue 14's partition scenario, the partitioned member's return
-forced an election and one API answer showed nine live services down. Only reads are asked
-again here; an agent's heartbeat is retried by the next heartbeat.
+:data:`READ_RETRY_BUDGET` (at most a quarter of ``service_down_time``) after the first
+failure before it fails and its services read UNKNOWN. etcd elects a leader within about one
+election timeout (1 s by default), and an answer a moment late is worth more than an UNKNOWN,
+which Nova's os-services can only show as ``down``: in issue 14's partition scenario, the
+partitioned member's return forced an election and one API answer showed nine live services
+down. Only reads are asked again here; an agent's heartbeat is retried by the next heartbeat.
 
 It talks to etcd's gRPC JSON gateway through etcd3gw (plain HTTP, no gRPC dependency).
 """
@@ -269,15 +269,21 @@ class EtcdDriver(Driver):
         return out
 
     def _read_members(self, groups: list[str]) -> dict[str, set[str]]:
-        """:meth:`_members`, asked again while the cluster cannot answer, within the budget.
-        A read changes nothing, so asking again is always safe; an answer that is the
-        cluster's own (a refused request) is not asked again."""
-        deadline = time.monotonic() + self.read_retry_budget
-        pause = READ_RETRY_FIRST_PAUSE
+        """:meth:`_members`, asked again while the cluster cannot answer, for up to the budget
+        after the first failure. A read changes nothing, so asking again is always safe; an
+        answer that is the cluster's own (a refused request) is not asked again. Counted from
+        the first failure, not the start: a first try that waited out the client timeout on a
+        member that was just cut off (a load balancer still sending to it) is asked again,
+        and the balancer has given that member up by then (issue 14's partition scenario:
+        one API answer showed every service unknown 0.3 s into the partition)."""
+        deadline: float | None = None  # from the first failure: a first try that timed out
+        pause = READ_RETRY_FIRST_PAUSE  # (a member cut off) is always asked again
         while True:
             try:
                 return self._members(groups)
             except _ERRORS as exc:
+                if deadline is None:
+                    deadline = time.monotonic() + self.read_retry_budget
                 remaining = deadline - time.monotonic()
                 if not _unreachable(exc) or remaining <= 0:
                     raise
