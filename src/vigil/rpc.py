@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ CONDUCTOR_TOPIC = "vigil-conductor"
 # then after twice as many, and so on up to REBUILD_AFTER_MAX (see ReportClient).
 REBUILD_AFTER = 2
 REBUILD_AFTER_MAX = 32
+# Seconds after which a new transport still being tried no longer holds the next attempt back.
+ABANDON_ATTEMPT_AFTER = 30.0
 
 
 def get_transport(conf: cfg.ConfigOpts) -> messaging.Transport:
@@ -106,7 +109,7 @@ class ConductorAPI(ConductorClientBase):
 
 class ReportClient(ConductorAPI):
     """The conductor client of one service's own registration and state reports, on a
-    transport of its own, made again when its calls keep failing.
+    transport of its own, which it replaces when its calls keep failing.
 
     Why: oslo.messaging fails over between brokers per connection, on its own evidence (a
     heartbeat missed, a send not acknowledged), and that can take long or never happen. In
@@ -114,12 +117,19 @@ class ReportClient(ConductorAPI):
     cut-off broker and stayed there for the whole partition: kombu kept retrying that one
     half-open connection every 6 s instead of moving to the next broker, so every call of the
     process timed out, and its state reports with them. The evidence that matters here is
-    the answers: after ``REBUILD_AFTER`` calls in a row without one (or at once when no
-    connection could be made at all), this client makes a new
-    transport (new connections, to brokers chosen afresh: :func:`report_client`) and lets the old
-    one close in the background (closing a connection to a cut-off broker blocks). While the
-    conductors are away for everyone, the rebuilds space out (after 2, 4, 8, ... up to 32
-    failures in a row), so a fleet does not reconnect in step every few seconds.
+    the answers: after ``REBUILD_AFTER`` calls in a row without one (or at once when the
+    broker did not take the call at all), this client makes a new transport (new connections,
+    to brokers chosen afresh: :func:`report_client`) *in the background*, and proves it with
+    the call that failed; only then does it switch to it and close the old one (closing a
+    connection to a cut-off broker blocks). Meanwhile the calls go on through the old one:
+    a new connection can wait out a connect timeout on a broker that is down (12 s in the
+    scenario, with the report loop held), while the old transport may recover first (a quorum
+    queue electing a new leader refuses sends for a few seconds).
+
+    While the conductors are away for everyone, the attempts space out (after 2, 4, 8, ... up
+    to 32 failures in a row), so a fleet does not reconnect in step every few seconds. An
+    attempt still pending after :data:`ABANDON_ATTEMPT_AFTER` seconds no longer holds the next
+    one back.
 
     Only for a real broker: with ``fake://`` (``vigil up``) a server and its clients must
     share one transport object. See :func:`report_client`.
@@ -133,7 +143,10 @@ class ReportClient(ConductorAPI):
         self._lock = threading.Lock()
         self._failures = 0
         self._rebuild_at = REBUILD_AFTER
-        self.rebuilds = 0  # transports made again (tests, logs)
+        self._attempt: int = 0  # the generation of the newest attempt
+        self._attempt_since: float | None = None  # monotonic start of a pending attempt
+        self.attempts = 0  # new transports tried (tests, logs)
+        self.rebuilds = 0  # new transports switched to
 
     def _call(self, method: str, *, call_timeout: float | None = None, **kwargs: Any) -> Any:
         try:
@@ -145,34 +158,63 @@ class ReportClient(ConductorAPI):
                 self._failures = 0
                 self._rebuild_at = REBUILD_AFTER
             return result
+        now = time.monotonic()
         with self._lock:
             self._failures += 1
             failures = self._failures
-            # No connection at all to this broker: the next one at once.
-            rebuild = failures >= self._rebuild_at or isinstance(failed, BrokerUnreachable)
-            if rebuild:
+            free = (self._attempt_since is None
+                    or now - self._attempt_since > ABANDON_ATTEMPT_AFTER)
+            # The broker did not take the call at all: try another at once.
+            start = free and (failures >= self._rebuild_at
+                              or isinstance(failed, BrokerUnreachable))
+            if start:
                 self._rebuild_at = min(self._rebuild_at * 2, REBUILD_AFTER_MAX)
                 self._failures = 0
-        if rebuild:
-            self._rebuild(failures)
+                self._attempt += 1
+                self._attempt_since = now
+                self.attempts += 1
+                generation = self._attempt
+        if start:
+            LOG.warning("%d calls to the conductors in a row failed (%s): connecting to the "
+                        "brokers again (a new transport, tried in the background)",
+                        failures, failed)
+            threading.Thread(target=self._try_transport,
+                             args=(generation, method, call_timeout, kwargs),
+                             name="report-transport", daemon=True).start()
         raise failed
 
-    def _rebuild(self, failures: int) -> None:
-        import oslo_messaging as messaging
-
+    def _try_transport(self, generation: int, method: str, call_timeout: float | None,
+                       kwargs: dict[str, Any]) -> None:
+        """Make a new transport, prove it with the call that failed, then switch to it."""
+        transport: messaging.Transport | None = None
         try:
             transport = self._make_transport()
-        except Exception:  # the next failures will try again
-            LOG.exception("could not make a new transport for the conductor client")
+            trial = ConductorClientBase(transport, self._timeout)
+            trial._call(method, call_timeout=call_timeout, **kwargs)
+        except Exception as exc:  # MessagingUnavailable or a broken factory: tried again later
+            LOG.warning("the new transport did not answer either (%s); keeping the old one",
+                        exc)
+            with self._lock:
+                if self._attempt == generation:
+                    self._attempt_since = None
+            if transport is not None:
+                _cleanup(transport)
             return
-        client = messaging.get_rpc_client(transport, conductor_target(), timeout=self._timeout)
         with self._lock:
-            old, self._transport, self._client = self._transport, transport, client
-            self.rebuilds += 1
-        LOG.warning("%d calls to the conductors in a row got no answer: connecting to the "
-                    "brokers again (new transport)", failures)
-        threading.Thread(target=_cleanup, args=(old,), name="transport-cleanup",
-                         daemon=True).start()
+            if self._attempt != generation:  # abandoned, and a newer attempt is under way
+                current = False
+            else:
+                current = True
+                old, self._transport, self._client = self._transport, transport, trial._client
+                self._attempt_since = None
+                self._failures = 0
+                self._rebuild_at = REBUILD_AFTER
+                self.rebuilds += 1
+        if not current:
+            _cleanup(transport)
+            return
+        LOG.warning("calls to the conductors get through the new transport: switched to it")
+        _cleanup(old)
 
     def close(self) -> None:
         """Close this client's own transport (the process is stopping)."""

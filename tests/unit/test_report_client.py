@@ -36,6 +36,13 @@ class Endpoint:
         return ReportVerdict.OK.value
 
 
+def wait_for(predicate: Any, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 def conf_for(url: str) -> Any:
     conf = vconf.load([], default_files=[])
     conf.set_override("transport_url", url)
@@ -74,18 +81,19 @@ def test_calls_without_answers_make_a_new_transport_and_reports_get_through_agai
         try:
             assert client.report_state(1, timeout=2) is ReportVerdict.OK
             proxy.stall()
-            # A send the broker never confirms is a broker out of reach (rebuilt at once); an
-            # answer that never comes, a call failed (rebuilt at the REBUILD_AFTER-th).
+            # A send the broker never confirms is a broker out of reach (a new transport at
+            # once); an answer that never comes, a call failed (at the REBUILD_AFTER-th).
             failures = 0
-            while client.rebuilds == 0:
+            while client.attempts == 0:
                 started = time.monotonic()
                 with pytest.raises(MessagingUnavailable):
                     client.report_state(1, timeout=1)
                 failures += 1
-                # The rebuild does not wait for the stalled transport to close.
+                # The calls do not wait for the new transport, nor for the old to close.
                 assert time.monotonic() - started < 5
                 assert failures <= rpc.REBUILD_AFTER
-            assert client.rebuilds == 1 and made == [via_proxy, url]
+            wait_for(lambda: client.rebuilds == 1, "the new transport switched to")
+            assert made == [via_proxy, url]
             before = endpoint.reports
             assert client.report_state(1, timeout=2) is ReportVerdict.OK
             assert endpoint.reports == before + 1
@@ -105,15 +113,18 @@ def test_rebuilds_space_out_while_nobody_answers(rabbit_vhost_url: str) -> None:
 
     client = rpc.ReportClient(make, timeout=5)
     try:
-        rebuilt_after: list[int] = []
+        tried_after: list[int] = []
         failures = 0
-        while len(rebuilt_after) < 3:
+        while len(tried_after) < 3:
             with pytest.raises(MessagingUnavailable):
                 client.report_state(1, timeout=0.2)
             failures += 1
-            if client.rebuilds > len(rebuilt_after):
-                rebuilt_after.append(failures)
-        assert rebuilt_after == [2, 2 + 4, 2 + 4 + 8]
+            if client.attempts > len(tried_after):
+                tried_after.append(failures)
+                # The attempt fails (nobody answers it either) before the next threshold.
+                wait_for(lambda: client._attempt_since is None, "the attempt given up")
+        assert tried_after == [2, 2 + 4, 2 + 4 + 8]
+        assert client.rebuilds == 0  # a new transport that does not answer is not used
     finally:
         client.close()
 
@@ -148,7 +159,9 @@ def test_a_broker_that_cannot_be_reached_is_left_at_once(
             proxy.cut()
             with pytest.raises(BrokerUnreachable):
                 client.report_state(1, timeout=2)
-            assert client.rebuilds == 1 and made == [via_proxy, url]
+            assert client.attempts == 1
+            wait_for(lambda: client.rebuilds == 1, "the new transport switched to")
+            assert made == [via_proxy, url]
             assert client.report_state(1, timeout=2) is ReportVerdict.OK
         finally:
             client.close()
