@@ -30,9 +30,12 @@ LOG = logging.getLogger(__name__)
 
 CONDUCTOR_TOPIC = "vigil-conductor"
 
-# A service's report client builds its transport again after this many calls in a row failed,
-# then after twice as many, and so on up to REBUILD_AFTER_MAX (see ReportClient).
-REBUILD_AFTER = 2
+# A service's report client tries a new transport after this many calls in a row failed,
+# then after twice as many, and so on up to REBUILD_AFTER_MAX (see ReportClient). One: the
+# attempt runs beside the calls and is used only once a call got through it, so it costs a
+# pair of connections, and waiting for a second failure cost another report interval of a
+# partition's 10 to 12 s of failed reports.
+REBUILD_AFTER = 1
 REBUILD_AFTER_MAX = 32
 # Seconds after which a new transport still being tried no longer holds the next attempt back.
 ABANDON_ATTEMPT_AFTER = 30.0
@@ -117,16 +120,17 @@ class ReportClient(ConductorAPI):
     cut-off broker and stayed there for the whole partition: kombu kept retrying that one
     half-open connection every 6 s instead of moving to the next broker, so every call of the
     process timed out, and its state reports with them. The evidence that matters here is
-    the answers: after ``REBUILD_AFTER`` calls in a row without one (or at once when the
-    broker did not take the call at all), this client makes a new transport (new connections,
-    to brokers chosen afresh: :func:`report_client`) *in the background*, and proves it with
-    the call that failed; only then does it switch to it and close the old one (closing a
+    the answers: after ``REBUILD_AFTER`` calls in a row without one (at once, once the
+    attempts have spaced out, when the broker did not take the call at all), this client
+    makes a new transport (new connections, to brokers chosen afresh: :func:`report_client`)
+    *in the background*, and proves it with the call that failed; only then does it switch to
+    it and close the old one (closing a
     connection to a cut-off broker blocks). Meanwhile the calls go on through the old one:
     a new connection can wait out a connect timeout on a broker that is down (12 s in the
     scenario, with the report loop held), while the old transport may recover first (a quorum
     queue electing a new leader refuses sends for a few seconds).
 
-    While the conductors are away for everyone, the attempts space out (after 2, 4, 8, ... up
+    While the conductors are away for everyone, the attempts space out (after 1, 2, 4, ... up
     to 32 failures in a row), so a fleet does not reconnect in step every few seconds. An
     attempt still pending after :data:`ABANDON_ATTEMPT_AFTER` seconds no longer holds the next
     one back.

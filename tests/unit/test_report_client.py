@@ -103,8 +103,9 @@ def test_calls_without_answers_make_a_new_transport_and_reports_get_through_agai
 
 
 def test_rebuilds_space_out_while_nobody_answers(rabbit_vhost_url: str) -> None:
-    """No conductor at all: the transport is made again after 2 failures in a row, then 4,
-    then 8: a fleet does not reconnect in step every few seconds during an outage."""
+    """No conductor at all: a new transport is tried after REBUILD_AFTER failures in a row,
+    then twice as many, then four times: a fleet does not reconnect in step every few seconds
+    during an outage."""
     made = threading.Semaphore(0)
 
     def make() -> messaging.Transport:
@@ -123,7 +124,8 @@ def test_rebuilds_space_out_while_nobody_answers(rabbit_vhost_url: str) -> None:
                 tried_after.append(failures)
                 # The attempt fails (nobody answers it either) before the next threshold.
                 wait_for(lambda: client._attempt_since is None, "the attempt given up")
-        assert tried_after == [2, 2 + 4, 2 + 4 + 8]
+        first = rpc.REBUILD_AFTER
+        assert tried_after == [first, first + 2 * first, first + 2 * first + 4 * first]
         assert client.rebuilds == 0  # a new transport that does not answer is not used
     finally:
         client.close()
