@@ -63,6 +63,8 @@ class ServiceView:
     @property
     def host_state(self) -> str:
         """``quarantined`` / ``maintenance`` (both, comma-separated) or empty."""
+        if not (self.quarantined or self.maintenance):
+            return ""  # nearly every host: no join per row of a 10,000-service table
         return ", ".join(n for n, on in (("quarantined", self.quarantined),
                                          ("maintenance", self.maintenance)) if on)
 

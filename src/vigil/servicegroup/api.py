@@ -9,8 +9,8 @@ RPC liveness is the services row's heartbeat age on the database's clock, gated 
 the report path; the driver verdict is the configured backend's own answer (for ``db`` the two
 are the same fact). Either saying DOWN makes it DOWN; a source that could not answer makes it
 UNKNOWN, never DOWN. The RPC half is a pure rule of :mod:`vigil.objects.liveness`
-(``record_state_list``; ``record_states`` by id), which the ``db`` driver applies too: the facade takes it from the words, not
-from a driver module.
+(``record_state_list``; ``record_states`` by id), which the ``db`` driver applies too: the
+facade takes it from the words, not from a driver module.
 
 Readers ask :meth:`ServiceGroup.members` for a group (or any exact filter) and get every member
 with both answers they may need, ``state`` (the policy's) and ``reporting`` (liveness ignoring
