@@ -22,7 +22,6 @@ from vigil.objects.ha import HostRecord
 from vigil.objects.liveness import State
 from vigil.objects.services import ServiceRecord
 from vigil.servicegroup.api import ServiceGroup
-from vigil.servicegroup.membership import Membership
 
 MAX_REASON = 255
 INTERNAL_ZONE = "internal"  # the zone of every service but the computes, as in Nova
@@ -133,11 +132,12 @@ class Registry:
             return INTERNAL_ZONE
         return (zones or {}).get(record.host, self.default_zone)
 
-    def _views(self, members: Membership) -> list[ServiceView]:
+    def _views(self, records: list[ServiceRecord], states: list[State]) -> list[ServiceView]:
+        """A view of each record with its state (:meth:`ServiceGroup.member_states`)."""
         zones: Mapping[str, str] = {}
         ha: Mapping[str, HostRecord] = {}
         hosts: Mapping[str, State] = {}
-        if any(m.record.topic == COMPUTE_TOPIC for m in members):
+        if any(r.topic == COMPUTE_TOPIC for r in records):
             if self._zone_source is not None:
                 zones = self._zone_source()  # one statement for the whole list
             ha = hosts_db.hosts(self.engine)  # one more: the hosts with HA facts
@@ -147,18 +147,17 @@ class Registry:
         # fifth of this loop) and every lookup bound to a local first.
         append, default_zone = out.append, self.default_zone
         zone_get, ha_get, host_get = zones.get, ha.get, hosts.get
-        for m in members:
-            s = m.record
+        for s, state in zip(records, states, strict=True):
             if s.topic != COMPUTE_TOPIC:
-                append(ServiceView(s, m.state, INTERNAL_ZONE))
+                append(ServiceView(s, state, INTERNAL_ZONE))
                 continue
             host = s.host
             facts = ha_get(host)
             if facts is None:
-                append(ServiceView(s, m.state, zone_get(host, default_zone), False, False,
+                append(ServiceView(s, state, zone_get(host, default_zone), False, False,
                                    host_get(host)))
             else:
-                append(ServiceView(s, m.state, zone_get(host, default_zone), facts.quarantined,
+                append(ServiceView(s, state, zone_get(host, default_zone), facts.quarantined,
                                    facts.maintenance, host_get(host)))
         return out
 
@@ -168,11 +167,11 @@ class Registry:
         Three objects or more per service, all alive until the list is returned: the collector
         waits (:mod:`vigil.gcpause`)."""
         with gcpause.paused():
-            return self._views(self.group.members(host=host, binary=binary))
+            return self._views(*self.group.member_states(host=host, binary=binary))
 
     def get(self, ident: int | str) -> ServiceView:
         record = services_db.service_get(self.engine, ident)
-        return self._views(self.group.members(ids=[record.id]))[0]
+        return self._views(*self.group.member_states(ids=[record.id]))[0]
 
     def find(self, host: str, binary: str) -> ServiceRecord:
         return services_db.service_get_by_host_binary(self.engine, host, binary)

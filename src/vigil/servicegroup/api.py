@@ -94,6 +94,22 @@ class ServiceGroup:
 
     def membership(self, snap: Snapshot) -> Membership:
         """The members of a snapshot the caller already holds (see :meth:`members`)."""
+        states, reporting = self.judge(snap)
+        return Membership(tuple(map(Member, snap.services, states, reporting)))
+
+    def member_states(self, topic: str | None = None, *, host: str | None = None,
+                      binary: str | None = None, ids: Sequence[int] | None = None
+                      ) -> tuple[list[ServiceRecord], list[State]]:
+        """:meth:`members` as two aligned lists, the records and their states, with no
+        :class:`Member` per service: for a reader that builds its own object per service
+        anyway (the registry's views, once per service of a 10,000-service list)."""
+        snap = services_db.snapshot(self._engine(), topic=topic, host=host, binary=binary,
+                                    ids=ids)
+        return snap.services, self.judge(snap)[0]
+
+    def judge(self, snap: Snapshot) -> tuple[list[State], list[State]]:
+        """Each service's ``state`` and ``reporting`` (:class:`Member`), in the snapshot's
+        order: the policy, written once for :meth:`membership` and :meth:`member_states`."""
         view = self.view(snap)
         services = snap.services
         reporting = record_state_list(services, view)
@@ -107,10 +123,11 @@ class ServiceGroup:
             combine, unknown = liveness.combine, State.UNKNOWN
             reporting = [combine(rpc, verdicts.get(svc.id, unknown))
                          for svc, rpc in zip(services, reporting, strict=True)]
-        # One comprehension over aligned lists: this runs once per service of every list.
+        # Comprehensions over aligned lists: this runs once per service of every list.
         down = State.DOWN
-        return Membership(tuple([Member(svc, down if svc.forced_down else rep, rep)
-                                 for svc, rep in zip(services, reporting, strict=True)]))
+        states = [down if svc.forced_down else rep
+                  for svc, rep in zip(services, reporting, strict=True)]
+        return states, reporting
 
     def view(self, snap: Snapshot) -> LivenessView:
         """What a driver needs besides the rows: the database's now, the timing, the path."""
