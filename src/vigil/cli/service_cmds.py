@@ -18,6 +18,7 @@ from vigil.cli import output, target
 from vigil.cli.output import add_format_options
 from vigil.cli.target import add_api_options
 from vigil.errors import InvalidInput
+from vigil.objects.liveness import State
 from vigil.registry import Registry, ServiceView, parse_ident
 
 COLUMNS = ("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At",
@@ -62,9 +63,13 @@ def rows(views: list[ServiceView], *, long: bool = False) -> list[list[object]]:
     out: list[list[object]] = []
     stamp = formats.timestamp
     spelt: dict[Any, str | None] = {}
+    value = {s: s.value for s in State}  # Enum.value is a property: once per state, not row
+    down = State.DOWN
     for v in views:
         r = v.record
-        state = v.state.value + (f" ({v.state_reason})" if v.state_reason == "left" else "")
+        # state_reason is only ever set on a DOWN service: asked only then.
+        state = value[v.state] + (" (left)" if v.state is down and v.state_reason == "left"
+                                  else "")
         at = r.updated_at
         if at in spelt:
             text = spelt[at]
@@ -72,7 +77,7 @@ def rows(views: list[ServiceView], *, long: bool = False) -> list[list[object]]:
             text = spelt[at] = stamp(at)
         row: list[object] = [r.id, r.binary, r.host, v.zone, v.status, state,
                              text, r.disabled_reason, r.forced_down,
-                             v.host_state, v.host_liveness.value if v.host_liveness else ""]
+                             v.host_state, value[v.host_liveness] if v.host_liveness else ""]
         if long:
             row += [r.uuid, r.topic, formats.timestamp(r.last_seen_up), r.report_count]
         out.append(row)
