@@ -5,7 +5,7 @@ The members are created together (``--initial-cluster-state new`` with all three
 restarted with its data directory rejoins by itself (the flags about the initial cluster are
 then ignored). Heartbeat 100 ms and election timeout 1000 ms are etcd's defaults: the minimum
 lease TTL is then 2 s (``ceil(1.5 x election timeout)``), below any ``service_down_time`` used
-here.
+here. ``--pre-vote``: a partitioned member's return forces no election.
 
 Health: ``GET /health`` answers ``{"health":"true"}`` only when the member has a leader and a
 quorum read succeeds (so a member cut off from the other two says false); membership through
@@ -87,6 +87,9 @@ class Etcd:
                 "--initial-cluster", initial, "--initial-cluster-state", "new",
                 "--initial-cluster-token", token,
                 "--heartbeat-interval", "100", "--election-timeout", "1000",
+                # A member cut off from the others must not depose the leader on its return
+                # (docs/deployment.md, "etcd").
+                "--pre-vote",
                 "--logger", "zap", "--log-outputs", "stderr",
             ]
             daemon = Daemon(f"etcd-{c}", net.ns(c), argv,

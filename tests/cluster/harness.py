@@ -64,6 +64,10 @@ DATABASE = "vigil"
 # quorum queues elect new leaders. State reports were seen failing for up to 8 s after a
 # kill -9 of a controller; at service_down_time = 10 a live scheduler was shown down once in
 # seven runs (docs/deployment.md says the same for real deployments).
+# Seconds a RabbitMQ node may take to rejoin before wait_healthy restarts it (a healthy rejoin
+# takes 3 to 5 s here; see Cluster.restart_stuck_rabbit).
+RABBIT_STUCK_AFTER = 60.0
+
 VIGIL_DEFAULTS: dict[str, dict[str, Any]] = {
     "DEFAULT": {"report_interval": 2, "service_down_time": 15, "rpc_response_timeout": 10},
     "conductor": {"coalesce_interval": 0.2, "probe_interval": 0.5},
@@ -71,7 +75,7 @@ VIGIL_DEFAULTS: dict[str, dict[str, Any]] = {
         "rabbit_quorum_queue": "true",
         # A broker that stops answering (partition) is given up after this many seconds
         # (oslo.messaging's default is 60).
-        "heartbeat_timeout_threshold": 10,
+        "heartbeat_timeout_threshold": 4,
     },
     "compute": {"compute_driver": "process", "instance_sync_interval": 2,
                 "update_resources_interval": 2, "vcpus": 8, "memory_mb": 16384,
@@ -153,6 +157,7 @@ class Cluster:
         name = f"vgc{net.run_id}"
         self.galera = Galera.create(net, controllers, name)
         self.rabbit = Rabbit.create(net, controllers, name)
+        self.rabbit_restarts = 0  # nodes restarted by restart_stuck_rabbit
         self.etcd = Etcd.create(net, controllers, name)
         self.haproxy = HaProxy.create(net, controllers)
         self.hosts: dict[str, Host] = {h: Host(h, net.addr(h)) for h in controllers + computes}
@@ -298,8 +303,17 @@ class Cluster:
                        left(), f"Galera: {want} Synced, size {len(want)}", interval=0.2)
             times["galera"] = time.monotonic() - t0
             rabbit_names = [self.rabbit.nodes[c].nodename for c in want]
-            wait_until(lambda: self.rabbit.healthy(rabbit_names, via=self.rabbit.nodes[want[0]]),
-                       left(), f"RabbitMQ: {rabbit_names} running", interval=1)
+            try:
+                wait_until(lambda: self.rabbit.healthy(rabbit_names,
+                                                       via=self.rabbit.nodes[want[0]]),
+                           min(left(), RABBIT_STUCK_AFTER), f"RabbitMQ: {rabbit_names} running",
+                           interval=1)
+            except AssertionError:
+                if not self.restart_stuck_rabbit(want):
+                    raise
+                wait_until(lambda: self.rabbit.healthy(rabbit_names,
+                                                       via=self.rabbit.nodes[want[0]]),
+                           left(), f"RabbitMQ: {rabbit_names} running", interval=1)
             times["rabbit"] = time.monotonic() - t0
             wait_until(lambda: all(self.etcd.members[c].health() for c in want),
                        left(), f"etcd: {want} healthy", interval=0.2)
@@ -312,6 +326,29 @@ class Cluster:
             raise AssertionError(f"{exc}\nhealth: {json.dumps(self.health(), indent=1)}"
                                  ) from None
         return times
+
+    def restart_stuck_rabbit(self, want: list[str]) -> list[str]:
+        """Restart the RabbitMQ nodes of ``want`` that the others do not see running, as the
+        reference design's resource manager does when a node's monitor fails (Pacemaker's
+        rabbitmq agent); returns them. Needed for RabbitMQ 3.10.8 on Erlang 25.2 (Debian 12): a
+        node that paused in a minority sometimes hangs for good on its way back, in
+        ``global:sync`` ("Global hang workaround ... Faking nodedown/nodeup" in its log,
+        rabbitmq-server#6034, fixed in later RabbitMQ). Counted in :attr:`rabbit_restarts`."""
+        running: set[str] = set()
+        for c in want:
+            with contextlib.suppress(Exception):  # a stuck or cut-off node may not answer
+                running |= set(self.rabbit.running_nodes(self.rabbit.nodes[c]))
+        stuck = [c for c in want if c not in self.net.partitioned
+                 and self.rabbit.nodes[c].nodename not in running]
+        if not running or not stuck:
+            return []
+        for c in stuck:
+            print(f"[cluster] RabbitMQ on {c} has not rejoined in {RABBIT_STUCK_AFTER:g} s: "
+                  f"restarting it (as a resource manager would)", flush=True)
+            self.stop_server(c, "rabbit", timeout=10)
+            self.start_server(c, "rabbit")
+            self.rabbit_restarts += 1
+        return stuck
 
     # -- servers ------------------------------------------------------------------------------
     def server(self, host: str, name: str) -> Daemon:

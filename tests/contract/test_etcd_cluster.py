@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -129,3 +130,48 @@ def test_every_member_listed_survives_the_loss_of_the_one_in_use(
         reader.close()
         if victim is not None:
             victim.start()  # it rejoins with its data directory
+
+
+def test_a_read_the_cluster_cannot_answer_for_a_moment_is_asked_again(
+        etcd_cluster: list[EtcdMember],
+        fleet: tuple[EtcdDriver, list[ServiceRecord]]) -> None:
+    """One endpoint (a load balancer) that refuses for a moment, as an etcd election does
+    ("leader changed"): the read waits it out within its budget and answers, instead of
+    failing (every service UNKNOWN, shown ``down`` by os-services; issue 14's partition
+    scenario at the heal). A refusal longer than the budget still fails, and promptly."""
+    agent, recs = fleet
+    with TcpProxy(("127.0.0.1", etcd_cluster[0].port)) as proxy:
+        reader = driver([proxy.port], agent.prefix_for_tests)  # type: ignore[attr-defined]
+        try:
+            assert [reader.get_states(recs, VIEW)[r.id] for r in recs] == EXPECTED
+            proxy.refuse = True
+            proxy.cut()  # the open keep-alive connection too
+            answer: list[dict[int, State] | BaseException] = []
+
+            def read() -> None:
+                try:
+                    answer.append(reader.get_states(recs, VIEW))
+                except BaseException as exc:
+                    answer.append(exc)
+
+            thread = threading.Thread(target=read)
+            thread.start()
+            deadline = time.monotonic() + 5
+            while proxy.refused < 1:  # the read met the refusal
+                assert time.monotonic() < deadline and not answer, answer
+                time.sleep(0.01)
+            proxy.refuse = False
+            thread.join(10)
+            assert len(answer) == 1 and isinstance(answer[0], dict), answer
+            assert [answer[0][r.id] for r in recs] == EXPECTED
+            assert reader.read_retries >= 1
+
+            proxy.refuse = True
+            proxy.cut()
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailable):
+                reader.get_states(recs, VIEW)
+            took = time.monotonic() - started
+            assert reader.read_retry_budget - 0.5 <= took <= reader.read_retry_budget + 2, took
+        finally:
+            reader.close()

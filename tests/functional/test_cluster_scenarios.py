@@ -56,6 +56,11 @@ def note(section: str, **values: float | int | str) -> None:
     print(f"[scenario] {section}: {json.dumps(FIGURES[section])}", flush=True)
 
 
+def _lower(headers: Any) -> dict[str, str]:
+    """Header names in lower case (HTTP's are case-insensitive; the server sends lower case)."""
+    return {k.lower(): v for k, v in headers.items()}
+
+
 # -- what the client sees ----------------------------------------------------------------------
 @dataclass
 class Answer:
@@ -107,7 +112,7 @@ class ApiClient:
             if status == 200:
                 down = frozenset((s["binary"], s["host"]) for s in body["services"]
                                  if s["state"] != "up")
-                unknown = int(headers.get("X-Vigil-Unknown-State-Count", 0))
+                unknown = int(headers.get("x-vigil-unknown-state-count", 0))
                 return Answer(sent, time.monotonic(), True, down, unknown)
             break  # any other status is an answer, and a failure
         return Answer(sent, time.monotonic(), False, frozenset(), 0)
@@ -119,9 +124,9 @@ class ApiClient:
                                      headers={"X-Auth-Token": self.cluster.token})
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
-                return resp.status, json.loads(resp.read()), dict(resp.headers)
+                return resp.status, json.loads(resp.read()), _lower(resp.headers)
         except urllib.error.HTTPError as exc:
-            return exc.code, None, dict(exc.headers)
+            return exc.code, None, _lower(exc.headers)
 
     def figures(self, since: float, until: float) -> dict[str, float | int]:
         seen = [a for a in self.answers if since <= a.sent <= until]
@@ -254,6 +259,7 @@ def back_to_full_health(c: Cluster, t_start: float) -> dict[str, float]:
     back["all_services_up_s"] = time.monotonic() - t_start
     wait_until(c.monitor_leader, 60, "a monitor holding the lease")
     back["monitor_lease_held_s"] = time.monotonic() - t_start
+    back["rabbit_nodes_restarted_so_far"] = c.rabbit_restarts  # Cluster.restart_stuck_rabbit
     return back
 
 

@@ -59,6 +59,7 @@ class TcpProxy:
         self.refuse = False
         self.bytes_seen = 0
         self.connections = 0
+        self.refused = 0  # connections closed at once because of ``refuse``
         self._sel = selectors.DefaultSelector()
         self._timers: list[tuple[float, int, _Side, bytes | None, bool]] = []
         self._stalled = False  # every connection (a partition), new ones included
@@ -245,6 +246,7 @@ class TcpProxy:
                 return
             if self.refuse:
                 client.close()
+                self.refused += 1
                 continue
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.blackhole or self._stalled:

@@ -80,7 +80,10 @@ def decide(consuming: bool, now: float, last_write: float | None, stop_after: fl
 
 
 class Server(Protocol):
-    """The part of oslo.messaging's MessageHandlingServer the guard drives."""
+    """The RPC server the guard drives (``vigil.conductor.manager._ReleasingServer`` over
+    oslo.messaging): ``stop`` stops taking messages at once and leaves the messages in hand to
+    finish by themselves; ``start`` may follow at once; ``wait`` waits for every message taken
+    since the first start (the shutdown's)."""
 
     def start(self) -> None: ...
 
@@ -110,7 +113,6 @@ class ConsumptionGuard:
         self._lock = threading.Lock()
         self._consuming = False
         self._started_once = False
-        self._waited = True  # nothing to wait for before the first start
         self._joined_at: float | None = None
         self._stopped = False  # shut down for good
         self._halt = threading.Event()
@@ -144,7 +146,6 @@ class ConsumptionGuard:
             if not self._consuming:
                 return
             self._consuming = False
-            self._waited = False
             self.stops += 1
         LOG.error("report path: nothing committed for %.1f s (database or broker trouble); "
                   "not taking reports until a join write commits (other conductors get them)",
@@ -156,13 +157,8 @@ class ConsumptionGuard:
             if self._stopped or self._consuming:
                 return
             resuming = self._started_once
-        if resuming and not self._waited:
-            # oslo.messaging starts a stopped server again only once it has waited for its
-            # handlers (some may be stuck on the database until it answers, and closing a
-            # stalled broker connection blocks too). Waited for *before* the join, so that
-            # the lease starts when consuming can start, not when the wait began.
-            self._server.wait()
-            self._waited = True
+        # The old server is not waited for: its handlers (maybe stuck on the database) drain
+        # by themselves (Server.stop), so consuming starts again as soon as a join commits.
         began = self._clock.monotonic()
         try:
             self._join()

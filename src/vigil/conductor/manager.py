@@ -79,31 +79,49 @@ class LocalConductorAPI:
 
 
 class _ReleasingServer:
-    """An oslo.messaging RPC server whose stop() really stops taking messages.
+    """oslo.messaging RPC servers, one per consumption period, whose stop() really stops
+    taking messages and whose restart waits for nothing.
 
     oslo.messaging's ``stop()`` only ends the polling loop: the consumer stays registered on
     the broker, which (prefetch unlimited by default) keeps handing this connection its share
     of the queue, to sit there unacknowledged until the connection closes. A conductor told to
     stop consuming would hold reports back rather than let the others take them. So stop also
-    closes the listener's connection at once, which returns those messages to the queue;
-    ``wait()`` (which would close it only after every in-flight handler, some maybe stuck on
-    the database, has finished) closes it again, harmlessly.
+    closes the listener's connection at once, which returns those messages to the queue.
+
+    oslo.messaging starts a stopped server again only after ``wait()``, which returns once
+    every in-flight handler has finished and the old connection is closed: during a database
+    failover the handlers hang on the lost writer and closing a connection to a cut-off broker
+    blocks, so a conductor resumed seconds after the database was back (8 s in issue 14's
+    partition scenario, with every conductor stopped: no report got through for 12 s). So
+    each start makes a new server, and a stopped one drains in a thread of its own; only the
+    shutdown's ``wait()`` waits for them all.
     """
 
-    def __init__(self, server: Any) -> None:
-        self._server = server
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._server: Any = None
+        self._draining: list[threading.Thread] = []
 
     def start(self) -> None:
-        self._server.start()
+        server = self._make()
+        server.start()
+        self._server = server
 
     def stop(self) -> None:
-        self._server.stop()
-        listener = getattr(self._server, "listener", None)
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.stop()
+        listener = getattr(server, "listener", None)
         if listener is not None:
             listener.cleanup()
+        drain = threading.Thread(target=server.wait, name="rpc-server-drain", daemon=True)
+        drain.start()
+        self._draining = [t for t in self._draining if t.is_alive()] + [drain]
 
     def wait(self) -> None:
-        self._server.wait()
+        for drain in self._draining:
+            drain.join()
 
 
 class Conductor:
@@ -132,12 +150,10 @@ class Conductor:
         self.manager = ConductorManager(conf, engine, self.coalescer)
         # Bare metal needs batch liveness; its ServiceGroup is built on first use.
         self.baremetal = BaremetalConductorManager(engine, group_factory)
-        self._server = messaging.get_rpc_server(
-            transport,
-            rpc.conductor_target(server=conf.host),
-            [self.manager, ComputeConductorManager(engine), self.baremetal],
-            executor="threading",
-        )
+        endpoints = [self.manager, ComputeConductorManager(engine), self.baremetal]
+        self._servers = _ReleasingServer(lambda: messaging.get_rpc_server(
+            transport, rpc.conductor_target(server=conf.host), endpoints,
+            executor="threading"))
         # The probe goes through the same transport to this conductor by name: if the broker
         # or this server's consumer is broken, no probe arrives and the path is not beaten.
         self._probe_client = messaging.get_rpc_client(
@@ -148,7 +164,7 @@ class Conductor:
         # Consumes only while its writes commit (vigil.conductor.consumption): a conductor
         # that cannot write must not take reports away from those that can.
         self.guard = ConsumptionGuard(
-            _ReleasingServer(self._server),
+            self._servers,
             last_write=lambda: self.coalescer.last_path_write,
             join=lambda: services_db.join_report_path(engine, conf.host, max_gap),
             stop_after=stop_after,

@@ -22,6 +22,7 @@ from vigil.db._query import (
     retry_conflicts,
     revive_or_insert,
     translate_errors,
+    translate_errors_once,
 )
 from vigil.db.models import ReportPath, Service
 from vigil.db.types import utcnow
@@ -258,13 +259,18 @@ def _write_path(conn: Connection, conductor: str, now: dt.datetime, since: dt.da
                                                healthy_since=since))
 
 
-@translate_errors
+@translate_errors_once
 def join_report_path(engine: Engine, conductor: str, max_gap: dt.timedelta) -> dt.datetime:
     """Record that ``conductor`` is about to take reports; returns its healthy_since.
 
     Written before its RPC server starts (or restarts after a stall), so that no conductor
     ever consumes without a row: a row is what lets readers see its hole if it then stalls.
     The rule is :func:`~vigil.objects.liveness.join_healthy_since`.
+
+    Tried once (no :mod:`vigil.db.retry`): its caller, the consumption guard, tries again every
+    check interval, so the first join after the database is back commits. Inside the retry's
+    backoff a join could wait seconds after a Galera failover (6 s in issue 14's partition
+    scenario) while no conductor took reports.
     """
     with engine.begin() as conn:
         now = conn.execute(select(utcnow())).scalar_one()

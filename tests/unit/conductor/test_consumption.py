@@ -7,12 +7,14 @@ on RabbitMQ and PostgreSQL.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import vigil.conf
 from vigil.clock import FakeClock
 from vigil.conductor.consumption import Action, ConsumptionGuard, Decision, decide
-from vigil.conductor.manager import stop_consuming_after
+from vigil.conductor.manager import _ReleasingServer, stop_consuming_after
 from vigil.errors import ConfigError, DatabaseUnavailable
 
 STOP_AFTER = 5.0
@@ -37,17 +39,16 @@ def test_decide(consuming: bool, now: float, last_write: float | None,
 
 
 class RecordingServer:
-    """Records the calls; refuses the orders oslo.messaging refuses (start twice, restart
-    without wait)."""
+    """Records the calls; refuses to start twice (the guard's server, _ReleasingServer, makes
+    a new oslo.messaging server for each start, so a restart needs no wait)."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.running = False
-        self.waited = True
 
     def start(self) -> None:
-        assert not self.running and self.waited, self.calls
-        self.running, self.waited = True, False
+        assert not self.running, self.calls
+        self.running = True
         self.calls.append("start")
 
     def stop(self) -> None:
@@ -56,7 +57,6 @@ class RecordingServer:
 
     def wait(self) -> None:
         assert not self.running
-        self.waited = True
         self.calls.append("wait")
 
 
@@ -101,7 +101,7 @@ def test_stops_when_writes_stop_and_resumes_by_itself() -> None:
     clock.advance(1.0)
     guard.step()
     assert guard.consuming and guard.resumes == 1
-    assert server.calls[-3:] == ["stop", "wait", "start"]
+    assert server.calls[-2:] == ["stop", "start"]  # the old one drains by itself
     # The join renewed the lease although no beat has committed since.
     clock.advance(STOP_AFTER - 0.5)
     assert guard.step().action is Action.KEEP
@@ -123,25 +123,26 @@ def test_a_conductor_that_cannot_write_at_start_never_consumes() -> None:
     assert server.calls == ["start"] and guard.consuming and guard.resumes == 0
 
 
-def test_the_lease_starts_after_a_long_wait_for_the_old_server() -> None:
-    """Closing a stalled broker connection blocks wait(): a lease timed from before it would
-    be over before the server started, and the conductor would stop again at once."""
+def test_resuming_waits_for_nothing_the_old_server_holds() -> None:
+    """During a database failover the old server's handlers hang on the lost writer, and
+    closing a connection to a cut-off broker blocks: a resume that waited for them started
+    consuming seconds after the database was back (issue 14's partition scenario). The guard
+    resumes as soon as a join commits, and never calls wait() before shutdown."""
     clock = FakeClock()
     db = Db()
 
-    class SlowWait(RecordingServer):
+    class HangingWait(RecordingServer):
         def wait(self) -> None:
-            clock.advance(3 * STOP_AFTER)  # blocked until the link healed
-            super().wait()
+            raise AssertionError("the guard waited for the old server")
 
-    server = SlowWait()
+    server = HangingWait()
     guard = ConsumptionGuard(server, last_write=lambda: None, join=db.join,
                              stop_after=STOP_AFTER, check_interval=CHECK, clock=clock)
     guard._try_join()
     clock.advance(STOP_AFTER)
     assert guard.step().action is Action.STOP
-    guard.step()  # waits (3 x the lease), joins, starts
-    assert guard.consuming and server.calls[-3:] == ["stop", "wait", "start"]
+    guard.step()  # joins and starts again at once
+    assert guard.consuming and server.calls == ["start", "stop", "start"]
     clock.advance(CHECK)
     assert guard.step().action is Action.KEEP
 
@@ -183,3 +184,48 @@ def test_stop_consuming_after_is_checked(configured: float | None, max_gap: floa
             stop_consuming_after(conf, max_gap)
     else:
         assert stop_consuming_after(conf, max_gap) == pytest.approx(expected)
+
+
+class OsloServer:
+    """What _ReleasingServer drives: an oslo.messaging server that starts once, and whose
+    wait() blocks until ``release`` is set (handlers stuck on a lost database writer)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.release = threading.Event()
+        self.listener = self
+
+    def start(self) -> None:
+        assert not self.calls, "oslo.messaging starts a server once before wait()"
+        self.calls.append("start")
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def cleanup(self) -> None:  # the listener's: closes the AMQP consumer
+        self.calls.append("cleanup")
+
+    def wait(self) -> None:
+        assert self.release.wait(10)
+        self.calls.append("wait")
+
+
+def test_a_restart_makes_a_new_server_and_the_old_one_drains_by_itself() -> None:
+    made: list[OsloServer] = []
+
+    def make() -> OsloServer:
+        made.append(OsloServer())
+        return made[-1]
+
+    servers = _ReleasingServer(make)
+    servers.start()
+    servers.stop()  # returns although the old server's handlers hang
+    servers.start()
+    assert len(made) == 2
+    assert made[0].calls == ["start", "stop", "cleanup"]  # the consumer closed at once
+    assert made[1].calls == ["start"]
+    made[0].release.set()
+    servers.stop()
+    made[1].release.set()
+    servers.wait()  # the shutdown waits for both
+    assert made[0].calls[-1] == "wait" and made[1].calls == ["start", "stop", "cleanup", "wait"]

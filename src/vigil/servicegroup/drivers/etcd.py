@@ -27,6 +27,15 @@ answer (a refused or broken connection, a timeout, an internal error such as "no
 then to the next, in order, within the same call: a lost member costs at most one timeout per
 call, and the failed call reaches the others before it gives up.
 
+A read the cluster could not answer (an election under way: "leader changed", "no leader"; a
+member that stopped answering) is asked again, with a short backoff, for up to
+:data:`READ_RETRY_BUDGET` (at most a quarter of ``service_down_time``) before it fails and its
+services read UNKNOWN. etcd elects a leader within about one election timeout (1 s by
+default), and an answer a moment late is worth more than an UNKNOWN, which Nova's os-services
+can only show as ``down``: in issue 14's partition scenario, the partitioned member's return
+forced an election and one API answer showed nine live services down. Only reads are asked
+again here; an agent's heartbeat is retried by the next heartbeat.
+
 It talks to etcd's gRPC JSON gateway through etcd3gw (plain HTTP, no gRPC dependency).
 """
 
@@ -60,6 +69,11 @@ LOG = logging.getLogger(__name__)
 
 # etcd refuses a transaction with more operations than --max-txn-ops (default 128).
 MAX_TXN_OPS = 128
+
+# Seconds a read goes on asking while the cluster cannot answer (see the module's docstring),
+# and the first pause between two tries (doubled each time).
+READ_RETRY_BUDGET = 1.5
+READ_RETRY_FIRST_PAUSE = 0.1
 
 _ERRORS = (Etcd3Exception, requests.RequestException, ValueError, KeyError, TypeError)
 
@@ -137,6 +151,8 @@ class EtcdDriver(Driver):
         self._mark: StoreMark | None = None  # the store last read, at its highest revision
         self.new_stores = 0  # how many times a new store was seen (for tests)
         self._distrust_until = 0.0
+        self.read_retry_budget = min(READ_RETRY_BUDGET, timing.service_down_time / 4)
+        self.read_retries = 0  # reads asked again after the cluster could not answer (tests)
 
     def _key(self, group: str, member: str) -> str:
         return f"{self.prefix}/{group}/{member}"
@@ -252,6 +268,26 @@ class EtcdDriver(Driver):
                     out[group].add(key[len(prefix):])
         return out
 
+    def _read_members(self, groups: list[str]) -> dict[str, set[str]]:
+        """:meth:`_members`, asked again while the cluster cannot answer, within the budget.
+        A read changes nothing, so asking again is always safe; an answer that is the
+        cluster's own (a refused request) is not asked again."""
+        deadline = time.monotonic() + self.read_retry_budget
+        pause = READ_RETRY_FIRST_PAUSE
+        while True:
+            try:
+                return self._members(groups)
+            except _ERRORS as exc:
+                remaining = deadline - time.monotonic()
+                if not _unreachable(exc) or remaining <= 0:
+                    raise
+                pause = min(pause, remaining)  # the last try at the budget's end
+                LOG.info("etcd could not answer a read (%s); asking again in %.2fs",
+                         getattr(exc, "detail_text", None) or exc, pause)
+            self.read_retries += 1
+            time.sleep(pause)  # a backoff before the next try, not a synchronisation
+            pause *= 2
+
     def _note_store(self, header: dict[str, Any]) -> None:
         mark = StoreMark(str(header.get("cluster_id", "")), str(header.get("member_id", "")),
                          int(header.get("revision", 0)))
@@ -274,7 +310,7 @@ class EtcdDriver(Driver):
             return {}
         groups = sorted({s.topic for s in services})
         try:
-            members = self._members(groups)
+            members = self._read_members(groups)
         except _ERRORS as exc:
             raise self._fail(f"read of {len(groups)} groups", exc) from exc
         self._healthy = True
