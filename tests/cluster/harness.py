@@ -158,6 +158,7 @@ class Cluster:
         self.galera = Galera.create(net, controllers, name)
         self.rabbit = Rabbit.create(net, controllers, name)
         self.rabbit_restarts = 0  # nodes restarted by restart_stuck_rabbit
+        self.rabbit_stuck_after = RABBIT_STUCK_AFTER
         self.etcd = Etcd.create(net, controllers, name)
         self.haproxy = HaProxy.create(net, controllers)
         self.hosts: dict[str, Host] = {h: Host(h, net.addr(h)) for h in controllers + computes}
@@ -306,8 +307,8 @@ class Cluster:
             try:
                 wait_until(lambda: self.rabbit.healthy(rabbit_names,
                                                        via=self.rabbit.nodes[want[0]]),
-                           min(left(), RABBIT_STUCK_AFTER), f"RabbitMQ: {rabbit_names} running",
-                           interval=1)
+                           min(left(), self.rabbit_stuck_after),
+                           f"RabbitMQ: {rabbit_names} running", interval=1)
             except AssertionError:
                 if not self.restart_stuck_rabbit(want):
                     raise
@@ -328,22 +329,41 @@ class Cluster:
         return times
 
     def restart_stuck_rabbit(self, want: list[str]) -> list[str]:
-        """Restart the RabbitMQ nodes of ``want`` that the others do not see running, as the
-        reference design's resource manager does when a node's monitor fails (Pacemaker's
-        rabbitmq agent); returns them. Needed for RabbitMQ 3.10.8 on Erlang 25.2 (Debian 12): a
-        node that paused in a minority sometimes hangs for good on its way back, in
-        ``global:sync`` ("Global hang workaround ... Faking nodedown/nodeup" in its log,
+        """Restart the RabbitMQ nodes of ``want`` whose broker is not running (``rabbitmq-
+        diagnostics check_running`` fails: its Erlang node is up, the broker has not booted),
+        as the reference design's resource manager does when a node's monitor fails
+        (Pacemaker's rabbitmq agent); returns them. Needed for RabbitMQ 3.10.8 on Erlang 25.2
+        (Debian 12): a node that paused in a minority sometimes hangs for good on its way back,
+        in ``global:sync`` ("Global hang workaround ... Faking nodedown/nodeup" in its log,
         rabbitmq-server#6034, fixed in later RabbitMQ). Counted in :attr:`rabbit_restarts`."""
-        running: set[str] = set()
+        views: list[dict[str, Any]] = []
         for c in want:
             with contextlib.suppress(Exception):  # a stuck or cut-off node may not answer
-                running |= set(self.rabbit.running_nodes(self.rabbit.nodes[c]))
-        stuck = [c for c in want if c not in self.net.partitioned
-                 and self.rabbit.nodes[c].nodename not in running]
-        if not running or not stuck:
-            return []
+                views.append(self.rabbit.nodes[c].cluster_status())
+        # The majority's view: the answer that lists the most running nodes.
+        view = max(views, key=lambda v: len(v.get("running_nodes", [])), default={})
+        running = set(view.get("running_nodes", []))
+        parts = view.get("partitions") or {}
+        split = {str(n) for nodes in (parts.values() if isinstance(parts, dict) else parts)
+                 for n in (nodes if isinstance(nodes, list) else [nodes])}
+        stuck = []
+        for c in want:
+            node = self.rabbit.nodes[c]
+            if c in self.net.partitioned:
+                continue
+            try:
+                booted = node.ctl("check_running", timeout=20, check=False,
+                                  tool="rabbitmq-diagnostics").returncode == 0
+            except subprocess.TimeoutExpired:
+                booted = False
+            if not booted or node.nodename not in running or node.nodename in split:
+                stuck.append(c)
+        if len(stuck) == len(want):
+            return []  # no majority to rejoin: not this node's hang
+        print(f"[cluster] RabbitMQ view before restarting: {json.dumps(view)}", flush=True)
         for c in stuck:
-            print(f"[cluster] RabbitMQ on {c} has not rejoined in {RABBIT_STUCK_AFTER:g} s: "
+            print(f"[cluster] RabbitMQ on {c} has not booted again in "
+                  f"{self.rabbit_stuck_after:g} s: "
                   f"restarting it (as a resource manager would)", flush=True)
             self.stop_server(c, "rabbit", timeout=10)
             self.start_server(c, "rabbit")

@@ -25,6 +25,7 @@ import pytest
 
 from tests.cluster import Cluster
 from tests.cluster.daemon import time_events, wait_until
+from tests.cluster.harness import RABBIT_STUCK_AFTER
 
 pytestmark = pytest.mark.slow
 
@@ -267,3 +268,22 @@ def test_a_partitioned_controller_is_cut_off_and_heals_by_itself(cluster: Cluste
         wait_until(lambda: all(s["state"] == "up" for s in c.service_list()), 90,
                    "every service up after the heal")
         note(f"{victim} healed (seconds after the heal)", vigil_all_up=time.monotonic() - t1)
+
+
+def test_a_rabbitmq_node_that_does_not_boot_again_is_restarted(cluster: Cluster) -> None:
+    """The harness's stand-in for Pacemaker's rabbitmq monitor (Cluster.restart_stuck_rabbit):
+    a node whose Erlang runtime is up but whose broker is not (as after RabbitMQ 3.10.8's hang
+    on its way out of pause_minority, rabbitmq-server#6034; here ``stop_app`` leaves it so) is
+    restarted by wait_healthy once it has not come back in time, and rejoins."""
+    c = cluster
+    victim = next(x for x in reversed(c.controllers) if x != c.writer())
+    before = c.rabbit_restarts
+    c.rabbit.nodes[victim].ctl("stop_app")
+    c.rabbit_stuck_after = 5.0
+    try:
+        times = c.wait_healthy(120)
+    finally:
+        c.rabbit_stuck_after = RABBIT_STUCK_AFTER
+    note(f"RabbitMQ on {victim} left stopped (seconds to healthy)", **times)
+    assert c.rabbit_restarts == before + 1
+    assert c.rabbit.healthy()

@@ -53,7 +53,7 @@ def run_conductor(conf: cfg.ConfigOpts) -> int:
 
 def run_compute(conf: cfg.ConfigOpts, host: str) -> int:
     transport = rpc.get_transport(conf)
-    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
+    conductor = rpc.report_client(conf, transport)
     group = launch.group_from(conf)
     # This process (its group, with its process-driver instances) is the host: recorded for
     # the HA monitor's process fence agent.
@@ -112,7 +112,7 @@ def run_scheduler(conf: cfg.ConfigOpts) -> int:
     engine = launch.engine_from(conf, require_schema=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
-    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
+    conductor = rpc.report_client(conf, transport)
     with stop_on_signals(conf) as stop:
         scheduler, svc = start_scheduler(conf, engine, transport, group, conductor)
         stop.wait()

@@ -59,7 +59,7 @@ def run_http_daemon(
     engine = launch.engine_from(conf, require_schema=True)
     transport = rpc.get_transport(conf)
     group = launch.group_from(conf, engine)
-    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
+    conductor = rpc.report_client(conf, transport)
     with stop_on_signals(conf) as stop:
         server, svc = start(engine, group, conductor)
         print(f"Vigil {label} on {server.url}", flush=True)

@@ -24,7 +24,7 @@ def run_supervisor(conf: cfg.ConfigOpts, host: str) -> int:
     requires = sup_conf.validate(conf)  # ConfigError: one line, non-zero exit (cli.main)
     services = list(conf.supervisor.services)
     transport = rpc.get_transport(conf)
-    conductor = rpc.ConductorAPI(transport, timeout=conf.rpc_response_timeout)
+    conductor = rpc.report_client(conf, transport)
     group = launch.group_from(conf)
     # This process group is the host: its services and their instances are in it (the
     # process fence agent kills the group).
