@@ -11,7 +11,8 @@ is cleared for the children): an installed Vigil has its ``.pyc`` files, and a r
 every module each time measures the compiler, not the command.
 
 ``--src`` runs the command from another source tree (``--src /work/main/src``), so two
-versions are compared in one run on the same database and the same load. Reproduce with::
+versions are compared in one run on the same database and the same load (their runs take
+turns). Reproduce with::
 
     .venv/bin/python bench/cli_startup.py                          # table, 10,000 services
     .venv/bin/python bench/cli_startup.py --format json --runs 20
@@ -58,18 +59,22 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_runs(cmd: list[str], env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
-    """Wall and CPU (user + system) seconds of each run: on a shared machine the CPU time is
-    the steadier figure, the wall time the one a user sees."""
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)  # warm-up: .pyc files
-    walls: list[float] = []
-    cpus: list[float] = []
-    for _ in range(runs):
-        t0, c0 = time.perf_counter(), children_cpu()
+def time_runs(cmd: list[str], envs: list[dict[str, str]], runs: int
+              ) -> list[tuple[list[float], list[float]]]:
+    """Wall and CPU (user + system) seconds of each run, per environment: on a shared machine
+    the CPU time is the steadier figure, the wall time the one a user sees. The environments
+    (one per ``--src``) take turns, run by run, so a change of the machine's load during the
+    measurement falls on every version alike instead of on whichever ran then."""
+    for env in envs:  # warm-up: .pyc files
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-        walls.append(time.perf_counter() - t0)
-        cpus.append(children_cpu() - c0)
-    return walls, cpus
+    out: list[tuple[list[float], list[float]]] = [([], []) for _ in envs]
+    for _ in range(runs):
+        for env, (walls, cpus) in zip(envs, out, strict=True):
+            t0, c0 = time.perf_counter(), children_cpu()
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(children_cpu() - c0)
+    return out
 
 
 def top_imports(cmd: list[str], env: dict[str, str], n: int = 10) -> list[tuple[float, str]]:
@@ -104,9 +109,11 @@ def main() -> int:
         launch.engine_from(conf, sync=True).dispose()
         seed(conf.database.connection, args.services)
         cmd = command(conf_path, args.format)
-        for src in args.src or [None]:
-            env = child_env(src, tmp / "pycache")
-            walls, cpus = (sorted(x) for x in time_runs(cmd, env, args.runs))
+        srcs: list[str | None] = list(args.src) or [None]
+        envs = [child_env(src, tmp / "pycache") for src in srcs]
+        for src, env, (wall_runs, cpu_runs) in zip(srcs, envs, time_runs(cmd, envs, args.runs),
+                                                   strict=True):
+            walls, cpus = sorted(wall_runs), sorted(cpu_runs)
             label = src or "vigil"
             print(f"{label}: `vigil service list --format {args.format}`, {args.services} "
                   f"services, {args.runs} runs: wall p50 {statistics.median(walls) * 1000:.0f} "

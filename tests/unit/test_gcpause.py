@@ -68,3 +68,23 @@ def test_a_long_overlapping_pause_collects_the_young(monkeypatch: pytest.MonkeyP
             pass
         assert collected == [1]
     assert gc.isenabled()
+
+
+def test_frozen_hides_what_exists_and_gives_it_back_after_the_last_holder() -> None:
+    inside, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with gcpause.frozen():
+            inside.set()
+            leave.wait(5)
+
+    thread = threading.Thread(target=other)
+    with gcpause.frozen():
+        assert gc.get_freeze_count() > 0
+        thread.start()
+        assert inside.wait(5)
+    assert gc.get_freeze_count() > 0  # the other thread still holds it
+    leave.set()
+    thread.join(5)
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()

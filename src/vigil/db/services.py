@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid as uuidlib
 from collections.abc import Sequence
+from itertools import starmap
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -40,6 +41,11 @@ _COLUMNS = (
 )
 
 
+# The snapshot's columns: every one but ``deleted``, which its statement's filter makes False
+# for every row (the record's default). One column fewer to fetch and convert per service.
+_LIVE_COLUMNS = _COLUMNS[:-1]
+
+
 def _record(row: Any) -> ServiceRecord:
     # A row unpacked straight into the record: this runs once per service on every list
     # (10,000 rows must stay well under 100 ms); named Row access or a conversion per field
@@ -60,7 +66,7 @@ def snapshot(
 
     Two statements whatever the number of services: this is what lists and batch liveness use.
     """
-    stmt = select(*_COLUMNS).where(Service.deleted == 0)
+    stmt = select(*_LIVE_COLUMNS).where(Service.deleted == 0)
     if host is not None:
         stmt = stmt.where(Service.host == host)
     if binary is not None:
@@ -79,7 +85,8 @@ def snapshot(
         rows = conn.execute(stmt).all()
     return Snapshot(
         now=now,
-        services=[_record(r) for r in rows],
+        # starmap: the rows unpacked into records without a Python call per row of our own.
+        services=list(starmap(ServiceRecord, rows)),
         path_beats=[(b[0], b[1]) for b in beats],
     )
 

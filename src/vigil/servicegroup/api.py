@@ -9,8 +9,8 @@ RPC liveness is the services row's heartbeat age on the database's clock, gated 
 the report path; the driver verdict is the configured backend's own answer (for ``db`` the two
 are the same fact). Either saying DOWN makes it DOWN; a source that could not answer makes it
 UNKNOWN, never DOWN. The RPC half is a pure rule of :mod:`vigil.objects.liveness`
-(``record_states``), which the ``db`` driver applies too: the facade takes it from the words, not
-from a driver module.
+(``record_state_list``; ``record_states`` by id), which the ``db`` driver applies too: the
+facade takes it from the words, not from a driver module.
 
 Readers ask :meth:`ServiceGroup.members` for a group (or any exact filter) and get every member
 with both answers they may need, ``state`` (the policy's) and ``reporting`` (liveness ignoring
@@ -34,7 +34,7 @@ from vigil.objects.liveness import (
     LivenessView,
     SessionState,
     State,
-    record_states,
+    record_state_list,
 )
 from vigil.objects.services import ServiceRecord, Snapshot
 from vigil.servicegroup.drivers.base import Driver
@@ -94,25 +94,40 @@ class ServiceGroup:
 
     def membership(self, snap: Snapshot) -> Membership:
         """The members of a snapshot the caller already holds (see :meth:`members`)."""
+        states, reporting = self.judge(snap)
+        return Membership(tuple(map(Member, snap.services, states, reporting)))
+
+    def member_states(self, topic: str | None = None, *, host: str | None = None,
+                      binary: str | None = None, ids: Sequence[int] | None = None
+                      ) -> tuple[list[ServiceRecord], list[State]]:
+        """:meth:`members` as two aligned lists, the records and their states, with no
+        :class:`Member` per service: for a reader that builds its own object per service
+        anyway (the registry's views, once per service of a 10,000-service list)."""
+        snap = services_db.snapshot(self._engine(), topic=topic, host=host, binary=binary,
+                                    ids=ids)
+        return snap.services, self.judge(snap)[0]
+
+    def judge(self, snap: Snapshot) -> tuple[list[State], list[State]]:
+        """Each service's ``state`` and ``reporting`` (:class:`Member`), in the snapshot's
+        order: the policy, written once for :meth:`membership` and :meth:`member_states`."""
         view = self.view(snap)
-        rpc_states = record_states(snap.services, view)
-        verdicts: dict[int, State] | None = None
+        services = snap.services
+        reporting = record_state_list(services, view)
         if self.driver.has_own_verdict:
             try:
-                verdicts = self.driver.get_states(snap.services, view)
+                verdicts = self.driver.get_states(services, view)
             except BackendUnavailable as exc:
                 LOG.warning("liveness backend %s unavailable, states unknown: %s",
                             self.driver.name, exc)
                 verdicts = {}
-        out: list[Member] = []
-        for svc in snap.services:
-            if verdicts is None:
-                reporting = rpc_states[svc.id]
-            else:
-                reporting = liveness.combine(rpc_states[svc.id],
-                                             verdicts.get(svc.id, State.UNKNOWN))
-            out.append(Member(svc, State.DOWN if svc.forced_down else reporting, reporting))
-        return Membership(tuple(out))
+            combine, unknown = liveness.combine, State.UNKNOWN
+            reporting = [combine(rpc, verdicts.get(svc.id, unknown))
+                         for svc, rpc in zip(services, reporting, strict=True)]
+        # Comprehensions over aligned lists: this runs once per service of every list.
+        down = State.DOWN
+        states = [down if svc.forced_down else rep
+                  for svc, rep in zip(services, reporting, strict=True)]
+        return states, reporting
 
     def view(self, snap: Snapshot) -> LivenessView:
         """What a driver needs besides the rows: the database's now, the timing, the path."""

@@ -185,8 +185,17 @@ _UNSPELT = "\0unspelt"  # a sentinel no timestamp spelling can equal
 
 def details(shown: list[tuple[ServiceView, str]], *, uuid_for_id: bool,
             forced_down: bool) -> list[dict[str, Any]]:
-    """:func:`detail` of each (view, binary name) pair, in one loop: it runs once per service
-    of a list (10,000 and more), where a keyword call per service cost a fifth of the loop.
+    """:func:`detail` of each (view, binary name) pair, in one loop (:func:`_details`)."""
+    return _details(shown, uuid_for_id=uuid_for_id, forced_down=forced_down)[0]
+
+
+def _details(shown: list[tuple[ServiceView, str]], *, uuid_for_id: bool,
+             forced_down: bool) -> tuple[list[dict[str, Any]], int]:
+    """:func:`detail` of each (view, binary name) pair, and how many of them are UNKNOWN (the
+    :data:`UNKNOWN_HEADER`), in one loop: it runs once per service of a list (10,000 and
+    more), where a keyword call, a property or a second pass per service each cost a tenth to
+    a fifth of the loop. ``status`` and ``state`` are :attr:`ServiceView.status` and
+    :func:`state_of` written out.
 
     Each distinct ``updated_at`` is spelt once: the conductor stamps a whole batch of heartbeats
     (up to ``[conductor] batch_size`` services) with one reading of the database's clock, so a
@@ -196,26 +205,31 @@ def details(shown: list[tuple[ServiceView, str]], *, uuid_for_id: bool,
     spelt: dict[Any, str | None] = {}
     out: list[dict[str, Any]] = []
     append = out.append
+    up, unknown_state = State.UP, State.UNKNOWN
+    unknown = 0
     for view, binary in shown:
         r = view.record
         at = r.updated_at
         text = spelt.get(at, _UNSPELT)
         if text is _UNSPELT:
             text = spelt[at] = stamp(at)
+        state = view.state
+        if state is unknown_state:
+            unknown += 1
         item: dict[str, Any] = {
             "binary": binary,
             "host": r.host,
             "id": r.uuid if uuid_for_id else r.id,
             "zone": view.zone,
-            "status": view.status,
-            "state": state_of(view),
+            "status": "disabled" if r.disabled else "enabled",
+            "state": "up" if state is up else "down",
             "updated_at": text,
             "disabled_reason": r.disabled_reason,
         }
         if forced_down:
             item["forced_down"] = r.forced_down
         append(item)
-    return out
+    return out, unknown
 
 
 # ---- GET -------------------------------------------------------------------------------------
@@ -257,12 +271,12 @@ def index(ctx: Ctx) -> Response:
         else:
             views = ctx.registry.list(host=host, binary=binary)
         # Nova has no supervisor service: its rows (group ``host``) stay in Vigil's own view.
+        hidden, outward = HIDDEN_BINARIES, names.outward
         shown = [(v, name) for v in views if v.record.topic != "host"
-                 and v.record.binary not in HIDDEN_BINARIES
-                 and (name := names.outward(v.record.binary)) is not None]
-        body = {"services": details(shown, uuid_for_id=with_uuid, forced_down=with_forced)}
-        unknown = sum(v.state is State.UNKNOWN for v, _ in shown)
-        return json_response(body, headers={UNKNOWN_HEADER: str(unknown)})
+                 and v.record.binary not in hidden
+                 and (name := outward(v.record.binary)) is not None]
+        items, unknown = _details(shown, uuid_for_id=with_uuid, forced_down=with_forced)
+        return json_response({"services": items}, headers={UNKNOWN_HEADER: str(unknown)})
 
 
 # Services Vigil runs that Nova's os-services never lists (nova-api-metadata and the console
