@@ -74,9 +74,10 @@ def paused() -> Iterator[None]:
 def frozen() -> Iterator[None]:
     """Every object alive now ignored by the collector until the block ends (``gc.freeze``).
 
-    Why: after the imports, a full collection walks their ~200,000 objects each time, and a
-    command listing 10,000 services triggers several; with them frozen it walks only the
-    command's own objects (a quarter of ``vigil service list``'s CPU, docs/benchmarks.md).
+    Why: after the imports, each collection of the older generations walks their ~100,000
+    objects again, and a command listing 10,000 services triggers a score of them; with them
+    frozen it walks only the command's own objects (the collector's share of ``vigil service
+    list`` 51 → 12 ms, docs/benchmarks.md).
     Garbage frozen with them is collected once the last holder leaves (``gc.unfreeze`` gives
     it back to the oldest generation), so an in-process caller (the tests call the CLI's
     ``main``) keeps nothing frozen after the call.

@@ -84,11 +84,12 @@ def load_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, load the configuration, run the command.
 
-    The imports (every command module, oslo.config, SQLAlchemy: about 0.2 s of a short
-    command's 0.5 s) happen with the collector paused, and a command that is not a daemon then
-    runs with what they made frozen (:func:`vigil.gcpause.frozen`): without it, each full
-    collection walked the ~200,000 start-up objects again, a quarter of ``vigil service list``
-    at 10,000 services (docs/benchmarks.md, issue 12). Daemons run with the collector as usual.
+    The imports (every command module, oslo.config, SQLAlchemy: most of a short command's
+    0.5 s) happen with the collector paused, and a command that is not a daemon then runs with
+    what they made frozen (:func:`vigil.gcpause.frozen`): otherwise each collection of the
+    older generations walked the ~100,000 start-up objects again, 51 ms of ``vigil service
+    list`` at 10,000 services against 12 ms now (docs/benchmarks.md, issue 12). Daemons run
+    with the collector as usual.
     """
     with contextlib.ExitStack() as stack:
         with gcpause.paused():
