@@ -7,6 +7,9 @@ daemons on Galera, RabbitMQ and etcd, the API and the database behind HAProxy, c
    evacuation) runs while the control plane fails over; then both come back.
 2. A silent partition (nftables drop) of the controller that holds the monitor lease, for
    3 x service_down_time; then it heals.
+3. kill -9 of everything on each controller that (1) did not kill, one at a time, each dead for
+   1.5 x service_down_time (long enough for a live service that lost its reports to look down),
+   then back: so each of the three controllers has been lost once, whatever role it held.
 
 Throughout each, a client polls the API through HAProxy the way openstacksdk does (a request
 that fails to connect or gets a 502/503/504 is sent again, twice, half a second apart) and
@@ -47,6 +50,7 @@ pytestmark = pytest.mark.slow
 
 FIGURES: dict[str, dict[str, float | int | str]] = {}
 SERVICE_DOWN_TIME = float(VIGIL_DEFAULTS["DEFAULT"]["service_down_time"])
+KILLED: set[str] = set()  # controllers a kill scenario has already lost once
 INSTANCES_PER_COMPUTE = 2
 
 
@@ -279,6 +283,7 @@ def test_kill_the_lease_and_writer_controller_and_a_compute_host(cluster: Cluste
         return all(now[u][0] != compute and now[u][1] == "active" for u in vms)
 
     t0 = c.kill_controller(victim)
+    KILLED.add(victim)
     c.kill_host(compute)
     seen = time_events({
         "monitor_lease_moved": lambda: c.monitor_leader() in others,
@@ -372,3 +377,59 @@ def test_partition_the_lease_controller_for_three_service_down_times(cluster: Cl
     assert twice == {}
     assert api["failed_share"] < 0.05, api
     assert seen["monitor_lease_moved"] < 2 * float(VIGIL_DEFAULTS["ha"]["lease_ttl"]) + 5
+
+
+def test_kill_each_other_controller_in_turn(cluster: Cluster) -> None:
+    """Scenario 1 for the controllers the first test did not lose: whatever each holds at that
+    moment (the lease, the Galera writer, or neither), losing it changes nothing a user sees."""
+    victims = [h for h in cluster.controllers if h not in KILLED]
+    assert victims, "every controller was already lost once"
+    for victim in victims:
+        _kill_one_controller(cluster, victim)
+    assert set(cluster.controllers) == KILLED
+
+
+def _kill_one_controller(c: Cluster, victim: str) -> None:
+    c.wait_healthy(180, api=True)
+    wait_until(lambda: c._all_up(all_services(c)), 90, "every service up")
+    roles = [r for r, holder in (("lease", c.monitor_leader()), ("writer", c.writer()))
+             if holder == victim] or ["neither"]
+    others = [x for x in c.controllers if x != victim]
+    section = f"1: kill -9 {victim} ({' and '.join(roles)})"
+    fenced_before = fences(c)
+    wall0 = time.time()
+    client = ApiClient(c).start()
+
+    t0 = c.kill_controller(victim)
+    KILLED.add(victim)
+    seen = time_events({
+        "haproxy_api_down": lambda: c.haproxy.servers("vigil-api")[victim] == "DOWN",
+        "monitor_lease_elsewhere": lambda: c.monitor_leader() in others,
+        "galera_writer_elsewhere": lambda: c.writer() in others,
+    }, t0, 1.5 * SERVICE_DOWN_TIME)
+    wait_until(lambda: time.monotonic() - t0 >= 1.5 * SERVICE_DOWN_TIME,
+               1.5 * SERVICE_DOWN_TIME + 5, "1.5 x service_down_time", interval=0.5)
+    note(f"{section} (seconds after)", **seen)
+
+    t1 = time.monotonic()
+    c.start_controller(victim)
+    back = back_to_full_health(c, t1)
+    t_end = time.monotonic()
+    client.stop()
+    client.save(c.logs / f"api-client-kill-{victim}.jsonl", t0)
+    note(f"1: {victim} back (seconds after its restart)", **back)
+
+    api = client.figures(t0, t_end)
+    wrongly_down = client.shown_down(t0, t_end, dead_hosts={victim})
+    fenced_live = fences(c)[len(fenced_before):]
+    twice = ran_twice(c, list(instances(c)), wall0)
+    note(f"{section} (seconds after)", **api, services_wrongly_down=len(wrongly_down),
+         fences_of_live_hosts=len(fenced_live), instances_run_twice=len(twice))
+    assert wrongly_down == {}, section
+    assert fenced_live == [], section
+    assert twice == {}, section
+    assert api["failed_share"] < 0.05, (section, api)
+    assert api["longest_gap_s"] < 30, (section, api)
+    if "lease" in roles:
+        assert seen["monitor_lease_elsewhere"] < 2 * float(
+            VIGIL_DEFAULTS["ha"]["lease_ttl"]) + 5, section
