@@ -422,6 +422,8 @@ class Cluster:
         for health instead of timing out on a node that nothing will start)."""
         for host in list(self.net.partitioned):
             self.heal(host)
+        for host in list(self.net.blocked):
+            self.net.unblock(host)
         for host in self.controllers + self.computes:
             self.start_controller(host)
 
@@ -437,6 +439,15 @@ class Cluster:
 
     def heal(self, host: str) -> None:
         self.net.heal(host)
+
+    def cut_database(self, host: str) -> None:
+        """``host`` loses the database (its packets to HAProxy's Galera port are dropped,
+        silently) while it still reaches RabbitMQ, etcd and its peers: its conductor can take
+        reports off the queue but cannot write them (issue 14's wedged conductor)."""
+        self.net.block(host, self.lb, galera_mod.PORT)
+
+    def restore_database(self, host: str) -> None:
+        self.net.unblock(host)
 
     # -- Vigil --------------------------------------------------------------------------------
     def vigil_env(self) -> dict[str, str]:

@@ -190,6 +190,7 @@ class Network:
     hosts: dict[str, str] = field(default_factory=dict)  # name -> address
     run_dir: Path = Path()
     partitioned: set[str] = field(default_factory=set)
+    blocked: set[str] = field(default_factory=set)
 
     # -- naming -------------------------------------------------------------------------------
     @property
@@ -334,6 +335,27 @@ class Network:
         else:
             raise ValueError(f"partition how={how!r}: 'drop' or 'link'")
         self.partitioned.add(host)
+
+    def block(self, host: str, addr: str, port: int) -> None:
+        """Drop, silently, ``host``'s TCP packets to ``addr:port`` and their answers, until
+        :meth:`unblock` (one service lost while the rest of the network works: a firewall
+        change, a load balancer unreachable from one machine)."""
+        rules = (
+            "table inet vgc_block {\n"
+            "  chain output { type filter hook output priority -300; policy accept;\n"
+            f"    ip daddr {addr} tcp dport {port} drop\n  }}\n"
+            "  chain input { type filter hook input priority -300; policy accept;\n"
+            f"    ip saddr {addr} tcp sport {port} drop\n  }}\n"
+            "}\n"
+        )
+        sh(["ip", "netns", "exec", self.ns(host), "nft", "-f", "-"], input=rules)
+        self.blocked.add(host)
+
+    def unblock(self, host: str) -> None:
+        """Undo :meth:`block`."""
+        sh(["ip", "netns", "exec", self.ns(host), "nft", "delete", "table", "inet", "vgc_block"],
+           check=False)
+        self.blocked.discard(host)
 
     def heal(self, host: str) -> None:
         """Undo :meth:`partition` (both kinds)."""

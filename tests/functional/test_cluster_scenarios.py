@@ -7,7 +7,10 @@ daemons on Galera, RabbitMQ and etcd, the API and the database behind HAProxy, c
    evacuation) runs while the control plane fails over; then both come back.
 2. A silent partition (nftables drop) of the controller that holds the monitor lease, for
    3 x service_down_time; then it heals.
-3. kill -9 of everything on each controller that (1) did not kill, one at a time, each dead for
+4. The wedged conductor: one controller loses the database (its packets to HAProxy's Galera
+   port dropped) for 2 x service_down_time while it still reaches RabbitMQ and etcd, so its
+   conductor could take reports it cannot write; it must stop taking them.
+5. kill -9 of everything on each controller that (1) did not kill, one at a time, each dead for
    1.5 x service_down_time (long enough for a live service that lost its reports to look down),
    then back: so each of the three controllers has been lost once, whatever role it held.
 
@@ -377,6 +380,70 @@ def test_partition_the_lease_controller_for_three_service_down_times(cluster: Cl
     assert twice == {}
     assert api["failed_share"] < 0.05, api
     assert seen["monitor_lease_moved"] < 2 * float(VIGIL_DEFAULTS["ha"]["lease_ttl"]) + 5
+
+
+STOPPED = "report path: nothing committed"
+RESUMED = "report path: joined again"
+
+
+def test_a_conductor_that_cannot_write_stops_taking_reports(cluster: Cluster) -> None:
+    """Scenario 4: the controller keeps RabbitMQ, etcd and its Galera node (replication goes
+    node to node), but its daemons' connections to the database through HAProxy go silent.
+    Its conductor still reaches the queue; reports it took and could not write would make
+    live services stale. It must stop consuming (the other conductors take the reports), so
+    no live service anywhere is shown down, and take reports again once the database is back."""
+    c = cluster
+    leader, writer = c.monitor_leader(), c.writer()
+    victim = next((h for h in c.controllers if h not in (leader, writer)), c.controllers[-1])
+    log = c.logs / f"{victim}-conductor.log"
+    stops_before = log.read_text(errors="replace").count(STOPPED)
+    resumes_before = log.read_text(errors="replace").count(RESUMED)
+    section = f"4: {victim} cut off the database for {2 * SERVICE_DOWN_TIME:g} s"
+    fenced_before = fences(c)
+    wall0 = time.time()
+    client = ApiClient(c).start()
+
+    t0 = time.monotonic()
+    c.cut_database(victim)
+    try:
+        seen = time_events({
+            "conductor_stopped_taking_reports":
+                lambda: log.read_text(errors="replace").count(STOPPED) > stops_before,
+            "haproxy_api_down": lambda: c.haproxy.servers("vigil-api")[victim] == "DOWN",
+        }, t0, 2 * SERVICE_DOWN_TIME)
+        wait_until(lambda: time.monotonic() - t0 >= 2 * SERVICE_DOWN_TIME,
+                   2 * SERVICE_DOWN_TIME + 5, "2 x service_down_time", interval=0.5)
+    finally:
+        c.restore_database(victim)
+    t1 = time.monotonic()
+    note(f"{section} (seconds after)", **seen)
+    resumed = time_events({
+        "conductor_takes_reports_again":
+            lambda: log.read_text(errors="replace").count(RESUMED) > resumes_before,
+    }, t1, 60)
+    back = back_to_full_health(c, t1)
+    t_end = time.monotonic()
+    client.stop()
+    client.save(c.logs / "api-client-4.jsonl", t0)
+    note(f"4: {victim} has the database again (seconds after)", **resumed, **back)
+
+    api = client.figures(t0, t_end)
+    # The cut-off controller's own services cannot work without the database: shown down or
+    # not, they are not counted; every other service (computes included) must stay up.
+    wrongly_down = client.shown_down(t0, t_end, dead_hosts={victim})
+    own = client.shown_down(t0, t_end, dead_hosts=set(c.controllers + c.computes) - {victim})
+    fenced_live = fences(c)[len(fenced_before):]
+    twice = ran_twice(c, list(instances(c)), wall0)
+    print(f"[scenario] 4: shown down: {json.dumps(wrongly_down)}; {victim}'s own: "
+          f"{json.dumps(own)}")
+    note(f"{section} (seconds after)", **api, services_wrongly_down=len(wrongly_down),
+         its_own_services_shown_down=len(own), fences_of_live_hosts=len(fenced_live),
+         instances_run_twice=len(twice))
+    assert wrongly_down == {}
+    assert fenced_live == []
+    assert twice == {}
+    assert api["failed_share"] < 0.05, api
+    assert api["longest_gap_s"] < 30, api
 
 
 def test_kill_each_other_controller_in_turn(cluster: Cluster) -> None:
